@@ -1,0 +1,315 @@
+/**
+ * Qwen3-Next configuration: `config.json` as published, or as newer `transformers` writes it.
+ *
+ * Field names are exactly the checkpoint's (`linear_num_value_heads`, `decoder_sparse_step`, ...) so
+ * that a reader can go from the JSON to the code without a dictionary. Two spellings of RoPE exist:
+ *   - published:          flat `rope_theta`, `partial_rotary_factor`, `rope_scaling: {...} | null`;
+ *   - newer transformers: nested `rope_parameters: {rope_type, rope_theta, partial_rotary_factor, ...}`.
+ * Both parse into the same `rope` field. Absent fields take `transformers`' `Qwen3NextConfig` defaults.
+ */
+
+export type LayerType = "linear_attention" | "full_attention";
+
+/** RoPE setup after parsing: plain rotary, linear interpolation, or YaRN. */
+export interface RopeConfig {
+  rope_type: "default" | "linear" | "yarn";
+  rope_theta: number;
+  partial_rotary_factor: number;
+  /** Scaling factor (1 for default RoPE); YaRN's `factor` is taken as given, as vLLM does. */
+  factor: number;
+  /** YaRN: the context the model was trained on (L in the YaRN formulas). */
+  original_max_position_embeddings: number;
+  /** YaRN ramp bounds in rotations, defaults 32 and 1. */
+  beta_fast: number;
+  beta_slow: number;
+  /** YaRN cos/sin multiplier; default 0.1 ln(factor) + 1. */
+  attention_factor: number;
+}
+
+export interface Qwen3NextConfig {
+  model_type: "qwen3_next";
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  hidden_act: "silu";
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  // Gated attention
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  attention_bias: boolean;
+  rope: RopeConfig;
+  // Gated DeltaNet
+  linear_conv_kernel_dim: number;
+  linear_key_head_dim: number;
+  linear_value_head_dim: number;
+  linear_num_key_heads: number;
+  linear_num_value_heads: number;
+  // Mixture of experts
+  decoder_sparse_step: number;
+  mlp_only_layers: number[];
+  num_experts: number;
+  num_experts_per_tok: number;
+  moe_intermediate_size: number;
+  shared_expert_intermediate_size: number;
+  norm_topk_prob: boolean;
+  // Layer schedule and multi-token prediction
+  full_attention_interval: number;
+  layer_types: LayerType[];
+  mtp_num_hidden_layers: number;
+  // Tokens
+  bos_token_id: number | null;
+  eos_token_id: number[];
+  torch_dtype: string;
+}
+
+/** Thrown for any config that cannot describe a Qwen3-Next model; the message is one line. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Json = Record<string, unknown>;
+
+const DEFAULTS = {
+  vocab_size: 151936,
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: 48,
+  num_attention_heads: 16,
+  num_key_value_heads: 2,
+  hidden_act: "silu",
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: false,
+  rope_theta: 10000.0,
+  partial_rotary_factor: 0.25,
+  attention_bias: false,
+  head_dim: 256,
+  linear_conv_kernel_dim: 4,
+  linear_key_head_dim: 128,
+  linear_value_head_dim: 128,
+  linear_num_key_heads: 16,
+  linear_num_value_heads: 32,
+  decoder_sparse_step: 1,
+  moe_intermediate_size: 512,
+  shared_expert_intermediate_size: 512,
+  num_experts_per_tok: 10,
+  num_experts: 512,
+  norm_topk_prob: true,
+  full_attention_interval: 4,
+  mtp_num_hidden_layers: 0,
+} as const;
+
+/** Parses a `config.json` object; `where` names the file in error messages. */
+export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${where}: expected a JSON object, got ${describe(raw)}`);
+  }
+  const j = raw as Json;
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${where}: ${msg}`);
+  };
+  // Multimodal-style configs nest the language model under text_config; Qwen3-Next does not.
+  if (j.model_type !== "qwen3_next") {
+    fail(`model_type is ${JSON.stringify(j.model_type)}, expected "qwen3_next"`);
+  }
+
+  const int = (key: keyof typeof DEFAULTS, min = 1): number => {
+    const v = key in j && j[key] !== null ? j[key] : DEFAULTS[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+      fail(`${key} is ${JSON.stringify(v)}, expected an integer >= ${min}`);
+    }
+    return v as number;
+  };
+  const num = (key: string, dflt: number, src: Json = j): number => {
+    const v = key in src && src[key] !== null ? src[key] : dflt;
+    if (typeof v !== "number" || !Number.isFinite(v)) fail(`${key} is ${JSON.stringify(v)}, expected a number`);
+    return v as number;
+  };
+  const bool = (key: keyof typeof DEFAULTS): boolean => {
+    const v = key in j && j[key] !== null ? j[key] : DEFAULTS[key];
+    if (typeof v !== "boolean") fail(`${key} is ${JSON.stringify(v)}, expected true or false`);
+    return v as boolean;
+  };
+
+  const num_hidden_layers = int("num_hidden_layers");
+  const hidden_act = j.hidden_act ?? DEFAULTS.hidden_act;
+  if (hidden_act !== "silu") fail(`hidden_act is ${JSON.stringify(hidden_act)}, expected "silu"`);
+
+  const cfg: Qwen3NextConfig = {
+    model_type: "qwen3_next",
+    vocab_size: int("vocab_size"),
+    hidden_size: int("hidden_size"),
+    intermediate_size: int("intermediate_size"),
+    num_hidden_layers,
+    hidden_act: "silu",
+    max_position_embeddings: int("max_position_embeddings"),
+    rms_norm_eps: num("rms_norm_eps", DEFAULTS.rms_norm_eps),
+    tie_word_embeddings: bool("tie_word_embeddings"),
+    num_attention_heads: int("num_attention_heads"),
+    num_key_value_heads: int("num_key_value_heads"),
+    head_dim: int("head_dim"),
+    attention_bias: bool("attention_bias"),
+    rope: parseRope(j, fail, num),
+    linear_conv_kernel_dim: int("linear_conv_kernel_dim"),
+    linear_key_head_dim: int("linear_key_head_dim"),
+    linear_value_head_dim: int("linear_value_head_dim"),
+    linear_num_key_heads: int("linear_num_key_heads"),
+    linear_num_value_heads: int("linear_num_value_heads"),
+    decoder_sparse_step: int("decoder_sparse_step"),
+    mlp_only_layers: parseLayerList(j.mlp_only_layers, num_hidden_layers, fail),
+    num_experts: int("num_experts", 0),
+    num_experts_per_tok: int("num_experts_per_tok", 0),
+    moe_intermediate_size: int("moe_intermediate_size"),
+    shared_expert_intermediate_size: int("shared_expert_intermediate_size", 0),
+    norm_topk_prob: bool("norm_topk_prob"),
+    full_attention_interval: int("full_attention_interval"),
+    layer_types: [],
+    mtp_num_hidden_layers: int("mtp_num_hidden_layers", 0),
+    bos_token_id: typeof j.bos_token_id === "number" ? j.bos_token_id : null,
+    eos_token_id: parseEos(j.eos_token_id, fail),
+    torch_dtype: typeof j.torch_dtype === "string" ? j.torch_dtype : typeof j.dtype === "string" ? j.dtype : "bfloat16",
+  };
+  cfg.layer_types = parseLayerTypes(j.layer_types, cfg, fail);
+  validate(cfg, fail);
+  return cfg;
+}
+
+function parseRope(
+  j: Json,
+  fail: (m: string) => never,
+  num: (key: string, dflt: number, src?: Json) => number,
+): RopeConfig {
+  // Newer transformers: everything under rope_parameters. Published: flat keys plus rope_scaling.
+  const nested = j.rope_parameters;
+  let params: Json;
+  if (nested !== undefined && nested !== null) {
+    if (typeof nested !== "object" || Array.isArray(nested)) fail(`rope_parameters must be an object`);
+    params = { ...(nested as Json) };
+    if (!("rope_theta" in params) && "rope_theta" in j) params.rope_theta = j.rope_theta;
+    if (!("partial_rotary_factor" in params) && "partial_rotary_factor" in j) {
+      params.partial_rotary_factor = j.partial_rotary_factor;
+    }
+  } else {
+    const scaling = j.rope_scaling;
+    if (scaling !== undefined && scaling !== null && (typeof scaling !== "object" || Array.isArray(scaling))) {
+      fail(`rope_scaling must be an object or null, got ${describe(scaling)}`);
+    }
+    params = {
+      ...((scaling as Json | null) ?? {}),
+      rope_theta: j.rope_theta ?? DEFAULTS.rope_theta,
+      partial_rotary_factor: j.partial_rotary_factor ?? DEFAULTS.partial_rotary_factor,
+    };
+  }
+  const type = params.rope_type ?? params.type ?? "default";
+  if (type !== "default" && type !== "linear" && type !== "yarn") {
+    fail(`rope type ${JSON.stringify(type)} is not supported, expected "default", "linear" or "yarn"`);
+  }
+  const rope_theta = num("rope_theta", DEFAULTS.rope_theta, params);
+  const partial_rotary_factor = num("partial_rotary_factor", DEFAULTS.partial_rotary_factor, params);
+  if (rope_theta <= 1) fail(`rope_theta is ${rope_theta}, expected a number > 1`);
+  if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1)) {
+    fail(`partial_rotary_factor is ${partial_rotary_factor}, expected a number in (0, 1]`);
+  }
+  const factor = type === "default" ? 1 : num("factor", NaN, params);
+  if (!(factor >= 1)) fail(`rope scaling factor is ${JSON.stringify(params.factor)}, expected a number >= 1`);
+  const maxPos = typeof j.max_position_embeddings === "number" ? j.max_position_embeddings : 0;
+  const original = num("original_max_position_embeddings", type === "yarn" ? NaN : maxPos, params);
+  if (type === "yarn" && !(original > 0)) {
+    fail(`rope_scaling.original_max_position_embeddings is required for YaRN and must be > 0`);
+  }
+  const attention_factor = num(
+    "attention_factor",
+    type === "yarn" ? 0.1 * Math.log(factor) + 1 : 1,
+    params,
+  );
+  return {
+    rope_type: type,
+    rope_theta,
+    partial_rotary_factor,
+    factor,
+    original_max_position_embeddings: original,
+    beta_fast: num("beta_fast", 32, params),
+    beta_slow: num("beta_slow", 1, params),
+    attention_factor,
+  };
+}
+
+function parseLayerList(v: unknown, layers: number, fail: (m: string) => never): number[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x < layers)) {
+    fail(`mlp_only_layers is ${JSON.stringify(v)}, expected a list of layer indices in [0, ${layers})`);
+  }
+  return [...(v as number[])];
+}
+
+function parseLayerTypes(v: unknown, cfg: Qwen3NextConfig, fail: (m: string) => never): LayerType[] {
+  if (v === undefined || v === null) {
+    // transformers: full attention every `full_attention_interval`-th layer, gated DeltaNet elsewhere.
+    return Array.from({ length: cfg.num_hidden_layers }, (_, i) =>
+      (i + 1) % cfg.full_attention_interval === 0 ? "full_attention" : "linear_attention",
+    );
+  }
+  if (
+    !Array.isArray(v) ||
+    v.length !== cfg.num_hidden_layers ||
+    !v.every((t) => t === "full_attention" || t === "linear_attention")
+  ) {
+    fail(
+      `layer_types must list "linear_attention" or "full_attention" for each of the ${cfg.num_hidden_layers} layers`,
+    );
+  }
+  return [...(v as LayerType[])];
+}
+
+function parseEos(v: unknown, fail: (m: string) => never): number[] {
+  if (v === undefined || v === null) return [];
+  const ids = Array.isArray(v) ? v : [v];
+  if (ids.length > 0 && ids.every((x) => Number.isInteger(x) && x >= 0)) return [...(ids as number[])];
+  return fail(`eos_token_id is ${JSON.stringify(v)}, expected a token id or a list of them`);
+}
+
+function validate(c: Qwen3NextConfig, fail: (m: string) => never): void {
+  if (c.num_attention_heads % c.num_key_value_heads !== 0) {
+    fail(
+      `num_attention_heads (${c.num_attention_heads}) must be a multiple of num_key_value_heads (${c.num_key_value_heads})`,
+    );
+  }
+  if (c.linear_num_value_heads % c.linear_num_key_heads !== 0) {
+    fail(
+      `linear_num_value_heads (${c.linear_num_value_heads}) must be a multiple of linear_num_key_heads (${c.linear_num_key_heads})`,
+    );
+  }
+  const rotary = rotaryDim(c);
+  if (rotary < 2 || rotary % 2 !== 0) {
+    fail(`head_dim * partial_rotary_factor = ${c.head_dim * c.rope.partial_rotary_factor}, expected an even integer >= 2`);
+  }
+  const anyMoe = c.layer_types.some((_, i) => isMoeLayer(c, i));
+  if (anyMoe) {
+    if (c.num_experts < 1) fail(`num_experts is ${c.num_experts}, expected >= 1 when a layer is MoE`);
+    if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > c.num_experts) {
+      fail(`num_experts_per_tok (${c.num_experts_per_tok}) must be between 1 and num_experts (${c.num_experts})`);
+    }
+  }
+}
+
+/** Number of leading head dims that are rotated: head_dim * partial_rotary_factor. */
+export function rotaryDim(c: Qwen3NextConfig): number {
+  return Math.round(c.head_dim * c.rope.partial_rotary_factor);
+}
+
+/** A layer is MoE when it is not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0. */
+export function isMoeLayer(c: Qwen3NextConfig, layer: number): boolean {
+  return (
+    c.num_experts > 0 && !c.mlp_only_layers.includes(layer) && (layer + 1) % c.decoder_sparse_step === 0
+  );
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v;
+}
