@@ -214,6 +214,11 @@ function parseRope(
   if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1)) {
     fail(`partial_rotary_factor is ${partial_rotary_factor}, expected a number in (0, 1]`);
   }
+  // Required keys are checked for presence first, so that the message says "required" rather than "null".
+  if (type !== "default" && params.factor == null) fail(`rope_scaling.factor is required for rope type "${type}"`);
+  if (type === "yarn" && params.original_max_position_embeddings == null) {
+    fail(`rope_scaling.original_max_position_embeddings is required for YaRN and must be > 0`);
+  }
   const factor = type === "default" ? 1 : num("factor", NaN, params);
   if (!(factor >= 1)) fail(`rope scaling factor is ${JSON.stringify(params.factor)}, expected a number >= 1`);
   const maxPos = typeof j.max_position_embeddings === "number" ? j.max_position_embeddings : 0;
@@ -296,9 +301,9 @@ function validate(c: Qwen3NextConfig, fail: (m: string) => never): void {
   }
 }
 
-/** Number of leading head dims that are rotated: head_dim * partial_rotary_factor. */
+/** Number of leading head dims that are rotated: int(head_dim * partial_rotary_factor), truncated as transformers does. */
 export function rotaryDim(c: Qwen3NextConfig): number {
-  return Math.round(c.head_dim * c.rope.partial_rotary_factor);
+  return Math.trunc(c.head_dim * c.rope.partial_rotary_factor);
 }
 
 /** A layer is MoE when it is not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0. */

@@ -9,6 +9,14 @@ type Register = (program: Command) => void;
 
 const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   // Add one line per sub-command module, e.g. () => import("./trace.js"),
+  () => import("./trace.js"),
+  () => import("./compare.js"),
+  () => import("./info.js"),
+  () => import("./serve.js"),
+  () => import("./generate.js"),
+  () => import("./chat.js"),
+  () => import("./tokenize.js"),
+  () => import("./init.js"),
 ];
 
 export async function main(argv: string[]): Promise<void> {

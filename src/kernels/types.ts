@@ -7,15 +7,26 @@
  *   - `src/kernels/wasm/` AssemblyScript-compiled WASM SIMD kernels (float32), weights in WASM memory.
  *
  * Conventions
- *   - Activations are `Vec`s in the compute precision, row-major, [T, n] for T tokens.
- *   - Weights stay in their checkpoint dtype (`Weight`); BF16/F16 are raw 16-bit words.
- *   - Functions write into caller-provided outputs and allocate nothing on the hot path.
+ *   - Activations are `Vec`s in the compute precision, row-major: [T, n] for T tokens of width n.
+ *     Always allocate them with `kernels.vec(n)` (the WASM backend places them in its memory); a
+ *     `subarray` of such a vector is a valid argument too (row slices, head slices).
+ *   - Weights stay in their checkpoint dtype (`Weight`); BF16/F16 are raw 16-bit words. A linear layer's
+ *     weight is [out, in] as in PyTorch. Small parameters (norm weights, conv taps, A_log, dt_bias) are
+ *     widened once at load time with `toVec`.
+ *   - Functions write into caller-provided outputs and allocate nothing on the hot path. `out` may alias
+ *     the input (`x`) wherever a kernel says "in place allowed".
+ *   - Row counts are implied: a kernel over rows of width n processes `x.length / n` rows unless told `T`.
+ *   - The one exception to "Vecs come from `vec`": the model keeps the residual stream (hidden state between
+ *     layers, [T, hidden]) in a plain Float64Array in both precisions, so float32 rounding does not pile up
+ *     along the depth (without it the float32 logits of a fixture drift past 1e-3). It reaches exactly three
+ *     kernels: `embedding` (out), `rmsNorm` (x; out is a normal Vec) and `axpy` (y; x is a normal Vec).
  *
- * DRAFT: owned by the model work (issue 2); the WASM work (issue 3) implements the same interface.
+ * Owned by the model work (issue 2); the WASM work (issue 3) implements the same interface.
  */
 
 export type Precision = "f32" | "f64";
 export type Vec = Float32Array | Float64Array;
+export type Backend = "ts" | "wasm";
 
 /** Checkpoint dtypes a parameter may be stored in. */
 export type WeightDType = "BF16" | "F16" | "F32" | "F64";
@@ -27,4 +38,144 @@ export interface Weight {
   readonly dtype: WeightDType;
   readonly shape: readonly number[];
   readonly data: WeightData;
+}
+
+/** Arguments of the causal attention kernel (one layer, one sequence). */
+export interface AttentionArgs {
+  /** Queries [T, numHeads, headDim] for the T newest positions (already normed and rotated). */
+  q: Vec;
+  /** Key and value cache [L, numKvHeads, headDim]; rows 0..L-1 hold positions 0..L-1, the last T are the new ones. */
+  k: Vec;
+  v: Vec;
+  T: number;
+  /** Number of cached positions, new ones included (L >= T). Query t sits at position L - T + t. */
+  L: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Multiplier of q.k, 1/sqrt(headDim) for Qwen3-Next. */
+  scale: number;
+  /** Output [T, numHeads, headDim]: softmax_j(scale q_t.k_j, j <= position of t) weighted sum of v_j. */
+  out: Vec;
+}
+
+/** Arguments of the depthwise causal conv1d (DeltaNet's short convolution), followed by SiLU. */
+export interface CausalConv1dArgs {
+  /** Input [T, C]. */
+  x: Vec;
+  /** Taps [C, K] (the checkpoint's [C, 1, K] widened); tap K-1 multiplies the current position. */
+  weight: Vec;
+  /**
+   * The previous K-1 inputs per channel [C, K-1], oldest first (zeros for a new sequence). Read, then
+   * overwritten with the last K-1 inputs of (state ++ x), so a sequence may be split anywhere.
+   */
+  state: Vec;
+  T: number;
+  C: number;
+  K: number;
+  /** Output [T, C]: y[t, c] = silu(sum_j weight[c, j] * (state ++ x)[t + j, c]). Must not alias x. */
+  out: Vec;
+}
+
+/**
+ * Arguments of the gated delta rule, for all value heads of one sequence. Per value head h (using key
+ * head h / (numValueHeads / numKeyHeads)), with state S [dk, dv]:
+ *   S = S * exp(g_t);  S = S + k_t (beta_t (v_t - S^T k_t))^T;  o_t = S^T q_t.
+ */
+export interface DeltaRuleArgs {
+  /** [T, numKeyHeads, dk], L2-normalised; q already scaled by 1/sqrt(dk). */
+  q: Vec;
+  k: Vec;
+  /** [T, numValueHeads, dv]. */
+  v: Vec;
+  /** Log decay g (<= 0) and write strength beta, [T, numValueHeads]. */
+  g: Vec;
+  beta: Vec;
+  /** Recurrent state [numValueHeads, dk, dv]: read as the initial state, overwritten with the final one. */
+  state: Vec;
+  T: number;
+  numKeyHeads: number;
+  numValueHeads: number;
+  dk: number;
+  dv: number;
+  /** Output [T, numValueHeads, dv]. */
+  out: Vec;
+}
+
+/** Arguments of the MoE router: softmax over experts, top-k, optional renormalisation. */
+export interface RouterArgs {
+  /** Router logits [T, numExperts]; left unchanged. */
+  logits: Vec;
+  T: number;
+  numExperts: number;
+  k: number;
+  /** Divide the k chosen probabilities by their sum (`norm_topk_prob`). */
+  normalize: boolean;
+  /** Output [T, k]: chosen expert ids in descending probability (ties: lower id first). */
+  experts: Int32Array;
+  /** Output [T, k]: their (possibly renormalised) probabilities. */
+  weights: Vec;
+}
+
+export interface Kernels {
+  readonly backend: Backend;
+  readonly precision: Precision;
+
+  /** A zero-filled activation vector of n elements in the compute precision. */
+  vec(n: number): Vec;
+  /** Gives back a vector from `vec` that will not be used again (a no-op for the TypeScript backend). */
+  free(v: Vec): void;
+  /** A weight of this dtype and shape with zeroed `data` that the loader fills in place. */
+  allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight;
+  /** A (small) weight widened to a new compute-precision vector, flattened row-major. */
+  toVec(w: Weight): Vec;
+
+  /** y[t, o] = sum_i W[o, i] x[t, i]; W [out, in], x [T, in], y [T, out]. y must not alias x. */
+  linear(w: Weight, x: Vec, T: number, y: Vec): void;
+  /** out[i] = W[id, i] for an embedding table W [V, H]. */
+  embedding(w: Weight, id: number, out: Vec): void;
+
+  /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight. In place allowed. */
+  rmsNorm(x: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
+  /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight * silu(z). In place allowed (out = x). */
+  gatedRmsNorm(x: Vec, z: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
+  /** Per row of width n: x = x / sqrt(sum(x^2) + eps) * scale. In place. */
+  l2Normalize(x: Vec, n: number, eps: number, scale: number): void;
+
+  /** out = silu(gate) * up elementwise, silu(a) = a * sigmoid(a). In place allowed (out = gate or up). */
+  siluMul(gate: Vec, up: Vec, out: Vec): void;
+  /** x = x * sigmoid(gate) elementwise. In place. */
+  sigmoidMul(x: Vec, gate: Vec): void;
+  /** y = y + a * x elementwise (residual adds with a = 1, weighted expert outputs). */
+  axpy(a: number, x: Vec, y: Vec): void;
+  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)). */
+  softmax(x: Vec, n: number): void;
+
+  /**
+   * Rotary embedding in rotate-half layout on the first `rotaryDim` dims of each head, in place.
+   * x [T, numHeads, headDim]; cos, sin [T, rotaryDim / 2] (attention scaling already applied).
+   * For i < rotaryDim/2: (x_i, x_{i+r/2}) = (x_i cos - x_{i+r/2} sin, x_{i+r/2} cos + x_i sin).
+   */
+  rope(x: Vec, T: number, numHeads: number, headDim: number, rotaryDim: number, cos: Vec, sin: Vec): void;
+
+  /** Causal GQA attention of T new queries over the KV cache. */
+  attention(a: AttentionArgs): void;
+  /** Depthwise causal conv1d with carried state, then SiLU. */
+  causalConv1d(a: CausalConv1dArgs): void;
+  /** The gated delta rule, one step at a time (decode, and the definition). */
+  deltaRuleRecurrent(a: DeltaRuleArgs): void;
+  /**
+   * The same result computed by chunks (prefill): the `torch_chunk_gated_delta_rule` algorithm of
+   * `transformers`, with a WY/UT transform inside each chunk and the state carried across chunks.
+   */
+  deltaRuleChunked(a: DeltaRuleArgs, chunkSize?: number): void;
+  /** Softmax over the experts, top-k, optional renormalisation. */
+  router(a: RouterArgs): void;
+}
+
+export interface KernelOptions {
+  backend?: Backend;
+  precision?: Precision;
+  /** Worker threads for the WASM backend (ignored by "ts"). */
+  threads?: number;
 }

@@ -1,0 +1,101 @@
+// Gated DeltaNet pieces: the causal depthwise conv step and the gated delta rule. Operands and the state
+// are float32; arithmetic is float64, each stored result rounded once.
+import { ld64, st64, sigmoid } from "./mem";
+
+/**
+ * y[t, c] = silu(sum_{j<K} w[c, j] s[t + j, c]) with s = state (K-1 rows, [C, K-1]) ++ x ([T, C]);
+ * then state = the last K-1 rows of s. `next` is scratch [C, K-1] f32.
+ */
+export function causalConv1d(x: usize, w: usize, state: usize, out: usize, next: usize, t: i32, c: i32, kw: i32): void {
+  const p = kw - 1;
+  for (let tk = 0; tk < t; tk++) {
+    for (let ch = 0; ch < c; ch++) {
+      let acc = 0.0;
+      for (let j = 0; j < kw; j++) {
+        const r = tk + j;
+        const s = r < p ? ld64(state, ch * p + r) : ld64(x, (r - p) * c + ch);
+        acc += ld64(w, ch * kw + j) * s;
+      }
+      st64(out, tk * c + ch, acc * sigmoid(acc));
+    }
+  }
+  for (let ch = 0; ch < c; ch++) {
+    for (let r = 0; r < p; r++) {
+      const i = t + r;
+      store<f32>(next + (<usize>(ch * p + r) << 2), i < p ? load<f32>(state + (<usize>(ch * p + i) << 2)) : load<f32>(x + (<usize>((i - p) * c + ch) << 2)));
+    }
+  }
+  memory.copy(state, next, <usize>(c * p) << 2);
+}
+
+/**
+ * The gated delta rule for value heads h0..h1 over T steps (threads split heads). Per head, S [dk, dv]:
+ *   S = S exp(g_t);  S = S + k_t (beta_t (v_t - S^T k_t))^T;  o_t = S^T q_t.
+ * The state is carried in float64 across the T steps (read from and rounded back to the float32 state
+ * once per call, as the chunked form does per chunk). Two passes over S per step: u = S^T k, then
+ * S = e S + k delta^T fused with o = S^T q, where delta = beta (v - e u).
+ * q, k [T, Hk, dk]; v, out [T, Hv, dv]; g, beta [T, Hv]; state [Hv, dk, dv] f32;
+ * tmp: scratch per head (2 dv + dk dv) f64.
+ */
+export function deltaRule(
+  q: usize, k: usize, v: usize, g: usize, beta: usize, state: usize, out: usize, tmp: usize,
+  t: i32, hk: i32, hv: i32, dk: i32, dv: i32, h0: i32, h1: i32,
+): void {
+  const ratio = hv / hk;
+  const d2 = dv & ~1;
+  const n = dk * dv;
+  for (let h = h0; h < h1; h++) {
+    const S32 = state + (<usize>(h * n) << 2);
+    const u = tmp + (<usize>(h * (2 * dv + n)) << 3); // S^T k, then delta
+    const o = u + (<usize>dv << 3); // S^T q
+    const S = o + (<usize>dv << 3); // the state in float64
+    for (let i = 0; i < n; i++) store<f64>(S + (<usize>i << 3), ld64(S32, i));
+    const kh = h / ratio;
+    for (let tk = 0; tk < t; tk++) {
+      const kt = (tk * hk + kh) * dk;
+      const vt = (tk * hv + h) * dv;
+      const e = Math.exp(ld64(g, tk * hv + h));
+      const b = ld64(beta, tk * hv + h);
+      memory.fill(u, 0, <usize>dv << 4); // u and o
+      for (let i = 0; i < dk; i++) {
+        const row = S + (<usize>(i * dv) << 3);
+        const ki = ld64(k, kt + i);
+        const kv = f64x2.splat(ki);
+        for (let j = 0; j < d2; j += 2) {
+          const a = u + (<usize>j << 3);
+          v128.store(a, f64x2.add(v128.load(a), f64x2.mul(v128.load(row + (<usize>j << 3)), kv)));
+        }
+        if (d2 < dv) {
+          const a = u + (<usize>d2 << 3);
+          store<f64>(a, load<f64>(a) + load<f64>(row + (<usize>d2 << 3)) * ki);
+        }
+      }
+      for (let j = 0; j < dv; j++) {
+        const a = u + (<usize>j << 3);
+        store<f64>(a, b * (ld64(v, vt + j) - e * load<f64>(a)));
+      }
+      const ev = f64x2.splat(e);
+      for (let i = 0; i < dk; i++) {
+        const row = S + (<usize>(i * dv) << 3);
+        const ki = ld64(k, kt + i), qi = ld64(q, kt + i);
+        const kv = f64x2.splat(ki), qv = f64x2.splat(qi);
+        for (let j = 0; j < d2; j += 2) {
+          const r = row + (<usize>j << 3);
+          const sv = f64x2.add(f64x2.mul(ev, v128.load(r)), f64x2.mul(kv, v128.load(u + (<usize>j << 3))));
+          v128.store(r, sv);
+          const oa = o + (<usize>j << 3);
+          v128.store(oa, f64x2.add(v128.load(oa), f64x2.mul(sv, qv)));
+        }
+        if (d2 < dv) {
+          const r = row + (<usize>d2 << 3);
+          const sv = e * load<f64>(r) + ki * load<f64>(u + (<usize>d2 << 3));
+          store<f64>(r, sv);
+          const oa = o + (<usize>d2 << 3);
+          store<f64>(oa, load<f64>(oa) + sv * qi);
+        }
+      }
+      for (let j = 0; j < dv; j++) st64(out, vt + j, load<f64>(o + (<usize>j << 3)));
+    }
+    for (let i = 0; i < n; i++) st64(S32, i, load<f64>(S + (<usize>i << 3)));
+  }
+}

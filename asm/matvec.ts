@@ -1,0 +1,210 @@
+// Matrix-vector and matrix-matrix products over BF16 / F16 / F32 weights, float32 accumulation.
+//
+//   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
+//   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill)
+//
+// W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
+// split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
+// Columns go eight at a time as two f32x4 halves (a, b) matched with x halves (xa, xb); the cols % 8 tail
+// is scalar.
+
+import { bf16Even, bf16Odd, f16Even, f16Odd, bf16, f16, hsum, DT_BF16, DT_F16 } from "./widen";
+import { widenSum, hsum64 } from "./mem";
+
+/** Columns summed in float32 before folding into the float64 total. */
+const BLOCK: i32 = 64;
+
+// @ts-ignore: decorator
+@inline function lo(p: usize, dt: i32): v128 {
+  if (dt == DT_BF16) return bf16Even(v128.load(p));
+  if (dt == DT_F16) return f16Even(v128.load(p));
+  return v128.load(p);
+}
+
+// @ts-ignore: decorator
+@inline function hi(p: usize, dt: i32): v128 {
+  if (dt == DT_BF16) return bf16Odd(v128.load(p));
+  if (dt == DT_F16) return f16Odd(v128.load(p));
+  return v128.load(p, 16);
+}
+
+// @ts-ignore: decorator
+@inline function scalar(p: usize, c: i32, dt: i32): f32 {
+  if (dt == DT_BF16) return bf16(<u32>load<u16>(p + (<usize>c << 1)));
+  if (dt == DT_F16) return f16(<u32>load<u16>(p + (<usize>c << 1)));
+  return load<f32>(p + (<usize>c << 2));
+}
+
+// @ts-ignore: decorator
+@inline function esize(dt: i32): usize {
+  return dt == DT_BF16 || dt == DT_F16 ? 2 : 4;
+}
+
+/** Dot product of one weight row with x (one token), float32 blocks summed in float64. */
+// @ts-ignore: decorator
+@inline function dotRow(w: usize, x: usize, cols: i32, dt: i32): f32 {
+  const es = esize(dt);
+  const n8 = cols & ~7;
+  let d = f64x2.splat(0);
+  for (let c0 = 0; c0 < n8; c0 += BLOCK) {
+    const cEnd = min(c0 + BLOCK, n8);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+    for (let c = c0; c < cEnd; c += 8) {
+      const p = w + <usize>c * es;
+      const q = x + (<usize>c << 2);
+      a0 = f32x4.add(a0, f32x4.mul(lo(p, dt), v128.load(q)));
+      a1 = f32x4.add(a1, f32x4.mul(hi(p, dt), v128.load(q, 16)));
+    }
+    d = widenSum(d, f32x4.add(a0, a1));
+  }
+  let s = hsum64(d);
+  for (let c = n8; c < cols; c++) s += <f64>scalar(w, c, dt) * <f64>load<f32>(x + (<usize>c << 2));
+  return <f32>s;
+}
+
+// @ts-ignore: decorator
+@inline function matvecBody(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const es = esize(dt);
+  const stride = <usize>cols * es;
+  const n8 = cols & ~7;
+  let r = r0;
+  // Four rows at once: x is loaded once for four weight streams; eight independent f32 accumulators,
+  // folded into float64 every BLOCK columns (float32 sums of at most BLOCK/8 terms per lane: the model
+  // amplifies summation noise, and the fold costs little next to streaming the weights).
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = w + <usize>r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
+    let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+    for (let c0 = 0; c0 < n8; c0 += BLOCK) {
+      const cEnd = min(c0 + BLOCK, n8);
+      let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+      let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let c = c0; c < cEnd; c += 8) {
+        const o = <usize>c * es;
+        const q = x + (<usize>c << 2);
+        const xa = v128.load(q), xb = v128.load(q, 16);
+        a0 = f32x4.add(a0, f32x4.mul(lo(w0 + o, dt), xa));
+        b0 = f32x4.add(b0, f32x4.mul(hi(w0 + o, dt), xb));
+        a1 = f32x4.add(a1, f32x4.mul(lo(w1 + o, dt), xa));
+        b1 = f32x4.add(b1, f32x4.mul(hi(w1 + o, dt), xb));
+        a2 = f32x4.add(a2, f32x4.mul(lo(w2 + o, dt), xa));
+        b2 = f32x4.add(b2, f32x4.mul(hi(w2 + o, dt), xb));
+        a3 = f32x4.add(a3, f32x4.mul(lo(w3 + o, dt), xa));
+        b3 = f32x4.add(b3, f32x4.mul(hi(w3 + o, dt), xb));
+      }
+      d0 = widenSum(d0, f32x4.add(a0, b0));
+      d1 = widenSum(d1, f32x4.add(a1, b1));
+      d2 = widenSum(d2, f32x4.add(a2, b2));
+      d3 = widenSum(d3, f32x4.add(a3, b3));
+    }
+    let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+    for (let c = n8; c < cols; c++) {
+      const xc = <f64>load<f32>(x + (<usize>c << 2));
+      s0 += <f64>scalar(w0, c, dt) * xc;
+      s1 += <f64>scalar(w1, c, dt) * xc;
+      s2 += <f64>scalar(w2, c, dt) * xc;
+      s3 += <f64>scalar(w3, c, dt) * xc;
+    }
+    const yp = y + (<usize>r << 2);
+    store<f32>(yp, <f32>s0);
+    store<f32>(yp, <f32>s1, 4);
+    store<f32>(yp, <f32>s2, 8);
+    store<f32>(yp, <f32>s3, 12);
+  }
+  for (; r < r1; r++) store<f32>(y + (<usize>r << 2), dotRow(w + <usize>r * stride, x, cols, dt));
+}
+
+// @ts-ignore: decorator
+@inline function matmulBody(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const es = esize(dt);
+  const stride = <usize>cols * es;
+  const xs = <usize>cols << 2;
+  const ys = <usize>rows << 2;
+  const n8 = cols & ~7;
+  for (let r = r0; r < r1; r++) {
+    const wr = w + <usize>r * stride;
+    let tk = 0;
+    // Four tokens at once: each weight block is widened once and used four times.
+    for (; tk + 4 <= t; tk += 4) {
+      const x0 = x + <usize>tk * xs, x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+      let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+      for (let c0 = 0; c0 < n8; c0 += BLOCK) {
+        const cEnd = min(c0 + BLOCK, n8);
+        let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+        let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+        for (let c = c0; c < cEnd; c += 8) {
+          const p = wr + <usize>c * es;
+          const wa = lo(p, dt), wb = hi(p, dt);
+          const o = <usize>c << 2;
+          a0 = f32x4.add(a0, f32x4.mul(wa, v128.load(x0 + o)));
+          b0 = f32x4.add(b0, f32x4.mul(wb, v128.load(x0 + o, 16)));
+          a1 = f32x4.add(a1, f32x4.mul(wa, v128.load(x1 + o)));
+          b1 = f32x4.add(b1, f32x4.mul(wb, v128.load(x1 + o, 16)));
+          a2 = f32x4.add(a2, f32x4.mul(wa, v128.load(x2 + o)));
+          b2 = f32x4.add(b2, f32x4.mul(wb, v128.load(x2 + o, 16)));
+          a3 = f32x4.add(a3, f32x4.mul(wa, v128.load(x3 + o)));
+          b3 = f32x4.add(b3, f32x4.mul(wb, v128.load(x3 + o, 16)));
+        }
+        d0 = widenSum(d0, f32x4.add(a0, b0));
+        d1 = widenSum(d1, f32x4.add(a1, b1));
+        d2 = widenSum(d2, f32x4.add(a2, b2));
+        d3 = widenSum(d3, f32x4.add(a3, b3));
+      }
+      let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+      for (let c = n8; c < cols; c++) {
+        const wc = <f64>scalar(wr, c, dt);
+        const o = <usize>c << 2;
+        s0 += wc * <f64>load<f32>(x0 + o);
+        s1 += wc * <f64>load<f32>(x1 + o);
+        s2 += wc * <f64>load<f32>(x2 + o);
+        s3 += wc * <f64>load<f32>(x3 + o);
+      }
+      const yp = y + <usize>tk * ys + (<usize>r << 2);
+      store<f32>(yp, <f32>s0);
+      store<f32>(yp + ys, <f32>s1);
+      store<f32>(yp + 2 * ys, <f32>s2);
+      store<f32>(yp + 3 * ys, <f32>s3);
+    }
+    for (; tk < t; tk++) store<f32>(y + <usize>tk * ys + (<usize>r << 2), dotRow(wr, x + <usize>tk * xs, cols, dt));
+  }
+}
+
+export function matvecBF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, DT_BF16);
+}
+export function matvecF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, DT_F16);
+}
+export function matvecF32(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, 0);
+}
+export function matmulBF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_BF16);
+}
+export function matmulF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_F16);
+}
+export function matmulF32(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, 0);
+}
+
+/** Streaming read of n floats (n % 16 == 0 fast path): the memory-bandwidth probe. */
+export function sumF32(p: usize, n: i32): f32 {
+  const n16 = n & ~15;
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  for (let i = 0; i < n16; i += 16) {
+    const q = p + (<usize>i << 2);
+    a = f32x4.add(a, v128.load(q));
+    b = f32x4.add(b, v128.load(q, 16));
+    c = f32x4.add(c, v128.load(q, 32));
+    d = f32x4.add(d, v128.load(q, 48));
+  }
+  let s = hsum(f32x4.add(f32x4.add(a, b), f32x4.add(c, d)));
+  for (let i = n16; i < n; i++) s += load<f32>(p + (<usize>i << 2));
+  return s;
+}
+
+/** out[b] = sum of block b (blockFloats floats each) for blocks b0..b1: the bandwidth probe, split by threads. */
+export function sumBlocks(p: usize, out: usize, blockFloats: i32, b0: i32, b1: i32): void {
+  const bytes = <usize>blockFloats << 2;
+  for (let b = b0; b < b1; b++) store<f32>(out + (<usize>b << 2), sumF32(p + <usize>b * bytes, blockFloats));
+}

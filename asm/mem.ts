@@ -1,0 +1,88 @@
+// Element access on raw float32 addresses.
+
+// @ts-ignore: decorator
+@inline export function ld(p: usize, i: i32): f32 {
+  return load<f32>(p + (<usize>i << 2));
+}
+
+// @ts-ignore: decorator
+@inline export function st(p: usize, i: i32, v: f32): void {
+  store<f32>(p + (<usize>i << 2), v);
+}
+
+// @ts-ignore: decorator
+@inline export function vld(p: usize, i: i32): v128 {
+  return v128.load(p + (<usize>i << 2));
+}
+
+// @ts-ignore: decorator
+@inline export function vst(p: usize, i: i32, v: v128): void {
+  v128.store(p + (<usize>i << 2), v);
+}
+
+// Element i as float64; store a float64 rounded once to float32.
+// @ts-ignore: decorator
+@inline export function ld64(p: usize, i: i32): f64 {
+  return <f64>load<f32>(p + (<usize>i << 2));
+}
+
+// @ts-ignore: decorator
+@inline export function st64(p: usize, i: i32, v: f64): void {
+  store<f32>(p + (<usize>i << 2), <f32>v);
+}
+
+// @ts-ignore: decorator
+@inline export function sigmoid(a: f64): f64 {
+  return 1.0 / (1.0 + Math.exp(-a));
+}
+
+/** Four floats at p + 4i as two f64x2 (low pair, high pair). */
+// @ts-ignore: decorator
+@inline export function promoteLo(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v);
+}
+
+// @ts-ignore: decorator
+@inline export function promoteHi(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+}
+
+/** Four f32 lanes added into a pair of f64 accumulators (reductions keep float64 sums: the model
+ * amplifies float32 summation noise, and these reductions are cheap next to the weight streaming). */
+// @ts-ignore: decorator
+@inline export function widenSum(acc: v128, v: v128): v128 {
+  return f64x2.add(f64x2.add(acc, f64x2.promote_low_f32x4(v)), f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)));
+}
+
+// @ts-ignore: decorator
+@inline export function hsum64(v: v128): f64 {
+  return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
+}
+
+/** sum_i x[i]^2 over n floats (float64 sum). */
+export function sumSquares(x: usize, n: i32): f64 {
+  const n4 = n & ~3;
+  let acc = f64x2.splat(0);
+  for (let i = 0; i < n4; i += 4) {
+    const v = vld(x, i);
+    acc = widenSum(acc, f32x4.mul(v, v));
+  }
+  let s = hsum64(acc);
+  for (let i = n4; i < n; i++) s += <f64>ld(x, i) * <f64>ld(x, i);
+  return s;
+}
+
+/** sum_i a[i] b[i] over n floats (float64 sum). */
+export function dot(a: usize, b: usize, n: i32): f64 {
+  const n4 = n & ~3;
+  let acc = f64x2.splat(0);
+  for (let i = 0; i < n4; i += 4) acc = widenSum(acc, f32x4.mul(vld(a, i), vld(b, i)));
+  let s = hsum64(acc);
+  for (let i = n4; i < n; i++) s += <f64>ld(a, i) * <f64>ld(b, i);
+  return s;
+}
+
+/** y[i] += a x[i] over n floats (each result rounded once from float64). */
+export function axpy(a: f64, x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i++) st64(y, i, ld64(y, i) + a * ld64(x, i));
+}

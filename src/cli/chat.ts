@@ -1,0 +1,105 @@
+/**
+ * `qwen3-next chat`: an interactive conversation. Each line you type is a user turn; the answer streams back
+ * (reasoning dimmed on a terminal) and both go into the history that the next turn's prompt is built from.
+ *   /think   toggle thinking (enable_thinking) for the next turns
+ *   /reset   forget the history (the --system message stays)
+ *   /exit    quit (also Ctrl-D)
+ * Ctrl-C during an answer stops that answer; at the prompt it quits. Lines piped on stdin work the same way.
+ */
+import readline from "node:readline";
+import { Command } from "commander";
+import { generate } from "../generate/generate.js";
+import { StreamingOutputParser } from "../generate/output_parser.js";
+import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
+import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { summary } from "./generate.js";
+import { TerminalWriter } from "./terminal.js";
+
+interface ChatFlags extends SessionFlags {
+  system?: string;
+  think?: boolean;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("chat")
+    .description("chat interactively (/think toggles thinking, /reset, /exit); without --model, a demo checkpoint with random weights")
+    .option("--system <text>", "a system message for the whole conversation")
+    .option("--think", "start with thinking on (enable_thinking true)")
+    .option("--no-think", "start with thinking off (enable_thinking false)");
+  addSessionOptions(cmd).action(run);
+}
+
+async function run(o: ChatFlags): Promise<void> {
+  const s = await openSession(o);
+  const out = new TerminalWriter(process.stdout);
+  const interactive = process.stdin.isTTY === true;
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
+  let thinking = o.think;
+  let history: ChatMessage[] = [];
+  const system: ChatMessage[] = o.system === undefined ? [] : [{ role: "system", content: o.system }];
+  let current: AbortController | null = null;
+
+  rl.on("SIGINT", () => {
+    if (current) current.abort();
+    else rl.close();
+  });
+  if (interactive) {
+    process.stdout.write(`Chatting with ${s.dir}. /think toggles thinking, /reset clears the history, /exit quits.\n`);
+  }
+  const ask = () => {
+    if (interactive) rl.prompt();
+  };
+  rl.setPrompt("> ");
+  ask();
+  for await (const line of rl) {
+    const input = line.trim();
+    if (input === "") {
+      ask();
+      continue;
+    }
+    if (input === "/exit" || input === "/quit") break;
+    if (input === "/reset") {
+      history = [];
+      out.write("(history cleared)\n", "dim");
+      ask();
+      continue;
+    }
+    if (input === "/think") {
+      thinking = !(thinking ?? true);
+      out.write(`(thinking ${thinking ? "on" : "off"})\n`, "dim");
+      ask();
+      continue;
+    }
+    history.push({ role: "user", content: input });
+    const prompt = s.template.render([...system, ...history], { enableThinking: thinking });
+    const thinkingOpened = promptOpensThinking(prompt);
+    current = new AbortController();
+    const g = generate(s.model, s.tokenizer, s.tokenizer.encode(prompt), {
+      sampling: s.sampling,
+      maxTokens: maxTokens(o, s),
+      signal: current.signal,
+    });
+    const parser = new StreamingOutputParser({ thinkingOpened });
+    for await (const e of g.events) {
+      for (const d of parser.push(e.text)) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    }
+    for (const d of parser.flush()) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    const r = await g.result;
+    current = null;
+    const parsed = parser.finish();
+    for (const c of parsed.toolCalls) out.write(`\n[tool call] ${c.name}(${c.arguments})`, "dim");
+    out.write("\n");
+    if (interactive) out.write(`${summary(r)}\n`, "dim");
+    history.push({
+      role: "assistant",
+      content: parsed.content,
+      ...(parsed.reasoning !== null ? { reasoning_content: parsed.reasoning } : {}),
+      ...(parsed.toolCalls.length > 0
+        ? { tool_calls: parsed.toolCalls.map((c) => ({ type: "function" as const, function: { name: c.name, arguments: c.arguments } })) }
+        : {}),
+    });
+    ask();
+  }
+  rl.close();
+}

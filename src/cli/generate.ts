@@ -1,0 +1,130 @@
+/**
+ * `qwen3-next generate --prompt TEXT`: one answer, streamed to stdout.
+ *
+ * The prompt goes through the chat template (with --system, --think/--no-think) unless --raw. On a terminal,
+ * reasoning is shown dimmed and tool calls are listed after the answer; piped, stdout gets the generated text
+ * exactly. --json prints one JSON object instead (reasoning, content and tool calls split, usage, timings).
+ * A summary line (tokens, tokens/s) goes to stderr. Ctrl-C stops: what was generated is printed, exit 130.
+ */
+import { Command } from "commander";
+import { generate, type GenerateResult } from "../generate/generate.js";
+import { parseAssistantOutput, StreamingOutputParser, type ParsedOutput } from "../generate/output_parser.js";
+import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
+import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { progressBar } from "./progress.js";
+import { TerminalWriter } from "./terminal.js";
+
+interface GenerateFlags extends SessionFlags {
+  prompt?: string;
+  system?: string;
+  think?: boolean;
+  raw?: boolean;
+  stream: boolean;
+  json?: boolean;
+  stop?: string[];
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("generate")
+    .description("generate text for a prompt (streamed); without --model, a built-in demo checkpoint with random weights")
+    .option("--prompt <text>", "the user's message (default: read from stdin)")
+    .option("--system <text>", "a system message")
+    .option("--think", "let a hybrid-thinking model reason first (enable_thinking true)")
+    .option("--no-think", "ask for an answer without reasoning (enable_thinking false)")
+    .option("--raw", "no chat template: the prompt is the model's input text as is")
+    .option("--stop <text...>", "stop when one of these strings is generated")
+    .option("--no-stream", "print the text once it is complete")
+    .option("--json", "print one JSON object: text, reasoning, content, tool_calls, finish_reason, usage, timings");
+  addSessionOptions(cmd).action(run);
+}
+
+async function run(o: GenerateFlags): Promise<void> {
+  const userText = o.prompt ?? (process.stdin.isTTY ? undefined : await readStdin());
+  if (userText === undefined || userText.length === 0) {
+    throw new Error("no prompt: pass --prompt TEXT or pipe the prompt on stdin");
+  }
+  // Ctrl-C: while loading, quit at once; while generating, stop and print what was generated; twice, quit.
+  const abort = new AbortController();
+  let generating = false;
+  const onSigint = () => {
+    if (!generating || abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  const s = await openSession(o);
+  const messages: ChatMessage[] = [];
+  if (o.system !== undefined) messages.push({ role: "system", content: o.system });
+  messages.push({ role: "user", content: userText });
+  const promptText = o.raw ? userText : s.template.render(messages, { enableThinking: o.think });
+  const thinkingOpened = !o.raw && promptOpensThinking(promptText);
+  const promptIds = s.tokenizer.encode(promptText);
+
+  generating = true;
+  const bar = progressBar("prefill", "tokens");
+  const g = generate(s.model, s.tokenizer, promptIds, {
+    sampling: s.sampling,
+    maxTokens: maxTokens(o, s),
+    stopStrings: o.stop,
+    signal: abort.signal,
+    onPrefillProgress: bar.update,
+  });
+  const out = new TerminalWriter(process.stdout);
+  const parser = o.raw ? null : new StreamingOutputParser({ thinkingOpened });
+  const live = o.stream && !o.json;
+  let first = true;
+  for await (const e of g.events) {
+    if (first) bar.done();
+    first = false;
+    if (!live) continue;
+    if (out.isTTY && parser) for (const d of parser.push(e.text)) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    else out.write(e.text);
+  }
+  bar.done();
+  const r = await g.result;
+  process.removeListener("SIGINT", onSigint);
+  const parsed = o.raw ? null : parseAssistantOutput(r.text, { thinkingOpened });
+  if (o.json) {
+    process.stdout.write(JSON.stringify(jsonResult(r, parsed), null, 2) + "\n");
+  } else {
+    if (live && out.isTTY && parser) for (const d of parser.flush()) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    if (!live) out.write(r.text);
+    if (out.isTTY && parsed) for (const c of parsed.toolCalls) out.write(`\n[tool call] ${c.name}(${c.arguments})`, "dim");
+    out.write("\n");
+  }
+  process.stderr.write(`${summary(r)}\n`);
+  if (r.finishReason === "abort") process.exitCode = 130;
+}
+
+/** One line for stderr: sizes, speeds, why it stopped. */
+export function summary(r: GenerateResult): string {
+  return (
+    `[${r.promptTokens} prompt tokens in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
+    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); finish: ${r.finishReason}]`
+  );
+}
+
+function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
+  return {
+    text: r.text,
+    reasoning: parsed?.reasoning ?? null,
+    content: parsed ? parsed.content : r.text,
+    tool_calls: parsed?.toolCalls.map((c) => ({ type: "function", function: { name: c.name, arguments: c.arguments } })) ?? [],
+    parse_errors: parsed?.errors ?? [],
+    finish_reason: r.finishReason,
+    tokens: r.tokens,
+    usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens },
+    timings: {
+      prefill_seconds: r.prefillSeconds,
+      decode_seconds: r.decodeSeconds,
+      prefill_tokens_per_second: r.prefillTokensPerSecond,
+      tokens_per_second: r.tokensPerSecond,
+    },
+  };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}

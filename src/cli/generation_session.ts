@@ -1,0 +1,110 @@
+/**
+ * What `generate` and `chat` share: pick the checkpoint (`--model` or the built-in demo, announced on stderr),
+ * load the model (progress bar on a TTY), its tokenizer, chat template and sampling defaults, and turn the
+ * sampling flags into `SamplingParams`.
+ */
+import { existsSync, statSync } from "node:fs";
+import path from "node:path";
+import { Command, Option } from "commander";
+import { loadModel } from "../model/load.js";
+import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
+import { QwenTokenizer, readJsonFile } from "../tokenizer/tokenizer.js";
+import { ChatTemplate } from "../tokenizer/chat_template.js";
+import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
+import { ropeWithScaling } from "../generate/rope_scaling.js";
+import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
+import { addKernelOptions, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
+import { progressBar } from "./progress.js";
+
+export interface SessionFlags extends KernelFlags {
+  model?: string;
+  ropeScaling?: string;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  maxTokens?: number;
+}
+
+export interface GenerationSession {
+  dir: string;
+  isDemo: boolean;
+  model: Qwen3NextForCausalLM;
+  tokenizer: QwenTokenizer;
+  template: ChatTemplate;
+  sampling: SamplingParams;
+}
+
+/** Tokens generated at most when --max-tokens is not given (the demo's output is random, so less of it). */
+export const DEFAULT_MAX_TOKENS = 512;
+export const DEMO_MAX_TOKENS = 64;
+
+/** Adds --model, the sampling flags, --rope-scaling and the kernel options to `cmd`. */
+export function addSessionOptions(cmd: Command): Command {
+  cmd
+    .option("--model <dir>", "checkpoint folder (default: the built-in demo checkpoint, random weights)")
+    .option("--temperature <t>", "sampling temperature, 0 = greedy (default: the checkpoint's generation_config.json)", finiteNumber("--temperature"))
+    .option("--top-k <k>", "keep the k most probable tokens (0: all)", positiveInt("--top-k", 0))
+    .option("--top-p <p>", "keep the smallest set of tokens whose probability reaches p", finiteNumber("--top-p"))
+    .option("--min-p <p>", "drop tokens below p times the top probability", finiteNumber("--min-p"))
+    .option("--presence-penalty <x>", "subtract x from the logits of tokens already generated", finiteNumber("--presence-penalty"))
+    .option("--frequency-penalty <x>", "subtract x per earlier occurrence", finiteNumber("--frequency-penalty"))
+    .option("--repetition-penalty <x>", "divide (multiply if negative) logits of tokens seen in prompt or output", finiteNumber("--repetition-penalty"))
+    .option("--seed <n>", "random seed: the same seed gives the same text", finiteNumber("--seed"))
+    .option("--max-tokens <n>", `tokens to generate at most (default ${DEFAULT_MAX_TOKENS}, ${DEMO_MAX_TOKENS} with the demo checkpoint)`, positiveInt("--max-tokens"))
+    .addOption(new Option("--rope-scaling <json>", `override the checkpoint's RoPE scaling, e.g. '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`));
+  return addKernelOptions(cmd);
+}
+
+export async function openSession(o: SessionFlags): Promise<GenerationSession> {
+  // Bad flag values are reported before anything is loaded or created.
+  samplingFromFlags(QWEN3_NEXT_INSTRUCT_SAMPLING, o);
+  if (o.ropeScaling !== undefined) ropeWithScaling(DEMO_CONFIG, o.ropeScaling);
+  let dir: string;
+  const isDemo = o.model === undefined;
+  if (o.model === undefined) {
+    const bar = progressBar("creating the demo checkpoint");
+    dir = await ensureDemoCheckpoint({ onProgress: bar.update });
+    bar.done();
+    process.stderr.write(`${demoNotice(dir)}\n`);
+  } else {
+    dir = path.resolve(o.model);
+    if (!existsSync(dir)) throw new Error(`model folder ${o.model} does not exist; expected a checkpoint folder with config.json`);
+    if (!statSync(dir).isDirectory()) throw new Error(`--model ${o.model} is not a folder; expected a checkpoint folder with config.json`);
+    if (!existsSync(path.join(dir, "config.json"))) throw new Error(`${o.model} has no config.json; expected a Hugging Face checkpoint folder`);
+  }
+  const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await readJsonFile(path.join(dir, "config.json")), o.ropeScaling);
+  const genFile = path.join(dir, "generation_config.json");
+  const defaults = defaultSamplingParams(existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
+  const sampling = samplingFromFlags(defaults, o);
+  const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
+  const bar = progressBar("loading weights");
+  const model = await loadModel(dir, { ...kernelOptions(o), rope, onProgress: bar.update });
+  bar.done();
+  return { dir, isDemo, model, tokenizer, template, sampling };
+}
+
+/** The checkpoint's sampling defaults overridden by the flags given. */
+export function samplingFromFlags(defaults: SamplingParams, o: SessionFlags): SamplingParams {
+  const p: SamplingParams = {
+    temperature: o.temperature ?? defaults.temperature,
+    top_k: o.topK ?? defaults.top_k,
+    top_p: o.topP ?? defaults.top_p,
+    min_p: o.minP ?? defaults.min_p,
+    presence_penalty: o.presencePenalty ?? defaults.presence_penalty,
+    frequency_penalty: o.frequencyPenalty ?? defaults.frequency_penalty,
+    repetition_penalty: o.repetitionPenalty ?? defaults.repetition_penalty,
+  };
+  if (o.seed !== undefined) p.seed = o.seed;
+  const problem = samplingParamsError(p);
+  if (problem !== null) throw new Error(`--${problem.replace(/^(\w+)/, (f) => f.replace(/_/g, "-"))}`);
+  return p;
+}
+
+export function maxTokens(o: SessionFlags, s: GenerationSession): number {
+  return o.maxTokens ?? (s.isDemo ? DEMO_MAX_TOKENS : DEFAULT_MAX_TOKENS);
+}

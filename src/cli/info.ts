@@ -1,0 +1,112 @@
+/**
+ * `qwen3-next info (--model DIR | --config FILE) [--context N] [--json]`
+ *
+ * Describes a model without loading its weights: the architecture from config.json, parameter counts
+ * (total and active per token), the memory its weights need (from the safetensors headers with --model, or
+ * from `torch_dtype` with --config) and the per-sequence state (KV cache, DeltaNet state) at a context length.
+ */
+import path from "node:path";
+import { Command, InvalidArgumentError } from "commander";
+import type { Qwen3NextConfig } from "../config.js";
+import type { WeightDType } from "../kernels/types.js";
+import { planCheckpoint, readConfigFile } from "../loading/checkpoint.js";
+import { countParameters, describeArchitecture, sequenceStateBytes, WEIGHT_DTYPE_BYTES } from "../loading/parameters.js";
+
+export function register(program: Command): void {
+  program
+    .command("info")
+    .description("describe a model (architecture, parameter counts, memory) without loading its weights")
+    .option("--model <dir>", "checkpoint folder (config.json + safetensors)")
+    .option("--config <file>", "a config.json alone (e.g. the published 80B config)")
+    .option("--context <n>", "context length for the per-sequence state", positiveInt, 4096)
+    .option("--json", "print a machine-readable summary")
+    .action(async function (this: Command, opts: { model?: string; config?: string; context: number; json?: boolean }) {
+      if ((opts.model === undefined) === (opts.config === undefined)) {
+        this.error("error: give exactly one of --model DIR or --config FILE", { exitCode: 2 });
+      }
+      const info = opts.model !== undefined ? await fromModel(opts.model) : await fromConfig(opts.config!);
+      const summary = summarize(info, opts.context);
+      process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + "\n" : format(summary));
+    });
+}
+
+interface Source {
+  what: string;
+  config: Qwen3NextConfig;
+  /** Bytes of weights per stored dtype. */
+  weightBytes: Partial<Record<WeightDType, number>>;
+  weightsFrom: "safetensors headers" | "torch_dtype";
+  notes: string[];
+}
+
+async function fromModel(dir: string): Promise<Source> {
+  const plan = await planCheckpoint(dir);
+  await plan.files.close();
+  const weightBytes: Partial<Record<WeightDType, number>> = {};
+  for (const w of plan.weights) weightBytes[w.dtype] = (weightBytes[w.dtype] ?? 0) + w.byteLength;
+  const files = plan.files.files.length;
+  const notes = plan.mtpDropped ? ["config.json asks for an MTP head but the checkpoint has no mtp.* tensor: described without it"] : [];
+  return { what: `${dir} (config.json + ${files} safetensors file${files === 1 ? "" : "s"})`, config: plan.config, weightBytes, weightsFrom: "safetensors headers", notes };
+}
+
+async function fromConfig(file: string): Promise<Source> {
+  const config = await readConfigFile(file);
+  const dtype: WeightDType =
+    config.torch_dtype === "float32" ? "F32" : config.torch_dtype === "float16" ? "F16" : config.torch_dtype === "float64" ? "F64" : "BF16";
+  const params = countParameters(config).total;
+  return { what: `${path.resolve(file)} (config only)`, config, weightBytes: { [dtype]: params * WEIGHT_DTYPE_BYTES[dtype] }, weightsFrom: "torch_dtype", notes: [] };
+}
+
+function summarize(s: Source, context: number) {
+  const p = countParameters(s.config);
+  const weights = Object.values(s.weightBytes).reduce((a, b) => a + (b ?? 0), 0);
+  return {
+    model: s.what,
+    notes: s.notes,
+    architecture: describeArchitecture(s.config),
+    parameters: { ...p, totalWithoutMtp: p.total - p.mtp },
+    weights: { bytes: weights, byDtype: s.weightBytes, from: s.weightsFrom },
+    state: { context, float32: sequenceStateBytes(s.config, context, 4), float64: sequenceStateBytes(s.config, context, 8) },
+  };
+}
+
+function format(x: ReturnType<typeof summarize>): string {
+  const p = x.parameters;
+  const s = x.state.float32;
+  const dtypes = Object.entries(x.weights.byDtype)
+    .map(([d, b]) => `${d} ${bytes(b ?? 0)}`)
+    .join(", ");
+  return [
+    `model: ${x.model}`,
+    "architecture:",
+    ...x.architecture.map((l) => `  ${l}`),
+    `parameters: ${billions(p.total)} total (${billions(p.totalWithoutMtp)} without the MTP head), ${billions(p.active)} active per token`,
+    `  active counts every non-expert weight plus top-k routed experts, without embedding, lm_head and MTP; with embedding and lm_head: ${billions(p.activeWithEmbeddings)}`,
+    `  embedding + lm_head ${billions(p.embeddings)}, routed experts ${billions(p.routedExperts)}, MTP head ${billions(p.mtp)}`,
+    `weights: ${bytes(x.weights.bytes)} (${dtypes}; from the ${x.weights.from})`,
+    `state per sequence at ${x.state.context} tokens: ${bytes(s.total)} in float32 (KV cache ${bytes(s.kvCache)}, DeltaNet state ${bytes(s.deltaState)}, conv state ${bytes(s.convState)}); ${bytes(x.state.float64.total)} in float64`,
+    `memory for one sequence: about ${bytes(x.weights.bytes + s.total)} (weights + float32 state)`,
+    ...x.notes.map((n) => `note: ${n}`),
+  ].join("\n") + "\n";
+}
+
+function billions(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`;
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
+
+function positiveInt(v: string): number {
+  const x = Number(v);
+  if (!Number.isSafeInteger(x) || x < 1) throw new InvalidArgumentError(`expected a positive integer, got "${v}"`);
+  return x;
+}

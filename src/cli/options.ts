@@ -1,0 +1,57 @@
+/**
+ * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`.
+ *
+ *   addKernelOptions(cmd);              // in register()
+ *   loadModel(dir, kernelOptions(opts)) // in the action
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import type { Backend, Precision } from "../kernels/types.js";
+
+export interface KernelFlags {
+  backend: Backend;
+  threads?: number;
+  precision: Precision;
+}
+
+/** The default backend for commands that run the model. */
+export const DEFAULT_BACKEND: Backend = "ts";
+
+export function backendOption(): Option {
+  return new Option("--backend <name>", "kernels: ts (TypeScript reference) or wasm (WASM SIMD)").choices(["ts", "wasm"]).default(DEFAULT_BACKEND);
+}
+
+export function threadsOption(): Option {
+  return new Option("--threads <n>", "worker threads for the wasm backend (default: all cores)").argParser(positiveInt("--threads"));
+}
+
+export function precisionOption(): Option {
+  return new Option("--precision <p>", "compute precision: f32, or f64 (ts backend)").choices(["f32", "f64"]).default("f32");
+}
+
+/** Adds the three options to `cmd`. */
+export function addKernelOptions(cmd: Command): Command {
+  return cmd.addOption(backendOption()).addOption(threadsOption()).addOption(precisionOption());
+}
+
+/** The kernel choice from a command's parsed options. */
+export function kernelOptions(o: KernelFlags): { backend: Backend; threads?: number; precision: Precision } {
+  return { backend: o.backend, threads: o.threads, precision: o.precision };
+}
+
+/** A commander argument parser for an integer >= 1 (or >= min). */
+export function positiveInt(flag: string, min = 1): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} expects an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+/** A commander argument parser for a finite number. */
+export function finiteNumber(flag: string): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} expects a number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * qwen3-next-ts as a library. Others append their exports at the end (one block per area).
+ *
+ *   const model = await loadModel("path/to/checkpoint", { precision: "f64" });
+ *   const state = model.newState();
+ *   const logits = model.forward([9707, 1879], state);          // [T, vocab]
+ *   const next = model.forward([11], state, { lastOnly: true }); // [vocab], continuing the sequence
+ */
+
+// Configuration
+export { parseConfig, rotaryDim, isMoeLayer, ConfigError } from "./config.js";
+export type { Qwen3NextConfig, RopeConfig, LayerType } from "./config.js";
+
+// Kernels (TypeScript reference or WASM SIMD behind one interface)
+export { createKernels } from "./kernels/index.js";
+export { createTsKernels } from "./kernels/ts/index.js";
+export type {
+  Kernels,
+  KernelOptions,
+  Backend,
+  Precision,
+  Vec,
+  Weight,
+  WeightDType,
+  AttentionArgs,
+  CausalConv1dArgs,
+  DeltaRuleArgs,
+  RouterArgs,
+} from "./kernels/types.js";
+// The delta rule, recurrent and chunked; the router (usable on plain Float64Arrays / Float32Arrays)
+export { deltaRuleRecurrent, deltaRuleChunked } from "./kernels/ts/delta_rule.js";
+export { router } from "./kernels/ts/router.js";
+
+// The model
+export { loadModel } from "./model/load.js";
+export type { LoadModelOptions } from "./model/load.js";
+export { Qwen3NextForCausalLM } from "./model/qwen3_next_for_causal_lm.js";
+export type { ForwardOptions } from "./model/qwen3_next_for_causal_lm.js";
+export { SequenceState, KVCache, DeltaNetState } from "./model/state.js";
+export type { WeightSource } from "./model/weights.js";
+// RoPE: inverse frequencies (default, linear, YaRN) and cos/sin
+export {
+  ropeInvFreq,
+  ropeCosSin,
+  ropeAttentionScaling,
+  yarnBounds,
+  Qwen3NextRotaryEmbedding,
+} from "./model/rotary_embedding.js";
+// Tracing intermediates
+export { Trace } from "./model/trace.js";
+export type { TracedTensor, TraceKind } from "./model/trace.js";
+export { traceTokens, traceTensors, writeTraceDump } from "./model/trace_run.js";
+export type { TraceRun } from "./model/trace_run.js";
+
+// Safetensors, checkpoints, parameter counts, dump comparison
+export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16, toFloat64 } from "./io/dtype.js";
+export type { SafetensorsDType } from "./io/dtype.js";
+export { SafetensorsFile, SafetensorsError, readSafetensors, readSafetensorsHeader, writeSafetensors } from "./io/safetensors.js";
+export type { SafetensorsTensor, SafetensorsHeader, TensorInfo, TensorToWrite } from "./io/safetensors.js";
+export { loadCheckpoint, planCheckpoint, readConfigFile, typedArrayAllocator } from "./loading/checkpoint.js";
+export type { LoadedCheckpoint, LoadOptions, WeightAllocator } from "./loading/checkpoint.js";
+export { expectedTensors } from "./loading/expected.js";
+export { countParameters, weightBytes, sequenceStateBytes } from "./loading/parameters.js";
+export type { ParameterCounts, SequenceStateBytes } from "./loading/parameters.js";
+export { compareFiles, compareValues } from "./io/compare-dumps.js";
+export type { CompareReport, TensorComparison, Tolerance } from "./io/compare-dumps.js";
+
+// Text in, text out: tokenizer, chat template, output parsing, sampling, generation, random checkpoints
+export { QwenTokenizer, StreamDecoder, bundledTokenizerDir } from "./tokenizer/tokenizer.js";
+export { ChatTemplate, promptOpensThinking } from "./tokenizer/chat_template.js";
+export type { ChatMessage, ToolSpec, RenderOptions } from "./tokenizer/chat_template.js";
+export { parseAssistantOutput, StreamingOutputParser } from "./generate/output_parser.js";
+export type { ParsedOutput, OutputDelta, ToolCall } from "./generate/output_parser.js";
+export { Sampler, defaultSamplingParams, samplingParamsError, QWEN3_NEXT_INSTRUCT_SAMPLING } from "./generate/sampler.js";
+export type { SamplingParams } from "./generate/sampler.js";
+export { Xoshiro128 } from "./generate/prng.js";
+export { generate, contextLimit, checkPromptLength, StopStringText } from "./generate/generate.js";
+export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM } from "./generate/generate.js";
+export { ropeWithScaling } from "./generate/rope_scaling.js";
+export { writeRandomCheckpoint } from "./init/random_checkpoint.js";
+export { ensureDemoCheckpoint, DEMO_CONFIG, cacheRoot } from "./init/demo.js";

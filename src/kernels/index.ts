@@ -1,0 +1,22 @@
+/** Picks a kernel implementation: the TypeScript reference ("ts", float32 or float64) or WASM SIMD ("wasm"). */
+import { availableParallelism } from "node:os";
+import { createTsKernels } from "./ts/index.js";
+import type { KernelOptions, Kernels } from "./types.js";
+
+export type { Backend, Kernels, KernelOptions, Precision, Vec, Weight, WeightDType } from "./types.js";
+
+export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> {
+  const backend = opts.backend ?? "ts";
+  const precision = opts.precision ?? "f32";
+  if (precision !== "f32" && precision !== "f64") {
+    throw new Error(`precision is ${JSON.stringify(precision)}, expected "f32" or "f64"`);
+  }
+  if (backend === "ts") return createTsKernels(precision);
+  if (backend === "wasm") {
+    // WASM SIMD computes in float32; float64 (the oracle mode) runs the TypeScript kernels.
+    if (precision === "f64") return createTsKernels("f64");
+    const { createWasmKernels } = await import("./wasm/kernels.js");
+    return createWasmKernels({ threads: opts.threads ?? availableParallelism() });
+  }
+  throw new Error(`backend is ${JSON.stringify(backend)}, expected "ts" or "wasm"`);
+}

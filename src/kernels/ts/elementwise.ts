@@ -1,0 +1,39 @@
+/** Elementwise activations, residual updates and the row softmax. */
+import type { Vec } from "../types.js";
+
+export function sigmoid(a: number): number {
+  return 1 / (1 + Math.exp(-a));
+}
+
+/** out = silu(gate) * up, silu(a) = a * sigmoid(a). */
+export function siluMul(gate: Vec, up: Vec, out: Vec): void {
+  for (let i = 0; i < out.length; i++) {
+    const g = gate[i];
+    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+/** x = x * sigmoid(gate). */
+export function sigmoidMul(x: Vec, gate: Vec): void {
+  for (let i = 0; i < x.length; i++) x[i] *= sigmoid(gate[i]);
+}
+
+/** y = y + a * x. */
+export function axpy(a: number, x: Vec, y: Vec): void {
+  for (let i = 0; i < y.length; i++) y[i] += a * x[i];
+}
+
+/** Per row of width n: x = exp(x - max) / sum(exp(x - max)), in place. */
+export function softmax(x: Vec, n: number): void {
+  for (let base = 0; base < x.length; base += n) {
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) max = Math.max(max, x[base + i]);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp(x[base + i] - max);
+      x[base + i] = e;
+      sum += e;
+    }
+    for (let i = 0; i < n; i++) x[base + i] /= sum;
+  }
+}

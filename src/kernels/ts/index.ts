@@ -1,0 +1,38 @@
+/** The TypeScript reference kernels, in float32 (Float32Array activations) or float64. */
+import type { Kernels, Precision, Vec, Weight, WeightDType } from "../types.js";
+import { attention } from "./attention.js";
+import { causalConv1d } from "./conv.js";
+import { deltaRuleChunked, deltaRuleRecurrent } from "./delta_rule.js";
+import { axpy, sigmoidMul, siluMul, softmax } from "./elementwise.js";
+import { embedding, linear } from "./linear.js";
+import { gatedRmsNorm, l2Normalize, rmsNorm } from "./norms.js";
+import { rope } from "./rope.js";
+import { router } from "./router.js";
+import { allocHostWeight, newVec, RowScratch, widenWeight } from "./weights.js";
+
+export function createTsKernels(precision: Precision = "f32"): Kernels {
+  const scratch = new RowScratch(); // one widened weight row
+  return {
+    backend: "ts",
+    precision,
+    vec: (n: number): Vec => newVec(precision, n),
+    free: () => {},
+    allocWeight: (name: string, dtype: WeightDType, shape: readonly number[]): Weight => allocHostWeight(name, dtype, shape),
+    toVec: (w: Weight): Vec => widenWeight(w, precision),
+    linear: (w, x, T, y) => linear(w, x, T, y, scratch),
+    embedding: (w, id, out) => embedding(w, id, out, scratch),
+    rmsNorm,
+    gatedRmsNorm,
+    l2Normalize,
+    siluMul,
+    sigmoidMul,
+    axpy,
+    softmax,
+    rope,
+    attention,
+    causalConv1d,
+    deltaRuleRecurrent,
+    deltaRuleChunked,
+    router,
+  };
+}

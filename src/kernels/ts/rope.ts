@@ -1,0 +1,19 @@
+/** Rotary embedding in rotate-half layout (pairs i and i + rotaryDim/2), on the leading rotaryDim dims. */
+import type { Vec } from "../types.js";
+
+export function rope(x: Vec, T: number, numHeads: number, headDim: number, rotaryDim: number, cos: Vec, sin: Vec): void {
+  const half = rotaryDim / 2;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < numHeads; h++) {
+      const base = (t * numHeads + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const c = cos[t * half + i];
+        const s = sin[t * half + i];
+        const a = x[base + i];
+        const b = x[base + i + half];
+        x[base + i] = a * c - b * s;
+        x[base + i + half] = b * c + a * s;
+      }
+    }
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The WASM SIMD kernels behind the `Kernels` interface (float32).
+ *
+ * Weights live once in WASM memory in their checkpoint dtype (`allocWeight` returns views the loader fills
+ * in place); activations from `vec` live there too. A kernel whose operands are all in the arena it runs in
+ * works on them directly; an operand elsewhere (another arena, plain JS memory) is staged through that arena's
+ * scratch. Matrix products split their rows over the thread pool when the weight is large enough.
+ */
+import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import { createTsKernels } from "../ts/index.js";
+import { numel } from "../../io/safetensors.js";
+import { widenWeight } from "../ts/weights.js";
+import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
+import type { Arena } from "./arena.js";
+import { ThreadPool } from "./pool.js";
+import { Staging } from "./stage.js";
+
+export interface WasmKernelOptions extends HeapOptions {
+  /** Threads including the calling one (default 1). */
+  threads?: number;
+  /** Smallest weight, in bytes, whose product is split across threads (default 256 KiB). */
+  minParallelBytes?: number;
+}
+
+const BYTES: Record<WeightDType, number> = { BF16: 2, F16: 2, F32: 4, F64: 8 };
+/** dtype codes of asm/widen.ts. */
+const DT: Record<WeightDType, number> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
+
+export interface WasmKernels extends Kernels {
+  readonly heap: WasmHeap;
+  /** Threads in use (at most the pool's size; set it lower to compare, e.g. in benchmarks). */
+  threads: number;
+  /** The worker pool (null on one thread). */
+  readonly pool: ThreadPool | null;
+  /** Stops the worker threads (the kernels stay usable on one thread). */
+  close(): Promise<void>;
+}
+
+export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<WasmKernels> {
+  const threads = opts.threads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    throw new Error(`threads is ${threads}, expected an integer from 1 to 256`);
+  }
+  const heap = new WasmHeap(opts);
+  let pool = threads > 1 ? await ThreadPool.create(heap.module, heap.arenas, threads) : null;
+  let active = threads;
+  heap.onNewArena = (a) => pool?.addArena(a);
+  const minParallel = opts.minParallelBytes ?? 256 << 10;
+  const ts = createTsKernels("f32");
+  /** Weights that arrived in JS memory, copied into WASM memory once. */
+  const adopted = new WeakMap<object, Location>();
+
+  const weightLoc = (w: Weight): Location => {
+    const loc = heap.locate(w.data) ?? adopted.get(w.data);
+    if (loc) return loc;
+    const placed = heap.alloc(w.data.byteLength, w.name);
+    new Uint8Array(placed.arena.buffer(), placed.ptr, w.data.byteLength).set(
+      new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+    );
+    adopted.set(w.data, placed);
+    return placed;
+  };
+
+  /** Address of `n` floats of v (from element `off`) inside `arena`, staged in its scratch if needed. */
+  const stageIn = (arena: Arena, v: Vec, off: number, n: number): number => {
+    const loc = v instanceof Float32Array ? heap.locate(v) : null;
+    if (loc && loc.arena === arena) return loc.ptr + off * 4;
+    const ptr = heap.scratch[arena.index].get(n * 4);
+    arena.f32(ptr, n).set(v.subarray(off, off + n));
+    return ptr;
+  };
+  /** Address to write n floats of v (from `off`) inside `arena`; `flush` copies staged results back. */
+  const stageOut = (arena: Arena, v: Vec, off: number, n: number): { ptr: number; flush: () => void } => {
+    const loc = v instanceof Float32Array ? heap.locate(v) : null;
+    if (loc && loc.arena === arena) return { ptr: loc.ptr + off * 4, flush: () => {} };
+    const ptr = heap.scratch[arena.index].get(n * 4);
+    return { ptr, flush: () => v.set(arena.f32(ptr, n), off) };
+  };
+
+  /** y = x W^T, T tokens in chunks whose staged x, permuted x and y fit the weight's arena scratch. */
+  const linear = (w: Weight, x: Vec, T: number, y: Vec): void => {
+    if (w.shape.length !== 2 || x.length < T * w.shape[1] || y.length < T * w.shape[0]) {
+      throw new Error(`linear ${w.name}: weight [${w.shape}] does not fit x of ${x.length} / y of ${y.length} for T=${T}`);
+    }
+    if (w.dtype === "F64") return ts.linear(w, x, T, y);
+    const [rows, cols] = w.shape;
+    const { arena, ptr: wPtr } = weightLoc(w);
+    const scratch = heap.scratch[arena.index];
+    const e = arena.exports;
+    const sixteen = w.dtype !== "F32";
+    const perToken = (2 * cols + rows) * 4;
+    const chunk = Math.max(1, Math.min(T, Math.floor((scratch.bytes - 256) / perToken)));
+    const parallel = pool !== null && rows >= 8 && rows * cols * BYTES[w.dtype] >= minParallel;
+    for (let t0 = 0; t0 < T; t0 += chunk) {
+      scratch.reset();
+      const tc = Math.min(chunk, T - t0);
+      let xPtr = stageIn(arena, x, t0 * cols, tc * cols);
+      if (sixteen) {
+        const xp = scratch.get(tc * cols * 4);
+        e.permute8Rows(xPtr, xp, cols, tc);
+        xPtr = xp;
+      }
+      const out = stageOut(arena, y, t0 * rows, tc * rows);
+      const fn = (tc === 1 ? "matvec" : "matmul") + w.dtype;
+      const args = tc === 1 ? [wPtr, xPtr, out.ptr, cols, 0, rows] : [wPtr, xPtr, out.ptr, tc, rows, cols, 0, rows];
+      if (parallel && pool && active > 1) pool.run(arena, fn, args, tc === 1 ? 4 : 6, rows, 4, active);
+      else (e[fn] as (...a: number[]) => void)(...args);
+      out.flush();
+    }
+    scratch.reset();
+  };
+
+  const vec = (n: number): Float32Array => {
+    const { arena, ptr } = heap.alloc(n * 4, "an activation vector");
+    const v = arena.f32(ptr, n);
+    v.fill(0);
+    return v;
+  };
+
+  /** Runs kernel `fn` whose args[split], args[split + 1] are a range [0, total), over the pool when `big`. */
+  const runSplit = (arena: Arena, fn: string, args: number[], split: number, total: number, big: boolean): void => {
+    if (pool && big && total > 1 && active > 1) pool.run(arena, fn, args, split, total, 1, active);
+    else (arena.exports[fn] as (...a: number[]) => void)(...args);
+  };
+
+  const deltaRule = (a: DeltaRuleArgs): void => {
+    const { T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv } = a;
+    if (!(Number.isInteger(Hv / Hk) && Hv >= Hk)) {
+      throw new Error(`value heads ${Hv} are not a multiple of key heads ${Hk}`);
+    }
+    const st = new Staging(heap, [a.out, a.state, a.q, a.k, a.v]);
+    const args = [
+      st.ptr(a.q.subarray(0, T * Hk * dk), "in"),
+      st.ptr(a.k.subarray(0, T * Hk * dk), "in"),
+      st.ptr(a.v.subarray(0, T * Hv * dv), "in"),
+      st.ptr(a.g.subarray(0, T * Hv), "in"),
+      st.ptr(a.beta.subarray(0, T * Hv), "in"),
+      st.ptr(a.state.subarray(0, Hv * dk * dv), "io"),
+      st.ptr(a.out.subarray(0, T * Hv * dv), "out"),
+      st.scratch(Hv * (2 * dv + dk * dv) * 8),
+      T, Hk, Hv, dk, dv, 0, Hv,
+    ];
+    runSplit(st.arena, "deltaRule", args, 13, Hv, T * Hv * dk * dv >= 1 << 16);
+    st.done();
+  };
+
+  return {
+    backend: "wasm",
+    precision: "f32",
+    heap,
+    get threads() {
+      return pool ? active : 1;
+    },
+    set threads(n: number) {
+      if (!(Number.isInteger(n) && n >= 1 && n <= (pool?.size ?? 1))) {
+        throw new Error(`threads is ${n}, expected an integer from 1 to ${pool?.size ?? 1}`);
+      }
+      active = n;
+    },
+    get pool() {
+      return pool;
+    },
+    vec,
+    free(v: Vec): void {
+      const loc = v instanceof Float32Array ? heap.locate(v) : null;
+      if (loc) loc.arena.release(loc.ptr);
+    },
+    allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
+      const n = numel(shape);
+      const { arena, ptr } = heap.alloc(n * BYTES[dtype], name);
+      const data = dtype === "F64" ? arena.f64(ptr, n) : dtype === "F32" ? arena.f32(ptr, n) : arena.u16(ptr, n);
+      data.fill(0);
+      return { name, dtype, shape: [...shape], data };
+    },
+    toVec(w: Weight): Vec {
+      const v = vec(w.data.length);
+      v.set(widenWeight(w, "f32"));
+      return v;
+    },
+    linear,
+    embedding(w: Weight, id: number, out: Vec): void {
+      const [V, H] = w.shape;
+      if (!Number.isInteger(id) || id < 0 || id >= V) {
+        throw new Error(`token id ${id} is out of range, expected an integer in [0, ${V})`);
+      }
+      if (w.dtype === "F64") return ts.embedding(w, id, out);
+      const loc = weightLoc(w);
+      const st = new Staging(heap, [out]);
+      if (st.arena !== loc.arena) return ts.embedding(w, id, out); // a row copy: no need to stage the table
+      loc.arena.exports.embeddingRow(loc.ptr, id, H, DT[w.dtype], st.ptr(out, "out"));
+      st.done();
+    },
+    rmsNorm(x, weight, eps, n, out) {
+      const st = new Staging(heap, [x, out, weight]);
+      st.arena.exports.rmsNorm(st.ptr(x, "in"), st.ptr(weight, "in"), st.ptr(out, "out"), n, x.length / n, eps);
+      st.done();
+    },
+    gatedRmsNorm(x, z, weight, eps, n, out) {
+      const st = new Staging(heap, [x, out, z, weight]);
+      const e = st.arena.exports;
+      e.gatedRmsNorm(st.ptr(x, "in"), st.ptr(z, "in"), st.ptr(weight, "in"), st.ptr(out, "out"), n, x.length / n, eps);
+      st.done();
+    },
+    l2Normalize(x, n, eps, scale) {
+      const st = new Staging(heap, [x]);
+      st.arena.exports.l2Normalize(st.ptr(x, "io"), n, x.length / n, eps, scale);
+      st.done();
+    },
+    siluMul(gate, up, out) {
+      const st = new Staging(heap, [out, gate, up]);
+      st.arena.exports.siluMul(st.ptr(gate, "in"), st.ptr(up, "in"), st.ptr(out, "out"), out.length);
+      st.done();
+    },
+    sigmoidMul(x, gate) {
+      const st = new Staging(heap, [x, gate]);
+      st.arena.exports.sigmoidMul(st.ptr(x, "io"), st.ptr(gate, "in"), x.length);
+      st.done();
+    },
+    axpy(a, x, y) {
+      const st = new Staging(heap, [y, x]);
+      st.arena.exports.axpy(a, st.ptr(x, "in"), st.ptr(y, "io"), y.length);
+      st.done();
+    },
+    softmax(x, n) {
+      const st = new Staging(heap, [x]);
+      st.arena.exports.softmax(st.ptr(x, "io"), n, x.length / n, st.scratch(n * 8));
+      st.done();
+    },
+    rope(x, T, H, D, R, cos, sin) {
+      const st = new Staging(heap, [x, cos, sin]);
+      st.arena.exports.rope(st.ptr(x, "io"), T, H, D, R, st.ptr(cos, "in"), st.ptr(sin, "in"));
+      st.done();
+    },
+    attention(a: AttentionArgs) {
+      const { T, L, numHeads: H, numKvHeads: Hkv, headDim: D } = a;
+      const st = new Staging(heap, [a.out, a.q, a.k, a.v]);
+      const args = [
+        st.ptr(a.q.subarray(0, T * H * D), "in"),
+        st.ptr(a.k.subarray(0, L * Hkv * D), "in"),
+        st.ptr(a.v.subarray(0, L * Hkv * D), "in"),
+        st.ptr(a.out.subarray(0, T * H * D), "out"),
+        st.scratch(H * (L + D) * 8),
+        T, L, H, Hkv, D, a.scale, 0, H,
+      ];
+      // Work ~ T L H D: split heads across threads when it is worth a wake-up.
+      runSplit(st.arena, "attention", args, 11, H, T * L * H * D >= 1 << 16);
+      st.done();
+    },
+    causalConv1d(a: CausalConv1dArgs) {
+      const { T, C, K } = a;
+      const st = new Staging(heap, [a.out, a.x, a.weight, a.state]);
+      st.arena.exports.causalConv1d(
+        st.ptr(a.x.subarray(0, T * C), "in"),
+        st.ptr(a.weight.subarray(0, C * K), "in"),
+        st.ptr(a.state.subarray(0, C * (K - 1)), "io"),
+        st.ptr(a.out.subarray(0, T * C), "out"),
+        st.scratch(C * Math.max(K - 1, 1) * 4),
+        T, C, K,
+      );
+      st.done();
+    },
+    deltaRuleRecurrent: (a: DeltaRuleArgs) => deltaRule(a),
+    // The chunked form exists for parallel hardware; on a CPU the recurrent scan is the same result in
+    // fewer operations (state [dk, dv] per head stays in cache), so prefill uses it too.
+    deltaRuleChunked: (a: DeltaRuleArgs, chunkSize?: number) => {
+      if (chunkSize !== undefined && !(Number.isInteger(chunkSize) && chunkSize >= 1)) {
+        throw new Error(`chunk size ${chunkSize}, expected an integer >= 1`);
+      }
+      deltaRule(a);
+    },
+    router(a: RouterArgs) {
+      const { T, numExperts: E, k } = a;
+      if (!(Number.isInteger(k) && k >= 1 && k <= E)) throw new Error(`router top-k is ${k}, expected 1..${E}`);
+      const st = new Staging(heap, [a.logits, a.experts, a.weights]);
+      st.arena.exports.router(
+        st.ptr(a.logits.subarray(0, T * E), "in"),
+        T, E, k, a.normalize ? 1 : 0,
+        st.ptr(a.experts.subarray(0, T * k), "out"),
+        st.ptr(a.weights.subarray(0, T * k), "out"),
+        st.scratch(E * 8),
+      );
+      st.done();
+    },
+    async close() {
+      const p = pool;
+      pool = null;
+      await p?.close();
+    },
+  };
+}

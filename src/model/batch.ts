@@ -1,0 +1,27 @@
+/**
+ * A forward call's rows: N token rows [N, hidden] made of segments, each a run of consecutive tokens of one
+ * sequence. `forward` is one segment (a prompt or a token); `decodeBatch` is N segments of one token each.
+ * Matrix products run over all N rows at once; the mixers (attention, DeltaNet) run per segment.
+ */
+import type { Vec } from "../kernels/types.js";
+import type { SequenceState } from "./state.js";
+import type { Trace } from "./trace.js";
+import type { Workspace } from "./weights.js";
+
+export interface Segment {
+  state: SequenceState;
+  /** First row of this segment in the batch. */
+  start: number;
+  /** Number of rows (tokens). */
+  T: number;
+}
+
+export interface Batch {
+  N: number;
+  segments: Segment[];
+  /** RoPE cos/sin for every row's position [N, rotary_dim / 2]. */
+  cos: Vec;
+  sin: Vec;
+  ws: Workspace;
+  trace?: Trace;
+}

@@ -1,0 +1,109 @@
+/**
+ * Qwen3NextAttention (`self_attn`), gated attention with GQA:
+ *   [q | gate] = q_proj(x) per head;  k = k_proj(x);  v = v_proj(x)
+ *   q = rope(q_norm(q));  k = rope(k_norm(k))           (zero-centred RMSNorm over head_dim; partial rotary)
+ *   o = softmax(q k^T / sqrt(head_dim), causal) v       (query head h reads kv head h / (heads / kv_heads))
+ *   y = o_proj(o * sigmoid(gate))
+ */
+import { rotaryDim, type Qwen3NextConfig } from "../config.js";
+import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Batch } from "./batch.js";
+import { Qwen3NextRMSNorm } from "./rms_norm.js";
+import { KVCache } from "./state.js";
+import { param, type WeightSource } from "./weights.js";
+
+export class Qwen3NextAttention {
+  readonly q_proj: Weight;
+  readonly k_proj: Weight;
+  readonly v_proj: Weight;
+  readonly o_proj: Weight;
+  readonly q_norm: Qwen3NextRMSNorm;
+  readonly k_norm: Qwen3NextRMSNorm;
+  private readonly bias: { q: Vec; k: Vec; v: Vec; o: Vec } | null;
+  private readonly H: number;
+  private readonly Hkv: number;
+  private readonly d: number;
+  private readonly rd: number;
+
+  constructor(private readonly k: Kernels, src: WeightSource, prefix: string, cfg: Qwen3NextConfig) {
+    const { hidden_size: hidden, num_attention_heads: H, num_key_value_heads: Hkv, head_dim: d } = cfg;
+    this.H = H;
+    this.Hkv = Hkv;
+    this.d = d;
+    this.rd = rotaryDim(cfg);
+    this.q_proj = param(src, `${prefix}.q_proj.weight`, [H * d * 2, hidden]);
+    this.k_proj = param(src, `${prefix}.k_proj.weight`, [Hkv * d, hidden]);
+    this.v_proj = param(src, `${prefix}.v_proj.weight`, [Hkv * d, hidden]);
+    this.o_proj = param(src, `${prefix}.o_proj.weight`, [hidden, H * d]);
+    this.q_norm = new Qwen3NextRMSNorm(k, src, `${prefix}.q_norm.weight`, d, cfg.rms_norm_eps);
+    this.k_norm = new Qwen3NextRMSNorm(k, src, `${prefix}.k_norm.weight`, d, cfg.rms_norm_eps);
+    this.bias = cfg.attention_bias
+      ? {
+          q: k.toVec(param(src, `${prefix}.q_proj.bias`, [H * d * 2])),
+          k: k.toVec(param(src, `${prefix}.k_proj.bias`, [Hkv * d])),
+          v: k.toVec(param(src, `${prefix}.v_proj.bias`, [Hkv * d])),
+          o: k.toVec(param(src, `${prefix}.o_proj.bias`, [hidden])),
+        }
+      : null;
+  }
+
+  /** An empty KV cache for this layer. */
+  newCache(): KVCache {
+    return new KVCache(this.k, this.Hkv * this.d);
+  }
+
+  /** x [N, hidden] -> out [N, hidden]; `caches[s]` is segment s's cache. */
+  forward(x: Vec, batch: Batch, caches: KVCache[], out: Vec): void {
+    const { k, H, Hkv, d, rd } = this;
+    const { N, ws } = batch;
+    const qg = ws.get("attn.qg", N * H * 2 * d);
+    const q = ws.get("attn.q", N * H * d);
+    const gate = ws.get("attn.gate", N * H * d);
+    const kk = ws.get("attn.k", N * Hkv * d);
+    const vv = ws.get("attn.v", N * Hkv * d);
+    const o = ws.get("attn.o", N * H * d);
+    k.linear(this.q_proj, x, N, qg);
+    k.linear(this.k_proj, x, N, kk);
+    k.linear(this.v_proj, x, N, vv);
+    if (this.bias) {
+      addBias(k, qg, this.bias.q, N);
+      addBias(k, kk, this.bias.k, N);
+      addBias(k, vv, this.bias.v, N);
+    }
+    // q_proj rows are per head [query (d) | gate (d)].
+    for (let r = 0; r < N * H; r++) {
+      q.set(qg.subarray(2 * r * d, (2 * r + 1) * d), r * d);
+      gate.set(qg.subarray((2 * r + 1) * d, (2 * r + 2) * d), r * d);
+    }
+    this.q_norm.forward(q, q);
+    this.k_norm.forward(kk, kk);
+    k.rope(q, N, H, d, rd, batch.cos, batch.sin);
+    k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
+    batch.segments.forEach((seg, s) => {
+      const cache = caches[s];
+      const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
+      cache.append(rows(kk, Hkv * d), rows(vv, Hkv * d), seg.T);
+      k.attention({
+        q: rows(q, H * d),
+        k: cache.k,
+        v: cache.v,
+        T: seg.T,
+        L: cache.length,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: d,
+        scale: 1 / Math.sqrt(d),
+        out: rows(o, H * d),
+      });
+    });
+    k.sigmoidMul(o, gate);
+    k.linear(this.o_proj, o, N, out);
+    if (this.bias) addBias(k, out, this.bias.o, N);
+  }
+}
+
+/** y[t] += bias for each of the N rows. */
+export function addBias(k: Kernels, y: Vec, bias: Vec, N: number): void {
+  const n = bias.length;
+  for (let t = 0; t < N; t++) k.axpy(1, bias, y.subarray(t * n, (t + 1) * n));
+}

@@ -1,0 +1,84 @@
+/**
+ * Qwen3NextSparseMoeBlock (`mlp` of MoE layers):
+ *   p = softmax(gate(x)) over all experts;  top-k experts E_t with weights p_e (divided by their sum when
+ *   norm_topk_prob);  y = sum_{e in E_t} p_e expert_e(x) + sigmoid(shared_expert_gate(x)) shared_expert(x)
+ * Every expert runs once per call on the rows routed to it.
+ */
+import type { Qwen3NextConfig } from "../config.js";
+import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import { Qwen3NextMLP } from "./mlp.js";
+import type { Trace } from "./trace.js";
+import { param, type WeightSource, type Workspace } from "./weights.js";
+
+export class Qwen3NextSparseMoeBlock {
+  /** The router [num_experts, hidden]. */
+  readonly gate: Weight;
+  readonly experts: Qwen3NextMLP[];
+  readonly shared_expert: Qwen3NextMLP | null;
+  readonly shared_expert_gate: Weight | null;
+  private readonly hidden: number;
+  private readonly E: number;
+  private readonly topK: number;
+  private readonly normTopK: boolean;
+
+  constructor(private readonly k: Kernels, src: WeightSource, prefix: string, cfg: Qwen3NextConfig) {
+    const hidden = (this.hidden = cfg.hidden_size);
+    this.E = cfg.num_experts;
+    this.topK = cfg.num_experts_per_tok;
+    this.normTopK = cfg.norm_topk_prob;
+    this.gate = param(src, `${prefix}.gate.weight`, [this.E, hidden]);
+    this.experts = Array.from(
+      { length: this.E },
+      (_, e) => new Qwen3NextMLP(k, src, `${prefix}.experts.${e}`, hidden, cfg.moe_intermediate_size),
+    );
+    const shared = cfg.shared_expert_intermediate_size > 0;
+    this.shared_expert = shared
+      ? new Qwen3NextMLP(k, src, `${prefix}.shared_expert`, hidden, cfg.shared_expert_intermediate_size)
+      : null;
+    this.shared_expert_gate = shared ? param(src, `${prefix}.shared_expert_gate.weight`, [1, hidden]) : null;
+  }
+
+  /** x [N, hidden] -> out [N, hidden]; the routing goes to `trace` as router.{layer}.experts / .weights. */
+  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: { trace: Trace; layer: string }): void {
+    const { k, hidden: H, E, topK } = this;
+    const logits = ws.get("moe.logits", N * E);
+    const weights = ws.get("moe.weights", N * topK);
+    const experts = new Int32Array(N * topK);
+    k.linear(this.gate, x, N, logits);
+    k.router({ logits, T: N, numExperts: E, k: topK, normalize: this.normTopK, experts, weights });
+    if (trace) {
+      trace.trace.append(`router.${trace.layer}.experts`, [topK], experts, "int");
+      trace.trace.append(`router.${trace.layer}.weights`, [topK], weights, "float");
+    }
+
+    // Rows routed to each expert, with their weights.
+    const rowsOf: number[][] = Array.from({ length: E }, () => []);
+    for (let i = 0; i < N * topK; i++) rowsOf[experts[i]].push(i);
+    out.fill(0);
+    const xe = ws.get("moe.x", N * H);
+    const ye = ws.get("moe.y", N * H);
+    rowsOf.forEach((slots, e) => {
+      if (slots.length === 0) return;
+      const n = slots.length;
+      slots.forEach((slot, j) => {
+        const t = Math.floor(slot / topK);
+        xe.set(x.subarray(t * H, (t + 1) * H), j * H);
+      });
+      this.experts[e].forward(xe.subarray(0, n * H), n, ws, ye.subarray(0, n * H));
+      slots.forEach((slot, j) => {
+        const t = Math.floor(slot / topK);
+        k.axpy(weights[slot], ye.subarray(j * H, (j + 1) * H), out.subarray(t * H, (t + 1) * H));
+      });
+    });
+
+    if (this.shared_expert && this.shared_expert_gate) {
+      const gateLogit = ws.get("moe.shared_gate", N);
+      k.linear(this.shared_expert_gate, x, N, gateLogit);
+      this.shared_expert.forward(x, N, ws, ye);
+      for (let t = 0; t < N; t++) {
+        const s = 1 / (1 + Math.exp(-gateLogit[t]));
+        k.axpy(s, ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
+      }
+    }
+  }
+}

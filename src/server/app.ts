@@ -1,0 +1,138 @@
+/**
+ * The HTTP layer (Fastify): routes, request validation, API keys, and OpenAI-style errors for
+ * everything that goes wrong (bad JSON, schema violations, too large a body, unknown routes),
+ * so that no input can stop the server.
+ *
+ *   GET  /health               liveness + scheduler counters (active, queued, ...)
+ *   GET  /v1/models            the one served model
+ *   POST /v1/chat/completions  chat, streamed (SSE) or not
+ *   POST /v1/completions       raw prompt, streamed (SSE) or not
+ */
+import { timingSafeEqual } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import type { ChatTemplate } from "../tokenizer/chat_template.js";
+import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
+import { ApiError } from "./errors.js";
+import { handleChat } from "./chat.js";
+import { handleCompletion } from "./completions.js";
+import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
+import { chatCompletionSchema, completionSchema } from "./schemas.js";
+import type { Scheduler, SchedulableState } from "./scheduler.js";
+
+export interface ServerDeps {
+  scheduler: Scheduler<SchedulableState>;
+  tokenizer: QwenTokenizer;
+  template: ChatTemplate;
+  served: ServedModel;
+}
+
+export interface AppOptions {
+  /** When set, /v1/* requires `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body in bytes (413 beyond). */
+  bodyLimit?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+
+export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstance {
+  const app = Fastify({
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    logger: false,
+    // A wrongly typed field is an error, not something to coerce ("0.5" is not a temperature).
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, allowUnionTypes: true } },
+  });
+  let closing = false;
+  app.addHook("onClose", async () => {
+    closing = true;
+  });
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const e = toApiError(err);
+    void reply.code(e.status).send(e.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new ApiError(404, `No route for ${req.method} ${req.url.split("?")[0]}`, "not_found_error", null, "not_found");
+    void reply.code(404).send(e.toBody());
+  });
+
+  if (opts.apiKey !== undefined) {
+    const expected = Buffer.from(`Bearer ${opts.apiKey}`);
+    app.addHook("onRequest", async (req) => {
+      if (!req.url.startsWith("/v1/")) return;
+      const got = Buffer.from(req.headers.authorization ?? "");
+      if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
+        throw new ApiError(
+          401,
+          req.headers.authorization ? "Incorrect API key provided" : "Missing API key: send Authorization: Bearer <key>",
+          "authentication_error",
+          null,
+          "invalid_api_key",
+        );
+      }
+    });
+  }
+
+  app.get("/health", async () => ({ status: closing ? "draining" : "ok", ...deps.scheduler.stats }));
+
+  const created = Math.floor(Date.now() / 1000);
+  app.get("/v1/models", async () => ({
+    object: "list",
+    data: [
+      {
+        id: deps.served.name,
+        object: "model",
+        created,
+        owned_by: "qwen3-next-ts",
+        max_model_len: deps.served.contextLength,
+      },
+    ],
+  }));
+
+  app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>
+    handleChat(deps, req.body, reply),
+  );
+  app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionSchema } }, (req, reply) =>
+    handleCompletion(deps, req.body, reply),
+  );
+  return app;
+}
+
+/** Any error thrown while handling a request, as the client should see it. */
+function toApiError(err: FastifyError): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err.validation) {
+    const first = err.validation[0];
+    const missing = first.keyword === "required" ? String((first.params as { missingProperty?: string }).missingProperty) : "";
+    const param = jsonPathToParam(first.instancePath, missing) || null;
+    // anyOf/nullable branches each report; keep the distinct messages of the failing field.
+    const messages = [
+      ...new Set(
+        err.validation.filter((v) => v.instancePath === first.instancePath && v.keyword !== "anyOf").map((v) => v.message),
+      ),
+    ];
+    const msg =
+      first.keyword === "required"
+        ? `Missing required parameter: '${param}'`
+        : param === null
+          ? "The request body must be a JSON object (sent with content-type: application/json)"
+          : `Invalid value for '${param}': ${messages.join("; ") || first.message}`;
+    return new ApiError(400, msg, "invalid_request_error", param, first.keyword === "required" ? "missing_required_parameter" : "invalid_value");
+  }
+  const status = err.statusCode ?? 500;
+  if (status === 413) {
+    return new ApiError(413, `Request body is too large: ${err.message}`, "invalid_request_error", null, "request_too_large");
+  }
+  if (status >= 400 && status < 500) {
+    // Malformed JSON, wrong content type, empty body: Fastify's message says which.
+    return new ApiError(status, err.message, "invalid_request_error", null, err.code ?? null);
+  }
+  return new ApiError(500, `Internal server error: ${err.message}`, "server_error");
+}
+
+/** "/messages/0/content" + "role" -> "messages[0].content.role" (OpenAI's `param` spelling). */
+function jsonPathToParam(instancePath: string, child: string): string {
+  const parts = instancePath.split("/").filter(Boolean);
+  if (child) parts.push(child);
+  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), "");
+}

@@ -1,0 +1,153 @@
+/**
+ * From a schema-valid request body to what generation needs: the prompt's tokens, the sampling
+ * parameters (the request's, else the checkpoint's `generation_config.json` defaults), the token
+ * budget and the stop strings. Checks that need the model (name, context length, vocabulary) live here.
+ */
+import type { ChatMessage, ToolSpec } from "../tokenizer/chat_template.js";
+import type { SamplingParams } from "../generate/sampler.js";
+import { ApiError, badRequest } from "./errors.js";
+import type { TextRequest } from "./generation.js";
+
+/** Fields common to /v1/chat/completions and /v1/completions (after schema validation). */
+export interface SamplingBody {
+  model: string;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  logit_bias?: Record<string, number> | null;
+}
+
+type ContentPart = { type: "text"; text: string };
+export interface ChatBody extends SamplingBody {
+  messages: Array<Omit<ChatMessage, "role" | "content"> & { role: ChatMessage["role"] | "developer"; content?: string | null | ContentPart[] }>;
+  tools?: ToolSpec[] | null;
+  tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
+  chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
+}
+
+export interface CompletionBody extends SamplingBody {
+  prompt: string | [string];
+  echo?: boolean | null;
+}
+
+/** What the server knows about the model it serves. */
+export interface ServedModel {
+  /** The name clients put in `model`. */
+  name: string;
+  /** Longest sequence (prompt + completion) in tokens. */
+  contextLength: number;
+  /** Rows of the logits (token ids a logit_bias may name). */
+  vocabSize: number;
+  /** Sampling defaults of the checkpoint (`generation_config.json`). */
+  defaults: SamplingParams;
+  /** max_tokens when a request leaves it out (undefined: the rest of the context). */
+  defaultMaxTokens?: number;
+}
+
+export function checkModelName(body: SamplingBody, served: ServedModel): void {
+  if (body.model !== served.name) {
+    throw new ApiError(
+      400,
+      `The model \`${body.model}\` does not exist; this server serves \`${served.name}\``,
+      "invalid_request_error",
+      "model",
+      "model_not_found",
+    );
+  }
+}
+
+/** The sampling, budget and stop settings of a request whose prompt is `promptTokens`. */
+export function textRequest(body: SamplingBody, promptTokens: number[], served: ServedModel): TextRequest {
+  const ctx = served.contextLength;
+  if (promptTokens.length === 0) throw badRequest("The prompt is empty; expected at least one token", "prompt");
+  if (promptTokens.length >= ctx) {
+    throw badRequest(
+      `This model's maximum context length is ${ctx} tokens, but the prompt has ${promptTokens.length} tokens; shorten it`,
+      "messages",
+      "context_length_exceeded",
+    );
+  }
+  const room = ctx - promptTokens.length;
+  const asked = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
+  if (asked !== undefined && asked > room) {
+    throw badRequest(
+      `${param} is ${asked}, but the prompt has ${promptTokens.length} tokens and the context is ${ctx}: expected at most ${room}`,
+      param,
+      "context_length_exceeded",
+    );
+  }
+  return {
+    promptTokens,
+    sampling: samplingParams(body, served.defaults),
+    maxTokens: asked ?? Math.min(room, served.defaultMaxTokens ?? room),
+    stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
+    logitBias: logitBias(body.logit_bias, served.vocabSize),
+  };
+}
+
+function samplingParams(body: SamplingBody, d: SamplingParams): SamplingParams {
+  const p: SamplingParams = {
+    temperature: body.temperature ?? d.temperature,
+    top_p: body.top_p ?? d.top_p,
+    // vLLM's convention: top_k -1 (or 0) turns it off.
+    top_k: body.top_k == null ? d.top_k : Math.max(0, body.top_k),
+    min_p: body.min_p ?? d.min_p,
+    presence_penalty: body.presence_penalty ?? d.presence_penalty,
+    frequency_penalty: body.frequency_penalty ?? d.frequency_penalty,
+    repetition_penalty: body.repetition_penalty ?? d.repetition_penalty,
+  };
+  if (body.seed != null) p.seed = body.seed;
+  return p;
+}
+
+function logitBias(raw: Record<string, number> | null | undefined, vocab: number): Map<number, number> | undefined {
+  if (raw == null) return undefined;
+  const out = new Map<number, number>();
+  for (const [key, bias] of Object.entries(raw)) {
+    const id = Number(key);
+    if (!(id < vocab)) throw badRequest(`logit_bias names token ${key}, expected ids below ${vocab}`, "logit_bias");
+    out.set(id, bias);
+  }
+  return out;
+}
+
+/** OpenAI messages -> the template's messages (text parts joined, "developer" read as "system"). */
+export function chatMessages(body: ChatBody): ChatMessage[] {
+  return body.messages.map((m, i) => {
+    const content = Array.isArray(m.content) ? m.content.map((p) => p.text).join("") : (m.content ?? null);
+    if (content === null && !(m.role === "assistant" && m.tool_calls && m.tool_calls.length > 0)) {
+      throw badRequest(`messages[${i}].content is missing, expected a string`, `messages[${i}].content`);
+    }
+    if (m.role === "tool" && typeof m.tool_call_id !== "string") {
+      throw badRequest(`messages[${i}] has role "tool" but no tool_call_id`, `messages[${i}].tool_call_id`);
+    }
+    const out: ChatMessage = { ...m, role: m.role === "developer" ? "system" : m.role, content };
+    if (out.tool_calls === null) delete out.tool_calls;
+    if (out.reasoning_content === null) delete out.reasoning_content;
+    return out;
+  });
+}
+
+/** Whether the model's output is parsed for tool calls: tools given and tool_choice not "none". */
+export function toolChoice(body: ChatBody): "auto" | "none" {
+  const choice = body.tool_choice ?? "auto";
+  if (choice === "none" || !body.tools || body.tools.length === 0) return "none";
+  if (choice !== "auto") {
+    throw badRequest(
+      `tool_choice ${JSON.stringify(choice)} is not supported (it needs constrained decoding); expected "auto" or "none"`,
+      "tool_choice",
+    );
+  }
+  return "auto";
+}

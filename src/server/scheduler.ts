@@ -1,0 +1,331 @@
+/**
+ * The one scheduler every request goes through: continuous batching over a causal LM.
+ *
+ * Each loop iteration
+ *   1. prefills the next chunk of at most one prompt (a queued sequence is admitted while fewer than
+ *      `maxConcurrency` hold a slot, resuming from a cached prefix snapshot when there is one); when its
+ *      prompt is done, samples its first token and adds it to the decode batch;
+ *   2. advances every active sequence by one token with a single `decodeBatch` call (the matrix
+ *      products are batched across sequences);
+ *   3. yields to the event loop, so HTTP I/O (new requests, disconnects, SSE writes) proceeds.
+ * Every sequence owns its sampler (and so its seeded random stream), and the logits row it samples
+ * from depends only on its own tokens, so its output is the one it would get alone.
+ * Beyond `maxConcurrency` active and `maxQueue` waiting, `submit` refuses with 429.
+ */
+import { ApiError } from "./errors.js";
+import { PrefixCache } from "./prefix_cache.js";
+import type { Vec } from "../kernels/types.js";
+
+/** What the scheduler needs of a per-sequence state (caches of all layers). */
+export interface SchedulableState {
+  clone(): SchedulableState;
+  /** Hands the state's buffers back (the KV cache and DeltaNet state may live in WASM memory). */
+  free(): void;
+}
+
+/** What the scheduler needs of the model (`Qwen3NextForCausalLM` provides it). */
+export interface DecodeModel<S extends SchedulableState> {
+  readonly config: { vocab_size: number };
+  newState(): S;
+  /** Prefill: runs `tokens` through the model, advancing `state`; returns the last row of logits. */
+  forward(tokens: number[], state: S, opts: { lastOnly: true }): Vec | Promise<Vec>;
+  /** One decode step for N sequences: token i continues states[i]; returns logits [N, V] row-major. */
+  decodeBatch(tokens: number[], states: S[]): Vec | Promise<Vec>;
+}
+
+/** Picks the next token from a logits row (`Sampler` from src/generate/sampler.ts). */
+export interface TokenSampler {
+  sample(logits: Vec, generated: number[], promptTokens?: number[]): number;
+}
+
+export type EndReason = "stop" | "length" | "cancelled" | "error";
+
+export interface SequenceRequest {
+  prompt: number[];
+  /** Upper bound on generated tokens (the end-of-sequence token included). */
+  maxTokens: number;
+  /** Tokens that end the sequence (not passed to `onToken`). */
+  stopTokenIds: ReadonlySet<number>;
+  sampler: TokenSampler;
+  /** OpenAI `logit_bias`: added to the logit of each listed token before sampling. */
+  logitBias?: ReadonlyMap<number, number>;
+  /** Receives each generated token; returning false ends the sequence with "stop" (e.g. a stop string). */
+  onToken(id: number): boolean;
+  /** Called exactly once when the sequence leaves the scheduler. */
+  onEnd(reason: EndReason, error?: Error): void;
+}
+
+export interface SchedulerOptions {
+  maxConcurrency: number;
+  maxQueue: number;
+  /** Number of prompt snapshots kept for prefix reuse (0 turns the cache off). */
+  prefixCacheSize: number;
+  /** Prompt tokens prefilled per loop iteration, between decode steps of the others. */
+  prefillChunk: number;
+}
+
+export interface SchedulerStats {
+  active: number;
+  queued: number;
+  maxConcurrency: number;
+  maxQueue: number;
+  prefixCacheEntries: number;
+  /** Prompt tokens whose prefill was skipped thanks to the prefix cache, since start. */
+  prefixCacheHitTokens: number;
+  completed: number;
+  cancelled: number;
+  /** Most sequences advanced by one decodeBatch call, since start. */
+  largestBatch: number;
+}
+
+/** A sequence inside the scheduler; `cancel()` frees its slot at the next step. */
+export class Sequence<S extends SchedulableState = SchedulableState> {
+  readonly generated: number[] = [];
+  state: S | undefined;
+  /** The token to feed at the next decode step. */
+  next = -1;
+  /** Prompt tokens already in `state`. */
+  prefilled = 0;
+  cancelled = false;
+  done = false;
+  constructor(
+    readonly request: SequenceRequest,
+    private readonly onCancel: (seq: Sequence<S>) => void,
+  ) {}
+
+  cancel(): void {
+    if (this.done || this.cancelled) return;
+    this.cancelled = true;
+    this.onCancel(this);
+  }
+}
+
+export class Scheduler<S extends SchedulableState> {
+  private readonly queue: Sequence<S>[] = [];
+  private active: Sequence<S>[] = [];
+  /** The sequence whose prompt is being prefilled, chunk by chunk (one at a time). */
+  private prefilling: Sequence<S> | undefined;
+  private readonly cache: PrefixCache<S>;
+  private running = false;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+  private hitTokens = 0;
+  private completed = 0;
+  private cancelledCount = 0;
+  private largestBatch = 0;
+
+  constructor(
+    private readonly model: DecodeModel<S>,
+    private readonly opts: SchedulerOptions,
+  ) {
+    if (!(opts.maxConcurrency >= 1)) throw new Error(`maxConcurrency is ${opts.maxConcurrency}, expected >= 1`);
+    if (!(opts.maxQueue >= 0)) throw new Error(`maxQueue is ${opts.maxQueue}, expected >= 0`);
+    if (!(opts.prefillChunk >= 1)) throw new Error(`prefillChunk is ${opts.prefillChunk}, expected >= 1`);
+    this.cache = new PrefixCache<S>(opts.prefixCacheSize);
+  }
+
+  get stats(): SchedulerStats {
+    return {
+      active: this.slotsInUse(),
+      queued: this.queue.length,
+      maxConcurrency: this.opts.maxConcurrency,
+      maxQueue: this.opts.maxQueue,
+      prefixCacheEntries: this.cache.size,
+      prefixCacheHitTokens: this.hitTokens,
+      completed: this.completed,
+      cancelled: this.cancelledCount,
+      largestBatch: this.largestBatch,
+    };
+  }
+
+  /** Queues a sequence; throws ApiError 429 when the queue is full, 503 once closing. */
+  submit(request: SequenceRequest): Sequence<S> {
+    if (this.closed) throw new ApiError(503, "The server is shutting down", "server_error", null, "shutting_down");
+    if (request.prompt.length === 0) throw new ApiError(400, "The prompt is empty", "invalid_request_error", "prompt");
+    // Room for maxConcurrency running plus maxQueue waiting (queued ones not yet admitted count as either).
+    if (this.slotsInUse() + this.queue.length >= this.opts.maxConcurrency + this.opts.maxQueue) {
+      throw new ApiError(
+        429,
+        `The server is busy: ${this.slotsInUse()} requests running and ${this.queue.length} queued (--max-queue ${this.opts.maxQueue}); retry later`,
+        "rate_limit_error",
+        null,
+        "queue_full",
+      );
+    }
+    const seq = new Sequence<S>(request, (s) => this.onCancel(s));
+    this.queue.push(seq);
+    this.kick();
+    return seq;
+  }
+
+  /** Stops admitting new requests; resolves when every sequence has ended, cancelling those left after `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    this.closed = true;
+    const idle = this.whenIdle();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
+    const outcome = await Promise.race([idle.then(() => "idle" as const), timeout]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      for (const seq of [...this.queue, ...this.active, ...(this.prefilling ? [this.prefilling] : [])]) seq.cancel();
+      await idle;
+    }
+    this.cache.clear();
+  }
+
+  private whenIdle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private onCancel(seq: Sequence<S>): void {
+    const i = this.queue.indexOf(seq);
+    if (i >= 0) {
+      // Not started yet: leave at once. An active one leaves at the next step (it may be mid-step now).
+      this.queue.splice(i, 1);
+      this.finish(seq, "cancelled");
+    }
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    // Start on a later turn of the event loop: callbacks never run inside `submit`, so the caller
+    // can finish setting up (e.g. send the SSE headers) before the first token arrives.
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.queue.length > 0 || this.active.length > 0 || this.prefilling) {
+        if (!this.prefilling && this.slotsInUse() < this.opts.maxConcurrency && this.queue.length > 0) {
+          this.startPrefill(this.queue.shift()!);
+        }
+        if (this.prefilling) await this.prefillChunk(this.prefilling);
+        this.reap();
+        if (this.active.length > 0) await this.decodeStep();
+        this.reap();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    } finally {
+      this.running = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Sequences holding a slot: decoding, or being prefilled. */
+  private slotsInUse(): number {
+    return this.active.length + (this.prefilling ? 1 : 0);
+  }
+
+  /** Starts a prefill from the longest cached prefix; an exact hit goes straight to its first token. */
+  private startPrefill(seq: Sequence<S>): void {
+    const prompt = seq.request.prompt;
+    try {
+      const hit = this.cache.lookup(prompt);
+      this.hitTokens += hit?.length ?? 0;
+      seq.state = hit ? (hit.snapshot.state.clone() as S) : this.model.newState();
+      seq.prefilled = hit?.length ?? 0;
+      if (hit && hit.length === prompt.length) return this.activate(seq, hit.snapshot.logits.slice());
+      this.prefilling = seq;
+    } catch (err) {
+      this.finish(seq, "error", asError(err));
+    }
+  }
+
+  /**
+   * Prefills the next `prefillChunk` prompt tokens of `seq` (the state carries over between chunks, so a
+   * long prompt does not stall the other sequences' decoding for its whole length).
+   */
+  private async prefillChunk(seq: Sequence<S>): Promise<void> {
+    const prompt = seq.request.prompt;
+    try {
+      if (seq.cancelled) return this.finish(seq, "cancelled");
+      const end = Math.min(prompt.length, seq.prefilled + this.opts.prefillChunk);
+      const logits = await this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true });
+      seq.prefilled = end;
+      if (end < prompt.length) return;
+      if (this.opts.prefixCacheSize > 0) {
+        this.cache.insert({ tokens: prompt.slice(), state: seq.state!.clone() as S, logits: logits.slice() });
+      }
+      if (seq.cancelled) return this.finish(seq, "cancelled");
+      this.activate(seq, logits);
+    } catch (err) {
+      this.finish(seq, "error", asError(err));
+    } finally {
+      if (seq.done || seq.prefilled === prompt.length) this.prefilling = undefined;
+    }
+  }
+
+  /** A prefilled sequence joins the decode batch, with its first token sampled from the prompt's logits. */
+  private activate(seq: Sequence<S>, logits: Vec): void {
+    this.active.push(seq);
+    this.emit(seq, logits);
+  }
+
+  /** One token for every active sequence, in one batched forward. */
+  private async decodeStep(): Promise<void> {
+    const batch = this.active.slice();
+    this.largestBatch = Math.max(this.largestBatch, batch.length);
+    const V = this.model.config.vocab_size;
+    let logits: Vec;
+    try {
+      logits = await this.model.decodeBatch(
+        batch.map((s) => s.next),
+        batch.map((s) => s.state!),
+      );
+    } catch (err) {
+      for (const seq of batch) this.finish(seq, "error", asError(err));
+      return;
+    }
+    batch.forEach((seq, i) => {
+      if (!seq.done && !seq.cancelled) this.emit(seq, logits.subarray(i * V, (i + 1) * V));
+    });
+  }
+
+  /** Samples one token from `logits` for `seq`, hands it over, and ends the sequence when it should. */
+  private emit(seq: Sequence<S>, logits: Vec): void {
+    const req = seq.request;
+    try {
+      if (req.logitBias && req.logitBias.size > 0) {
+        logits = logits.slice();
+        for (const [id, bias] of req.logitBias) if (id < logits.length) logits[id] += bias;
+      }
+      const token = req.sampler.sample(logits, seq.generated, req.prompt);
+      seq.generated.push(token);
+      if (req.stopTokenIds.has(token)) return this.finish(seq, "stop");
+      const more = req.onToken(token);
+      if (!more) return this.finish(seq, "stop");
+      if (seq.generated.length >= req.maxTokens) return this.finish(seq, "length");
+      seq.next = token;
+    } catch (err) {
+      this.finish(seq, "error", asError(err));
+    }
+  }
+
+  /** Removes ended and cancelled sequences from the active set. */
+  private reap(): void {
+    for (const seq of this.active) if (seq.cancelled && !seq.done) this.finish(seq, "cancelled");
+    this.active = this.active.filter((s) => !s.done);
+  }
+
+  private finish(seq: Sequence<S>, reason: EndReason, error?: Error): void {
+    if (seq.done) return;
+    seq.done = true;
+    seq.state?.free();
+    seq.state = undefined;
+    if (reason === "cancelled") this.cancelledCount++;
+    else this.completed++;
+    try {
+      seq.request.onEnd(reason, error);
+    } catch {
+      // A failing listener must not stop the loop for everyone else.
+    }
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

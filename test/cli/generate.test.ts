@@ -1,0 +1,158 @@
+/** `generate`, `chat`, `tokenize` and `init` spawned as a user runs them, on a demo checkpoint in a temp cache. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { ROOT, runCli } from "../helpers/cli.js";
+
+let tmp: string;
+let env: NodeJS.ProcessEnv;
+const PROMPT = "Give me a short introduction to large language models.";
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "qwen3-cli-"));
+  env = { QWEN3_NEXT_CACHE: path.join(tmp, "cache") };
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** The message of a one-line CLI error: exactly one line on stderr, prefixed as bin.ts does. */
+function oneLineError(stderr: string): string {
+  const lines = stderr.trimEnd().split("\n").filter((l) => !l.startsWith("npm warn"));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^qwen3-next: /);
+  return lines[0];
+}
+
+describe("qwen3-next generate", () => {
+  it("builds the demo checkpoint once, says its weights are random, and is reproducible for a seed", async () => {
+    const args = ["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "12"];
+    const a = await runCli(args, { env });
+    expect(a.code).toBe(0);
+    expect(a.stderr).toMatch(/built-in demo checkpoint .*RANDOM/);
+    expect(a.stderr).toMatch(/12 generated in .* tok\/s\); finish: length\]/);
+    expect(a.stdout.length).toBeGreaterThan(1);
+    expect(readdirSync(path.join(tmp, "cache"))).toEqual(["demo-v1"]); // built in place, no temp folder left
+    const b = await runCli(args, { env });
+    expect(b.code).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    const c = await runCli(["generate", "--prompt", PROMPT, "--seed", "1", "--max-tokens", "12"], { env });
+    expect(c.stdout).not.toBe(a.stdout);
+  });
+
+  it("--json gives the text, its split, usage and timings; --no-stream prints the same text", async () => {
+    const j = await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "12", "--json", "--no-think"], { env });
+    expect(j.code).toBe(0);
+    const r = JSON.parse(j.stdout);
+    expect(r.finish_reason).toBe("length");
+    expect(r.usage).toMatchObject({ completion_tokens: 12 });
+    expect(r.usage.prompt_tokens).toBeGreaterThan(10);
+    expect(r.tokens).toHaveLength(12);
+    expect(r.reasoning).toBeNull(); // --no-think pre-fills an empty think block
+    expect(r.timings.tokens_per_second).toBeGreaterThan(0);
+    const plain = await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "12", "--no-think", "--no-stream"], { env });
+    expect(plain.stdout).toBe(r.text + "\n");
+  });
+
+  it("reads the prompt from stdin and works without the chat template (--raw)", async () => {
+    const a = await runCli(["generate", "--raw", "--seed", "3", "--max-tokens", "4", "--json"], { env, input: "Once upon a time" });
+    expect(a.code).toBe(0);
+    const r = JSON.parse(a.stdout);
+    expect(r.usage.prompt_tokens).toBe(4); // "Once", " upon", " a", " time": no template around it
+  });
+
+  it("gives a one-line error for a missing folder, a corrupt config, bad flag values", async () => {
+    const missing = await runCli(["generate", "--model", path.join(tmp, "nope"), "--prompt", "hi"], { env });
+    expect(missing.code).toBe(1);
+    expect(oneLineError(missing.stderr)).toMatch(/model folder .*nope does not exist/);
+
+    const bad = path.join(tmp, "bad");
+    await mkdir(bad);
+    await writeFile(path.join(bad, "config.json"), '{"model_type": "qwen3_next", "hidden_size": ');
+    const corrupt = await runCli(["generate", "--model", bad, "--prompt", "hi"], { env });
+    expect(corrupt.code).toBe(1);
+    expect(oneLineError(corrupt.stderr)).toMatch(/config\.json/);
+
+    await writeFile(path.join(bad, "config.json"), JSON.stringify({ model_type: "llama" }));
+    const wrongType = await runCli(["generate", "--model", bad, "--prompt", "hi"], { env });
+    expect(oneLineError(wrongType.stderr)).toMatch(/model_type is "llama", expected "qwen3_next"/);
+
+    const temp = await runCli(["generate", "--prompt", "hi", "--temperature", "-1"], { env });
+    expect(temp.code).toBe(1);
+    expect(oneLineError(temp.stderr)).toMatch(/--temperature is -1, expected a number >= 0/);
+
+    const rope = await runCli(["generate", "--prompt", "hi", "--rope-scaling", "{yarn"], { env });
+    expect(rope.code).toBe(1);
+    expect(oneLineError(rope.stderr)).toMatch(/--rope-scaling is not JSON/);
+  });
+
+  it("rejects an unknown flag with a usage error (exit 2)", async () => {
+    const r = await runCli(["generate", "--prompt", "hi", "--bogus"], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toMatch(/unknown option '--bogus'/);
+    expect(r.stdout).toBe("");
+  });
+
+  it("stops on Ctrl-C (SIGINT), keeps what was generated and exits 130", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), "generate", "--prompt", PROMPT, "--max-tokens", "2000", "--seed", "0"], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.once("data", () => child.kill("SIGINT")); // once: a second Ctrl-C quits at once, by design
+    child.stdout.on("data", (d) => (stdout += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(code).toBe(130);
+    expect(stdout.length).toBeGreaterThan(0);
+    expect(stderr).toMatch(/finish: abort\]/);
+  });
+});
+
+describe("qwen3-next chat", () => {
+  it("answers each piped line, keeps history, handles /think, /reset and /exit", async () => {
+    const r = await runCli(["chat", "--seed", "2", "--max-tokens", "5"], { env, input: "hello\n/think\nagain\n/reset\n/exit\nnever sent\n" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("(thinking off)");
+    expect(r.stdout).toContain("(history cleared)");
+    // Two answers (one line each) between the notices, and nothing after /exit.
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[3]).toBe("(history cleared)");
+  });
+});
+
+describe("qwen3-next tokenize", () => {
+  it("prints ids for text and text for ids", async () => {
+    const a = await runCli(["tokenize", "--text", "Hello world"]);
+    expect(a.stdout).toBe("9707,1879\n");
+    const b = await runCli(["tokenize", "--decode", "151644,9707,1879"]);
+    expect(b.stdout).toBe("<|im_start|>Hello world\n");
+    const c = await runCli(["tokenize", "--decode", "1,x"]);
+    expect(c.code).toBe(1);
+    expect(oneLineError(c.stderr)).toMatch(/"x" is not a token id/);
+  });
+});
+
+describe("qwen3-next init", () => {
+  it("writes a loadable random checkpoint; the same seed gives the same model", async () => {
+    const out = path.join(tmp, "init-a");
+    const a = await runCli(["init", "--config", "demo", "--out", out, "--seed", "4"]);
+    expect(a.code).toBe(0);
+    for (const f of ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) {
+      expect(existsSync(path.join(out, f))).toBe(true);
+    }
+    const again = await runCli(["init", "--config", "demo", "--out", out]);
+    expect(again.code).toBe(1);
+    expect(oneLineError(again.stderr)).toMatch(/already exists/);
+    const missing = await runCli(["init", "--config", path.join(tmp, "none.json"), "--out", path.join(tmp, "x")]);
+    expect(oneLineError(missing.stderr)).toMatch(/cannot read .*none\.json/);
+    const g = await runCli(["generate", "--model", out, "--prompt", "hi", "--seed", "0", "--max-tokens", "5"], { env });
+    expect(g.code).toBe(0);
+    expect(g.stderr).not.toMatch(/demo checkpoint/);
+  });
+});

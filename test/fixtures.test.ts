@@ -1,0 +1,123 @@
+/**
+ * The model against the golden fixtures of reference/ (computed in float64 by an independent oracle):
+ * float64 within 1e-9 on every tensor, float32 within 1e-3 with identical expert ids; the full pass and the
+ * prefill-then-decode path; the MTP logits; the delta rule and RoPE files.
+ */
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../src/config.js";
+import { createKernels } from "../src/kernels/index.js";
+import type { Precision } from "../src/kernels/types.js";
+import { loadCheckpoint } from "../src/loading/checkpoint.js";
+import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
+import { ropeCosSin, ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
+import { Trace } from "../src/model/trace.js";
+import { rotaryDim } from "../src/config.js";
+import { maxAbsDiff, readReference, REFERENCE_DIR, type RefTensor } from "./helpers/reference.js";
+
+const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
+/** The shipped fixtures, then two made by reference/generate.py with transformers (other shapes). */
+const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied"];
+
+/** Every expected tensor (except the input ids) matches the trace: ids exactly, floats within tol. */
+function expectTraceMatches(trace: Trace, expected: Map<string, RefTensor>, tol: number): void {
+  for (const [name, ref] of expected) {
+    if (name === "input_ids") continue;
+    expect(trace.has(name), `trace has ${name}`).toBe(true);
+    const got = trace.get(name);
+    expect(got.shape, name).toEqual(ref.shape);
+    if (ref.dtype === "I64") expect(Array.from(got.data), name).toEqual(Array.from(ref.data));
+    else expect(maxAbsDiff(got.data, ref.data), name).toBeLessThanOrEqual(tol);
+  }
+}
+
+describe.each(MODELS)("fixture %s", (name) => {
+  describe.each(["f64", "f32"] as Precision[])("precision %s", (precision) => {
+    const setup = async () => {
+      const kernels = await createKernels({ backend: "ts", precision });
+      const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, name), { allocator: kernels });
+      const model = Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);
+      const { tensors, metadata } = await readReference(`${name}/expected.safetensors`);
+      const ids = Array.from(tensors.get("input_ids")!.data);
+      return { model, tensors, ids, nPrefill: Number(metadata.n_prefill) };
+    };
+
+    it("full forward pass matches every tensor", async () => {
+      const { model, tensors, ids } = await setup();
+      const trace = new Trace();
+      model.forward(ids, model.newState(), { trace });
+      expectTraceMatches(trace, tensors, TOL[precision]);
+    });
+
+    it("prefill then token-by-token decode matches every tensor", async () => {
+      const { model, tensors, ids, nPrefill } = await setup();
+      expect(nPrefill).toBeGreaterThan(1);
+      const trace = new Trace();
+      const state = model.newState();
+      model.forward(ids.slice(0, nPrefill), state, { trace });
+      for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+      expectTraceMatches(trace, tensors, TOL[precision]);
+    });
+  });
+});
+
+describe("config of the fixtures", () => {
+  it("has MTP in one model and not the other", async () => {
+    const { tensors } = await readReference("tiny-moe-mtp/expected.safetensors");
+    expect(tensors.has("mtp_logits")).toBe(true);
+    const dense = await readReference("tiny-dense-yarn-long/expected.safetensors");
+    expect(dense.tensors.has("mtp_logits")).toBe(false);
+  });
+});
+
+describe.each(["delta-rule-small", "delta-rule-real-heads"])("%s", (file) => {
+  it.each(["f64", "f32"] as Precision[])("recurrent and chunked forms match in %s", async (precision) => {
+    const { tensors } = await readReference(`${file}.safetensors`);
+    const kernels = await createKernels({ backend: "ts", precision });
+    const [T, heads, dk] = tensors.get("q")!.shape;
+    const dv = tensors.get("v")!.shape[2];
+    const vec = (name: string) => {
+      const v = kernels.vec(tensors.get(name)!.data.length);
+      v.set(tensors.get(name)!.data);
+      return v;
+    };
+    for (const form of ["recurrent", "chunked"] as const) {
+      for (const chunk of form === "chunked" ? [64, 5] : [0]) {
+        const state = vec("initial_state");
+        const out = kernels.vec(T * heads * dv);
+        const args = { q: vec("q"), k: vec("k"), v: vec("v"), g: vec("g"), beta: vec("beta"), state, T, numKeyHeads: heads, numValueHeads: heads, dk, dv, out };
+        if (form === "recurrent") kernels.deltaRuleRecurrent(args);
+        else kernels.deltaRuleChunked(args, chunk);
+        expect(maxAbsDiff(out, tensors.get("output")!.data), `${form} ${chunk} output`).toBeLessThanOrEqual(TOL[precision]);
+        expect(maxAbsDiff(state, tensors.get("final_state")!.data), `${form} ${chunk} state`).toBeLessThanOrEqual(TOL[precision]);
+      }
+    }
+  });
+});
+
+describe.each(["rope-qwen3-next-80b-default", "rope-qwen3-next-80b-yarn4"])("%s", (file) => {
+  it("inv_freq, cos and sin match", async () => {
+    const { tensors, metadata } = await readReference(`${file}.safetensors`);
+    const raw = JSON.parse(metadata.config) as Record<string, unknown>;
+    const cfg = parseConfig({ model_type: "qwen3_next", ...raw }, file);
+    const rd = rotaryDim(cfg);
+    const invFreq = ropeInvFreq(cfg.rope, rd);
+    expect(maxAbsDiff(invFreq, tensors.get("inv_freq")!.data)).toBeLessThanOrEqual(1e-15);
+    expect(ropeAttentionScaling(cfg.rope)).toBeCloseTo(Number(metadata.attention_scaling), 15);
+    const positions = Array.from(tensors.get("positions")!.data);
+    const half = rd / 2;
+    const cos = new Float64Array(positions.length * half);
+    const sin = new Float64Array(positions.length * half);
+    ropeCosSin(invFreq, ropeAttentionScaling(cfg.rope), positions, cos, sin);
+    // The fixture holds HF's full-width layout cat(freqs, freqs): both halves equal ours.
+    const refCos = tensors.get("cos")!.data;
+    const refSin = tensors.get("sin")!.data;
+    for (const [mine, ref] of [[cos, refCos], [sin, refSin]] as const) {
+      for (let p = 0; p < positions.length; p++) {
+        for (let j = 0; j < rd; j++) {
+          expect(Math.abs(mine[p * half + (j % half)] - ref[p * rd + j])).toBeLessThanOrEqual(1e-9);
+        }
+      }
+    }
+  });
+});

@@ -1,0 +1,96 @@
+/** Randomly configured tiny Qwen3-Next models with random weights held in memory (no files). */
+import fc from "fast-check";
+import { parseConfig, type Qwen3NextConfig } from "../../src/config.js";
+import { f32ArrayToBf16 } from "../../src/io/dtype.js";
+import type { Weight, WeightDType } from "../../src/kernels/types.js";
+import { expectedTensors } from "../../src/loading/expected.js";
+import type { WeightSource } from "../../src/model/weights.js";
+import { rng, uniform } from "./random.js";
+
+/** A raw config.json object for a small but arbitrary Qwen3-Next. */
+export const tinyConfig = fc
+  .record({
+    layers: fc.integer({ min: 1, max: 5 }),
+    interval: fc.integer({ min: 1, max: 3 }),
+    hidden: fc.integer({ min: 4, max: 12 }).map((x) => 2 * x),
+    kvHeads: fc.integer({ min: 1, max: 2 }),
+    group: fc.integer({ min: 1, max: 3 }),
+    headDim: fc.constantFrom(8, 16),
+    partial: fc.constantFrom(0.25, 0.5, 1),
+    keyHeads: fc.integer({ min: 1, max: 2 }),
+    ratio: fc.integer({ min: 1, max: 3 }),
+    dk: fc.integer({ min: 2, max: 6 }),
+    dv: fc.integer({ min: 2, max: 6 }),
+    kernel: fc.integer({ min: 1, max: 4 }),
+    sparseStep: fc.integer({ min: 1, max: 2 }),
+    mlpOnly: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 2 }),
+    experts: fc.integer({ min: 1, max: 6 }),
+    topKFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+    normTopK: fc.boolean(),
+    shared: fc.constantFrom(0, 6),
+    tied: fc.boolean(),
+    mtp: fc.constantFrom(0, 1),
+    yarn: fc.boolean(),
+    vocab: fc.integer({ min: 16, max: 40 }),
+    bias: fc.boolean(),
+  })
+  .map((c) => ({
+    model_type: "qwen3_next",
+    vocab_size: c.vocab,
+    hidden_size: c.hidden,
+    intermediate_size: 10,
+    num_hidden_layers: c.layers,
+    num_attention_heads: c.kvHeads * c.group,
+    num_key_value_heads: c.kvHeads,
+    head_dim: c.headDim,
+    rope_theta: 10000,
+    partial_rotary_factor: c.partial,
+    rope_scaling: c.yarn ? { rope_type: "yarn", factor: 4, original_max_position_embeddings: 16 } : null,
+    max_position_embeddings: 256,
+    linear_conv_kernel_dim: c.kernel,
+    linear_key_head_dim: c.dk,
+    linear_value_head_dim: c.dv,
+    linear_num_key_heads: c.keyHeads,
+    linear_num_value_heads: c.keyHeads * c.ratio,
+    decoder_sparse_step: c.sparseStep,
+    mlp_only_layers: [...new Set(c.mlpOnly.filter((i) => i < c.layers))],
+    num_experts: c.experts,
+    num_experts_per_tok: 1 + Math.floor(c.topKFrac * (c.experts - 1)),
+    norm_topk_prob: c.normTopK,
+    moe_intermediate_size: 6,
+    shared_expert_intermediate_size: c.shared,
+    full_attention_interval: c.interval,
+    tie_word_embeddings: c.tied,
+    mtp_num_hidden_layers: c.mtp,
+    attention_bias: c.bias,
+  }));
+
+/** Random weights for every tensor the config needs, stored as `dtype`. */
+export function randomWeights(cfg: Qwen3NextConfig, seed: number, dtype: WeightDType = "F64"): { config: Qwen3NextConfig } & WeightSource {
+  const rand = rng(seed);
+  const weights = new Map<string, Weight>();
+  for (const { name, shape } of expectedTensors(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    // Matrices ~ U(-1, 1) / sqrt(fan_in) keep activations O(1); norm weights near 0 (zero-centred norms).
+    const values = name.endsWith("A_log") || name.endsWith("dt_bias")
+      ? uniform(rand, n, -1, 1)
+      : shape.length === 1
+        ? uniform(rand, n, -0.2, 0.2)
+        : uniform(rand, n, -1, 1).map((x) => x / Math.sqrt(shape[shape.length - 1]));
+    const data = dtype === "BF16" ? f32ArrayToBf16(values) : dtype === "F32" ? Float32Array.from(values) : values;
+    weights.set(name, { name, dtype, shape, data });
+  }
+  return {
+    config: cfg,
+    get(name) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`missing tensor ${name}`);
+      return w;
+    },
+    has: (name) => weights.has(name),
+  };
+}
+
+export function parseTiny(raw: object): Qwen3NextConfig {
+  return parseConfig(raw, "random config");
+}

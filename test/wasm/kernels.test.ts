@@ -1,0 +1,243 @@
+/**
+ * Every WASM kernel against its TypeScript twin (float32) on random shapes, sizes deliberately not
+ * multiples of 4, 8 or 16, with operands both in WASM memory (from `vec`) and in plain JS memory (staged).
+ */
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/dtype.js";
+import { createTsKernels } from "../../src/kernels/ts/index.js";
+import type { Vec, Weight, WeightDType } from "../../src/kernels/types.js";
+import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
+import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
+
+const ts = createTsKernels("f32");
+let wasm: WasmKernels;
+beforeAll(async () => {
+  wasm = await createWasmKernels({ threads: 1 });
+});
+afterAll(async () => wasm.close());
+
+const RUNS = { numRuns: 40 };
+const dim = (max: number) => fc.integer({ min: 1, max });
+
+/** The same numbers in a WASM vector (resident) or a plain Float32Array (staged). */
+function vecOf(data: ArrayLike<number>, resident: boolean): Float32Array {
+  const v = resident ? (wasm.vec(data.length) as Float32Array) : new Float32Array(data.length);
+  v.set(data);
+  return v;
+}
+
+function weightOf(dtype: WeightDType, shape: number[], values: Float64Array, resident: boolean): Weight {
+  const w = resident ? wasm.allocWeight("w", dtype, shape) : createTsKernels("f32").allocWeight("w", dtype, shape);
+  if (dtype === "BF16") f32ArrayToBf16(values, w.data as Uint16Array);
+  else if (dtype === "F16") f32ArrayToF16(values, w.data as Uint16Array);
+  else (w.data as Float32Array | Float64Array).set(values);
+  return w;
+}
+
+const close = (got: Vec, want: Vec, tol = 2e-5) => expect(maxScaledDiff(got, want)).toBeLessThanOrEqual(tol);
+
+describe("linear", () => {
+  it("matches the TypeScript kernel for every dtype, any shape, one or many tokens", () => {
+    fc.assert(
+      fc.property(
+        dim(70), dim(90), dim(9), fc.constantFrom<WeightDType>("BF16", "F16", "F32", "F64"), fc.boolean(), fc.integer(),
+        (rows, cols, T, dtype, resident, seed) => {
+          const rand = rng(seed);
+          const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), resident);
+          const x = vecOf(uniform(rand, T * cols), resident);
+          const got = resident ? wasm.vec(T * rows) : new Float32Array(T * rows);
+          const want = new Float32Array(T * rows);
+          wasm.linear(w, x, T, got);
+          ts.linear(w, x, T, want);
+          close(got, want, 1e-5 * Math.sqrt(cols));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it("widens F16 specials exactly: subnormals, largest normal, infinities, NaN", () => {
+    const bits = [0x0001, 0x03ff, 0x0400, 0x7bff, 0x8001, 0x8000, 0x0000, 0x3c00, 0xfc00, 0x7c00, 0x7e00];
+    const w = wasm.allocWeight("e", "F16", [bits.length, 1]);
+    (w.data as Uint16Array).set(bits);
+    const x = vecOf([1], true);
+    const got = wasm.vec(bits.length);
+    const want = new Float32Array(bits.length);
+    wasm.linear(w, x, 1, got);
+    ts.linear(w, x, 1, want);
+    expect(Array.from(got)).toEqual(Array.from(want));
+    expect(got[0]).toBe(2 ** -24); // smallest subnormal
+    expect(got[3]).toBe(65504); // largest normal
+  });
+
+  it("embedding rows equal the widened table row", () => {
+    fc.assert(
+      fc.property(dim(20), dim(45), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (V, H, dtype, seed) => {
+        const rand = rng(seed);
+        const w = weightOf(dtype, [V, H], uniform(rand, V * H), true);
+        const id = Math.floor(rand() * V);
+        const got = wasm.vec(H);
+        const want = new Float32Array(H);
+        wasm.embedding(w, id, got);
+        ts.embedding(w, id, want);
+        expect(Array.from(got)).toEqual(Array.from(want));
+      }),
+      RUNS,
+    );
+    const w = wasm.allocWeight("e", "BF16", [3, 2]);
+    expect(() => wasm.embedding(w, 3, wasm.vec(2))).toThrow(/token id 3 is out of range/);
+  });
+});
+
+describe("row kernels", () => {
+  const rows = fc.record({ n: dim(70), R: dim(5), resident: fc.boolean(), seed: fc.integer() });
+
+  it("rmsNorm, gatedRmsNorm, l2Normalize, softmax match", () => {
+    fc.assert(
+      fc.property(rows, ({ n, R, resident, seed }) => {
+        const rand = rng(seed);
+        const x = uniform(rand, R * n, -3, 3), z = uniform(rand, R * n, -4, 4), w = uniform(rand, n);
+        const pairs: [Vec, Vec][] = [];
+        const run = (f: (k: typeof ts, a: Vec) => void, src: Float64Array) => {
+          const a = vecOf(src, resident), b = Float32Array.from(src);
+          f(wasm, a);
+          f(ts, b);
+          pairs.push([a, b]);
+        };
+        run((k, a) => k.rmsNorm(a, vecOf(w, resident), 1e-6, n, a), x);
+        run((k, a) => k.gatedRmsNorm(a, vecOf(z, resident), vecOf(w, resident), 1e-6, n, a), x);
+        run((k, a) => k.l2Normalize(a, n, 1e-6, 0.3), x);
+        run((k, a) => k.softmax(a, n), x);
+        // Out of place too.
+        const outW = vecOf(new Float64Array(R * n), resident), outT = new Float32Array(R * n);
+        wasm.rmsNorm(vecOf(x, !resident), vecOf(w, resident), 1e-6, n, outW);
+        ts.rmsNorm(Float32Array.from(x), Float32Array.from(w), 1e-6, n, outT);
+        pairs.push([outW, outT]);
+        for (const [a, b] of pairs) close(a, b);
+      }),
+      RUNS,
+    );
+  });
+
+  it("siluMul, sigmoidMul, axpy match", () => {
+    fc.assert(
+      fc.property(dim(133), fc.boolean(), fc.integer(), (n, resident, seed) => {
+        const rand = rng(seed);
+        const g = uniform(rand, n, -5, 5), u = uniform(rand, n, -2, 2);
+        const outW = vecOf(new Float64Array(n), resident), outT = new Float32Array(n);
+        wasm.siluMul(vecOf(g, resident), vecOf(u, !resident), outW);
+        ts.siluMul(Float32Array.from(g), Float32Array.from(u), outT);
+        close(outW, outT);
+        const xw = vecOf(u, resident), xt = Float32Array.from(u);
+        wasm.sigmoidMul(xw, vecOf(g, !resident));
+        ts.sigmoidMul(xt, Float32Array.from(g));
+        close(xw, xt);
+        wasm.axpy(0.7, vecOf(g, !resident), xw);
+        ts.axpy(0.7, Float32Array.from(g), xt);
+        close(xw, xt);
+      }),
+      RUNS,
+    );
+  });
+
+  it("rope matches on partial rotary dims", () => {
+    fc.assert(
+      fc.property(dim(5), dim(4), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 0, max: 10 }), fc.integer(), (T, H, halfR, extra, seed) => {
+        const rand = rng(seed);
+        const R = 2 * halfR, D = R + extra;
+        const x = uniform(rand, T * H * D), cos = uniform(rand, T * halfR), sin = uniform(rand, T * halfR);
+        const xw = vecOf(x, true), xt = Float32Array.from(x);
+        wasm.rope(xw, T, H, D, R, vecOf(cos, true), vecOf(sin, false));
+        ts.rope(xt, T, H, D, R, Float32Array.from(cos), Float32Array.from(sin));
+        close(xw, xt);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe("sequence kernels", () => {
+  it("attention matches (GQA, T new queries over L cached positions)", () => {
+    fc.assert(
+      fc.property(dim(4), dim(3), dim(21), dim(6), fc.integer({ min: 0, max: 7 }), fc.integer(), (T, Hkv, D, group, past, seed) => {
+        const rand = rng(seed);
+        const H = Hkv * group, L = T + past;
+        const q = uniform(rand, T * H * D), k = uniform(rand, L * Hkv * D), v = uniform(rand, L * Hkv * D);
+        const args = (resident: boolean, out: Vec) => ({
+          q: vecOf(q, resident), k: vecOf(k, resident), v: vecOf(v, resident),
+          T, L, numHeads: H, numKvHeads: Hkv, headDim: D, scale: 1 / Math.sqrt(D), out,
+        });
+        const got = wasm.vec(T * H * D), want = new Float32Array(T * H * D);
+        wasm.attention(args(true, got));
+        ts.attention(args(false, want));
+        close(got, want);
+      }),
+      RUNS,
+    );
+  });
+
+  it("causalConv1d matches and carries the same state", () => {
+    fc.assert(
+      fc.property(dim(9), dim(37), dim(5), fc.integer(), (T, C, K, seed) => {
+        const rand = rng(seed);
+        const x = uniform(rand, T * C), w = uniform(rand, C * K), s = uniform(rand, C * (K - 1));
+        const sw = vecOf(s, true), st = Float32Array.from(s);
+        const got = wasm.vec(T * C), want = new Float32Array(T * C);
+        wasm.causalConv1d({ x: vecOf(x, true), weight: vecOf(w, true), state: sw, T, C, K, out: got });
+        ts.causalConv1d({ x: Float32Array.from(x), weight: Float32Array.from(w), state: st, T, C, K, out: want });
+        close(got, want);
+        close(sw, st);
+      }),
+      RUNS,
+    );
+  });
+
+  it("the delta rule (recurrent and chunked entry points) matches the recurrent TypeScript rule", () => {
+    fc.assert(
+      fc.property(dim(12), dim(2), dim(3), dim(19), dim(21), fc.boolean(), fc.integer(), (T, Hk, r, dk, dv, chunked, seed) => {
+        const rand = rng(seed);
+        const Hv = Hk * r;
+        const l2 = (a: Float64Array, n: number) => {
+          const v = Float32Array.from(a);
+          ts.l2Normalize(v, n, 1e-6, 1);
+          return v;
+        };
+        const q = l2(uniform(rand, T * Hk * dk), dk), k = l2(uniform(rand, T * Hk * dk), dk);
+        const v = uniform(rand, T * Hv * dv), g = uniform(rand, T * Hv, -2, 0), beta = uniform(rand, T * Hv, 0, 1);
+        const s0 = uniform(rand, Hv * dk * dv);
+        const args = (resident: boolean, state: Vec, out: Vec) => ({
+          q: vecOf(q, resident), k: vecOf(k, resident), v: vecOf(v, resident), g: vecOf(g, resident),
+          beta: vecOf(beta, resident), state, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out,
+        });
+        const sw = vecOf(s0, true), stt = Float32Array.from(s0);
+        const got = wasm.vec(T * Hv * dv), want = new Float32Array(T * Hv * dv);
+        if (chunked) wasm.deltaRuleChunked(args(true, sw, got), 4);
+        else wasm.deltaRuleRecurrent(args(true, sw, got));
+        ts.deltaRuleRecurrent(args(false, stt, want));
+        close(got, want, 1e-4);
+        close(sw, stt, 1e-4);
+      }),
+      RUNS,
+    );
+  });
+
+  it("router picks the same experts with the same weights", () => {
+    fc.assert(
+      fc.property(dim(4), fc.integer({ min: 1, max: 70 }), fc.boolean(), fc.integer(), (T, E, normalize, seed) => {
+        const rand = rng(seed);
+        const k = 1 + Math.floor(rand() * E);
+        // Distinct logits a clear margin apart, so float32 and float64 orderings agree.
+        const perm = Array.from({ length: E }, (_, i) => i).sort(() => rand() - 0.5);
+        const logits = Float32Array.from({ length: T * E }, (_, i) => perm[(i + 3 * Math.floor(i / E)) % E] * 0.05 - 1);
+        const ew = new Int32Array(T * k), et = new Int32Array(T * k);
+        const ww = wasm.vec(T * k), wt = new Float32Array(T * k);
+        wasm.router({ logits: vecOf(logits, true), T, numExperts: E, k, normalize, experts: ew, weights: ww });
+        ts.router({ logits, T, numExperts: E, k, normalize, experts: et, weights: wt });
+        expect(Array.from(ew)).toEqual(Array.from(et));
+        close(ww, wt, 1e-6);
+      }),
+      RUNS,
+    );
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * Threads: every split kernel gives bit-identical results on 1 and 2 threads (rows and heads are split,
+ * never a sum), including on an instance opened after the workers started.
+ */
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/dtype.js";
+import type { WeightDType } from "../../src/kernels/types.js";
+import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
+import { PAGE } from "../../src/kernels/wasm/module.js";
+import { rng, uniform } from "../helpers/random.js";
+
+let one: WasmKernels;
+let two: WasmKernels;
+beforeAll(async () => {
+  one = await createWasmKernels({ threads: 1 });
+  // Split everything (no size threshold); 1 MiB instances, so new ones open while the workers run.
+  two = await createWasmKernels({ threads: 2, minParallelBytes: 0, maxInstanceBytes: 16 * PAGE });
+  for (let i = 0; i < 3; i++) two.allocWeight(`filler${i}`, "F32", [400, 400]);
+});
+afterAll(async () => {
+  await one.close();
+  await two.close();
+});
+
+const dim = (max: number) => fc.integer({ min: 1, max });
+
+describe("two threads equal one", () => {
+  it("linear, every dtype, decode and prefill shapes", () => {
+    fc.assert(
+      fc.property(dim(150), dim(120), dim(6), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, T, dtype, seed) => {
+        const rand = rng(seed);
+        const values = uniform(rand, rows * cols);
+        const x = uniform(rand, T * cols);
+        const outs = [one, two].map((k) => {
+          const w = k.allocWeight("w", dtype, [rows, cols]);
+          if (dtype === "BF16") f32ArrayToBf16(values, w.data as Uint16Array);
+          else if (dtype === "F16") f32ArrayToF16(values, w.data as Uint16Array);
+          else (w.data as Float32Array).set(values);
+          const xv = k.vec(T * cols);
+          xv.set(x);
+          const y = k.vec(T * rows);
+          k.linear(w, xv, T, y);
+          return Array.from(y);
+        });
+        expect(outs[1]).toEqual(outs[0]);
+      }),
+      { numRuns: 30 },
+    );
+    expect(two.heap.arenas.length).toBeGreaterThan(1);
+  });
+
+  it("attention and the delta rule split by heads", () => {
+    fc.assert(
+      fc.property(dim(3), dim(3), dim(4), dim(40), dim(9), fc.integer(), (T, Hkv, group, D, past, seed) => {
+        const rand = rng(seed);
+        const H = Hkv * group, L = T + past;
+        const q = uniform(rand, T * H * D), kk = uniform(rand, L * Hkv * D), v = uniform(rand, L * Hkv * D);
+        const vv = uniform(rand, T * H * D), g = uniform(rand, T * H, -1, 0), beta = uniform(rand, T * H, 0, 1), s0 = uniform(rand, H * D * D, -0.1, 0.1);
+        const outs = [one, two].map((k) => {
+          const vec = (a: Float64Array) => {
+            const r = k.vec(a.length);
+            r.set(a);
+            return r;
+          };
+          const att = k.vec(T * H * D);
+          k.attention({ q: vec(q), k: vec(kk), v: vec(v), T, L, numHeads: H, numKvHeads: Hkv, headDim: D, scale: 0.1, out: att });
+          const state = vec(s0), o = k.vec(T * H * D);
+          const qk = vec(q.subarray(0, T * Hkv * D));
+          k.deltaRuleRecurrent({ q: qk, k: qk, v: vec(vv), g: vec(g), beta: vec(beta), state, T, numKeyHeads: Hkv, numValueHeads: H, dk: D, dv: D, out: o });
+          return [Array.from(att), Array.from(o), Array.from(state)];
+        });
+        expect(outs[1]).toEqual(outs[0]);
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
