@@ -1,4 +1,4 @@
-// Matrix-vector and matrix-matrix products over BF16 / F16 / F32 weights, float32 accumulation.
+// Matrix-vector and matrix-matrix products over BF16 / F16 / F32 weights.
 //
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
 //   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill)
@@ -6,10 +6,13 @@
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
 // split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
 // Columns go eight at a time as two f32x4 halves (a, b) matched with x halves (xa, xb); the cols % 8 tail
-// is scalar.
+// is scalar. Two arithmetics:
+//   matvecBF16 ...       float32 products and sums, folded into float64 every BLOCK columns (fastest);
+//   matvecBF16Exact ...  exact products summed in float64, one rounding per output (the reference's
+//                        accuracy, about twice the instructions).
 
 import { bf16Even, bf16Odd, f16Even, f16Odd, bf16, f16, hsum, DT_BF16, DT_F16 } from "./widen";
-import { widenSum, hsum64 } from "./mem";
+import { widenSum, hsum64, promoteLo, promoteHi } from "./mem";
 
 /** Columns summed in float32 before folding into the float64 total. */
 const BLOCK: i32 = 64;
@@ -168,25 +171,6 @@ const BLOCK: i32 = 64;
   }
 }
 
-export function matvecBF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
-  matvecBody(w, x, y, cols, r0, r1, DT_BF16);
-}
-export function matvecF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
-  matvecBody(w, x, y, cols, r0, r1, DT_F16);
-}
-export function matvecF32(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
-  matvecBody(w, x, y, cols, r0, r1, 0);
-}
-export function matmulBF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_BF16);
-}
-export function matmulF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_F16);
-}
-export function matmulF32(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulBody(w, x, y, t, rows, cols, r0, r1, 0);
-}
-
 /** Streaming read of n floats (n % 16 == 0 fast path): the memory-bandwidth probe. */
 export function sumF32(p: usize, n: i32): f32 {
   const n16 = n & ~15;
@@ -207,4 +191,160 @@ export function sumF32(p: usize, n: i32): f32 {
 export function sumBlocks(p: usize, out: usize, blockFloats: i32, b0: i32, b1: i32): void {
   const bytes = <usize>blockFloats << 2;
   for (let b = b0; b < b1; b++) store<f32>(out + (<usize>b << 2), sumF32(p + <usize>b * bytes, blockFloats));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Exact-product variants: float64 arithmetic throughout. A 16-bit weight times a float32 x is exact in
+// float64 (8 or 11 + 24 significant bits), and the sums are float64, so each output is rounded once, as
+// the TypeScript reference kernels do. x comes widened to float64 (`widenF64`, after permute8 for 16-bit
+// weights): the eight columns of a block are then four f64x2 [xa.lo, xa.hi, xb.lo, xb.hi].
+
+/** xd[i] = x[i] as float64. */
+export function widenF64(x: usize, xd: usize, n: i32): void {
+  for (let i = 0; i < n; i++) store<f64>(xd + (<usize>i << 3), <f64>load<f32>(x + (<usize>i << 2)));
+}
+
+/** One block of eight weights (widened halves a, b) times x block q (float64): a f64x2 partial sum. */
+// @ts-ignore: decorator
+@inline function block64(a: v128, b: v128, q: usize): v128 {
+  const s = f64x2.add(f64x2.mul(promoteLo(a), v128.load(q)), f64x2.mul(promoteHi(a), v128.load(q, 16)));
+  return f64x2.add(s, f64x2.add(f64x2.mul(promoteLo(b), v128.load(q, 32)), f64x2.mul(promoteHi(b), v128.load(q, 48))));
+}
+
+/** block64 with the x block already in registers. */
+// @ts-ignore: decorator
+@inline function blockX(a: v128, b: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const s = f64x2.add(f64x2.mul(promoteLo(a), x0), f64x2.mul(promoteHi(a), x1));
+  return f64x2.add(s, f64x2.add(f64x2.mul(promoteLo(b), x2), f64x2.mul(promoteHi(b), x3)));
+}
+
+// @ts-ignore: decorator
+@inline function dotRowExact(w: usize, x: usize, cols: i32, dt: i32): f64 {
+  const es = esize(dt);
+  const n8 = cols & ~7;
+  let d = f64x2.splat(0);
+  for (let c = 0; c < n8; c += 8) {
+    const p = w + <usize>c * es;
+    d = f64x2.add(d, block64(lo(p, dt), hi(p, dt), x + (<usize>c << 3)));
+  }
+  let s = hsum64(d);
+  for (let c = n8; c < cols; c++) s += <f64>scalar(w, c, dt) * load<f64>(x + (<usize>c << 3));
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function matvecExactBody(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const es = esize(dt);
+  const stride = <usize>cols * es;
+  const n8 = cols & ~7;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = w + <usize>r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
+    let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+    for (let c = 0; c < n8; c += 8) {
+      const o = <usize>c * es;
+      const q = x + (<usize>c << 3);
+      // x loaded once for the four rows.
+      const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
+      d0 = f64x2.add(d0, blockX(lo(w0 + o, dt), hi(w0 + o, dt), x0, x1, x2, x3));
+      d1 = f64x2.add(d1, blockX(lo(w1 + o, dt), hi(w1 + o, dt), x0, x1, x2, x3));
+      d2 = f64x2.add(d2, blockX(lo(w2 + o, dt), hi(w2 + o, dt), x0, x1, x2, x3));
+      d3 = f64x2.add(d3, blockX(lo(w3 + o, dt), hi(w3 + o, dt), x0, x1, x2, x3));
+    }
+    let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+    for (let c = n8; c < cols; c++) {
+      const xc = load<f64>(x + (<usize>c << 3));
+      s0 += <f64>scalar(w0, c, dt) * xc;
+      s1 += <f64>scalar(w1, c, dt) * xc;
+      s2 += <f64>scalar(w2, c, dt) * xc;
+      s3 += <f64>scalar(w3, c, dt) * xc;
+    }
+    const yp = y + (<usize>r << 2);
+    store<f32>(yp, <f32>s0);
+    store<f32>(yp, <f32>s1, 4);
+    store<f32>(yp, <f32>s2, 8);
+    store<f32>(yp, <f32>s3, 12);
+  }
+  for (; r < r1; r++) store<f32>(y + (<usize>r << 2), <f32>dotRowExact(w + <usize>r * stride, x, cols, dt));
+}
+
+// @ts-ignore: decorator
+@inline function matmulExactBody(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const es = esize(dt);
+  const stride = <usize>cols * es;
+  const xs = <usize>cols << 3;
+  const ys = <usize>rows << 2;
+  const n8 = cols & ~7;
+  for (let r = r0; r < r1; r++) {
+    const wr = w + <usize>r * stride;
+    let tk = 0;
+    for (; tk + 4 <= t; tk += 4) {
+      const x0 = x + <usize>tk * xs, x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+      let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+      for (let c = 0; c < n8; c += 8) {
+        const p = wr + <usize>c * es;
+        const a = lo(p, dt), b = hi(p, dt);
+        const o = <usize>c << 3;
+        d0 = f64x2.add(d0, block64(a, b, x0 + o));
+        d1 = f64x2.add(d1, block64(a, b, x1 + o));
+        d2 = f64x2.add(d2, block64(a, b, x2 + o));
+        d3 = f64x2.add(d3, block64(a, b, x3 + o));
+      }
+      let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+      for (let c = n8; c < cols; c++) {
+        const wc = <f64>scalar(wr, c, dt);
+        const o = <usize>c << 3;
+        s0 += wc * load<f64>(x0 + o);
+        s1 += wc * load<f64>(x1 + o);
+        s2 += wc * load<f64>(x2 + o);
+        s3 += wc * load<f64>(x3 + o);
+      }
+      const yp = y + <usize>tk * ys + (<usize>r << 2);
+      store<f32>(yp, <f32>s0);
+      store<f32>(yp + ys, <f32>s1);
+      store<f32>(yp + 2 * ys, <f32>s2);
+      store<f32>(yp + 3 * ys, <f32>s3);
+    }
+    for (; tk < t; tk++) store<f32>(y + <usize>tk * ys + (<usize>r << 2), <f32>dotRowExact(wr, x + <usize>tk * xs, cols, dt));
+  }
+}
+
+// Entry points, one per dtype and arithmetic: each is its own copy of the loop with the dtype folded in.
+// (One entry with a dtype switch inlines all six loops into one huge function, which V8 compiles to
+// markedly slower code.) Rows r0..r1 of y = W x, or of Y[t] = W X[t] for t tokens.
+export function matvecBF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, DT_BF16);
+}
+export function matvecF16(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, DT_F16);
+}
+export function matvecF32(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecBody(w, x, y, cols, r0, r1, 0);
+}
+export function matmulBF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_BF16);
+}
+export function matmulF16(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, DT_F16);
+}
+export function matmulF32(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulBody(w, x, y, t, rows, cols, r0, r1, 0);
+}
+export function matvecBF16Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecExactBody(w, x, y, cols, r0, r1, DT_BF16);
+}
+export function matvecF16Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecExactBody(w, x, y, cols, r0, r1, DT_F16);
+}
+export function matvecF32Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void {
+  matvecExactBody(w, x, y, cols, r0, r1, 0);
+}
+export function matmulBF16Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulExactBody(w, x, y, t, rows, cols, r0, r1, DT_BF16);
+}
+export function matmulF16Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulExactBody(w, x, y, t, rows, cols, r0, r1, DT_F16);
+}
+export function matmulF32Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulExactBody(w, x, y, t, rows, cols, r0, r1, 0);
 }

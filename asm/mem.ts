@@ -36,7 +36,7 @@
   return 1.0 / (1.0 + Math.exp(-a));
 }
 
-/** Four floats at p + 4i as two f64x2 (low pair, high pair). */
+/** An f32x4 as two f64x2: lanes 0, 1 (promoteLo) and lanes 2, 3 (promoteHi). */
 // @ts-ignore: decorator
 @inline export function promoteLo(v: v128): v128 {
   return f64x2.promote_low_f32x4(v);

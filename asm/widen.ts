@@ -53,17 +53,9 @@ export function f16(h: u32): f32 {
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
 
-/** Weight dtype codes shared with the host (src/kernels/wasm/dtype.ts). */
-export const DT_F32: i32 = 0;
+/** Weight dtype codes shared with the host (DT in src/kernels/wasm/kernels.ts); 0 is F32. */
 export const DT_BF16: i32 = 1;
 export const DT_F16: i32 = 2;
-
-/** Element i of a weight in dtype `dt`, as f32 (for the small, non-streaming kernels). */
-export function wget(p: usize, i: i32, dt: i32): f32 {
-  if (dt == DT_BF16) return bf16(<u32>load<u16>(p + (<usize>i << 1)));
-  if (dt == DT_F16) return f16(<u32>load<u16>(p + (<usize>i << 1)));
-  return load<f32>(p + (<usize>i << 2));
-}
 
 /** x blocks of eight -> [x0 x2 x4 x6 | x1 x3 x5 x7]; the tail (n % 8) is copied as is. */
 export function permute8(x: usize, xp: usize, n: i32): void {

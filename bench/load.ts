@@ -51,7 +51,7 @@ async function startServer(maxConcurrency: number): Promise<{ url: string; stop:
     process.execPath,
     ["--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), "serve", "--port", "0", "--max-concurrency", String(maxConcurrency),
       "--max-queue", String(N), "--prefix-cache", "0", ...extra],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, QWEN3_NEXT_CACHE: process.env.QWEN3_NEXT_CACHE ?? path.join(os.tmpdir(), "qwen3-next-ts-test-cache") } },
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));

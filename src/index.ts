@@ -79,3 +79,13 @@ export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, Causal
 export { ropeWithScaling } from "./generate/rope_scaling.js";
 export { writeRandomCheckpoint } from "./init/random_checkpoint.js";
 export { ensureDemoCheckpoint, DEMO_CONFIG, cacheRoot } from "./init/demo.js";
+
+// The OpenAI-compatible server: HTTP app, continuous-batching scheduler, prompt-prefix cache
+export { startServer, DEMO_MODEL_NAME } from "./server/start.js";
+export type { ServeOptions, ServedSession, RunningServer } from "./server/start.js";
+export { buildApp } from "./server/app.js";
+export type { ServerDeps, AppOptions } from "./server/app.js";
+export { Scheduler } from "./server/scheduler.js";
+export type { DecodeModel, SchedulerOptions, SchedulerStats, SequenceRequest } from "./server/scheduler.js";
+export { PrefixCache } from "./server/prefix_cache.js";
+export { ApiError } from "./server/errors.js";

@@ -4,10 +4,10 @@
  * prefill-then-decode path; the MTP logits; the delta rule and RoPE files.
  */
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config.js";
 import { createKernels } from "../src/kernels/index.js";
-import type { Precision } from "../src/kernels/types.js";
+import type { Backend, Kernels, Precision } from "../src/kernels/types.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { ropeCosSin, ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
@@ -31,10 +31,28 @@ function expectTraceMatches(trace: Trace, expected: Map<string, RefTensor>, tol:
   }
 }
 
+/**
+ * Both backends, both precisions (the wasm backend's f64 mode runs the TypeScript kernels over weights in
+ * WASM memory). One kernel set per combination, shared by the tests and closed at the end.
+ */
+const COMBOS: Array<[Backend, Precision]> = [["ts", "f64"], ["ts", "f32"], ["wasm", "f64"], ["wasm", "f32"]];
+const kernelSets = new Map<string, Promise<Kernels>>();
+function kernelsFor(backend: Backend, precision: Precision): Promise<Kernels> {
+  const key = `${backend}/${precision}`;
+  if (!kernelSets.has(key)) kernelSets.set(key, createKernels({ backend, precision, threads: 2 }));
+  return kernelSets.get(key)!;
+}
+afterAll(async () => {
+  for (const k of kernelSets.values()) {
+    const kernels = (await k) as Kernels & { close?: () => Promise<void> };
+    await kernels.close?.();
+  }
+});
+
 describe.each(MODELS)("fixture %s", (name) => {
-  describe.each(["f64", "f32"] as Precision[])("precision %s", (precision) => {
+  describe.each(COMBOS)("backend %s, precision %s", (backend, precision) => {
     const setup = async () => {
-      const kernels = await createKernels({ backend: "ts", precision });
+      const kernels = await kernelsFor(backend, precision);
       const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, name), { allocator: kernels });
       const model = Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);
       const { tensors, metadata } = await readReference(`${name}/expected.safetensors`);
@@ -71,9 +89,9 @@ describe("config of the fixtures", () => {
 });
 
 describe.each(["delta-rule-small", "delta-rule-real-heads"])("%s", (file) => {
-  it.each(["f64", "f32"] as Precision[])("recurrent and chunked forms match in %s", async (precision) => {
+  it.each(COMBOS)("recurrent and chunked forms match on %s in %s", async (backend, precision) => {
     const { tensors } = await readReference(`${file}.safetensors`);
-    const kernels = await createKernels({ backend: "ts", precision });
+    const kernels = await kernelsFor(backend, precision);
     const [T, heads, dk] = tensors.get("q")!.shape;
     const dv = tensors.get("v")!.shape[2];
     const vec = (name: string) => {

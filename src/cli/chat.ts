@@ -90,7 +90,7 @@ async function run(o: ChatFlags): Promise<void> {
     const parsed = parser.finish();
     for (const c of parsed.toolCalls) out.write(`\n[tool call] ${c.name}(${c.arguments})`, "dim");
     out.write("\n");
-    if (interactive) out.write(`${summary(r)}\n`, "dim");
+    new TerminalWriter(process.stderr).write(`${summary(r)}\n`, "dim");
     history.push({
       role: "assistant",
       content: parsed.content,

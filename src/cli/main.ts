@@ -22,7 +22,6 @@ const COMMANDS: Array<() => Promise<{ register: Register }>> = [
 export async function main(argv: string[]): Promise<void> {
   const program = new Command("qwen3-next")
     .description("Qwen3-Next in TypeScript: trace, compare, generate, chat, serve")
-    .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   for (const load of COMMANDS) (await load()).register(program);
   try {

@@ -1,20 +1,21 @@
 /**
- * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`.
+ * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`, `--accumulate`.
  *
  *   addKernelOptions(cmd);              // in register()
  *   loadModel(dir, kernelOptions(opts)) // in the action
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { Backend, Precision } from "../kernels/types.js";
+import type { Accumulate, Backend, Precision } from "../kernels/types.js";
 
 export interface KernelFlags {
   backend: Backend;
   threads?: number;
   precision: Precision;
+  accumulate: Accumulate;
 }
 
 /** The default backend for commands that run the model. */
-export const DEFAULT_BACKEND: Backend = "ts";
+export const DEFAULT_BACKEND: Backend = "wasm";
 
 export function backendOption(): Option {
   return new Option("--backend <name>", "kernels: ts (TypeScript reference) or wasm (WASM SIMD)").choices(["ts", "wasm"]).default(DEFAULT_BACKEND);
@@ -28,14 +29,27 @@ export function precisionOption(): Option {
   return new Option("--precision <p>", "compute precision: f32, or f64 (ts backend)").choices(["f32", "f64"]).default("f32");
 }
 
-/** Adds the three options to `cmd`. */
+export function accumulateOption(): Option {
+  return new Option(
+    "--accumulate <p>",
+    "wasm matrix-product sums: f64 (exact products, one rounding; passes the fixtures) or f32 (about 1.7x faster per thread)",
+  )
+    .choices(["f64", "f32"])
+    .default("f64");
+}
+
+/** Adds the kernel options to `cmd`. */
 export function addKernelOptions(cmd: Command): Command {
-  return cmd.addOption(backendOption()).addOption(threadsOption()).addOption(precisionOption());
+  return cmd
+    .addOption(backendOption())
+    .addOption(threadsOption())
+    .addOption(precisionOption())
+    .addOption(accumulateOption());
 }
 
 /** The kernel choice from a command's parsed options. */
-export function kernelOptions(o: KernelFlags): { backend: Backend; threads?: number; precision: Precision } {
-  return { backend: o.backend, threads: o.threads, precision: o.precision };
+export function kernelOptions(o: KernelFlags): { backend: Backend; threads?: number; precision: Precision; accumulate: Accumulate } {
+  return { backend: o.backend, threads: o.threads, precision: o.precision, accumulate: o.accumulate };
 }
 
 /** A commander argument parser for an integer >= 1 (or >= min). */

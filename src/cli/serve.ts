@@ -1,11 +1,12 @@
 /**
  * `qwen3-next serve`: the OpenAI-compatible HTTP server (src/server/). Prints the listening URL;
  * SIGTERM or Ctrl-C drains (stop accepting, let in-flight requests finish within --grace seconds,
- * cancel the rest) and exits 0. The sampling flags set the defaults of requests that leave them out.
+ * cancel the rest) and exits 0. The sampling flags and --max-tokens set the defaults of requests that
+ * leave them out.
  */
 import { Command } from "commander";
 import { DEFAULTS, startServer } from "../server/start.js";
-import { addSessionOptions, openSession, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
 import { positiveInt } from "./options.js";
 
 interface ServeFlags extends SessionFlags {
@@ -48,7 +49,8 @@ async function run(o: ServeFlags): Promise<void> {
     servedModelName: o.servedModelName,
     prefixCacheSize: o.prefixCache,
     prefillChunk: o.prefillChunk,
-    defaultMaxTokens: o.maxTokens,
+    // For requests without max_tokens: --max-tokens, else the same default as `generate`.
+    defaultMaxTokens: maxTokens(o, session),
   });
   process.stdout.write(`Serving ${server.modelName} at ${server.url}/v1 (OpenAI-compatible; Ctrl-C or SIGTERM to stop)\n`);
   const signal = await new Promise<string>((resolve) => {

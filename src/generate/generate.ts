@@ -92,6 +92,11 @@ export function generate<S extends { free(): void }>(
   opts: GenerateOptions,
 ): Generation {
   checkPromptLength(model.config, promptIds.length);
+  const V = model.config.vocab_size;
+  const outside = promptIds.find((id) => !(Number.isInteger(id) && id >= 0 && id < V));
+  if (outside !== undefined) {
+    throw new Error(`the prompt has token id ${outside}, but the model's vocabulary has ${V} ids: its tokenizer does not match this checkpoint`);
+  }
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) {
     throw new Error(`max tokens is ${opts.maxTokens}, expected an integer >= 1`);
   }

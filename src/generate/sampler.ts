@@ -88,9 +88,11 @@ export class Sampler {
    * penalty) the prompt. `logits` is not modified.
    */
   sample(logits: Float32Array | Float64Array, generated: readonly number[], promptTokens: readonly number[] = []): number {
+    if (logits.length === 0) throw new Error("no logits to sample from, expected at least one");
     const z = this.penalized(logits, generated, promptTokens);
     const p = this.params;
     if (p.temperature === 0 || p.top_k === 1) return argmax(z);
+    if (p.top_k <= 0 && p.top_p === 1 && p.min_p === 0) return this.drawFull(z);
     const candidates = this.candidates(z);
     const kept = truncate(candidates, p.top_p, p.min_p);
     return this.draw(kept);
@@ -119,9 +121,7 @@ export class Sampler {
   private candidates(z: Float32Array | Float64Array): Candidate[] {
     const p = this.params;
     const k = p.top_k > 0 ? Math.min(p.top_k, z.length) : z.length;
-    // Sorting is only needed when something is cut; drawing from the full distribution needs no order.
-    const uncut = k === z.length && p.top_p === 1 && p.min_p === 0;
-    const ids = k < z.length ? topKIds(z, k) : uncut ? allIds(z) : sortedIds(z);
+    const ids = k < z.length ? topKIds(z, k) : sortedIds(z);
     if (ids.length === 0) throw new Error("cannot sample: every logit is NaN");
     const invT = 1 / p.temperature;
     const max = z[argmax(z)];
@@ -129,6 +129,24 @@ export class Sampler {
     const weights = ids.map((id) => Math.exp((z[id] - max) * invT));
     const total = weights.reduce((a, b) => a + b, 0);
     return ids.map((id, i) => ({ id, p: weights[i] / total }));
+  }
+
+  /** A draw from softmax(z / T) over the whole vocabulary (nothing cut: no sorting needed). */
+  private drawFull(z: Float32Array | Float64Array): number {
+    const max = z[argmax(z)];
+    const invT = 1 / this.params.temperature;
+    const w = new Float64Array(z.length);
+    let total = 0;
+    for (let i = 0; i < z.length; i++) total += w[i] = Number.isNaN(z[i]) ? 0 : Math.exp((z[i] - max) * invT);
+    let u = this.rng.nextFloat() * total;
+    let last = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i] === 0) continue;
+      last = i;
+      u -= w[i];
+      if (u < 0) return i;
+    }
+    return last;
   }
 
   private draw(kept: Candidate[]): number {

@@ -3,10 +3,10 @@ import { availableParallelism } from "node:os";
 import { createTsKernels } from "./ts/index.js";
 import type { KernelOptions, Kernels } from "./types.js";
 
-export type { Backend, Kernels, KernelOptions, Precision, Vec, Weight, WeightDType } from "./types.js";
+export type { Accumulate, Backend, Kernels, KernelOptions, Precision, Vec, Weight, WeightDType } from "./types.js";
 
 export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> {
-  const backend = opts.backend ?? "ts";
+  const backend = opts.backend ?? "wasm";
   const precision = opts.precision ?? "f32";
   if (precision !== "f32" && precision !== "f64") {
     throw new Error(`precision is ${JSON.stringify(precision)}, expected "f32" or "f64"`);
@@ -16,7 +16,7 @@ export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> 
     // WASM SIMD computes in float32; float64 (the oracle mode) runs the TypeScript kernels.
     if (precision === "f64") return createTsKernels("f64");
     const { createWasmKernels } = await import("./wasm/kernels.js");
-    return createWasmKernels({ threads: opts.threads ?? availableParallelism() });
+    return createWasmKernels({ threads: opts.threads ?? availableParallelism(), accumulate: opts.accumulate });
   }
   throw new Error(`backend is ${JSON.stringify(backend)}, expected "ts" or "wasm"`);
 }

@@ -27,6 +27,8 @@
 export type Precision = "f32" | "f64";
 export type Vec = Float32Array | Float64Array;
 export type Backend = "ts" | "wasm";
+/** How the WASM matrix products sum: float64 (exact products, one rounding per output) or float32. */
+export type Accumulate = "f32" | "f64";
 
 /** Checkpoint dtypes a parameter may be stored in. */
 export type WeightDType = "BF16" | "F16" | "F32" | "F64";
@@ -178,4 +180,9 @@ export interface KernelOptions {
   precision?: Precision;
   /** Worker threads for the WASM backend (ignored by "ts"). */
   threads?: number;
+  /**
+   * WASM matrix products: "f64" (default) exact products summed in float64, as accurate as the TypeScript
+   * kernels; "f32" float32 arithmetic, faster, about 3x the rounding error (ignored by "ts").
+   */
+  accumulate?: Accumulate;
 }

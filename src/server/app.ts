@@ -4,7 +4,7 @@
  * so that no input can stop the server.
  *
  *   GET  /health               liveness + scheduler counters (active, queued, ...)
- *   GET  /v1/models            the one served model
+ *   GET  /v1/models[/:id]      the one served model
  *   POST /v1/chat/completions  chat, streamed (SSE) or not
  *   POST /v1/completions       raw prompt, streamed (SSE) or not
  */
@@ -75,19 +75,18 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
 
   app.get("/health", async () => ({ status: closing ? "draining" : "ok", ...deps.scheduler.stats }));
 
-  const created = Math.floor(Date.now() / 1000);
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: [
-      {
-        id: deps.served.name,
-        object: "model",
-        created,
-        owned_by: "qwen3-next-ts",
-        max_model_len: deps.served.contextLength,
-      },
-    ],
-  }));
+  const model = {
+    id: deps.served.name,
+    object: "model",
+    created: Math.floor(Date.now() / 1000),
+    owned_by: "qwen3-next-ts",
+    max_model_len: deps.served.contextLength,
+  };
+  app.get("/v1/models", async () => ({ object: "list", data: [model] }));
+  app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
+    if (req.params.id === model.id) return model;
+    throw new ApiError(404, `The model \`${req.params.id}\` does not exist; this server serves \`${model.id}\``, "not_found_error", "model", "model_not_found");
+  });
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>
     handleChat(deps, req.body, reply),

@@ -4,26 +4,18 @@
  *   messages (+ tools, enable_thinking) --chat template--> prompt text --tokenizer--> prompt ids
  *   --scheduler--> text --output parser--> reasoning_content / content / tool_calls
  *
- * Streamed: the reasoning and content deltas are sent as they are parsed (tool-call markup is held
- * back by the parser); the tool calls are sent whole at the end, then the finish chunk, usage, `[DONE]`.
+ * Streamed: the chunks of `ChatStream` (reasoning and content deltas as they are parsed, the tool calls
+ * whole at the end, the finish chunk, usage), then `[DONE]`.
  */
 import type { FastifyReply } from "fastify";
-import { parseAssistantOutput, StreamingOutputParser, type OutputDelta } from "../generate/output_parser.js";
+import { parseAssistantOutput } from "../generate/output_parser.js";
 import { promptOpensThinking } from "../tokenizer/chat_template.js";
 import type { ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
-import type { SseStream } from "./sse.js";
+import { ChatStream } from "./chat_stream.js";
 import { chatMessages, checkModelName, textRequest, toolChoice, type ChatBody } from "./requests.js";
-import {
-  chatChunk,
-  chatCompletion,
-  chatFinishReason,
-  responseMeta,
-  toolCallDeltas,
-  usage,
-  usageChunk,
-} from "./responses.js";
+import { chatCompletion, responseMeta, usage } from "./responses.js";
 
 export async function handleChat(deps: ServerDeps, body: ChatBody, reply: FastifyReply): Promise<unknown> {
   checkModelName(body, deps.served);
@@ -52,24 +44,14 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     return chatCompletion(meta, parsed, result.finishReason, usage(promptTokens.length, result.completionTokens));
   }
 
-  const parser = new StreamingOutputParser({ thinkingOpened });
-  const sendDeltas = (sse: SseStream, deltas: OutputDelta[]) => {
-    for (const d of deltas) {
-      sse.send(chatChunk(meta, d.kind === "reasoning" ? { reasoning_content: d.text } : { content: d.text }));
-    }
-  };
+  const chunks = new ChatStream(meta, { thinkingOpened });
   const { sse, result } = await runStreamed(deps, req, reply, {
-    start: (sse) => sse.send(chatChunk(meta, { role: "assistant", content: "" })),
-    text: (sse, delta) => sendDeltas(sse, parser.push(delta)),
+    start: (sse) => chunks.start().forEach((c) => sse.send(c)),
+    text: (sse, delta) => chunks.push(delta).forEach((c) => sse.send(c)),
   });
   if (!result) return reply;
-  sendDeltas(sse, parser.flush());
-  const parsed = parser.finish();
-  if (parsed.toolCalls.length > 0) sse.send(chatChunk(meta, { tool_calls: toolCallDeltas(parsed) }));
-  sse.send(chatChunk(meta, {}, chatFinishReason(parsed, result.finishReason)));
-  if (body.stream_options?.include_usage) {
-    sse.send(usageChunk(meta, "chat.completion.chunk", usage(promptTokens.length, result.completionTokens)));
-  }
+  const use = body.stream_options?.include_usage ? usage(promptTokens.length, result.completionTokens) : undefined;
+  chunks.finish(result.finishReason, use).forEach((c) => sse.send(c));
   sse.end();
   return reply;
 }

@@ -71,6 +71,7 @@ export function startGeneration(
     maxTokens: req.maxTokens,
     stopTokenIds: new Set(deps.tokenizer.eosIds),
     sampler: new Sampler(req.sampling),
+    sampleableTokens: deps.tokenizer.vocabSize,
     logitBias: req.logitBias,
     onToken(id) {
       const { emit, stopped } = stops.add(decoder.push(id));

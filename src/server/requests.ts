@@ -4,7 +4,7 @@
  * budget and the stop strings. Checks that need the model (name, context length, vocabulary) live here.
  */
 import type { ChatMessage, ToolSpec } from "../tokenizer/chat_template.js";
-import type { SamplingParams } from "../generate/sampler.js";
+import { samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { TextRequest } from "./generation.js";
 
@@ -87,9 +87,12 @@ export function textRequest(body: SamplingBody, promptTokens: number[], served: 
       "context_length_exceeded",
     );
   }
+  const sampling = samplingParams(body, served.defaults);
+  const problem = samplingParamsError(sampling);
+  if (problem !== null) throw badRequest(problem, problem.split(" ")[0]);
   return {
     promptTokens,
-    sampling: samplingParams(body, served.defaults),
+    sampling,
     maxTokens: asked ?? Math.min(room, served.defaultMaxTokens ?? room),
     stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
     logitBias: logitBias(body.logit_bias, served.vocabSize),

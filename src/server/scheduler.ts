@@ -15,6 +15,8 @@
 import { ApiError } from "./errors.js";
 import { PrefixCache } from "./prefix_cache.js";
 import type { Vec } from "../kernels/types.js";
+import type { CausalLM } from "../generate/generate.js";
+import type { Sampler } from "../generate/sampler.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers). */
 export interface SchedulableState {
@@ -23,19 +25,10 @@ export interface SchedulableState {
   free(): void;
 }
 
-/** What the scheduler needs of the model (`Qwen3NextForCausalLM` provides it). */
-export interface DecodeModel<S extends SchedulableState> {
-  readonly config: { vocab_size: number };
-  newState(): S;
-  /** Prefill: runs `tokens` through the model, advancing `state`; returns the last row of logits. */
-  forward(tokens: number[], state: S, opts: { lastOnly: true }): Vec | Promise<Vec>;
+/** What the scheduler needs of the model: generation's, plus a batched decode step (`Qwen3NextForCausalLM`). */
+export interface DecodeModel<S extends SchedulableState> extends CausalLM<S> {
   /** One decode step for N sequences: token i continues states[i]; returns logits [N, V] row-major. */
-  decodeBatch(tokens: number[], states: S[]): Vec | Promise<Vec>;
-}
-
-/** Picks the next token from a logits row (`Sampler` from src/generate/sampler.ts). */
-export interface TokenSampler {
-  sample(logits: Vec, generated: number[], promptTokens?: number[]): number;
+  decodeBatch(tokens: readonly number[], states: S[]): Vec;
 }
 
 export type EndReason = "stop" | "length" | "cancelled" | "error";
@@ -46,7 +39,9 @@ export interface SequenceRequest {
   maxTokens: number;
   /** Tokens that end the sequence (not passed to `onToken`). */
   stopTokenIds: ReadonlySet<number>;
-  sampler: TokenSampler;
+  sampler: Sampler;
+  /** Only ids below this are sampled: the tokenizer's ids (a checkpoint's logits may have padding rows). */
+  sampleableTokens: number;
   /** OpenAI `logit_bias`: added to the logit of each listed token before sampling. */
   logitBias?: ReadonlyMap<number, number>;
   /** Receives each generated token; returning false ends the sequence with "stop" (e.g. a stop string). */
@@ -181,7 +176,7 @@ export class Scheduler<S extends SchedulableState> {
   private onCancel(seq: Sequence<S>): void {
     const i = this.queue.indexOf(seq);
     if (i >= 0) {
-      // Not started yet: leave at once. An active one leaves at the next step (it may be mid-step now).
+      // Not started yet: leave at once. A started one is removed by the loop (which owns the batch) at its next step.
       this.queue.splice(i, 1);
       this.finish(seq, "cancelled");
     }
@@ -201,12 +196,19 @@ export class Scheduler<S extends SchedulableState> {
         if (!this.prefilling && this.slotsInUse() < this.opts.maxConcurrency && this.queue.length > 0) {
           this.startPrefill(this.queue.shift()!);
         }
-        if (this.prefilling) await this.prefillChunk(this.prefilling);
+        if (this.prefilling) this.prefillChunk(this.prefilling);
         this.reap();
-        if (this.active.length > 0) await this.decodeStep();
+        if (this.active.length > 0) this.decodeStep();
         this.reap();
         await new Promise<void>((r) => setImmediate(r));
       }
+    } catch (err) {
+      // A bug here must not leave requests waiting forever: end them all with the error.
+      for (const seq of [...this.queue.splice(0), ...this.active, ...(this.prefilling ? [this.prefilling] : [])]) {
+        this.finish(seq, "error", asError(err));
+      }
+      this.active = [];
+      this.prefilling = undefined;
     } finally {
       this.running = false;
       const waiters = this.idleWaiters;
@@ -239,12 +241,12 @@ export class Scheduler<S extends SchedulableState> {
    * Prefills the next `prefillChunk` prompt tokens of `seq` (the state carries over between chunks, so a
    * long prompt does not stall the other sequences' decoding for its whole length).
    */
-  private async prefillChunk(seq: Sequence<S>): Promise<void> {
+  private prefillChunk(seq: Sequence<S>): void {
     const prompt = seq.request.prompt;
     try {
       if (seq.cancelled) return this.finish(seq, "cancelled");
       const end = Math.min(prompt.length, seq.prefilled + this.opts.prefillChunk);
-      const logits = await this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true });
+      const logits = this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true });
       seq.prefilled = end;
       if (end < prompt.length) return;
       if (this.opts.prefixCacheSize > 0) {
@@ -266,13 +268,13 @@ export class Scheduler<S extends SchedulableState> {
   }
 
   /** One token for every active sequence, in one batched forward. */
-  private async decodeStep(): Promise<void> {
+  private decodeStep(): void {
     const batch = this.active.slice();
     this.largestBatch = Math.max(this.largestBatch, batch.length);
     const V = this.model.config.vocab_size;
     let logits: Vec;
     try {
-      logits = await this.model.decodeBatch(
+      logits = this.model.decodeBatch(
         batch.map((s) => s.next),
         batch.map((s) => s.state!),
       );
@@ -293,7 +295,8 @@ export class Scheduler<S extends SchedulableState> {
         logits = logits.slice();
         for (const [id, bias] of req.logitBias) if (id < logits.length) logits[id] += bias;
       }
-      const token = req.sampler.sample(logits, seq.generated, req.prompt);
+      const sampleable = logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
+      const token = req.sampler.sample(sampleable, seq.generated, req.prompt);
       seq.generated.push(token);
       if (req.stopTokenIds.has(token)) return this.finish(seq, "stop");
       const more = req.onToken(token);

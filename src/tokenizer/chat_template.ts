@@ -62,6 +62,7 @@ export class ChatTemplate {
 
   /** The template of checkpoint folder `dir` (see the file comment for the search order). */
   static async load(dir?: string): Promise<ChatTemplate> {
+    if (dir !== undefined && !existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
       const jinjaFile = path.join(folder, "chat_template.jinja");
       const configFile = path.join(folder, "tokenizer_config.json");

@@ -37,8 +37,12 @@ export async function readJsonFile(file: string): Promise<unknown> {
   }
 }
 
-/** The folder whose tokenizer files are used: `dir` when it has `tokenizer.json`, else the bundled one. */
+/**
+ * The folder whose tokenizer files are used: `dir` when it has `tokenizer.json`, else the bundled one.
+ * A `dir` that does not exist is an error (a mistyped path must not silently mean the bundled tokenizer).
+ */
 export function tokenizerFilesDir(dir?: string): string {
+  if (dir !== undefined && !existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
   if (dir !== undefined && existsSync(path.join(dir, "tokenizer.json"))) return dir;
   return bundledTokenizerDir();
 }

@@ -116,13 +116,16 @@ describe("generate", () => {
     expect(r.tokens.length).toBeLessThan(50);
   });
 
-  it("rejects an empty prompt, a prompt over the context and a bad max tokens", () => {
+  it("rejects an empty prompt, a prompt over the context, a bad max tokens, ids outside the vocabulary", () => {
     expect(() => generate(model, tok, [], { sampling: GREEDY, maxTokens: 1 })).toThrow(/prompt is empty/);
     const long = new Array(DEMO_CONFIG.max_position_embeddings).fill(9707);
     expect(() => generate(model, tok, long, { sampling: GREEDY, maxTokens: 1 })).toThrow(
       /the prompt is 8192 tokens, the model's context is 8192 tokens .*--rope-scaling/,
     );
     expect(() => generate(model, tok, prompt, { sampling: GREEDY, maxTokens: 0 })).toThrow(/max tokens is 0/);
+    expect(() => generate(model, tok, [9707, 151936], { sampling: GREEDY, maxTokens: 1 })).toThrow(
+      /token id 151936, but the model's vocabulary has 151936 ids/,
+    );
   });
 });
 

@@ -11,6 +11,8 @@ import { bytesOf, fuseExperts, rewriteCheckpoint } from "./rewrite.js";
 
 const MOE = path.join(ROOT, "reference/tiny-moe-mtp");
 const DENSE = path.join(ROOT, "reference/tiny-dense-yarn-long");
+/** Made by reference/generate.py from transformers' own modules (see reference/README.md): names and shapes not written by us. */
+const TRANSFORMERS_MADE = ["tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied"].map((d) => path.join(ROOT, "reference", d));
 
 let tmp: string;
 let n = 0;
@@ -39,7 +41,7 @@ async function loadError(dir: string): Promise<string> {
 }
 
 describe("loading the reference checkpoints", () => {
-  for (const dir of [MOE, DENSE]) {
+  for (const dir of [MOE, DENSE, ...TRANSFORMERS_MADE]) {
     it(`${path.basename(dir)}: every expected weight, in BF16, bit-identical to the file`, async () => {
       const ckpt = await loadCheckpoint(dir);
       const stored = await storedBytes(dir);

@@ -23,9 +23,9 @@ export interface TestServer {
   health(): Promise<Record<string, unknown>>;
 }
 
-/** The demo checkpoint (or `model`), loaded as `qwen3-next serve` loads it: TypeScript kernels, f32. */
-export async function loadSession(model?: string): Promise<ServedSession> {
-  return openSession({ model, backend: "ts", precision: "f32" });
+/** The demo checkpoint (or `model`), loaded as `qwen3-next serve` loads it (WASM kernels unless told). */
+export async function loadSession(model?: string, backend: "ts" | "wasm" = "wasm"): Promise<ServedSession> {
+  return openSession({ model, backend, precision: "f32", accumulate: "f64" });
 }
 
 export async function startTestServer(opts: ServeOptions & { model?: string; session?: ServedSession } = {}): Promise<TestServer> {

@@ -76,4 +76,26 @@ describe("server: cancellation", () => {
     expect(h.active).toBe(0);
     expect(h.cancelled).toBe(cancelled + 1);
   });
+
+  it("drops a queued request whose client aborts before it starts", async () => {
+    const one = await startTestServer({ session, maxConcurrency: 1, maxQueue: 4 });
+    try {
+      const running = one.client.completions.create({ model: one.model, prompt: "first", max_tokens: 30, seed: 1 });
+      const ac = new AbortController();
+      const queued = one.client.completions.create({ model: one.model, prompt: "second", max_tokens: 30 }, { signal: ac.signal });
+      while (((await one.health()).queued as number) === 0) await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+      await expect(queued).rejects.toThrow();
+      let h = await one.health();
+      for (let i = 0; i < 100 && h.queued !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        h = await one.health();
+      }
+      expect(h.queued).toBe(0);
+      expect(h.cancelled).toBe(1);
+      expect((await running).choices[0].finish_reason).toBe("length");
+    } finally {
+      await one.server.close(1000);
+    }
+  });
 });

@@ -38,11 +38,14 @@ async function spawnServe(args: string[]): Promise<Child> {
 }
 
 describe("qwen3-next serve", () => {
-  it("prints its URL, says it runs the demo, and on SIGTERM finishes the in-flight stream, stops accepting, exits 0", async () => {
-    const s = await spawnServe(["--grace", "60"]);
+  it("prints its URL, says it runs the demo, applies --max-tokens, and on SIGTERM finishes the in-flight stream, stops accepting, exits 0", async () => {
+    const s = await spawnServe(["--grace", "60", "--max-tokens", "5"]);
     try {
       expect(s.stderr()).toMatch(/demo checkpoint.*RANDOM/);
       const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+      // --max-tokens is the default of requests that leave max_tokens out.
+      const short = await client.completions.create({ model: "qwen3-next-demo", prompt: "Hi", seed: 1 });
+      expect(short.usage?.completion_tokens).toBe(5);
       const stream = await client.completions.create({ model: "qwen3-next-demo", prompt: "Hi", max_tokens: 20, seed: 1, stream: true });
       let text = "";
       let finish: string | null = null;

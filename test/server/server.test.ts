@@ -4,9 +4,10 @@
  * tokenizer, prefill, batched decode, seeded sampling, detokenization, output parsing, SSE.
  */
 import { rm } from "node:fs/promises";
+import { NotFoundError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatTemplate } from "../../src/tokenizer/chat_template.js";
-import { collectChat, settledHealth, startTestServer, thinkingCheckpoint, type TestServer } from "./harness.js";
+import { collectChat, loadSession, settledHealth, startTestServer, thinkingCheckpoint, type TestServer } from "./harness.js";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -23,6 +24,8 @@ describe("server: basic endpoints", () => {
   it("lists the served model and reports health", async () => {
     const models = await t.client.models.list();
     expect(models.data.map((m) => m.id)).toEqual([t.model]);
+    expect((await t.client.models.retrieve(t.model)).id).toBe(t.model);
+    await expect(t.client.models.retrieve("gpt-4")).rejects.toBeInstanceOf(NotFoundError);
     const h = await t.health();
     expect(h.status).toBe("ok");
     expect(h.active).toBe(0);
@@ -83,6 +86,19 @@ describe("server: basic endpoints", () => {
     const cut = await t.client.completions.create({ ...req, stop: [stop] });
     expect(cut.choices[0].text).toBe(full.slice(0, full.indexOf(stop)));
     expect(cut.choices[0].finish_reason).toBe("stop");
+  });
+
+  it("passes top_k, top_p, min_p and max_completion_tokens to sampling: each narrowed to one token is greedy", async () => {
+    const req = { model: t.model, messages: user("Sampling knobs"), max_completion_tokens: 6, seed: 21, temperature: 1 };
+    const greedy = await t.client.chat.completions.create({ ...req, temperature: 0 });
+    expect(greedy.usage?.completion_tokens).toBe(6);
+    const text = greedy.choices[0].message.content;
+    const topK = await t.client.chat.completions.create({ ...req, top_k: 1 } as never);
+    const topP = await t.client.chat.completions.create({ ...req, top_p: 1e-9 });
+    const minP = await t.client.chat.completions.create({ ...req, min_p: 1 } as never);
+    const free = await t.client.chat.completions.create(req);
+    expect([topK, topP, minP].map((r) => (r as typeof greedy).choices[0].message.content)).toEqual([text, text, text]);
+    expect(free.choices[0].message.content).not.toBe(text);
   });
 
   it("applies logit_bias: +100 on one token makes it the only one sampled", async () => {
@@ -181,26 +197,18 @@ describe("server: tools and reasoning", () => {
 
 describe("server: concurrency", () => {
   it("runs 8 concurrent streams batched together, each equal to its single-request output", async () => {
-    const reqs = Array.from({ length: 8 }, (_, i) => ({
-      model: t.model,
-      messages: user(`Request number ${i}: ${"more ".repeat(i)}`),
-      max_tokens: 6 + i,
-      seed: 100 + i,
-      temperature: 0.8,
-    }));
-    const alone: string[] = [];
-    for (const r of reqs) alone.push((await t.client.chat.completions.create(r)).choices[0].message.content ?? "");
+    await concurrentEqualsAlone(t);
+  });
 
-    const before = (await t.health()).largestBatch as number;
-    expect(before).toBe(1);
-    const together = await Promise.all(
-      reqs.map(async (r) => collectChat(await t.client.chat.completions.create({ ...r, stream: true }))),
-    );
-    expect(together.map((s) => s.content)).toEqual(alone);
-    expect(together.every((s) => s.finish === "length")).toBe(true);
-    const h = await t.health();
-    expect(h.largestBatch as number).toBeGreaterThan(1);
-    expect(h.active).toBe(0);
+  it("does the same on the TypeScript kernels", async () => {
+    const session = await loadSession(undefined, "ts");
+    const w = await startTestServer({ session, maxConcurrency: 8, prefixCacheSize: 0 });
+    try {
+      await concurrentEqualsAlone(w);
+    } finally {
+      await w.server.close(1000);
+      await (session.model.kernels as { close?: () => unknown }).close?.();
+    }
   });
 
   it("frees the slot of a client that disconnects mid-stream", async () => {
@@ -221,3 +229,26 @@ describe("server: concurrency", () => {
     expect(after.choices[0].finish_reason).toBe("length");
   });
 });
+
+/** 8 different requests, first one by one, then all at once as streams: the same text each. */
+async function concurrentEqualsAlone(t: TestServer): Promise<void> {
+  const reqs = Array.from({ length: 8 }, (_, i) => ({
+    model: t.model,
+    messages: user(`Request number ${i}: ${"more ".repeat(i)}`),
+    max_tokens: 6 + i,
+    seed: 100 + i,
+    temperature: 0.8,
+  }));
+  const alone: string[] = [];
+  for (const r of reqs) alone.push((await t.client.chat.completions.create(r)).choices[0].message.content ?? "");
+  expect((await t.health()).largestBatch).toBe(1);
+
+  const together = await Promise.all(
+    reqs.map(async (r) => collectChat(await t.client.chat.completions.create({ ...r, stream: true }))),
+  );
+  expect(together.map((s) => s.content)).toEqual(alone);
+  expect(together.every((s) => s.finish === "length")).toBe(true);
+  const h = await t.health();
+  expect(h.largestBatch as number).toBeGreaterThan(1);
+  expect(h.active).toBe(0);
+}

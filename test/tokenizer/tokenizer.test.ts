@@ -65,6 +65,7 @@ describe("QwenTokenizer", () => {
       const t = await QwenTokenizer.load(dir);
       expect(t.filesDir).toBe(dir);
       expect(t.eosIds.sort()).toEqual([151645, 151662]);
+      await expect(QwenTokenizer.load(path.join(dir, "missing"))).rejects.toThrow(/model folder .*missing does not exist/);
       await writeFile(path.join(dir, "tokenizer.json"), "{ not json");
       await expect(QwenTokenizer.load(dir)).rejects.toThrow(/tokenizer\.json is not valid JSON/);
     } finally {

@@ -12,10 +12,15 @@ import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
 
 const ts = createTsKernels("f32");
 let wasm: WasmKernels;
+let fast: WasmKernels; // float32 accumulation in the matrix products
 beforeAll(async () => {
   wasm = await createWasmKernels({ threads: 1 });
+  fast = await createWasmKernels({ threads: 1, accumulate: "f32" });
 });
-afterAll(async () => wasm.close());
+afterAll(async () => {
+  await wasm.close();
+  await fast.close();
+});
 
 const RUNS = { numRuns: 40 };
 const dim = (max: number) => fc.integer({ min: 1, max });
@@ -41,18 +46,39 @@ describe("linear", () => {
   it("matches the TypeScript kernel for every dtype, any shape, one or many tokens", () => {
     fc.assert(
       fc.property(
-        dim(70), dim(90), dim(9), fc.constantFrom<WeightDType>("BF16", "F16", "F32", "F64"), fc.boolean(), fc.integer(),
+        dim(70), dim(150), dim(9), fc.constantFrom<WeightDType>("BF16", "F16", "F32", "F64"), fc.boolean(), fc.integer(),
         (rows, cols, T, dtype, resident, seed) => {
           const rand = rng(seed);
           const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), resident);
           const x = vecOf(uniform(rand, T * cols), resident);
-          const got = resident ? wasm.vec(T * rows) : new Float32Array(T * rows);
           const want = new Float32Array(T * rows);
-          wasm.linear(w, x, T, got);
           ts.linear(w, x, T, want);
-          close(got, want, 1e-5 * Math.sqrt(cols));
+          // Exact products and float64 sums: the same float32 result up to one rounding of the sum.
+          const got = resident ? wasm.vec(T * rows) : new Float32Array(T * rows);
+          wasm.linear(w, x, T, got);
+          close(got, want, 1e-6);
+          // Float32 accumulation: rounding grows like sqrt(cols).
+          const quick = new Float32Array(T * rows);
+          fast.linear(w, x, T, quick);
+          close(quick, want, 2e-6 * Math.sqrt(cols));
         },
       ),
+      RUNS,
+    );
+  });
+
+  it("exact accumulation equals a float64 dot product rounded once", () => {
+    fc.assert(
+      fc.property(dim(40), dim(300), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, dtype, seed) => {
+        const rand = rng(seed);
+        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
+        const x = vecOf(uniform(rand, cols), true);
+        const want = new Float32Array(rows);
+        createTsKernels("f64").linear(w, Float64Array.from(x), 1, want); // float64 sums, then one rounding
+        const got = wasm.vec(rows);
+        wasm.linear(w, x, 1, got);
+        for (let r = 0; r < rows; r++) expect(Math.abs(got[r] - want[r])).toBeLessThanOrEqual(Math.abs(want[r]) * 2 ** -23 + 1e-30);
+      }),
       RUNS,
     );
   });

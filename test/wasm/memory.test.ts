@@ -85,6 +85,11 @@ describe("weights spread over several instances", () => {
     await k.close();
   });
 
+  it("rejects a weight dtype it cannot compute with", async () => {
+    const k = await createWasmKernels();
+    expect(() => k.allocWeight("model.x", "I64" as never, [2])).toThrow(/model.x: dtype I64 cannot be a weight, expected BF16, F16, F32 or F64/);
+  });
+
   it("rejects an instance cap out of range", async () => {
     await expect(createWasmKernels({ maxInstanceBytes: 1000 })).rejects.toThrow(/maxInstanceBytes is 1000, expected an integer/);
   });

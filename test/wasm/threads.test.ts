@@ -76,3 +76,19 @@ describe("two threads equal one", () => {
     );
   });
 });
+
+describe("thread pool failures", () => {
+  it("a kernel that traps reports an error on every thread and the pool keeps working", () => {
+    const pool = two.pool!;
+    const arena = two.heap.arenas[0];
+    const beyond = arena.memory.buffer.byteLength; // rows past the end of memory: an out-of-bounds trap
+    expect(() => pool.run(arena, "matvecF32Exact", [beyond, beyond, beyond, 64, 0, 64], 4, 64, 4)).toThrow();
+    const w = two.allocWeight("ok", "F32", [16, 3]);
+    (w.data as Float32Array).fill(1);
+    const x = two.vec(3);
+    x.fill(2);
+    const y = two.vec(16);
+    two.linear(w, x, 1, y);
+    expect(Array.from(y)).toEqual(new Array(16).fill(6));
+  });
+});

@@ -47,8 +47,11 @@ export class Arena {
     return this.capBytes - this.top;
   }
 
-  /** Allocates `bytes` (aligned); null when the arena cannot hold them. */
-  alloc(bytes: number): number | null {
+  /**
+   * Allocates `bytes` (aligned); null when the arena cannot hold them. With `zero`, the block reads as zeros
+   * (fresh memory already does; a reused block is cleared).
+   */
+  alloc(bytes: number, zero = false): number | null {
     const size = alignUp(Math.max(bytes, 1), ALIGN);
     for (let i = 0; i < this.free.length; i++) {
       const b = this.free[i];
@@ -57,13 +60,18 @@ export class Arena {
         b.start += size;
         if (b.start === b.end) this.free.splice(i, 1);
         this.sizes.set(ptr, size);
+        if (zero) new Uint8Array(this.buffer(), ptr, size).fill(0);
         return ptr;
       }
     }
     const ptr = this.top;
     if (ptr + size > this.capBytes) return null;
-    const needPages = Math.ceil((ptr + size) / PAGE) - this.memory.buffer.byteLength / PAGE;
-    if (needPages > 0) this.memory.grow(needPages);
+    const have = this.memory.buffer.byteLength;
+    if (ptr + size > have) {
+      // Grow by at least 1/8 (and 64 MiB): fewer grow calls while loading; untouched pages cost no memory.
+      const want = Math.min(this.capBytes, Math.max(ptr + size, have + Math.max(have >> 3, 64 << 20)));
+      this.memory.grow(Math.ceil(want / PAGE) - have / PAGE);
+    }
     this.buffers.add(this.memory.buffer);
     this.top = ptr + size;
     this.sizes.set(ptr, size);

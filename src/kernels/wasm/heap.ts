@@ -46,14 +46,14 @@ export class WasmHeap {
     return arena;
   }
 
-  /** Places `bytes` first-fit over the arenas, opening one if none has room. */
+  /** Places `bytes` (zero-filled) first-fit over the arenas, opening one if none has room. */
   alloc(bytes: number, what: string): Location {
     for (const arena of this.arenas) {
-      const ptr = arena.alloc(bytes);
+      const ptr = arena.alloc(bytes, true);
       if (ptr !== null) return { arena, ptr };
     }
     const arena = this.openArena();
-    const ptr = arena.alloc(bytes);
+    const ptr = arena.alloc(bytes, true);
     if (ptr === null) {
       throw new Error(
         `${what} needs ${bytes} bytes, more than one WASM instance holds (${this.capBytes} bytes less a ${this.reserveBytes}-byte reserve)`,

@@ -6,7 +6,7 @@
  * works on them directly; an operand elsewhere (another arena, plain JS memory) is staged through that arena's
  * scratch. Matrix products split their rows over the thread pool when the weight is large enough.
  */
-import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
 import { createTsKernels } from "../ts/index.js";
 import { numel } from "../../io/safetensors.js";
 import { widenWeight } from "../ts/weights.js";
@@ -20,7 +20,19 @@ export interface WasmKernelOptions extends HeapOptions {
   threads?: number;
   /** Smallest weight, in bytes, whose product is split across threads (default 256 KiB). */
   minParallelBytes?: number;
+  /**
+   * Matrix-product arithmetic. "f64" (default): exact products summed in float64, each output rounded once,
+   * as accurate as the TypeScript reference. "f32": float32 products and sums (folded into float64 every
+   * 64 columns), about 1.7x faster per thread, about 3x the rounding error.
+   */
+  accumulate?: Accumulate;
 }
+
+export type Accumulate = NonNullable<KernelOptions["accumulate"]>;
+const checkAccumulate = (a: unknown): Accumulate => {
+  if (a !== "f32" && a !== "f64") throw new Error(`accumulate is ${JSON.stringify(a)}, expected "f32" or "f64"`);
+  return a;
+};
 
 const BYTES: Record<WeightDType, number> = { BF16: 2, F16: 2, F32: 4, F64: 8 };
 /** dtype codes of asm/widen.ts. */
@@ -28,10 +40,14 @@ const DT: Record<WeightDType, number> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
 
 export interface WasmKernels extends Kernels {
   readonly heap: WasmHeap;
+  /** Matrix-product arithmetic (see `WasmKernelOptions.accumulate`); may be switched between calls. */
+  accumulate: Accumulate;
   /** Threads in use (at most the pool's size; set it lower to compare, e.g. in benchmarks). */
   threads: number;
   /** The worker pool (null on one thread). */
   readonly pool: ThreadPool | null;
+  /** Gives a weight's WASM memory back (the weight must not be used again). */
+  freeWeight(w: Weight): void;
   /** Stops the worker threads (the kernels stay usable on one thread). */
   close(): Promise<void>;
 }
@@ -46,35 +62,30 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   let active = threads;
   heap.onNewArena = (a) => pool?.addArena(a);
   const minParallel = opts.minParallelBytes ?? 256 << 10;
+  let exact = checkAccumulate(opts.accumulate ?? "f64") === "f64";
   const ts = createTsKernels("f32");
-  /** Weights that arrived in JS memory, copied into WASM memory once. */
-  const adopted = new WeakMap<object, Location>();
+  /** Where each weight's data lives; weights that arrived in JS memory are copied into WASM memory once. */
+  const placed = new WeakMap<object, Location>();
 
   const weightLoc = (w: Weight): Location => {
-    const loc = heap.locate(w.data) ?? adopted.get(w.data);
-    if (loc) return loc;
-    const placed = heap.alloc(w.data.byteLength, w.name);
-    new Uint8Array(placed.arena.buffer(), placed.ptr, w.data.byteLength).set(
-      new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
-    );
-    adopted.set(w.data, placed);
-    return placed;
+    let loc = placed.get(w.data) ?? heap.locate(w.data);
+    if (!loc) {
+      loc = heap.alloc(w.data.byteLength, w.name);
+      new Uint8Array(loc.arena.buffer(), loc.ptr, w.data.byteLength).set(
+        new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+      );
+    }
+    placed.set(w.data, loc);
+    return loc;
   };
 
-  /** Address of `n` floats of v (from element `off`) inside `arena`, staged in its scratch if needed. */
-  const stageIn = (arena: Arena, v: Vec, off: number, n: number): number => {
-    const loc = v instanceof Float32Array ? heap.locate(v) : null;
-    if (loc && loc.arena === arena) return loc.ptr + off * 4;
-    const ptr = heap.scratch[arena.index].get(n * 4);
-    arena.f32(ptr, n).set(v.subarray(off, off + n));
-    return ptr;
-  };
-  /** Address to write n floats of v (from `off`) inside `arena`; `flush` copies staged results back. */
-  const stageOut = (arena: Arena, v: Vec, off: number, n: number): { ptr: number; flush: () => void } => {
-    const loc = v instanceof Float32Array ? heap.locate(v) : null;
-    if (loc && loc.arena === arena) return { ptr: loc.ptr + off * 4, flush: () => {} };
-    const ptr = heap.scratch[arena.index].get(n * 4);
-    return { ptr, flush: () => v.set(arena.f32(ptr, n), off) };
+  /**
+   * Runs kernel `fn` whose args[split], args[split + 1] are a range [0, total) (rows, heads), split over the
+   * threads when `big` (a wake-up costs microseconds: small jobs stay on the calling thread).
+   */
+  const runSplit = (arena: Arena, fn: string, args: number[], split: number, total: number, big: boolean, align = 1): void => {
+    if (pool && big && total > 1 && active > 1) pool.run(arena, fn, args, split, total, align, active);
+    else (arena.exports[fn] as (...a: number[]) => void)(...args);
   };
 
   /** y = x W^T, T tokens in chunks whose staged x, permuted x and y fit the weight's arena scratch. */
@@ -85,42 +96,36 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     if (w.dtype === "F64") return ts.linear(w, x, T, y);
     const [rows, cols] = w.shape;
     const { arena, ptr: wPtr } = weightLoc(w);
-    const scratch = heap.scratch[arena.index];
     const e = arena.exports;
     const sixteen = w.dtype !== "F32";
-    const perToken = (2 * cols + rows) * 4;
-    const chunk = Math.max(1, Math.min(T, Math.floor((scratch.bytes - 256) / perToken)));
-    const parallel = pool !== null && rows >= 8 && rows * cols * BYTES[w.dtype] >= minParallel;
+    const perToken = ((exact ? 4 : 2) * cols + rows) * 4;
+    const chunk = Math.max(1, Math.min(T, Math.floor((heap.reserveBytes - 256) / perToken)));
+    const parallel = rows >= 8 && rows * cols * BYTES[w.dtype] >= minParallel;
     for (let t0 = 0; t0 < T; t0 += chunk) {
-      scratch.reset();
       const tc = Math.min(chunk, T - t0);
-      let xPtr = stageIn(arena, x, t0 * cols, tc * cols);
+      const st = new Staging(heap, [], arena);
+      let xPtr = st.ptr(x.subarray(t0 * cols, (t0 + tc) * cols), "in");
       if (sixteen) {
-        const xp = scratch.get(tc * cols * 4);
+        const xp = st.scratch(tc * cols * 4);
         e.permute8Rows(xPtr, xp, cols, tc);
         xPtr = xp;
       }
-      const out = stageOut(arena, y, t0 * rows, tc * rows);
-      const fn = (tc === 1 ? "matvec" : "matmul") + w.dtype;
-      const args = tc === 1 ? [wPtr, xPtr, out.ptr, cols, 0, rows] : [wPtr, xPtr, out.ptr, tc, rows, cols, 0, rows];
-      if (parallel && pool && active > 1) pool.run(arena, fn, args, tc === 1 ? 4 : 6, rows, 4, active);
-      else (e[fn] as (...a: number[]) => void)(...args);
-      out.flush();
+      if (exact) {
+        const xd = st.scratch(tc * cols * 8);
+        e.widenF64(xPtr, xd, tc * cols);
+        xPtr = xd;
+      }
+      const yPtr = st.ptr(y.subarray(t0 * rows, (t0 + tc) * rows), "out");
+      const kind = exact ? "Exact" : "";
+      if (tc === 1) runSplit(arena, `matvec${w.dtype}${kind}`, [wPtr, xPtr, yPtr, cols, 0, rows], 4, rows, parallel, 4);
+      else runSplit(arena, `matmul${w.dtype}${kind}`, [wPtr, xPtr, yPtr, tc, rows, cols, 0, rows], 6, rows, parallel, 4);
+      st.done();
     }
-    scratch.reset();
   };
 
   const vec = (n: number): Float32Array => {
     const { arena, ptr } = heap.alloc(n * 4, "an activation vector");
-    const v = arena.f32(ptr, n);
-    v.fill(0);
-    return v;
-  };
-
-  /** Runs kernel `fn` whose args[split], args[split + 1] are a range [0, total), over the pool when `big`. */
-  const runSplit = (arena: Arena, fn: string, args: number[], split: number, total: number, big: boolean): void => {
-    if (pool && big && total > 1 && active > 1) pool.run(arena, fn, args, split, total, 1, active);
-    else (arena.exports[fn] as (...a: number[]) => void)(...args);
+    return arena.f32(ptr, n);
   };
 
   const deltaRule = (a: DeltaRuleArgs): void => {
@@ -144,10 +149,16 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     st.done();
   };
 
-  return {
+  const kernels: WasmKernels = {
     backend: "wasm",
     precision: "f32",
     heap,
+    get accumulate(): Accumulate {
+      return exact ? "f64" : "f32";
+    },
+    set accumulate(a: Accumulate) {
+      exact = checkAccumulate(a) === "f64";
+    },
     get threads() {
       return pool ? active : 1;
     },
@@ -166,11 +177,17 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       if (loc) loc.arena.release(loc.ptr);
     },
     allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
+      if (!(dtype in BYTES)) throw new Error(`${name}: dtype ${dtype} cannot be a weight, expected BF16, F16, F32 or F64`);
       const n = numel(shape);
       const { arena, ptr } = heap.alloc(n * BYTES[dtype], name);
       const data = dtype === "F64" ? arena.f64(ptr, n) : dtype === "F32" ? arena.f32(ptr, n) : arena.u16(ptr, n);
-      data.fill(0);
       return { name, dtype, shape: [...shape], data };
+    },
+    freeWeight(w: Weight): void {
+      const loc = placed.get(w.data) ?? heap.locate(w.data);
+      if (!loc) return;
+      placed.delete(w.data);
+      loc.arena.release(loc.ptr);
     },
     toVec(w: Weight): Vec {
       const v = vec(w.data.length);
@@ -287,4 +304,24 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       await p?.close();
     },
   };
+  return withFloat64Fallback(kernels, ts);
+}
+
+/** Kernels whose operands may be float64 (the model keeps its residual stream in float64). */
+const MIXED = ["rmsNorm", "gatedRmsNorm", "l2Normalize", "siluMul", "sigmoidMul", "axpy", "softmax", "rope", "attention", "causalConv1d", "deltaRuleRecurrent", "deltaRuleChunked", "router"] as const;
+
+const isF64 = (a: unknown): boolean =>
+  a instanceof Float64Array || (typeof a === "object" && a !== null && !ArrayBuffer.isView(a) && Object.values(a).some((v) => v instanceof Float64Array));
+
+/**
+ * A call with a float64 operand goes to the TypeScript kernel, which reads and writes it in float64:
+ * staging it through float32 WASM memory would round, e.g., the residual stream at every add.
+ */
+function withFloat64Fallback(k: WasmKernels, ts: Kernels): WasmKernels {
+  for (const name of MIXED) {
+    const wasm = k[name] as (...a: unknown[]) => void;
+    const ref = ts[name] as (...a: unknown[]) => void;
+    (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (a.some(isF64) ? ref(...a) : wasm(...a));
+  }
+  return k;
 }

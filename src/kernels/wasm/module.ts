@@ -13,12 +13,8 @@ export interface KernelExports {
   heapBase(): number;
   permute8(x: number, xp: number, n: number): void;
   permute8Rows(x: number, xp: number, n: number, t: number): void;
-  matvecBF16(w: number, x: number, y: number, cols: number, r0: number, r1: number): void;
-  matvecF16(w: number, x: number, y: number, cols: number, r0: number, r1: number): void;
-  matvecF32(w: number, x: number, y: number, cols: number, r0: number, r1: number): void;
-  matmulBF16(w: number, x: number, y: number, t: number, rows: number, cols: number, r0: number, r1: number): void;
-  matmulF16(w: number, x: number, y: number, t: number, rows: number, cols: number, r0: number, r1: number): void;
-  matmulF32(w: number, x: number, y: number, t: number, rows: number, cols: number, r0: number, r1: number): void;
+  /** matvec{BF16,F16,F32}[Exact](w, x, y, cols, r0, r1), matmul{...}[Exact](w, x, y, t, rows, cols, r0, r1). */
+  widenF64(x: number, xd: number, n: number): void;
   sumF32(p: number, n: number): number;
   [name: string]: (...args: number[]) => number | void;
 }

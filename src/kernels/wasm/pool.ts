@@ -21,20 +21,29 @@ const STOP = 9;
 const ERROR = 10; // set by a worker whose kernel threw
 const CTRL_SLOTS = 16;
 const MAX_ARGS = 16;
-/** Spin iterations before a worker sleeps (a decode step's next job usually comes within this). */
-const SPIN = 20000;
+/**
+ * How long a waiting thread spins before it sleeps in Atomics.wait, in milliseconds. Waking a sleeping
+ * thread costs tens of microseconds, as much as a small expert's matvec; a decode step posts its next job
+ * within this. Spinning much longer loses on a busy machine, where a spinning thread takes the core from
+ * the thread it waits for.
+ */
+const WORKER_SPIN_MS = 0.3;
+const CALLER_SPIN_MS = 0.05;
 
-/** [lo, hi) of part p of n over [0, total), boundaries aligned. Shared with the worker source below. */
+/** [lo, hi) of part p of n over [0, total), boundaries aligned. Also defined in the workers' source. */
 export function partRange(total: number, n: number, p: number, align: number): [number, number] {
   const chunk = Math.ceil(total / n / align) * align;
   return [Math.min(total, p * chunk), Math.min(total, (p + 1) * chunk)];
 }
 
-/** The worker, as source (a function with no free variables), run with `eval: true` so no loader is needed. */
+/**
+ * The worker, as source (a function whose only free name is `partRange`, defined beside it in the source),
+ * run with `eval: true` so that no TypeScript loader is needed in the worker.
+ */
 export function workerMain(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const wt = require("node:worker_threads");
-  const { module, memories, ctrlBuf, argsBuf, names, id, port, slots, spin } = wt.workerData;
+  const { module, memories, ctrlBuf, argsBuf, names, id, port, slots, spinMs } = wt.workerData;
   const [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR] = slots;
   const ctrl = new Int32Array(ctrlBuf);
   const args = new Float64Array(argsBuf);
@@ -46,8 +55,12 @@ export function workerMain(): void {
   wt.parentPort.postMessage("ready");
   const a: number[] = [];
   for (;;) {
+    const idleSince = performance.now();
     let spins = 0;
-    while (Atomics.load(ctrl, GEN) === seen) if (++spins > spin) Atomics.wait(ctrl, GEN, seen);
+    while (Atomics.load(ctrl, GEN) === seen) {
+      // Check the clock every 64 spins only: it costs more than an atomic load.
+      if ((++spins & 63) === 0 && performance.now() - idleSince > spinMs) Atomics.wait(ctrl, GEN, seen);
+    }
     seen = Atomics.load(ctrl, GEN);
     if (ctrl[STOP]) break;
     try {
@@ -59,9 +72,8 @@ export function workerMain(): void {
       }
       const n = ctrl[PARTS];
       if (id < n) {
-        const total = ctrl[TOTAL], align = ctrl[ALIGN], split = ctrl[SPLIT];
-        const chunk = Math.ceil(total / n / align) * align;
-        const lo = Math.min(total, id * chunk), hi = Math.min(total, (id + 1) * chunk);
+        const split = ctrl[SPLIT];
+        const [lo, hi] = partRange(ctrl[TOTAL], n, id, ctrl[ALIGN]);
         if (lo < hi) {
           a.length = ctrl[NARGS];
           for (let i = 0; i < a.length; i++) a[i] = args[i];
@@ -101,7 +113,7 @@ export class ThreadPool {
     const names = Object.keys(arenas[0].exports).filter((k) => typeof arenas[0].exports[k] === "function");
     const pool = new ThreadPool(threads, names);
     // `__name` covers transpilers that keep function names (esbuild keepNames) inside the stringified body.
-    const source = `const __name = (f) => f;\n(${workerMain.toString()})()`;
+    const source = `const __name = (f) => f;\nconst partRange = ${partRange.toString()};\n(${workerMain.toString()})()`;
     const ready: Promise<unknown>[] = [];
     for (let id = 1; id < threads; id++) {
       const { port1, port2 } = new MessageChannel();
@@ -116,7 +128,7 @@ export class ThreadPool {
           id,
           port: port2,
           slots: [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR],
-          spin: SPIN,
+          spinMs: WORKER_SPIN_MS,
         },
         transferList: [port2],
       });
@@ -161,7 +173,9 @@ export class ThreadPool {
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
-    // Our own part.
+    // Our own part; whatever happens to it, wait for the workers before returning or throwing, so that no
+    // worker is still inside this job when the next one is posted.
+    let failure: unknown = null;
     const [lo, hi] = partRange(total, n, 0, align);
     if (lo < hi) {
       const a = this.argv;
@@ -169,16 +183,23 @@ export class ThreadPool {
       for (let i = 0; i < args.length; i++) a[i] = args[i];
       a[split] = lo;
       a[split + 1] = hi;
-      (arena.exports[fn] as (...x: number[]) => void)(...a);
+      try {
+        (arena.exports[fn] as (...x: number[]) => void)(...a);
+      } catch (e) {
+        failure = e;
+      }
     }
     const want = this.workers.length;
+    const since = performance.now();
     let spins = 0;
     for (;;) {
       const done = Atomics.load(c, DONE);
       if (done >= want) break;
-      if (++spins > SPIN) Atomics.wait(c, DONE, done, 5);
+      if ((++spins & 63) === 0 && performance.now() - since > CALLER_SPIN_MS) Atomics.wait(c, DONE, done, 5);
     }
-    if (Atomics.exchange(c, ERROR, 0)) throw new Error(`WASM kernel ${fn} failed in a worker thread`);
+    const workerFailed = Atomics.exchange(c, ERROR, 0) !== 0;
+    if (failure) throw failure;
+    if (workerFailed) throw new Error(`WASM kernel ${fn} failed in a worker thread`);
   }
 
   /** Stops the workers. */

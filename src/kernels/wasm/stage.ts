@@ -14,12 +14,12 @@ export class Staging {
   private readonly writeBack: (() => void)[] = [];
   readonly arena: Arena;
 
-  /** Picks the arena of the first operand that lives in WASM memory (else the first arena). */
+  /** Runs in `arena` when given, else in the arena of the first operand living in WASM memory (else the first). */
   constructor(
     private readonly heap: WasmHeap,
     operands: readonly Operand[],
+    arena?: Arena,
   ) {
-    let arena: Arena | undefined;
     for (const v of operands) {
       if (!(v instanceof Float64Array)) arena ??= heap.locate(v)?.arena;
     }
