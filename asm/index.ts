@@ -7,6 +7,7 @@ export { axpy } from "./mem";
 export * from "./ops";
 export * from "./attention";
 export * from "./deltanet";
+export * from "./delta_chunked";
 export * from "./router";
 
 /** First free byte after this module's static data; the host allocator starts above it. */

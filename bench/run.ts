@@ -2,7 +2,8 @@
  * `npm run bench [-- --quick] [-- --out FILE]`: the WASM kernels' performance on this machine.
  *   1. memory bandwidth (streaming SIMD sum, 1..N threads);
  *   2. BF16 matvec at Qwen3-Next-80B's shapes, WASM 1..N threads vs TypeScript: GFLOP/s, GB/s, % of bandwidth;
- *   3. the real-slice model (exact 80B layer sizes, 4 layers, 64 experts, random BF16): prefill and decode
+ *   3. the gated delta rule alone at the 80B shape over a 512-token prefill: WASM chunked vs recurrent vs TS;
+ *   4. the real-slice model (exact 80B layer sizes, 4 layers, 64 experts, random BF16): prefill and decode
  *      tokens/s on 1..N threads, against the bytes-per-token bandwidth limit, and the 80B decode rate implied.
  * Writes bench/results.json and prints markdown tables.
  */
@@ -12,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { createWasmKernels } from "../src/kernels/wasm/kernels.js";
 import { measureBandwidth } from "./bandwidth.js";
 import { bytesPerToken } from "./bytes_per_token.js";
+import { benchDeltaRule, deltaRuleTable } from "./delta_rule.js";
 import { machineFacts } from "./machine.js";
 import { benchMatvec } from "./matvec.js";
 import { publishedConfig, randomWeights, realSliceConfig, runSlice, sliceModel, type SliceResult } from "./real_slice.js";
@@ -39,6 +41,9 @@ async function main(): Promise<void> {
 
   log("BF16 matvec at the real shapes...");
   const matvec = benchMatvec(k, quick ? 300 : 1500, true);
+
+  log("gated delta rule at the real shape, 512-token prefill...");
+  const deltaRule = benchDeltaRule(k, 512, quick ? 300 : 1500, true);
 
   log("real-slice model: generating ~3 GB of random BF16 weights...");
   const cfg = realSliceConfig();
@@ -74,6 +79,7 @@ async function main(): Promise<void> {
       gflops: Object.fromEntries(Object.entries(m.seconds).map(([k, s]) => [k, (2 * m.rows * m.cols) / s / GB])),
       gbps: Object.fromEntries(Object.entries(m.seconds).map(([k, s]) => [k, m.weightBytes / s / GB])),
     })),
+    deltaRule,
     realSlice: {
       config: { layers: cfg.num_hidden_layers, experts: cfg.num_experts, topK: cfg.num_experts_per_tok, weightBytes },
       bytesPerToken: sliceBytes,
@@ -106,6 +112,8 @@ async function main(): Promise<void> {
     const speedup = (i: string) => (m.seconds.ts ? f(m.seconds.ts / m.seconds[i]) + "x" : "-");
     lines.push(`| ${m.name} | ${m.rows} x ${m.cols} | ${cells.join(" | ")} | ${speedup("wasm-f64acc-1t")} | ${speedup("wasm-f32acc-1t")} |`);
   }
+  lines.push("");
+  lines.push(...deltaRuleTable(deltaRule));
   lines.push("");
   const limit = (bw: number, b: number) => (bw * GB) / b;
   lines.push(`Real slice (80B layer sizes, ${cfg.num_hidden_layers} layers, ${cfg.num_experts} experts, ${f(weightBytes / GB, 2)} GB BF16): ` +

@@ -74,7 +74,8 @@ export type { ParsedOutput, OutputDelta, ToolCall } from "./generate/output_pars
 export { Sampler, defaultSamplingParams, samplingParamsError, QWEN3_NEXT_INSTRUCT_SAMPLING } from "./generate/sampler.js";
 export type { SamplingParams } from "./generate/sampler.js";
 export { Xoshiro128 } from "./generate/prng.js";
-export { generate, contextLimit, checkPromptLength, StopStringText } from "./generate/generate.js";
+export { generate, contextLimit, checkPromptLength } from "./generate/generate.js";
+export { StopStringText } from "./generate/stop_strings.js";
 export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM } from "./generate/generate.js";
 export { ropeWithScaling } from "./generate/rope_scaling.js";
 export { writeRandomCheckpoint } from "./init/random_checkpoint.js";

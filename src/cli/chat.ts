@@ -81,10 +81,8 @@ async function run(o: ChatFlags): Promise<void> {
       signal: current.signal,
     });
     const parser = new StreamingOutputParser({ thinkingOpened });
-    for await (const e of g.events) {
-      for (const d of parser.push(e.text)) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
-    }
-    for (const d of parser.flush()) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    for await (const e of g.events) out.writeDeltas(parser.push(e.text));
+    out.writeDeltas(parser.flush());
     const r = await g.result;
     current = null;
     const parsed = parser.finish();

@@ -77,7 +77,7 @@ async function run(o: GenerateFlags): Promise<void> {
     if (first) bar.done();
     first = false;
     if (!live) continue;
-    if (out.isTTY && parser) for (const d of parser.push(e.text)) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    if (out.isTTY && parser) out.writeDeltas(parser.push(e.text));
     else out.write(e.text);
   }
   bar.done();
@@ -87,7 +87,7 @@ async function run(o: GenerateFlags): Promise<void> {
   if (o.json) {
     process.stdout.write(JSON.stringify(jsonResult(r, parsed), null, 2) + "\n");
   } else {
-    if (live && out.isTTY && parser) for (const d of parser.flush()) out.write(d.text, d.kind === "reasoning" ? "dim" : "plain");
+    if (live && out.isTTY && parser) out.writeDeltas(parser.flush());
     if (!live) out.write(r.text);
     if (out.isTTY && parsed) for (const c of parsed.toolCalls) out.write(`\n[tool call] ${c.name}(${c.arguments})`, "dim");
     out.write("\n");

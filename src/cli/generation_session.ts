@@ -7,14 +7,15 @@ import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
-import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
-import { QwenTokenizer, readJsonFile } from "../tokenizer/tokenizer.js";
+import { readJsonFile } from "../io/json.js";
+import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ropeWithScaling } from "../generate/rope_scaling.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
 import { addKernelOptions, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
+import type { ServedSession } from "../server/start.js";
 
 export interface SessionFlags extends KernelFlags {
   model?: string;
@@ -30,14 +31,8 @@ export interface SessionFlags extends KernelFlags {
   maxTokens?: number;
 }
 
-export interface GenerationSession {
-  dir: string;
-  isDemo: boolean;
-  model: Qwen3NextForCausalLM;
-  tokenizer: QwenTokenizer;
-  template: ChatTemplate;
-  sampling: SamplingParams;
-}
+/** A loaded model with its tokenizer, template and sampling defaults: what `serve` serves, too. */
+export type GenerationSession = ServedSession;
 
 /** Tokens generated at most when --max-tokens is not given (the demo's output is random, so less of it). */
 export const DEFAULT_MAX_TOKENS = 512;

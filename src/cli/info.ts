@@ -6,11 +6,12 @@
  * from `torch_dtype` with --config) and the per-sequence state (KV cache, DeltaNet state) at a context length.
  */
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import type { Qwen3NextConfig } from "../config.js";
 import type { WeightDType } from "../kernels/types.js";
 import { planCheckpoint, readConfigFile } from "../loading/checkpoint.js";
-import { countParameters, describeArchitecture, sequenceStateBytes, WEIGHT_DTYPE_BYTES } from "../loading/parameters.js";
+import { countParameters, describeArchitecture, sequenceStateBytes, weightBytes } from "../loading/parameters.js";
+import { positiveInt } from "./options.js";
 
 export function register(program: Command): void {
   program
@@ -18,7 +19,7 @@ export function register(program: Command): void {
     .description("describe a model (architecture, parameter counts, memory) without loading its weights")
     .option("--model <dir>", "checkpoint folder (config.json + safetensors)")
     .option("--config <file>", "a config.json alone (e.g. the published 80B config)")
-    .option("--context <n>", "context length for the per-sequence state", positiveInt, 4096)
+    .option("--context <n>", "context length for the per-sequence state", positiveInt("--context"), 4096)
     .option("--json", "print a machine-readable summary")
     .action(async function (this: Command, opts: { model?: string; config?: string; context: number; json?: boolean }) {
       if ((opts.model === undefined) === (opts.config === undefined)) {
@@ -53,8 +54,7 @@ async function fromConfig(file: string): Promise<Source> {
   const config = await readConfigFile(file);
   const dtype: WeightDType =
     config.torch_dtype === "float32" ? "F32" : config.torch_dtype === "float16" ? "F16" : config.torch_dtype === "float64" ? "F64" : "BF16";
-  const params = countParameters(config).total;
-  return { what: `${path.resolve(file)} (config only)`, config, weightBytes: { [dtype]: params * WEIGHT_DTYPE_BYTES[dtype] }, weightsFrom: "torch_dtype", notes: [] };
+  return { what: `${path.resolve(file)} (config only)`, config, weightBytes: { [dtype]: weightBytes(config, dtype) }, weightsFrom: "torch_dtype", notes: [] };
 }
 
 function summarize(s: Source, context: number) {
@@ -103,10 +103,4 @@ function bytes(n: number): string {
     u++;
   }
   return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
-}
-
-function positiveInt(v: string): number {
-  const x = Number(v);
-  if (!Number.isSafeInteger(x) || x < 1) throw new InvalidArgumentError(`expected a positive integer, got "${v}"`);
-  return x;
 }

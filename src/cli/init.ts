@@ -5,7 +5,7 @@
  */
 import { Command } from "commander";
 import path from "node:path";
-import { readJsonFile } from "../tokenizer/tokenizer.js";
+import { readJsonFile } from "../io/json.js";
 import { writeRandomCheckpoint } from "../init/random_checkpoint.js";
 import { DEMO_CONFIG } from "../init/demo.js";
 import { finiteNumber } from "./options.js";

@@ -1,11 +1,12 @@
 /**
- * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`, `--accumulate`.
+ * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`, `--accumulate`;
+ * and the parsers of flag values the commands share (numbers, token id lists).
  *
  *   addKernelOptions(cmd);              // in register()
  *   loadModel(dir, kernelOptions(opts)) // in the action
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { Accumulate, Backend, Precision } from "../kernels/types.js";
+import type { Accumulate, Backend, KernelOptions, Precision } from "../kernels/types.js";
 
 export interface KernelFlags {
   backend: Backend;
@@ -48,15 +49,15 @@ export function addKernelOptions(cmd: Command): Command {
 }
 
 /** The kernel choice from a command's parsed options. */
-export function kernelOptions(o: KernelFlags): { backend: Backend; threads?: number; precision: Precision; accumulate: Accumulate } {
+export function kernelOptions(o: KernelFlags): KernelOptions {
   return { backend: o.backend, threads: o.threads, precision: o.precision, accumulate: o.accumulate };
 }
 
-/** A commander argument parser for an integer >= 1 (or >= min). */
+/** A commander argument parser for a (safe) integer >= 1 (or >= min). */
 export function positiveInt(flag: string, min = 1): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} expects an integer >= ${min}, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${flag} expects an integer >= ${min}, got ${JSON.stringify(v)}`);
     return n;
   };
 }
@@ -68,4 +69,14 @@ export function finiteNumber(flag: string): (v: string) => number {
     if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} expects a number, got ${JSON.stringify(v)}`);
     return n;
   };
+}
+
+/** Token ids from text: integers separated by commas and/or whitespace, or a JSON array of integers. */
+export function parseTokenIds(text: string, where: string): number[] {
+  const parts = text.trim().replace(/^\[|\]$/g, "").split(/[\s,]+/).filter((p) => p !== "");
+  if (parts.length === 0) throw new Error(`${where}: no token ids found, expected integers like 1,2,3`);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new Error(`${where}: "${p}" is not a token id, expected a non-negative integer`);
+    return Number(p);
+  });
 }

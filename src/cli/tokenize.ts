@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
+import { parseTokenIds } from "./options.js";
 
 interface TokenizeFlags {
   text?: string;
@@ -45,14 +46,10 @@ async function run(o: TokenizeFlags): Promise<void> {
   }
 }
 
+/** The --decode ids, each below the tokenizer's vocabulary size. */
 function parseIds(list: string, vocabSize: number): number[] {
-  const parts = list.split(/[\s,]+/).filter((p) => p.length > 0);
-  if (parts.length === 0) throw new Error("--decode got no token ids; expected e.g. --decode 9707,1879");
-  return parts.map((p) => {
-    const id = Number(p);
-    if (!/^\d+$/.test(p) || id >= vocabSize) {
-      throw new Error(`--decode: ${JSON.stringify(p)} is not a token id; expected integers in [0, ${vocabSize})`);
-    }
-    return id;
-  });
+  const ids = parseTokenIds(list, "--decode");
+  const outside = ids.find((id) => id >= vocabSize);
+  if (outside !== undefined) throw new Error(`--decode: token id ${outside} is out of range, expected integers in [0, ${vocabSize})`);
+  return ids;
 }

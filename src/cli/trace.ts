@@ -10,7 +10,7 @@ import { promises as fsp } from "node:fs";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { traceTokens, writeTraceDump } from "../model/trace_run.js";
-import { addKernelOptions, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
+import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 
 interface TraceFlags extends KernelFlags {
@@ -47,16 +47,6 @@ export function register(program: Command): void {
     process.stderr.write(
       `trace: ${tokens.length} tokens (${run.nPrefill} prefill, ${run.nDecode} decode), ${run.trace.names().length} tensors -> ${o.out}\n`,
     );
-  });
-}
-
-/** Token ids from text: integers separated by commas and/or whitespace, or a JSON array of integers. */
-export function parseTokenIds(text: string, where: string): number[] {
-  const parts = text.trim().replace(/^\[|\]$/g, "").split(/[\s,]+/).filter((p) => p !== "");
-  if (parts.length === 0) throw new Error(`${where}: no token ids found, expected integers like 1,2,3`);
-  return parts.map((p) => {
-    if (!/^\d+$/.test(p)) throw new Error(`${where}: "${p}" is not a token id, expected a non-negative integer`);
-    return Number(p);
   });
 }
 

@@ -14,6 +14,7 @@ import type { Qwen3NextConfig } from "../config.js";
 import type { Vec } from "../kernels/types.js";
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "./sampler.js";
+import { StopStringText } from "./stop_strings.js";
 
 /** What generation needs of a model (Qwen3NextForCausalLM provides it). */
 export interface CausalLM<S extends { free(): void }> {
@@ -191,62 +192,6 @@ async function run<S extends { free(): void }>(
     tokensPerSecond: decodeSeconds > 0 ? completionTokens / decodeSeconds : 0,
     prefillTokensPerSecond: prefillSeconds > 0 ? prompt.length / prefillSeconds : 0,
   };
-}
-
-/**
- * The generated text with stop strings applied: `add` returns the part now safe to show (text that could still
- * turn into a stop string is held back) and whether a stop string appeared (the text is cut before it).
- */
-export class StopStringText {
-  value = "";
-  stopped = false;
-  private shown = 0;
-  private readonly longest: number;
-
-  constructor(private readonly stops: readonly string[]) {
-    this.longest = stops.reduce((m, s) => Math.max(m, s.length), 0);
-    if (stops.some((s) => s.length === 0)) throw new Error("a stop string is empty, expected at least one character");
-  }
-
-  add(delta: string): { emit: string; stopped: boolean } {
-    const from = Math.max(0, this.value.length - this.longest + 1);
-    this.value += delta;
-    let cut = -1;
-    for (const s of this.stops) {
-      const at = this.value.indexOf(s, from);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-    }
-    if (cut >= 0) {
-      this.value = this.value.slice(0, cut);
-      this.stopped = true;
-      return { emit: this.release(cut), stopped: true };
-    }
-    return { emit: this.release(this.value.length - this.heldBack()), stopped: false };
-  }
-
-  /** Appends the final `delta` (no stop string can complete any more) and returns everything not yet shown. */
-  end(delta: string): string {
-    if (!this.stopped) {
-      const { emit, stopped } = this.add(delta);
-      if (stopped) return emit;
-    }
-    return this.release(this.value.length);
-  }
-
-  /** Length of the longest suffix of the text that is a proper prefix of a stop string. */
-  private heldBack(): number {
-    for (let n = Math.min(this.longest - 1, this.value.length); n > 0; n--) {
-      const tail = this.value.slice(this.value.length - n);
-      if (this.stops.some((s) => s.startsWith(tail))) return n;
-    }
-    return 0;
-  }
-
-  private release(upTo: number): string {
-    const out = this.value.slice(this.shown, Math.max(this.shown, upTo));
-    this.shown = Math.max(this.shown, upTo);
-    return out;
-  }
 }
 
 /** Lets timers, I/O and signal handlers run between forward passes. */

@@ -14,6 +14,7 @@
  *   - A tool call whose body is not `{"name": string, "arguments"?: object|string}` JSON is reported in
  *     `errors` (and left out of content and calls); parsing never throws.
  */
+import { partialTagLength } from "./stop_strings.js";
 
 export interface ToolCall {
   name: string;
@@ -97,14 +98,6 @@ function readToolCall(body: string, calls: ToolCall[], errors: string[]): void {
   } else {
     errors.push(`tool call ${n} ("${name}") has arguments that are not an object: ${shown}`);
   }
-}
-
-/** Length of the longest suffix of `s` that is a proper prefix of `tag` (text that may yet become the tag). */
-function partialTagLength(s: string, tag: string): number {
-  for (let n = Math.min(s.length, tag.length - 1); n > 0; n--) {
-    if (tag.startsWith(s.slice(s.length - n))) return n;
-  }
-  return 0;
 }
 
 /** Emits one trimmed section (reasoning or content) piece by piece: whitespace only once text follows it. */

@@ -133,7 +133,8 @@ export function computationOrder(name: string): [number, number, number, string]
   return [5, 0, 0, name];
 }
 
-function byComputationOrder(x: string, y: string): number {
+/** Comparator of dump tensor names by `computationOrder` (the order `compare` reports in and `trace` writes). */
+export function byComputationOrder(x: string, y: string): number {
   const a = computationOrder(x);
   const b = computationOrder(y);
   return a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0);

@@ -18,6 +18,7 @@ import path from "node:path";
 import { parseConfig, type Qwen3NextConfig } from "../config.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
 import { numel, SafetensorsError, type SafetensorsFile } from "../io/safetensors.js";
+import { allocHostWeight } from "../kernels/ts/weights.js";
 import type { Weight, WeightDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
 import { openWeightFiles, type WeightFiles } from "./weight-files.js";
@@ -34,13 +35,7 @@ export interface WeightAllocator {
 }
 
 /** The default: each weight in its own typed array (BF16/F16 as Uint16Array words). */
-export const typedArrayAllocator: WeightAllocator = {
-  allocWeight(name, dtype, shape) {
-    const n = numel(shape);
-    const data = dtype === "F32" ? new Float32Array(n) : dtype === "F64" ? new Float64Array(n) : new Uint16Array(n);
-    return { name, dtype, shape: [...shape], data };
-  },
-};
+export const typedArrayAllocator: WeightAllocator = { allocWeight: allocHostWeight };
 
 export interface LoadedCheckpoint {
   dir: string;

@@ -10,6 +10,7 @@
  *          (the whole lm_head is multiplied at every step; the embedding is a lookup of one row).
  */
 import { isMoeLayer, rotaryDim, type Qwen3NextConfig } from "../config.js";
+import { DTYPE_BYTES } from "../io/dtype.js";
 import { numel } from "../io/safetensors.js";
 import type { WeightDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
@@ -50,11 +51,9 @@ export function countParameters(c: Qwen3NextConfig): ParameterCounts {
   return { total, mtp, embeddings, routedExperts, active, activeWithEmbeddings: active + embeddings };
 }
 
-export const WEIGHT_DTYPE_BYTES: Readonly<Record<WeightDType, number>> = { BF16: 2, F16: 2, F32: 4, F64: 8 };
-
 /** Bytes to hold every weight in one dtype (the published checkpoints are BF16). */
 export function weightBytes(c: Qwen3NextConfig, dtype: WeightDType): number {
-  return countParameters(c).total * WEIGHT_DTYPE_BYTES[dtype];
+  return countParameters(c).total * DTYPE_BYTES[dtype];
 }
 
 /** Memory of one sequence's state at a context length, in the compute precision. */

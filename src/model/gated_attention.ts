@@ -103,7 +103,7 @@ export class Qwen3NextAttention {
 }
 
 /** y[t] += bias for each of the N rows. */
-export function addBias(k: Kernels, y: Vec, bias: Vec, N: number): void {
+function addBias(k: Kernels, y: Vec, bias: Vec, N: number): void {
   const n = bias.length;
   for (let t = 0; t < N; t++) k.axpy(1, bias, y.subarray(t * n, (t + 1) * n));
 }

@@ -9,6 +9,7 @@
  * Prefill (T > 1) uses the chunked form of the delta rule, decode (T = 1) the recurrent step; both equal.
  */
 import type { Qwen3NextConfig } from "../config.js";
+import { sigmoid, softplus } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { Qwen3NextRMSNormGated } from "./rms_norm.js";
@@ -111,7 +112,7 @@ export class Qwen3NextGatedDeltaNet {
     const beta = ws.get("dn.beta", N * Hv);
     for (let t = 0; t < N; t++) {
       for (let h = 0; h < Hv; h++) {
-        beta[t * Hv + h] = 1 / (1 + Math.exp(-b[t * Hv + h]));
+        beta[t * Hv + h] = sigmoid(b[t * Hv + h]);
         g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
       }
     }
@@ -140,9 +141,4 @@ export class Qwen3NextGatedDeltaNet {
     this.norm.forward(o, z, o);
     k.linear(this.out_proj, o, N, out);
   }
-}
-
-/** softplus(x) = ln(1 + e^x), linear above 20 as in PyTorch. */
-export function softplus(x: number): number {
-  return x > 20 ? x : Math.log1p(Math.exp(x));
 }

@@ -1,16 +1,12 @@
 /** Checkpoint folder -> ready model: kernels chosen, weights streamed into the kernels' memory. */
 import { createKernels } from "../kernels/index.js";
 import type { RopeConfig } from "../config.js";
-import type { Accumulate, Backend, Precision } from "../kernels/types.js";
+import type { KernelOptions } from "../kernels/types.js";
 import { loadCheckpoint } from "../loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "./qwen3_next_for_causal_lm.js";
 
-export interface LoadModelOptions {
-  backend?: Backend;
-  precision?: Precision;
-  threads?: number;
-  /** WASM matrix-product accumulation (default f64). */
-  accumulate?: Accumulate;
+/** The kernel choice (backend, precision, threads, accumulation), plus: */
+export interface LoadModelOptions extends KernelOptions {
   /** Loading progress in bytes. */
   onProgress?: (done: number, total: number) => void;
   /** Replaces the checkpoint's RoPE setup (e.g. YaRN for long prompts, like vLLM's --rope-scaling). */
@@ -18,12 +14,7 @@ export interface LoadModelOptions {
 }
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Qwen3NextForCausalLM> {
-  const kernels = await createKernels({
-    backend: opts.backend,
-    precision: opts.precision,
-    threads: opts.threads,
-    accumulate: opts.accumulate,
-  });
+  const kernels = await createKernels(opts);
   const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress });
   if (opts.rope) ckpt.config = { ...ckpt.config, rope: opts.rope };
   return Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);

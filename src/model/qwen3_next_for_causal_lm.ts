@@ -65,6 +65,9 @@ export class Qwen3NextForCausalLM {
     const { trace } = opts;
     const hidden = this.ws.get("lm.hidden", T * H);
     const prevHidden = state.mtpPendingHidden;
+    const runMtp = this.mtp !== null && (opts.mtp === true || trace !== undefined);
+    // The first (h_t, x_{t+1}) pair of this call sits at position t = position - 1 (pending) or position.
+    if (runMtp && (prevHidden !== null || T > 1)) this.checkMtpInStep(state, state.position - (prevHidden ? 1 : 0));
     this.model.forward(tokens, [{ state, start: 0, T }], this.ws, hidden, trace, opts.onProgress);
 
     const rows = opts.lastOnly && !trace ? 1 : T;
@@ -77,7 +80,7 @@ export class Qwen3NextForCausalLM {
       trace.append("logits", [V], result, "float");
     }
 
-    if (this.mtp && (opts.mtp || trace)) {
+    if (runMtp) {
       // Pairs (h_t, x_{t+1}): the pending hidden state of the previous call with this call's first token,
       // then each row of this call with the following token; the last row waits for the next token.
       const pairsH = this.ws.get("lm.mtp_h", T * H);
@@ -106,6 +109,7 @@ export class Qwen3NextForCausalLM {
     if (!this.mtp) throw new Error("this model has no MTP head (mtp_num_hidden_layers is 0)");
     if (!state.mtpPendingHidden) throw new Error("no pending hidden state: run forward with { mtp: true } first");
     this.checkTokens([token]);
+    this.checkMtpInStep(state, state.position - 1);
     const logits = this.runMtp(state.mtpPendingHidden, [token], state);
     this.kernels.free(state.mtpPendingHidden);
     state.mtpPendingHidden = null;
@@ -153,6 +157,20 @@ export class Qwen3NextForCausalLM {
     if (old && old !== buf) this.kernels.free(old);
     buf.set(row);
     return buf;
+  }
+
+  /**
+   * The MTP cache holds one row per pair (h_t, x_{t+1}) already run, so the next pair's position t must equal
+   * its length; a call without the MTP head (`decodeBatch`, `forward` without `mtp`) leaves it behind.
+   */
+  private checkMtpInStep(state: SequenceState, t: number): void {
+    const cached = state.mtp[0].length;
+    if (cached !== t) {
+      throw new Error(
+        `the MTP head is out of step with this sequence (its cache holds ${cached} positions, expected ${t}): ` +
+          "run every forward of the sequence with { mtp: true } (decodeBatch does not run the MTP head)",
+      );
+    }
   }
 
   private checkTokens(tokens: readonly number[]): void {

@@ -5,6 +5,7 @@
  * Every expert runs once per call on the rows routed to it.
  */
 import type { Qwen3NextConfig } from "../config.js";
+import { sigmoid } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import { Qwen3NextMLP } from "./mlp.js";
 import type { Trace } from "./trace.js";
@@ -76,8 +77,7 @@ export class Qwen3NextSparseMoeBlock {
       k.linear(this.shared_expert_gate, x, N, gateLogit);
       this.shared_expert.forward(x, N, ws, ye);
       for (let t = 0; t < N; t++) {
-        const s = 1 / (1 + Math.exp(-gateLogit[t]));
-        k.axpy(s, ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
+        k.axpy(sigmoid(gateLogit[t]), ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
       }
     }
   }

@@ -3,10 +3,11 @@
  * prefill-then-decode) with every intermediate collected, written as a safetensors dump whose tensor names
  * are the reference fixtures' (see reference/README.md).
  */
+import { byComputationOrder } from "../io/compare-dumps.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { Precision } from "../kernels/types.js";
 import type { Qwen3NextForCausalLM } from "./qwen3_next_for_causal_lm.js";
-import { Trace, type TracedTensor } from "./trace.js";
+import { Trace } from "./trace.js";
 
 export interface TraceRun {
   trace: Trace;
@@ -27,7 +28,7 @@ export function traceTokens(
   const T = tokens.length;
   const nPrefill = decodeFrom ?? T;
   if (!Number.isInteger(nPrefill) || nPrefill < 1 || nPrefill > T) {
-    throw new Error(`--decode-from is ${decodeFrom}, expected an integer between 1 and the number of tokens (${T})`);
+    throw new Error(`decodeFrom is ${decodeFrom}, expected an integer between 1 and the number of tokens (${T})`);
   }
   const trace = new Trace();
   const state = model.newState();
@@ -36,24 +37,11 @@ export function traceTokens(
   return { trace, nPrefill, nDecode: T - nPrefill };
 }
 
-/** Dump order: ids, outputs, then per-layer tensors by layer index (the order `compare` reports in). */
-function rank(name: string): [number, number, string] {
-  const fixed = ["input_ids", "logits", "final_hidden"];
-  if (fixed.includes(name)) return [fixed.indexOf(name), 0, name];
-  const m = /^(hidden|router|deltanet)\.(\d+)/.exec(name);
-  if (m) return [{ hidden: 3, router: 4, deltanet: 6 }[m[1] as "hidden"], Number(m[2]), name];
-  return [name === "mtp_logits" ? 5 : 7, 0, name];
-}
-
-/** The traced tensors as safetensors entries: integers as I64, floats as F64 or F32 by precision. */
+/** The traced tensors as safetensors entries in computation order: integers as I64, floats as F64 or F32 by precision. */
 export function traceTensors(trace: Trace, precision: Precision): TensorToWrite[] {
-  const order = (a: TracedTensor, b: TracedTensor) => {
-    const [x, y] = [rank(a.name), rank(b.name)];
-    return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2]);
-  };
   return trace
     .tensors()
-    .sort(order)
+    .sort((a, b) => byComputationOrder(a.name, b.name))
     .map((t) => {
       if (t.kind === "int") return { name: t.name, dtype: "I64", shape: t.shape, data: BigInt64Array.from(t.data, (x) => BigInt(x)) };
       return precision === "f64"

@@ -9,7 +9,7 @@
  */
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "../generate/sampler.js";
-import { StopStringText } from "../generate/generate.js";
+import { StopStringText } from "../generate/stop_strings.js";
 import { ApiError } from "./errors.js";
 import type { Scheduler, SchedulableState } from "./scheduler.js";
 

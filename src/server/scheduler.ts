@@ -13,16 +13,14 @@
  * Beyond `maxConcurrency` active and `maxQueue` waiting, `submit` refuses with 429.
  */
 import { ApiError } from "./errors.js";
-import { PrefixCache } from "./prefix_cache.js";
+import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import type { Sampler } from "../generate/sampler.js";
 
-/** What the scheduler needs of a per-sequence state (caches of all layers). */
-export interface SchedulableState {
+/** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
+export interface SchedulableState extends FreeableState {
   clone(): SchedulableState;
-  /** Hands the state's buffers back (the KV cache and DeltaNet state may live in WASM memory). */
-  free(): void;
 }
 
 /** What the scheduler needs of the model: generation's, plus a batched decode step (`Qwen3NextForCausalLM`). */

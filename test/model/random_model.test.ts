@@ -122,6 +122,17 @@ describe("model API", () => {
     expect(() => model.mtpStep(ids[4], s)).toThrow(/pending hidden state/);
   });
 
+  it("refuses to run the MTP head once a call without it (decodeBatch) has left its cache behind", () => {
+    const model = build(raw, 5, "F64");
+    const s = model.newState();
+    model.forward([4, 9, 2], s, { mtp: true }); // MTP cache: positions 0, 1
+    model.decodeBatch([11], [s]); // position 3 -> 4, MTP cache untouched
+    model.forward([6], s, { mtp: true }); // no pair yet; (h_4, x_5) waits for the next token
+    expect(() => model.mtpStep(3, s)).toThrow("the MTP head is out of step with this sequence (its cache holds 2 positions, expected 4)");
+    expect(() => model.forward([3, 8], s, { mtp: true })).toThrow(/out of step/);
+    expect(s.position).toBe(5);
+  });
+
   it("rejects token ids out of range and mismatched batches with one-line errors, leaving the state untouched", () => {
     const model = build(raw, 3, "F64");
     const s = model.newState();

@@ -4,6 +4,7 @@
  * afterwards state = the last K-1 rows of s.
  */
 import type { CausalConv1dArgs } from "../types.js";
+import { silu } from "./elementwise.js";
 
 export function causalConv1d({ x, weight, state, T, C, K, out }: CausalConv1dArgs): void {
   const P = K - 1;
@@ -13,7 +14,7 @@ export function causalConv1d({ x, weight, state, T, C, K, out }: CausalConv1dArg
     for (let c = 0; c < C; c++) {
       let acc = 0;
       for (let j = 0; j < K; j++) acc += weight[c * K + j] * at(t + j, c);
-      out[t * C + c] = acc / (1 + Math.exp(-acc));
+      out[t * C + c] = silu(acc);
     }
   }
   // New state: rows T..T+P-1 of s (read before writing: they may come from the old state when T < P).

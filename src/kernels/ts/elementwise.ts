@@ -1,16 +1,24 @@
 /** Elementwise activations, residual updates and the row softmax. */
 import type { Vec } from "../types.js";
 
+/** sigmoid(a) = 1 / (1 + e^-a). */
 export function sigmoid(a: number): number {
   return 1 / (1 + Math.exp(-a));
 }
 
-/** out = silu(gate) * up, silu(a) = a * sigmoid(a). */
+/** silu(a) = a * sigmoid(a), written a / (1 + e^-a). */
+export function silu(a: number): number {
+  return a / (1 + Math.exp(-a));
+}
+
+/** softplus(a) = ln(1 + e^a), linear above 20 as in PyTorch. */
+export function softplus(a: number): number {
+  return a > 20 ? a : Math.log1p(Math.exp(a));
+}
+
+/** out = silu(gate) * up. */
 export function siluMul(gate: Vec, up: Vec, out: Vec): void {
-  for (let i = 0; i < out.length; i++) {
-    const g = gate[i];
-    out[i] = (g / (1 + Math.exp(-g))) * up[i];
-  }
+  for (let i = 0; i < out.length; i++) out[i] = silu(gate[i]) * up[i];
 }
 
 /** x = x * sigmoid(gate). */

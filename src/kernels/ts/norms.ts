@@ -1,5 +1,6 @@
 /** Row normalisations: RMSNorm, DeltaNet's gated RMSNorm, L2 normalisation. Rows of width n. */
 import type { Vec } from "../types.js";
+import { silu } from "./elementwise.js";
 
 /** out = x / sqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Vec, weight: Vec, eps: number, n: number, out: Vec): void {
@@ -17,10 +18,7 @@ export function gatedRmsNorm(x: Vec, z: Vec, weight: Vec, eps: number, n: number
     let ss = 0;
     for (let i = 0; i < n; i++) ss += x[base + i] * x[base + i];
     const r = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) {
-      const zi = z[base + i];
-      out[base + i] = x[base + i] * r * weight[i] * (zi / (1 + Math.exp(-zi)));
-    }
+    for (let i = 0; i < n; i++) out[base + i] = x[base + i] * r * weight[i] * silu(z[base + i]);
   }
 }
 

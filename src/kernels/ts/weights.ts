@@ -4,8 +4,6 @@
  */
 import { f16ArrayToF32 } from "../../io/dtype.js";
 import { numel } from "../../io/safetensors.js";
-
-export { numel };
 import type { Precision, Vec, Weight, WeightDType } from "../types.js";
 
 /**

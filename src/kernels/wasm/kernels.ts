@@ -128,13 +128,17 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     return arena.f32(ptr, n);
   };
 
-  const deltaRule = (a: DeltaRuleArgs): void => {
-    const { T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv } = a;
-    if (!(Number.isInteger(Hv / Hk) && Hv >= Hk)) {
-      throw new Error(`value heads ${Hv} are not a multiple of key heads ${Hk}`);
+  const checkHeads = (a: DeltaRuleArgs): void => {
+    if (!(Number.isInteger(a.numValueHeads / a.numKeyHeads) && a.numValueHeads >= a.numKeyHeads)) {
+      throw new Error(`value heads ${a.numValueHeads} are not a multiple of key heads ${a.numKeyHeads}`);
     }
+  };
+
+  /** The delta rule's operands staged in one arena: q, k, v, g, beta, state, out addresses. */
+  const deltaOperands = (a: DeltaRuleArgs): { st: Staging; ptrs: number[] } => {
+    const { T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv } = a;
     const st = new Staging(heap, [a.out, a.state, a.q, a.k, a.v]);
-    const args = [
+    const ptrs = [
       st.ptr(a.q.subarray(0, T * Hk * dk), "in"),
       st.ptr(a.k.subarray(0, T * Hk * dk), "in"),
       st.ptr(a.v.subarray(0, T * Hv * dv), "in"),
@@ -142,10 +146,49 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.ptr(a.beta.subarray(0, T * Hv), "in"),
       st.ptr(a.state.subarray(0, Hv * dk * dv), "io"),
       st.ptr(a.out.subarray(0, T * Hv * dv), "out"),
-      st.scratch(Hv * (2 * dv + dk * dv) * 8),
-      T, Hk, Hv, dk, dv, 0, Hv,
     ];
+    return { st, ptrs };
+  };
+
+  /** The recurrent scan (asm/deltanet.ts): one step at a time, float64 state within the call. */
+  const deltaRule = (a: DeltaRuleArgs): void => {
+    checkHeads(a);
+    const { T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv } = a;
+    const { st, ptrs } = deltaOperands(a);
+    const args = [...ptrs, st.scratch(Hv * (2 * dv + dk * dv) * 8), T, Hk, Hv, dk, dv, 0, Hv];
     runSplit(st.arena, "deltaRule", args, 13, Hv, T * Hv * dk * dv >= 1 << 16);
+    st.done();
+  };
+
+  /** The chunked form (asm/delta_chunked.ts): float32 SIMD matrix products per chunk of `chunkSize` steps. */
+  const deltaRuleChunked = (a: DeltaRuleArgs, chunkSize = 64): void => {
+    if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`chunk size ${chunkSize}, expected an integer >= 1`);
+    checkHeads(a);
+    const { T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv } = a;
+    if (T <= 1) return deltaRule(a); // one step (decode): the scan is the same result with less work
+    const { st, ptrs } = deltaOperands(a);
+    const e = st.arena.exports;
+    // Work space: a header holding the number of participants, then one slot each (asm/delta_chunked.ts).
+    // An instance capped far below the default size may lack room for a slot per thread: then one thread
+    // runs it, and with no room even for one slot the scan computes the same rule.
+    const slot = e.deltaChunkScratchBytes(Math.min(chunkSize, T), dk, dv) as number;
+    const scratch = (parts: number): number | null => {
+      try {
+        const p = st.scratch(16 + parts * slot);
+        new Int32Array(st.arena.buffer(), p, 1)[0] = parts;
+        return p;
+      } catch {
+        return null;
+      }
+    };
+    const parts = pool && active > 1 ? Math.min(active, Hv) : 1;
+    let tmp = scratch(parts);
+    const split = tmp !== null && parts > 1;
+    tmp ??= parts > 1 ? scratch(1) : null;
+    if (tmp === null) return deltaRule(a);
+    const args = [...ptrs, tmp, T, Hk, Hv, dk, dv, chunkSize, 0, Hv];
+    if (split) runSplit(st.arena, "deltaRuleChunked", args, 14, Hv, T * Hv * dk * dv >= 1 << 16);
+    else e.deltaRuleChunked(...args);
     st.done();
   };
 
@@ -277,14 +320,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.done();
     },
     deltaRuleRecurrent: (a: DeltaRuleArgs) => deltaRule(a),
-    // The chunked form exists for parallel hardware; on a CPU the recurrent scan is the same result in
-    // fewer operations (state [dk, dv] per head stays in cache), so prefill uses it too.
-    deltaRuleChunked: (a: DeltaRuleArgs, chunkSize?: number) => {
-      if (chunkSize !== undefined && !(Number.isInteger(chunkSize) && chunkSize >= 1)) {
-        throw new Error(`chunk size ${chunkSize}, expected an integer >= 1`);
-      }
-      deltaRule(a);
-    },
+    deltaRuleChunked: (a: DeltaRuleArgs, chunkSize?: number) => deltaRuleChunked(a, chunkSize),
     router(a: RouterArgs) {
       const { T, numExperts: E, k } = a;
       if (!(Number.isInteger(k) && k >= 1 && k <= E)) throw new Error(`router top-k is ${k}, expected 1..${E}`);
