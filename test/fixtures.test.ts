@@ -13,7 +13,7 @@ import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { ropeCosSin, ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
 import { Trace } from "../src/model/trace.js";
 import { rotaryDim } from "../src/config.js";
-import { maxAbsDiff, readReference, REFERENCE_DIR, type RefTensor } from "./helpers/reference.js";
+import { maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, type RefTensor } from "./helpers/reference.js";
 
 const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
 /** The shipped fixtures, then two made by reference/generate.py with transformers (other shapes). */
@@ -90,24 +90,15 @@ describe("config of the fixtures", () => {
 
 describe.each(["delta-rule-small", "delta-rule-real-heads"])("%s", (file) => {
   it.each(COMBOS)("recurrent and chunked forms match on %s in %s", async (backend, precision) => {
-    const { tensors } = await readReference(`${file}.safetensors`);
     const kernels = await kernelsFor(backend, precision);
-    const [T, heads, dk] = tensors.get("q")!.shape;
-    const dv = tensors.get("v")!.shape[2];
-    const vec = (name: string) => {
-      const v = kernels.vec(tensors.get(name)!.data.length);
-      v.set(tensors.get(name)!.data);
-      return v;
-    };
+    const fixture = await readDeltaRuleFixture(`${file}.safetensors`, kernels);
     for (const form of ["recurrent", "chunked"] as const) {
       for (const chunk of form === "chunked" ? [64, 5] : [0]) {
-        const state = vec("initial_state");
-        const out = kernels.vec(T * heads * dv);
-        const args = { q: vec("q"), k: vec("k"), v: vec("v"), g: vec("g"), beta: vec("beta"), state, T, numKeyHeads: heads, numValueHeads: heads, dk, dv, out };
+        const args = fixture.args();
         if (form === "recurrent") kernels.deltaRuleRecurrent(args);
         else kernels.deltaRuleChunked(args, chunk);
-        expect(maxAbsDiff(out, tensors.get("output")!.data), `${form} ${chunk} output`).toBeLessThanOrEqual(TOL[precision]);
-        expect(maxAbsDiff(state, tensors.get("final_state")!.data), `${form} ${chunk} state`).toBeLessThanOrEqual(TOL[precision]);
+        expect(maxAbsDiff(args.out, fixture.output), `${form} ${chunk} output`).toBeLessThanOrEqual(TOL[precision]);
+        expect(maxAbsDiff(args.state, fixture.finalState), `${form} ${chunk} state`).toBeLessThanOrEqual(TOL[precision]);
       }
     }
   });

@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { toFloat64 } from "../../src/io/dtype.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
+import type { DeltaRuleArgs, Kernels } from "../../src/kernels/types.js";
 
 export const REFERENCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../reference");
 
@@ -29,4 +30,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;
+}
+
+/** A `reference/delta-rule-*` fixture: fresh kernel arguments on each `args()` call, and the expected results. */
+export interface DeltaRuleFixture {
+  /** New copies of q, k, v, g, beta and the initial state in `kernels`' memory, and a zeroed output. */
+  args(): DeltaRuleArgs;
+  output: Float64Array;
+  finalState: Float64Array;
+}
+
+export async function readDeltaRuleFixture(file: string, kernels: Kernels): Promise<DeltaRuleFixture> {
+  const { tensors } = await readReference(file);
+  const [T, heads, dk] = tensors.get("q")!.shape;
+  const dv = tensors.get("v")!.shape[2];
+  const vec = (name: string) => {
+    const v = kernels.vec(tensors.get(name)!.data.length);
+    v.set(tensors.get(name)!.data);
+    return v;
+  };
+  return {
+    args: () => ({
+      q: vec("q"), k: vec("k"), v: vec("v"), g: vec("g"), beta: vec("beta"), state: vec("initial_state"),
+      T, numKeyHeads: heads, numValueHeads: heads, dk, dv, out: kernels.vec(T * heads * dv),
+    }),
+    output: tensors.get("output")!.data,
+    finalState: tensors.get("final_state")!.data,
+  };
 }

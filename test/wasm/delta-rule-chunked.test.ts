@@ -11,7 +11,7 @@ import type { DeltaRuleArgs, Vec } from "../../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
 import { PAGE } from "../../src/kernels/wasm/module.js";
 import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
-import { maxAbsDiff, readReference } from "../helpers/reference.js";
+import { maxAbsDiff, readDeltaRuleFixture } from "../helpers/reference.js";
 
 let one: WasmKernels;
 let two: WasmKernels;
@@ -171,22 +171,11 @@ describe.each(["delta-rule-small", "delta-rule-real-heads"])("fixture %s through
     { threads: 1, chunk: 5 },
     { threads: 2, chunk: 64 },
   ])("threads $threads, chunk $chunk: output and final state within 1e-3", async ({ threads, chunk }) => {
-    const { tensors } = await readReference(`${file}.safetensors`);
     const kernels = threads === 1 ? one : two;
-    const [T, heads, dk] = tensors.get("q")!.shape;
-    const dv = tensors.get("v")!.shape[2];
-    const vec = (name: string) => {
-      const v = kernels.vec(tensors.get(name)!.data.length);
-      v.set(tensors.get(name)!.data);
-      return v;
-    };
-    const state = vec("initial_state");
-    const out = kernels.vec(T * heads * dv);
-    kernels.deltaRuleChunked(
-      { q: vec("q"), k: vec("k"), v: vec("v"), g: vec("g"), beta: vec("beta"), state, T, numKeyHeads: heads, numValueHeads: heads, dk, dv, out },
-      chunk,
-    );
-    expect(maxAbsDiff(out, tensors.get("output")!.data)).toBeLessThanOrEqual(1e-3);
-    expect(maxAbsDiff(state, tensors.get("final_state")!.data)).toBeLessThanOrEqual(1e-3);
+    const fixture = await readDeltaRuleFixture(`${file}.safetensors`, kernels);
+    const args = fixture.args();
+    kernels.deltaRuleChunked(args, chunk);
+    expect(maxAbsDiff(args.out, fixture.output)).toBeLessThanOrEqual(1e-3);
+    expect(maxAbsDiff(args.state, fixture.finalState)).toBeLessThanOrEqual(1e-3);
   });
 });
