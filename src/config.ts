@@ -224,7 +224,7 @@ function parseRope(
   const maxPos = typeof j.max_position_embeddings === "number" ? j.max_position_embeddings : 0;
   const original = num("original_max_position_embeddings", type === "yarn" ? NaN : maxPos, params);
   if (type === "yarn" && !(original > 0)) {
-    fail(`rope_scaling.original_max_position_embeddings is required for YaRN and must be > 0`);
+    fail(`rope_scaling.original_max_position_embeddings is ${JSON.stringify(params.original_max_position_embeddings)}, expected a number > 0`);
   }
   const attention_factor = num(
     "attention_factor",

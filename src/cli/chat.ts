@@ -8,7 +8,7 @@
  */
 import readline from "node:readline";
 import { Command } from "commander";
-import { generate } from "../generate/generate.js";
+import { checkPromptLength, generate } from "../generate/generate.js";
 import { StreamingOutputParser } from "../generate/output_parser.js";
 import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
 import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
@@ -74,8 +74,18 @@ async function run(o: ChatFlags): Promise<void> {
     history.push({ role: "user", content: input });
     const prompt = s.template.render([...system, ...history], { enableThinking: thinking });
     const thinkingOpened = promptOpensThinking(prompt);
+    const ids = s.tokenizer.encode(prompt);
+    try {
+      checkPromptLength(s.model.config, ids.length);
+    } catch (e) {
+      // The conversation outgrew the context: drop this turn and keep the session, rather than exit.
+      history.pop();
+      out.write(`(${(e as Error).message}; /reset starts over)\n`, "dim");
+      ask();
+      continue;
+    }
     current = new AbortController();
-    const g = generate(s.model, s.tokenizer, s.tokenizer.encode(prompt), {
+    const g = generate(s.model, s.tokenizer, ids, {
       sampling: s.sampling,
       maxTokens: maxTokens(o, s),
       signal: current.signal,

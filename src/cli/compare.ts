@@ -81,7 +81,7 @@ export function formatReport(r: CompareReport): string {
     const at =
       f.status === "shape"
         ? `shapes differ: A ${shape(f.shapeA)} vs B ${shape(f.shapeB)}`
-        : `at token ${f.worst!.token}, element ${shape(f.worst!.index)}: a=${num(f.worst!.a)} b=${num(f.worst!.b)}`;
+        : `${f.worst!.token === null ? "at" : `at token ${f.worst!.token},`} element ${shape(f.worst!.index)}: a=${num(f.worst!.a)} b=${num(f.worst!.b)}`;
     lines.push(`first divergence: ${f.name} (${where}) ${at}`);
   }
   const bad = r.tensors.filter((t) => t.status !== "ok").length;

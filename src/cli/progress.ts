@@ -9,7 +9,7 @@ export interface ProgressBar {
   done(): void;
 }
 
-export function progressBar(label: string, unit: "bytes" | "tokens" = "bytes", stream: NodeJS.WriteStream = process.stderr): ProgressBar {
+export function progressBar(label: string, unit: "bytes" | "tokens" | "layers" = "bytes", stream: NodeJS.WriteStream = process.stderr): ProgressBar {
   if (!stream.isTTY) return { update: () => undefined, done: () => undefined };
   let last = 0;
   let shown = false;
@@ -22,7 +22,7 @@ export function progressBar(label: string, unit: "bytes" | "tokens" = "bytes", s
       const width = 30;
       const frac = total > 0 ? Math.min(1, done / total) : 1;
       const filled = Math.round(frac * width);
-      stream.write(`\r${label} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${fmt(done)}/${fmt(total)}${unit === "tokens" ? " tokens" : ""}\x1b[K`);
+      stream.write(`\r${label} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${fmt(done)}/${fmt(total)}${unit === "bytes" ? "" : ` ${unit}`}\x1b[K`);
       shown = true;
     },
     done() {

@@ -42,7 +42,9 @@ export function register(program: Command): void {
     const bar = progressBar("loading");
     const model = await loadModel(o.model, { ...kernelOptions(o), onProgress: bar.update });
     bar.done();
-    const run = traceTokens(model, tokens, o.decodeFrom);
+    const prefill = progressBar("prefill", "layers");
+    const run = traceTokens(model, tokens, o.decodeFrom, prefill.update);
+    prefill.done();
     await writeTraceDump(o.out, run, o.precision);
     process.stderr.write(
       `trace: ${tokens.length} tokens (${run.nPrefill} prefill, ${run.nDecode} decode), ${run.trace.names().length} tensors -> ${o.out}\n`,

@@ -43,7 +43,7 @@ export interface InitOptions {
 export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, opts: InitOptions = {}): Promise<Qwen3NextConfig> {
   const config = parseConfig(rawConfig, "config");
   if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
-    throw new Error(`${outDir} already exists; choose a new --out folder`);
+    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
   }
   const tmp = `${outDir.replace(/[\\/]+$/, "")}.tmp-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
@@ -54,7 +54,7 @@ export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, 
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EISDIR" || code === "ENOTDIR") {
-        throw new Error(`${outDir} already exists; choose a new --out folder`);
+        throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
       }
       throw err;
     }
