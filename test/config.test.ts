@@ -186,7 +186,7 @@ describe("invalid configs give a one-line error naming the field", () => {
     ["bad rope type", { ...base(), rope_scaling: { rope_type: "dynamic", factor: 2 } }, /rope type "dynamic" is not supported/],
     ["YaRN without its original length", { ...base(), rope_scaling: { rope_type: "yarn", factor: 4 } }, /original_max_position_embeddings is required for YaRN/],
     ["YaRN without a factor", { ...base(), rope_scaling: { rope_type: "yarn", original_max_position_embeddings: 64 } }, /rope_scaling\.factor is required for rope type "yarn"/],
-    ["YaRN with a non-positive original length", { ...base(), rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 0 } }, /original_max_position_embeddings is required for YaRN and must be > 0/],
+    ["YaRN with a non-positive original length", { ...base(), rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 0 } }, /original_max_position_embeddings is 0, expected a number > 0/],
     ["rope scaling factor below 1", { ...base(), rope_scaling: { rope_type: "linear", factor: 0.5 } }, /rope scaling factor is 0.5, expected a number >= 1/],
     ["rope_scaling not an object", { ...base(), rope_scaling: "yarn" }, /rope_scaling must be an object or null, got string/],
     ["mlp_only_layers out of range", { ...base(), mlp_only_layers: [4] }, /mlp_only_layers is \[4\], expected a list of layer indices in \[0, 4\)/],
