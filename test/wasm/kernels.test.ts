@@ -83,6 +83,22 @@ describe("linear", () => {
     );
   });
 
+  it("exact accumulation stays exact for every token of a batch (groups of four, three, two, one)", () => {
+    fc.assert(
+      fc.property(dim(12), dim(90), dim(11), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, T, dtype, seed) => {
+        const rand = rng(seed);
+        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
+        const x = vecOf(uniform(rand, T * cols), true);
+        const want = new Float32Array(T * rows);
+        createTsKernels("f64").linear(w, Float64Array.from(x), T, want); // float64 sums, then one rounding
+        const got = wasm.vec(T * rows);
+        wasm.linear(w, x, T, got);
+        for (let i = 0; i < T * rows; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(Math.abs(want[i]) * 2 ** -23 + 1e-30);
+      }),
+      RUNS,
+    );
+  });
+
   it("widens F16 specials exactly: subnormals, largest normal, infinities, NaN", () => {
     const bits = [0x0001, 0x03ff, 0x0400, 0x7bff, 0x8001, 0x8000, 0x0000, 0x3c00, 0xfc00, 0x7c00, 0x7e00];
     const w = wasm.allocWeight("e", "F16", [bits.length, 1]);
