@@ -30,9 +30,16 @@ export type Backend = "ts" | "wasm";
 /** How the WASM matrix products sum: float64 (exact products, one rounding per output) or float32. */
 export type Accumulate = "f32" | "f64";
 
-/** Checkpoint dtypes a parameter may be stored in. */
-export type WeightDType = "BF16" | "F16" | "F32" | "F64";
-export type WeightData = Uint16Array | Float32Array | Float64Array;
+/** Plain checkpoint dtypes a parameter may be stored in. */
+export type FloatDType = "BF16" | "F16" | "F32" | "F64";
+/**
+ * ggml block-quantized types (GGUF files), kept quantized in memory: `data` holds the raw blocks
+ * (a Uint8Array), each row of a weight [out, in] being in / blockSize whole blocks (`src/io/ggml_types.ts`).
+ */
+export type QuantDType = "Q8_0" | "Q4_0" | "Q4_K" | "Q5_K" | "Q6_K";
+/** Every dtype a parameter may be stored in. */
+export type WeightDType = FloatDType | QuantDType;
+export type WeightData = Uint8Array | Uint16Array | Float32Array | Float64Array;
 
 /** A parameter tensor as stored in the checkpoint (never widened in memory). */
 export interface Weight {

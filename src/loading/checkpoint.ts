@@ -19,7 +19,7 @@ import { parseConfig, type Qwen3NextConfig } from "../config.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
 import { numel, SafetensorsError, type SafetensorsFile } from "../io/safetensors.js";
 import { allocHostWeight } from "../kernels/ts/weights.js";
-import type { Weight, WeightDType } from "../kernels/types.js";
+import type { FloatDType, Weight, WeightDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
 import { openWeightFiles, type WeightFiles } from "./weight-files.js";
 
@@ -168,11 +168,11 @@ function planOne(dir: string, c: Qwen3NextConfig, files: WeightFiles, name: stri
   throw new SafetensorsError(`${dir}: checkpoint has no tensor "${name}" (expected shape ${fmt(shape)} from config.json)`);
 }
 
-function checkDType(file: string, name: string, dtype: string): WeightDType {
+function checkDType(file: string, name: string, dtype: string): FloatDType {
   if (!WEIGHT_DTYPES.includes(dtype)) {
     throw new SafetensorsError(`${file}: tensor "${name}" has dtype ${dtype}, expected a weight dtype (BF16, F16, F32 or F64)`);
   }
-  return dtype as WeightDType;
+  return dtype as FloatDType;
 }
 
 /** Loads every weight the config needs into memory, tensor by tensor. */

@@ -12,7 +12,7 @@
 import { isMoeLayer, rotaryDim, type Qwen3NextConfig } from "../config.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
 import { numel } from "../io/safetensors.js";
-import type { WeightDType } from "../kernels/types.js";
+import type { FloatDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
 
 export interface ParameterCounts {
@@ -52,7 +52,7 @@ export function countParameters(c: Qwen3NextConfig): ParameterCounts {
 }
 
 /** Bytes to hold every weight in one dtype (the published checkpoints are BF16). */
-export function weightBytes(c: Qwen3NextConfig, dtype: WeightDType): number {
+export function weightBytes(c: Qwen3NextConfig, dtype: FloatDType): number {
   return countParameters(c).total * DTYPE_BYTES[dtype];
 }
 

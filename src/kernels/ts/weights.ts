@@ -4,6 +4,7 @@
  */
 import { f16ArrayToF32 } from "../../io/dtype.js";
 import { numel } from "../../io/safetensors.js";
+import { ggmlByteLength } from "../../io/ggml_types.js";
 import type { Precision, Vec, Weight, WeightDType } from "../types.js";
 
 /**
@@ -32,7 +33,8 @@ export function weightRow(w: Weight, row: number, n: number, scratch: RowScratch
     for (let i = 0; i < n; i++) bits[i] = words[start + i] << 16;
     return scratch.f32;
   }
-  return f16ArrayToF32(words.subarray(start, start + n), scratch.f32.subarray(0, n));
+  if (w.dtype === "F16") return f16ArrayToF32(words.subarray(start, start + n), scratch.f32.subarray(0, n));
+  throw new Error(`${w.name}: dtype ${w.dtype} has no row reader yet`);
 }
 
 /** A new vector of the compute precision. */
@@ -43,7 +45,14 @@ export function newVec(precision: Precision, n: number): Vec {
 /** A zeroed weight in plain JS memory (the TypeScript backend's allocator). */
 export function allocHostWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
   const n = numel(shape);
-  const data = dtype === "F64" ? new Float64Array(n) : dtype === "F32" ? new Float32Array(n) : new Uint16Array(n);
+  const data =
+    dtype === "F64"
+      ? new Float64Array(n)
+      : dtype === "F32"
+        ? new Float32Array(n)
+        : dtype === "BF16" || dtype === "F16"
+          ? new Uint16Array(n)
+          : new Uint8Array(ggmlByteLength(dtype, shape));
   return { name, dtype, shape: [...shape], data };
 }
 

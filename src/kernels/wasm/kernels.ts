@@ -9,6 +9,7 @@
 import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
 import { createTsKernels } from "../ts/index.js";
 import { numel } from "../../io/safetensors.js";
+import { ggmlByteLength } from "../../io/ggml_types.js";
 import { widenWeight } from "../ts/weights.js";
 import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
@@ -34,9 +35,8 @@ const checkAccumulate = (a: unknown): Accumulate => {
   return a;
 };
 
-const BYTES: Record<WeightDType, number> = { BF16: 2, F16: 2, F32: 4, F64: 8 };
-/** dtype codes of asm/widen.ts. */
-const DT: Record<WeightDType, number> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
+/** dtype codes of asm/widen.ts (the dtypes these kernels compute with). */
+const DT: Partial<Record<WeightDType, number>> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
 
 export interface WasmKernels extends Kernels {
   readonly heap: WasmHeap;
@@ -100,7 +100,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const sixteen = w.dtype !== "F32";
     const perToken = ((exact ? 4 : 2) * cols + rows) * 4;
     const chunk = Math.max(1, Math.min(T, Math.floor((heap.reserveBytes - 256) / perToken)));
-    const parallel = rows >= 8 && rows * cols * BYTES[w.dtype] >= minParallel;
+    const parallel = rows >= 8 && w.data.byteLength >= minParallel;
     for (let t0 = 0; t0 < T; t0 += chunk) {
       const tc = Math.min(chunk, T - t0);
       const st = new Staging(heap, [], arena);
@@ -220,9 +220,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       if (loc) loc.arena.release(loc.ptr);
     },
     allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
-      if (!(dtype in BYTES)) throw new Error(`${name}: dtype ${dtype} cannot be a weight, expected BF16, F16, F32 or F64`);
+      if (!(dtype in DT)) throw new Error(`${name}: dtype ${dtype} cannot be a weight of the wasm backend, expected BF16, F16, F32 or F64`);
       const n = numel(shape);
-      const { arena, ptr } = heap.alloc(n * BYTES[dtype], name);
+      const { arena, ptr } = heap.alloc(ggmlByteLength(dtype, shape), name);
       const data = dtype === "F64" ? arena.f64(ptr, n) : dtype === "F32" ? arena.f32(ptr, n) : arena.u16(ptr, n);
       return { name, dtype, shape: [...shape], data };
     },
@@ -247,7 +247,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const loc = weightLoc(w);
       const st = new Staging(heap, [out]);
       if (st.arena !== loc.arena) return ts.embedding(w, id, out); // a row copy: no need to stage the table
-      loc.arena.exports.embeddingRow(loc.ptr, id, H, DT[w.dtype], st.ptr(out, "out"));
+      loc.arena.exports.embeddingRow(loc.ptr, id, H, DT[w.dtype]!, st.ptr(out, "out"));
       st.done();
     },
     rmsNorm(x, weight, eps, n, out) {
