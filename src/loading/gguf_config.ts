@@ -54,7 +54,14 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   }
   const get = (key: string) => h.metadata.get(`${GGUF_ARCH}.${key}`)?.value;
   const int = (key: string, dflt?: number): number => {
-    const v = get(key) ?? dflt;
+    let v = get(key) ?? dflt;
+    // Per-layer arrays (llama.cpp writes some hybrid models' head counts that way, 0 for recurrent layers):
+    // the attention layers must agree, and their value is the model's.
+    if (Array.isArray(v)) {
+      const used = [...new Set(v.filter((x) => x !== 0))];
+      if (used.length !== 1) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected one non-zero value for every attention layer`);
+      v = used[0];
+    }
     if (v === undefined) fail(`metadata ${GGUF_ARCH}.${key} is missing`);
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected a non-negative integer`);
     return v as number;
@@ -77,7 +84,8 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const nextn = int("nextn_predict_layers", 0);
   if (nextn >= blocks) fail(`metadata ${GGUF_ARCH}.nextn_predict_layers (${nextn}) must be less than block_count (${blocks})`);
   const layers = blocks - nextn;
-  const headDim = int("attention.key_length");
+  // llama.cpp's default head size is embedding_length / head_count (Qwen3-Next's converter always writes it).
+  const headDim = int("attention.key_length", Math.floor(int("embedding_length") / Math.max(1, int("attention.head_count"))));
   const valueLength = int("attention.value_length", headDim);
   if (valueLength !== headDim) fail(`metadata ${GGUF_ARCH}.attention.value_length (${valueLength}) differs from key_length (${headDim}), which Qwen3-Next does not allow`);
   const rotary = int("rope.dimension_count", headDim);

@@ -6,7 +6,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig, rotaryDim } from "../../src/config.js";
-import { readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
+import { GgufType, readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
 import { configFromGguf, shortestFloat32 } from "../../src/loading/gguf_config.js";
 import { bool, f32, GGUF_FIXTURES, ggufFixture, str, u32, withMetadata } from "../helpers/gguf.js";
 import { REFERENCE_DIR } from "../helpers/reference.js";
@@ -75,6 +75,15 @@ describe("config from metadata", () => {
     const mtp = configFromGguf(withMetadata(header(), { "qwen3next.block_count": u32(5), "qwen3next.nextn_predict_layers": u32(1) }));
     expect(mtp.num_hidden_layers).toBe(4);
     expect(mtp.mtp_num_hidden_layers).toBe(1);
+  });
+
+  it("per-layer head counts (0 for recurrent layers) give the attention layers' value", () => {
+    const perLayer = (xs: number[]) => ({ type: GgufType.ARRAY, arrayType: GgufType.UINT32, value: xs });
+    const c = configFromGguf(withMetadata(header(), { "qwen3next.attention.head_count_kv": perLayer([0, 0, 0, 2]) }));
+    expect(c.num_key_value_heads).toBe(2);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.attention.head_count_kv": perLayer([0, 1, 0, 2]) }))).toThrow(
+      /attention\.head_count_kv is \[0,1,0,2\], expected one non-zero value for every attention layer/,
+    );
   });
 
   it("the float32 epsilon reads back as the decimal it was written from", () => {
