@@ -3,6 +3,7 @@
  * dequantized values, against the llama.cpp fixture), `info` (type mix, bytes per token), `generate` and `serve`
  * (tokenizer and chat template from the file's metadata), a folder holding one file, and one-line errors.
  */
+import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,7 +12,8 @@ import { toFloat64 } from "../../src/io/dtype.js";
 import { readGgufHeader } from "../../src/io/gguf.js";
 import { readSafetensors, readSafetensorsHeader } from "../../src/io/safetensors.js";
 import { ggufFixture, rewriteGguf } from "../helpers/gguf.js";
-import { runCli } from "../helpers/cli.js";
+import OpenAI from "openai";
+import { ROOT, runCli } from "../helpers/cli.js";
 import { maxAbsDiff, readReference } from "../helpers/reference.js";
 
 const Q4 = ggufFixture("gguf-q4_k_m");
@@ -83,6 +85,37 @@ describe("--model FILE.gguf", () => {
     const a = JSON.parse((await runCli(["generate", "--model", Q4, "--prompt", "the test", "--temperature", "0", "--max-tokens", "4", "--json"])).stdout);
     const b = JSON.parse((await runCli(["generate", "--model", folder, "--prompt", "the test", "--temperature", "0", "--max-tokens", "4", "--json"])).stdout);
     expect(a.text).toBe(b.text);
+  });
+
+  it("serve answers chat requests with the file's template and names the model after the file", async () => {
+    const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), "serve", "--port", "0", "--model", Q4], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exit = new Promise<number | null>((resolve) => proc.on("close", resolve));
+    try {
+      let stdout = "";
+      let stderr = "";
+      proc.stderr!.on("data", (d) => (stderr += d));
+      const url = await new Promise<string>((resolve, reject) => {
+        proc.stdout!.on("data", (d) => {
+          stdout += d;
+          const m = /at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stdout);
+          if (m) resolve(m[1]);
+        });
+        void exit.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+      });
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).toEqual(["model"]);
+      const r = await client.chat.completions.create({ model: "model", messages: [{ role: "user", content: "the test" }], max_tokens: 3, temperature: 0 });
+      // "<|im_start|>user\nthe test<|im_end|>\n<|im_start|>assistant\n" in the file's vocabulary, as generate counts it.
+      const g = JSON.parse((await runCli(["generate", "--model", Q4, "--prompt", "the test", "--temperature", "0", "--max-tokens", "3", "--json"])).stdout);
+      expect(r.usage?.prompt_tokens).toBe(g.usage.prompt_tokens);
+      expect(r.choices[0].message.content).toBe(g.text);
+    } finally {
+      proc.kill("SIGTERM");
+      await exit;
+    }
   });
 
   it("bad files and folders: one line, exit 1", async () => {
