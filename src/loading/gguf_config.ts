@@ -12,8 +12,8 @@
  *   qwen3next.rope.freq_base              rope_theta
  *   qwen3next.rope.dimension_count        rotary dims: partial_rotary_factor = dimension_count / head_dim
  *                                         (absent: every dim rotates, as in llama.cpp)
- *   qwen3next.rope.scaling.type / factor / original_context_length / yarn_beta_fast / yarn_beta_slow
- *                                         rope_scaling (none | linear | yarn)
+ *   qwen3next.rope.scaling.type / factor / original_context_length / yarn_beta_fast / yarn_beta_slow /
+ *   yarn_attn_factor                      rope_scaling (none | linear | yarn; attention_factor)
  *   qwen3next.expert_count / expert_used_count / expert_feed_forward_length /
  *   expert_shared_feed_forward_length     num_experts / num_experts_per_tok / moe_intermediate_size /
  *                                         shared_expert_intermediate_size
@@ -170,9 +170,9 @@ function ropeScaling(
     const slow = float("rope.scaling.yarn_beta_slow");
     if (fast !== undefined) out.beta_fast = fast;
     if (slow !== undefined) out.beta_slow = slow;
-    // llama.cpp's yarn attn_factor multiplies its default 0.1 ln(factor) + 1 scaling.
+    // llama.cpp's converter copies the config's YaRN attention_factor here as is (absent: 0.1 ln(factor) + 1).
     const attn = float("rope.scaling.yarn_attn_factor") ?? float("rope.scaling.attn_factor");
-    if (attn !== undefined && attn !== 1 && typeof factor === "number") out.attention_factor = attn * (0.1 * Math.log(factor) + 1);
+    if (attn !== undefined) out.attention_factor = attn;
   }
   return out;
 }

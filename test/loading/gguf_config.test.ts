@@ -56,6 +56,18 @@ describe("config from metadata", () => {
     );
     expect(c.rope).toMatchObject({ rope_type: "yarn", factor: 4, original_max_position_embeddings: 262144, beta_fast: 16, beta_slow: 1 });
     expect(c.rope.attention_factor).toBeCloseTo(0.1 * Math.log(4) + 1, 15);
+    const withAttn = configFromGguf(
+      withMetadata(header(), {
+        "qwen3next.rope.scaling.type": str("yarn"),
+        "qwen3next.rope.scaling.factor": f32(4),
+        "qwen3next.rope.scaling.original_context_length": u32(1024),
+        "qwen3next.rope.scaling.yarn_attn_factor": f32(1.25),
+      }),
+    );
+    expect(withAttn.rope.attention_factor).toBe(1.25);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("yarn"), "qwen3next.rope.scaling.factor": f32(4) }))).toThrow(
+      /original_max_position_embeddings is required for YaRN/,
+    );
     const lin = configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("linear"), "qwen3next.rope.scaling.factor": f32(2) }));
     expect(lin.rope).toMatchObject({ rope_type: "linear", factor: 2 });
     expect(configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("none") })).rope.rope_type).toBe("default");
