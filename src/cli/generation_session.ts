@@ -3,11 +3,14 @@
  * load the model (progress bar on a TTY), its tokenizer, chat template and sampling defaults, and turn the
  * sampling flags into `SamplingParams`.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { readJsonFile } from "../io/json.js";
+import { readGgufHeader } from "../io/gguf.js";
+import { rawConfigFromGguf } from "../loading/gguf_config.js";
+import { ggufFileOf, locateModel } from "../loading/model_path.js";
 import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
@@ -41,7 +44,7 @@ export const DEMO_MAX_TOKENS = 64;
 /** Adds --model, the sampling flags, --rope-scaling and the kernel options to `cmd`. */
 export function addSessionOptions(cmd: Command): Command {
   cmd
-    .option("--model <dir>", "checkpoint folder (default: the built-in demo checkpoint, random weights)")
+    .option("--model <path>", "checkpoint folder, or a .gguf file (default: the built-in demo checkpoint, random weights)")
     .option("--temperature <t>", "sampling temperature, 0 = greedy (default: the checkpoint's generation_config.json)", finiteNumber("--temperature"))
     .option("--top-k <k>", "keep the k most probable tokens (0: all)", positiveInt("--top-k", 0))
     .option("--top-p <p>", "keep the smallest set of tokens whose probability reaches p", finiteNumber("--top-p"))
@@ -68,13 +71,15 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
     process.stderr.write(`${demoNotice(dir)}\n`);
   } else {
     dir = path.resolve(o.model);
-    if (!existsSync(dir)) throw new Error(`model folder ${o.model} does not exist; expected a checkpoint folder with config.json`);
-    if (!statSync(dir).isDirectory()) throw new Error(`--model ${o.model} is not a folder; expected a checkpoint folder with config.json`);
-    if (!existsSync(path.join(dir, "config.json"))) throw new Error(`${o.model} has no config.json; expected a Hugging Face checkpoint folder`);
+    // A checkpoint folder, a .gguf file, or a folder holding one (one-line error otherwise).
+    locateModel(dir);
   }
-  const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await readJsonFile(path.join(dir, "config.json")), o.ropeScaling);
-  const genFile = path.join(dir, "generation_config.json");
-  const defaults = defaultSamplingParams(existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
+  const gguf = ggufFileOf(dir);
+  const rawConfig = () => (gguf ? rawConfigFromGguf(readGgufHeader(gguf)) : readJsonFile(path.join(dir, "config.json")));
+  const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await rawConfig(), o.ropeScaling);
+  // A GGUF file carries no sampling defaults: Hugging Face's apply.
+  const genFile = gguf ? undefined : path.join(dir, "generation_config.json");
+  const defaults = defaultSamplingParams(genFile && existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
   const sampling = samplingFromFlags(defaults, o);
   const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
   const bar = progressBar("loading weights");

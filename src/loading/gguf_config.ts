@@ -34,6 +34,11 @@ export const GGUF_ARCH = "qwen3next";
 
 /** The config of a GGUF file's header; errors are one line naming the file and the key. */
 export function configFromGguf(h: GgufHeader): Qwen3NextConfig {
+  return parseConfig(rawConfigFromGguf(h), h.file);
+}
+
+/** The same as a config.json object (what `parseConfig` reads), for code that edits a raw config. */
+export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const fail = (msg: string): never => {
     throw new ConfigError(`${h.file}: ${msg}`);
   };
@@ -122,7 +127,7 @@ export function configFromGguf(h: GgufHeader): Qwen3NextConfig {
   };
   if (json.rope_theta === undefined) delete json.rope_theta;
   if (json.rms_norm_eps === undefined) delete json.rms_norm_eps;
-  return parseConfig(json, h.file);
+  return json;
 }
 
 function ropeScaling(

@@ -62,7 +62,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
   });
-  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
   const served = {
     name: modelName,
     contextLength: contextLimit(model.config),
