@@ -72,7 +72,7 @@ const EXPERT = /^(.*\.mlp\.experts)\.(\d+)\.(gate|up|down)_proj\.weight$/;
  * the fused `mlp.experts.gate_up_proj` [E, 2I, H] (per expert I gate rows, then I up rows) or
  * `mlp.experts.down_proj` [E, H, I] that newer transformers writes.
  */
-function huggingFaceSpellings(decl: ParamDecl, c: Qwen3NextConfig, rename: (name: string) => string): Spelling[] {
+function huggingFaceSpellings(decl: ParamDecl, c: Qwen3NextConfig, rename: (name: string) => string, fusedFirst = false): Spelling[] {
   const m = EXPERT.exec(decl.name);
   if (!m) return [{ stored: rename(decl.name) }];
   const [, prefix, eStr, proj] = m;
@@ -84,7 +84,8 @@ function huggingFaceSpellings(decl: ParamDecl, c: Qwen3NextConfig, rename: (name
     proj === "down"
       ? { stored: rename(`${prefix}.down_proj`), storedShape: [E, H, I], rowStart: e * H, what: "a fused" }
       : { stored: rename(`${prefix}.gate_up_proj`), storedShape: [E, 2 * I, H], rowStart: e * 2 * I + (proj === "up" ? I : 0), what: "a fused" };
-  return [{ stored: rename(decl.name), what: "per expert" }, fused];
+  const perExpert: Spelling = { stored: rename(decl.name), what: "per expert" };
+  return fusedFirst ? [fused, perExpert] : [perExpert, fused];
 }
 
 /** Qwen3-Next as published (`Qwen3NextForCausalLM` plus vLLM's `mtp.*`): canonical names as they are. */
@@ -92,3 +93,29 @@ export const QWEN3_NEXT_SAFETENSORS: CheckpointLayout = {
   name: "Qwen3-Next safetensors",
   spell: (decl, c) => huggingFaceSpellings(decl, c, (n) => n),
 };
+
+/**
+ * Qwen3.5 and Qwen3.5-MoE (`Qwen3_5ForConditionalGeneration`, `Qwen3_5MoeForConditionalGeneration`): the text
+ * model under `model.language_model.*`, `lm_head` and `mtp.*` at the top, experts fused as transformers writes
+ * them (per-expert tensors are accepted too). A text-model tensor stored under the plain `model.*` name (the
+ * legacy, pre-wrapper spelling) is accepted as a second choice: the shipped Qwen3.5 fixture stores its DeltaNet
+ * input projections that way. The vision tower (`model.visual.*`) is not a parameter of the text model: it is
+ * skipped, with a note.
+ */
+export const QWEN3_5_SAFETENSORS: CheckpointLayout = {
+  name: "Qwen3.5 safetensors",
+  spell(decl, c) {
+    const wrapped = huggingFaceSpellings(decl, c, (n) => (n.startsWith("model.") ? `model.language_model.${n.slice("model.".length)}` : n), true);
+    if (!decl.name.startsWith("model.")) return wrapped;
+    return [...wrapped, ...huggingFaceSpellings(decl, c, (n) => n, true).map((s) => ({ ...s, what: `${s.what ?? ""}${s.what ? " " : ""}legacy` }))];
+  },
+  unusedNote(names) {
+    const visual = names.filter((n) => n.startsWith("model.visual.")).length;
+    return visual > 0 ? `skipped the vision tower (${visual} tensors under model.visual.*): image and video input are not supported, text only` : null;
+  },
+};
+
+/** The safetensors layout of a config's family. */
+export function safetensorsLayout(c: Qwen3NextConfig): CheckpointLayout {
+  return c.model_type === "qwen3_next" ? QWEN3_NEXT_SAFETENSORS : QWEN3_5_SAFETENSORS;
+}

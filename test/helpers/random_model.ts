@@ -94,3 +94,61 @@ export function randomWeights(cfg: Qwen3NextConfig, seed: number, dtype: WeightD
 export function parseTiny(raw: object): Qwen3NextConfig {
   return parseConfig(raw, "random config");
 }
+
+/**
+ * Row r of the split projections, as a row of the grouped ones (the layout of the Qwen3.5 fixtures' README,
+ * written out index by index): in_proj_qkv = [all q; all k; all v] with v in value-head order, in_proj_z in
+ * value-head order, in_proj_b / in_proj_a per value head; grouped per key head h: qkvz = [q_h; k_h; v_h; z_h]
+ * (dk, dk, r dv, r dv rows), ba = [b_h; a_h] (r, r rows).
+ */
+export function groupedRowOf(split: "qkv" | "z" | "b" | "a", row: number, c: Qwen3NextConfig): { grouped: "qkvz" | "ba"; row: number } {
+  const Hk = c.linear_num_key_heads;
+  const dk = c.linear_key_head_dim;
+  const r = c.linear_num_value_heads / Hk;
+  const rdv = r * c.linear_value_head_dim;
+  const group = 2 * dk + 2 * rdv;
+  if (split === "b" || split === "a") {
+    const h = Math.floor(row / r);
+    return { grouped: "ba", row: h * 2 * r + (split === "a" ? r : 0) + (row % r) };
+  }
+  if (split === "z") return { grouped: "qkvz", row: Math.floor(row / rdv) * group + 2 * dk + rdv + (row % rdv) };
+  if (row < Hk * dk) return { grouped: "qkvz", row: Math.floor(row / dk) * group + (row % dk) };
+  if (row < 2 * Hk * dk) return { grouped: "qkvz", row: Math.floor((row - Hk * dk) / dk) * group + dk + (row % dk) };
+  const v = row - 2 * Hk * dk;
+  return { grouped: "qkvz", row: Math.floor(v / rdv) * group + 2 * dk + (v % rdv) };
+}
+
+const SPLIT = /^(.*\.linear_attn)\.in_proj_(qkv|z|b|a)\.weight$/;
+
+/**
+ * The same weights as `src` (grouped DeltaNet projections) for a config in another projection form: every
+ * split projection gathered row by row from the grouped one (`groupedRowOf`); everything else as it is.
+ */
+export function withProjections(
+  src: { config: Qwen3NextConfig } & WeightSource,
+  form: Qwen3NextConfig["deltanet_projections"],
+): { config: Qwen3NextConfig } & WeightSource {
+  const config = { ...src.config, deltanet_projections: form };
+  const made = new Map<string, Weight>();
+  const get = (name: string): Weight => {
+    const m = SPLIT.exec(name);
+    if (!m) return src.get(name);
+    if (!made.has(name)) {
+      const [, prefix, which] = m;
+      const part = which as "qkv" | "z" | "b" | "a";
+      const H = config.hidden_size;
+      const C = 2 * config.linear_num_key_heads * config.linear_key_head_dim + config.linear_num_value_heads * config.linear_value_head_dim;
+      const rows = part === "qkv" ? C : part === "z" ? config.linear_num_value_heads * config.linear_value_head_dim : config.linear_num_value_heads;
+      const first = src.get(`${prefix}.in_proj_${groupedRowOf(part, 0, config).grouped}.weight`);
+      const data = new (first.data.constructor as new (n: number) => Float64Array)(rows * H);
+      for (let i = 0; i < rows; i++) {
+        const g = groupedRowOf(part, i, config);
+        const w = src.get(`${prefix}.in_proj_${g.grouped}.weight`);
+        data.set(w.data.subarray(g.row * H, (g.row + 1) * H) as Float64Array, i * H);
+      }
+      made.set(name, { name, dtype: first.dtype, shape: [rows, H], data });
+    }
+    return made.get(name)!;
+  };
+  return { config, get, has: (name) => SPLIT.test(name) || src.has(name) };
+}
