@@ -1,5 +1,5 @@
 /**
- * `qwen3-next trace --model DIR (--tokens 1,2,3 | --tokens-file F) --out dump.safetensors
+ * `qwen3-next trace --model DIR|FILE.gguf (--tokens 1,2,3 | --tokens-file F) --out dump.safetensors
  *                   [--precision f32|f64] [--decode-from N] [--backend ts|wasm] [--threads N]`
  *
  * Runs the model over the tokens and writes every intermediate (tensor names as in reference/README.md:
@@ -25,7 +25,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("trace")
     .description("run the model on token ids and dump every intermediate tensor to a safetensors file")
-    .requiredOption("--model <dir>", "checkpoint folder (config.json + safetensors)")
+    .requiredOption("--model <path>", "checkpoint folder (config.json + safetensors) or a .gguf file")
     .addOption(new Option("--tokens <ids>", "comma-separated token ids, e.g. 1,2,3").conflicts("tokensFile"))
     .option("--tokens-file <file>", "file of token ids separated by commas, spaces or newlines (or a JSON array)")
     .requiredOption("--out <file>", "where to write the dump (.safetensors)")

@@ -25,7 +25,9 @@
  *   qwen3next.nextn_predict_layers        mtp_num_hidden_layers (absent: 0)
  *   tokenizer.ggml.bos_token_id / eos_token_id   bos_token_id / eos_token_id
  * From the tensors: vocab_size (token_embd rows), tie_word_embeddings (no `output`), attention_bias
- * (`attn_q.bias`), dense layers (no `ffn_gate_inp`: listed in mlp_only_layers).
+ * (`attn_q.bias`), dense layers (no `ffn_gate_inp`: listed in mlp_only_layers), each layer's kind (`ssm_a`:
+ * gated DeltaNet, `attn_q`: gated attention), and the DeltaNet projection form (`attn_qkv` + `attn_gate` split,
+ * or the older grouped `ssm_in`).
  */
 import { parseConfig, ConfigError, type Qwen3NextConfig } from "../config.js";
 import { GgufType, type GgufHeader } from "../io/gguf.js";
@@ -34,7 +36,11 @@ export const GGUF_ARCH = "qwen3next";
 
 /** The config of a GGUF file's header; errors are one line naming the file and the key. */
 export function configFromGguf(h: GgufHeader): Qwen3NextConfig {
-  return parseConfig(rawConfigFromGguf(h), h.file);
+  const c = parseConfig(rawConfigFromGguf(h), h.file);
+  // Current files split the DeltaNet input projection (attn_qkv + attn_gate); older ones keep the grouped ssm_in.
+  const firstLinear = c.layer_types.indexOf("linear_attention");
+  const split = firstLinear < 0 || h.tensors.has(`blk.${firstLinear}.attn_qkv.weight`) || !h.tensors.has(`blk.${firstLinear}.ssm_in.weight`);
+  return { ...c, deltanet_projections: { qkvz: split ? "split" : "grouped", ba: "grouped" } };
 }
 
 /** The same as a config.json object (what `parseConfig` reads), for code that edits a raw config. */
@@ -86,6 +92,12 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     fail(`metadata ${GGUF_ARCH}.ssm.inner_size (${inner}) must be a multiple of ssm.time_step_rank (${valueHeads}), the value heads`);
   }
 
+  // Layer kinds from the tensors each block holds (llama.cpp derives them from full_attention_interval, which a
+  // file it loads agrees with); the interval decides only for a block that holds neither kind.
+  const interval = int("full_attention_interval", 4);
+  const layerTypes = Array.from({ length: layers }, (_, i) =>
+    tensor(`blk.${i}.ssm_a`) ? "linear_attention" : tensor(`blk.${i}.attn_q.weight`) ? "full_attention" : (i + 1) % interval === 0 ? "full_attention" : "linear_attention",
+  );
   const mlpOnly: number[] = [];
   for (let i = 0; i < layers; i++) if (!tensor(`blk.${i}.ffn_gate_inp.weight`)) mlpOnly.push(i);
   const sharedShape = tensor("blk.0.ffn_gate_shexp.weight")?.shape;
@@ -119,7 +131,8 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     moe_intermediate_size: int("expert_feed_forward_length", 1),
     shared_expert_intermediate_size: int("expert_shared_feed_forward_length", sharedShape ? sharedShape[0] : 0),
     norm_topk_prob: bool("expert_weights_norm", true),
-    full_attention_interval: int("full_attention_interval", 4),
+    full_attention_interval: interval,
+    layer_types: layerTypes,
     mtp_num_hidden_layers: nextn,
     bos_token_id: tokenId(h, "tokenizer.ggml.bos_token_id", fail),
     eos_token_id: tokenId(h, "tokenizer.ggml.eos_token_id", fail),

@@ -17,10 +17,14 @@ describe("config from metadata", () => {
   it.each(GGUF_FIXTURES)("%s: the same config as the config.json it was made from", async (name) => {
     const fromJson = parseConfig(JSON.parse(await fsp.readFile(path.join(REFERENCE_DIR, "gguf", name, "config.json"), "utf8")));
     const fromGguf = configFromGguf(header(name));
-    // Token ids and the dtype label are not in that config.json; everything else must agree exactly.
-    const strip = ({ bos_token_id, eos_token_id, torch_dtype, ...rest }: typeof fromJson) => (void bos_token_id, void eos_token_id, void torch_dtype, rest);
+    // Token ids and the dtype label are not in that config.json, and the DeltaNet input projection is stored split
+    // (attn_qkv + attn_gate) where the checkpoint groups it; everything else must agree exactly.
+    const strip = ({ bos_token_id, eos_token_id, torch_dtype, deltanet_projections, ...rest }: typeof fromJson) => (
+      void bos_token_id, void eos_token_id, void torch_dtype, void deltanet_projections, rest
+    );
     expect(strip(fromGguf)).toEqual(strip(fromJson));
     expect(fromGguf.eos_token_id).toEqual([511]);
+    expect(fromGguf.deltanet_projections).toEqual({ qkvz: "split", ba: "grouped" });
   });
 
   it("expert_weights_norm false turns norm_topk_prob off; absent means true", () => {
