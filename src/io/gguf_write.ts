@@ -138,15 +138,15 @@ export async function writeGguf(file: string, metadata: readonly GgufMetaToWrite
 }
 
 /**
- * Writes a GGUF v3 file atomically, asking `data(i)` for tensor i's encoded bytes only when its turn comes,
- * so a file larger than memory streams through one tensor at a time. The header (which needs every tensor's
- * name, type and shape) goes first.
+ * Writes a GGUF v3 file atomically, asking `data(i)` for tensor i's encoded bytes only when its turn comes
+ * (all at once, or as consecutive pieces), so a file larger than memory streams through one piece at a time.
+ * The header (which needs every tensor's name, type and shape) goes first.
  */
 export async function writeGgufStreamed(
   file: string,
   metadata: readonly GgufMetaToWrite[],
   tensors: readonly Omit<GgufTensorToWrite, "data">[],
-  data: (i: number) => Uint8Array | Promise<Uint8Array>,
+  data: (i: number) => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>,
 ): Promise<void> {
   const al = metadata.find((m) => m.key === "general.alignment");
   const alignment = al ? Number(al.value) : 32;
@@ -162,11 +162,16 @@ export async function writeGgufStreamed(
     await fh.write(header);
     for (let i = 0; i < tensors.length; i++) {
       const t = tensors[i];
-      const bytes = await data(i);
       const want = ggmlByteLength(t.type, t.shape);
-      if (bytes.byteLength !== want) throw new GgufError(`${file}: tensor "${t.name}": ${t.type} [${t.shape.join(", ")}] needs ${want} bytes, data has ${bytes.byteLength}`);
-      await fh.write(bytes);
-      const pad = (alignment - (bytes.byteLength % alignment)) % alignment;
+      const d = await data(i);
+      let written = 0;
+      for await (const piece of d instanceof Uint8Array ? [d] : d) {
+        written += piece.byteLength;
+        if (written > want) break;
+        await fh.write(piece);
+      }
+      if (written !== want) throw new GgufError(`${file}: tensor "${t.name}": ${t.type} [${t.shape.join(", ")}] needs ${want} bytes, data has ${written}`);
+      const pad = (alignment - (written % alignment)) % alignment;
       if (pad) await fh.write(Buffer.alloc(pad));
     }
     await fh.sync();
