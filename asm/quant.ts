@@ -1,4 +1,5 @@
-// Matrix-vector and matrix-matrix products over ggml block-quantized weights (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
+// Matrix-vector and matrix-matrix products over ggml block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K).
 //
 //   y[r]    = sum_c W[r, c] x[c]        (matvec)
 //   Y[t, r] = sum_c W[r, c] X[t, c]     (matmul: tokens in groups of up to four share each decoded weight)
@@ -20,16 +21,34 @@ const Q4_0: i32 = 1;
 const Q4_K: i32 = 2;
 const Q5_K: i32 = 3;
 const Q6_K: i32 = 4;
+const Q4_1: i32 = 5;
+const Q5_0: i32 = 6;
+const Q5_1: i32 = 7;
+
+/** Blocks of 32 with one scale (and, for Q4_1 / Q5_1, one offset m). */
+// @ts-ignore: decorator
+@inline function small(dt: i32): bool {
+  return dt == Q8_0 || dt == Q4_0 || dt == Q4_1 || dt == Q5_0 || dt == Q5_1;
+}
+
+/** Types whose values are d q + m: the block's m at byte 2. */
+// @ts-ignore: decorator
+@inline function hasM(dt: i32): bool {
+  return dt == Q4_1 || dt == Q5_1;
+}
 
 // @ts-ignore: decorator
 @inline function blockSize(dt: i32): i32 {
-  return dt == Q8_0 || dt == Q4_0 ? 32 : 256;
+  return small(dt) ? 32 : 256;
 }
 
 // @ts-ignore: decorator
 @inline function typeSize(dt: i32): usize {
   if (dt == Q8_0) return 34;
   if (dt == Q4_0) return 18;
+  if (dt == Q4_1) return 20;
+  if (dt == Q5_0) return 22;
+  if (dt == Q5_1) return 24;
   if (dt == Q4_K) return 144;
   if (dt == Q5_K) return 176;
   return 210;
@@ -64,7 +83,7 @@ const Q6_K: i32 = 4;
 
 /**
  * Weights 4g..4g+3 of sub-block s of the block at p, as ggml computes them: ds is the sub-block's scale
- * (d, d * sc), ms its min (dmin * m) for Q4_K / Q5_K.
+ * (d, d * sc), ms its min (dmin * m) for Q4_K / Q5_K, or -m for Q4_1 / Q5_1 (x = q d - (-m) = q d + m exactly).
  */
 // @ts-ignore: decorator
 @inline function quad(p: usize, s: i32, g: i32, ds: f32, ms: f32, dt: i32): v128 {
@@ -77,6 +96,19 @@ const Q6_K: i32 = 4;
     const b = u8x4(p + 2 + (<usize>(g & 3) << 2));
     const q = i32x4.sub(v128.and(i32x4.shr_u(b, (g >> 2) << 2), i32x4.splat(15)), i32x4.splat(8));
     return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(ds));
+  }
+  if (dt == Q4_1 || dt == Q5_0 || dt == Q5_1) {
+    // As Q4_0 (nibbles at 4, 6, 8); Q5_*: value e adds 16 when bit e of the 32-bit qh (at 2, 4) is set.
+    const qs: usize = dt == Q4_1 ? 4 : dt == Q5_0 ? 6 : 8;
+    const b = u8x4(p + qs + (<usize>(g & 3) << 2));
+    let q = v128.and(i32x4.shr_u(b, (g >> 2) << 2), i32x4.splat(15));
+    if (dt != Q4_1) {
+      const qh = load<u32>(p + (dt == Q5_0 ? 2 : 4)) >> (<u32>g << 2);
+      const bit = v128.and(i32x4.splat(qh), i32x4(1, 2, 4, 8));
+      q = v128.or(q, v128.andnot(i32x4.splat(16), i32x4.eq(bit, i32x4.splat(0))));
+    }
+    if (dt == Q5_0) return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, i32x4.splat(16))), f32x4.splat(ds));
+    return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(q), f32x4.splat(ds)), f32x4.splat(ms));
   }
   if (dt == Q4_K) {
     // Sub-blocks 2c, 2c+1: low, high nibbles of bytes 32c..32c+31.
@@ -127,7 +159,9 @@ const Q6_K: i32 = 4;
     const dmin = dt == Q4_K || dt == Q5_K ? f16(<u32>load<u16>(p + 2)) : <f32>0;
     for (let s = 0; s < ns; s++) {
       let ds: f32 = d, ms: f32 = 0;
-      if (dt == Q4_K || dt == Q5_K) {
+      if (hasM(dt)) {
+        ms = -f16(<u32>load<u16>(p + 2));
+      } else if (dt == Q4_K || dt == Q5_K) {
         ds = d * <f32>scaleMinK4(p + 4, s, 0);
         ms = dmin * <f32>scaleMinK4(p + 4, s, 1);
       } else if (dt == Q6_K) {
@@ -198,7 +232,9 @@ const Q6_K: i32 = 4;
     const dmin = dt == Q4_K || dt == Q5_K ? f16(<u32>load<u16>(p + 2)) : <f32>0;
     for (let s = 0; s < ns; s++) {
       let ds: f32 = d, ms: f32 = 0;
-      if (dt == Q4_K || dt == Q5_K) {
+      if (hasM(dt)) {
+        ms = -f16(<u32>load<u16>(p + 2));
+      } else if (dt == Q4_K || dt == Q5_K) {
         ds = d * <f32>scaleMinK4(p + 4, s, 0);
         ms = dmin * <f32>scaleMinK4(p + 4, s, 1);
       } else if (dt == Q6_K) {
@@ -235,3 +271,18 @@ export function dequantRowQ4_0(w: usize, row: i32, n: i32, out: usize): void { d
 export function dequantRowQ4_K(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q4_K); }
 export function dequantRowQ5_K(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q5_K); }
 export function dequantRowQ6_K(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q6_K); }
+export function matvecQ4_1(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, false, Q4_1); }
+export function matvecQ4_1Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, true, Q4_1); }
+export function matmulQ4_1(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, false, Q4_1); }
+export function matmulQ4_1Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, true, Q4_1); }
+export function dequantRowQ4_1(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q4_1); }
+export function matvecQ5_0(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, false, Q5_0); }
+export function matvecQ5_0Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, true, Q5_0); }
+export function matmulQ5_0(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, false, Q5_0); }
+export function matmulQ5_0Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, true, Q5_0); }
+export function dequantRowQ5_0(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q5_0); }
+export function matvecQ5_1(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, false, Q5_1); }
+export function matvecQ5_1Exact(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, x, y, cols, r0, r1, true, Q5_1); }
+export function matmulQ5_1(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, false, Q5_1); }
+export function matmulQ5_1Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, x, y, t, rows, cols, r0, r1, true, Q5_1); }
+export function dequantRowQ5_1(w: usize, row: i32, n: i32, out: usize): void { dequantRowBody(w, row, n, out, Q5_1); }

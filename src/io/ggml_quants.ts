@@ -9,6 +9,9 @@
  * Block layouts (little-endian; `f16` is an IEEE half; a row of n values is n / blockSize blocks):
  *   Q8_0  (32 values, 34 bytes)   d:f16, q:int8[32]                      x = q * d
  *   Q4_0  (32 values, 18 bytes)   d:f16, q:u8[16]                        x[j] = (lo(q[j]) - 8) d, x[j+16] = (hi(q[j]) - 8) d
+ *   Q4_1  (32 values, 20 bytes)   d:f16, m:f16, q:u8[16]                 x[j] = lo(q[j]) d + m, x[j+16] = hi(q[j]) d + m
+ *   Q5_0  (32 values, 22 bytes)   d:f16, qh:u32, q:u8[16]                as Q4_0 with bit j of qh as 5th bit of value j, minus 16
+ *   Q5_1  (32 values, 24 bytes)   d:f16, m:f16, qh:u32, q:u8[16]         as Q4_1 with the 5th bit from qh
  *   Q4_K  (256 values, 144 bytes) d:f16, dmin:f16, sc:u8[12], q:u8[128]  8 sub-blocks of 32, each with a 6-bit
  *         scale s and min m (packed in sc, see scaleMinK4): x = (d s) q - (dmin m), q a nibble;
  *         the 64 values 64c.. take the low nibbles of q[32c..32c+31], then their high nibbles
@@ -23,7 +26,7 @@ import { GGML_TYPES_BY_NAME } from "./ggml_types.js";
 
 const fr = Math.fround;
 
-export const QUANT_DTYPES: readonly QuantDType[] = ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"];
+export const QUANT_DTYPES: readonly QuantDType[] = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"];
 
 export function isQuantDType(d: string): d is QuantDType {
   return (QUANT_DTYPES as readonly string[]).includes(d);
@@ -49,6 +52,10 @@ const putHalf = (b: Uint8Array, o: number, v: number): void => {
   b[o + 1] = h >> 8;
 };
 const int8 = (u: number): number => (u << 24) >> 24;
+const u32le = (b: Uint8Array, o: number): number => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+const putU32 = (b: Uint8Array, o: number, v: number): void => {
+  for (let i = 0; i < 4; i++) b[o + i] = (v >>> (8 * i)) & 0xff;
+};
 
 /**
  * The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block whose 12 scale bytes start at `o`:
@@ -83,6 +90,30 @@ const DEQUANT: Record<QuantDType, BlockDecoder> = {
       const q = b[o + 2 + j];
       y[k + j] = fr(((q & 0xf) - 8) * d);
       y[k + j + 16] = fr(((q >> 4) - 8) * d);
+    }
+  },
+  Q4_1(b, o, y, k) {
+    const d = half(b, o), m = half(b, o + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 4 + j];
+      y[k + j] = fr(fr((q & 0xf) * d) + m);
+      y[k + j + 16] = fr(fr((q >> 4) * d) + m);
+    }
+  },
+  Q5_0(b, o, y, k) {
+    const d = half(b, o), qh = u32le(b, o + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 6 + j];
+      y[k + j] = fr((((q & 0xf) | (((qh >>> j) << 4) & 0x10)) - 16) * d);
+      y[k + j + 16] = fr((((q >> 4) | ((qh >>> (j + 12)) & 0x10)) - 16) * d);
+    }
+  },
+  Q5_1(b, o, y, k) {
+    const d = half(b, o), m = half(b, o + 2), qh = u32le(b, o + 4);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 8 + j];
+      y[k + j] = fr(fr(((q & 0xf) | (((qh >>> j) << 4) & 0x10)) * d) + m);
+      y[k + j + 16] = fr(fr(((q >> 4) | ((qh >>> (j + 12)) & 0x10)) * d) + m);
     }
   },
   Q4_K(b, o, y, k) {
@@ -153,6 +184,16 @@ export function nearestInt(v: number): number {
   return fr(v + 12582912) - 12582912;
 }
 
+/** Smallest and largest of a 32-value block (ggml starts from FLT_MAX / -FLT_MAX). */
+function minMax(x: Float32Array): [number, number] {
+  let min = Infinity, max = -Infinity;
+  for (let j = 0; j < 32; j++) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  return [min, max];
+}
+
 /** C's roundf: half away from zero. */
 const roundf = (v: number): number => (v < 0 ? -Math.round(-v) : Math.round(v));
 const GROUP_MAX_EPS = fr(1e-15);
@@ -185,6 +226,56 @@ const QUANT: Record<QuantDType, BlockEncoder> = {
       const q1 = Math.min(15, Math.trunc(fr(fr(x[j + 16] * id) + 8.5)));
       y[o + 2 + j] = q0 | (q1 << 4);
     }
+  },
+  Q4_1(x, y, o) {
+    const [min, max] = minMax(x);
+    const d = fr(fr(max - min) / 15);
+    const id = d ? fr(1 / d) : 0;
+    putHalf(y, o, d);
+    putHalf(y, o + 2, min);
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[j] - min) * id) + 0.5)));
+      const q1 = Math.min(15, Math.trunc(fr(fr(fr(x[j + 16] - min) * id) + 0.5)));
+      y[o + 4 + j] = q0 | (q1 << 4);
+    }
+  },
+  Q5_0(x, y, o) {
+    let amax = 0, max = 0;
+    for (let j = 0; j < 32; j++) {
+      if (amax < Math.abs(x[j])) {
+        amax = Math.abs(x[j]);
+        max = x[j];
+      }
+    }
+    const d = fr(max / -16);
+    const id = d ? fr(1 / d) : 0;
+    putHalf(y, o, d);
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(31, Math.trunc(fr(fr(x[j] * id) + 16.5)));
+      const q1 = Math.min(31, Math.trunc(fr(fr(x[j + 16] * id) + 16.5)));
+      y[o + 6 + j] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+      qh |= ((q0 & 0x10) >> 4) << j;
+      qh |= ((q1 & 0x10) >> 4) << (j + 16);
+    }
+    putU32(y, o + 2, qh >>> 0);
+  },
+  Q5_1(x, y, o) {
+    const [min, max] = minMax(x);
+    const d = fr(fr(max - min) / 31);
+    const id = d ? fr(1 / d) : 0;
+    putHalf(y, o, d);
+    putHalf(y, o + 2, min);
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      // (uint8_t)(v + 0.5f): truncation, no clamp (v + 0.5 stays below 32 up to rounding)
+      const q0 = Math.trunc(fr(fr(fr(x[j] - min) * id) + 0.5)) & 0xff;
+      const q1 = Math.trunc(fr(fr(fr(x[j + 16] - min) * id) + 0.5)) & 0xff;
+      y[o + 8 + j] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+      qh |= ((q0 & 0x10) >> 4) << j;
+      qh |= ((q1 & 0x10) >> 4) << (j + 16);
+    }
+    putU32(y, o + 4, qh >>> 0);
   },
   Q4_K: (x, y, o) => quantizeKQuant(x, y, o, 15),
   Q5_K: (x, y, o) => quantizeKQuant(x, y, o, 31),

@@ -134,20 +134,44 @@ export function encodeGgufHeader(
 
 /** Writes a GGUF v3 file atomically. A `general.alignment` entry in `metadata` sets the alignment. */
 export async function writeGguf(file: string, metadata: readonly GgufMetaToWrite[], tensors: readonly GgufTensorToWrite[]): Promise<void> {
+  await writeGgufStreamed(file, metadata, tensors, (i) => tensors[i].data);
+}
+
+/**
+ * Writes a GGUF v3 file atomically, asking `data(i)` for tensor i's encoded bytes only when its turn comes
+ * (all at once, or as consecutive pieces), so a file larger than memory streams through one piece at a time.
+ * The header (which needs every tensor's name, type and shape) goes first.
+ */
+export async function writeGgufStreamed(
+  file: string,
+  metadata: readonly GgufMetaToWrite[],
+  tensors: readonly Omit<GgufTensorToWrite, "data">[],
+  data: (i: number) => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<void> {
   const al = metadata.find((m) => m.key === "general.alignment");
   const alignment = al ? Number(al.value) : 32;
-  for (const t of tensors) {
-    const want = ggmlByteLength(t.type, t.shape);
-    if (t.data.byteLength !== want) throw new GgufError(`${file}: tensor "${t.name}": ${t.type} [${t.shape.join(", ")}] needs ${want} bytes, data has ${t.data.byteLength}`);
-  }
   const { header } = encodeGgufHeader(metadata, tensors, alignment);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await fsp.open(tmp, "wx");
+  let fh: Awaited<ReturnType<typeof fsp.open>>;
+  try {
+    fh = await fsp.open(tmp, "wx");
+  } catch (e) {
+    throw new GgufError(`${file}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   try {
     await fh.write(header);
-    for (const t of tensors) {
-      await fh.write(t.data);
-      const pad = (alignment - (t.data.byteLength % alignment)) % alignment;
+    for (let i = 0; i < tensors.length; i++) {
+      const t = tensors[i];
+      const want = ggmlByteLength(t.type, t.shape);
+      const d = await data(i);
+      let written = 0;
+      for await (const piece of d instanceof Uint8Array ? [d] : d) {
+        written += piece.byteLength;
+        if (written > want) break;
+        await fh.write(piece);
+      }
+      if (written !== want) throw new GgufError(`${file}: tensor "${t.name}": ${t.type} [${t.shape.join(", ")}] needs ${want} bytes, data has ${written}`);
+      const pad = (alignment - (written % alignment)) % alignment;
       if (pad) await fh.write(Buffer.alloc(pad));
     }
     await fh.sync();
@@ -156,6 +180,7 @@ export async function writeGguf(file: string, metadata: readonly GgufMetaToWrite
   } catch (e) {
     await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
+    if (e instanceof GgufError) throw e;
     throw new GgufError(`${file}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }

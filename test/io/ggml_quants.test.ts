@@ -5,8 +5,8 @@
  * in float64, and rounds once to float32. That equals ggml's float32 sequence of operations bit for bit
  * because every intermediate product in ggml's order is exact in float32 (an f16 scale has 11 significant
  * bits, a 6-bit scale 6, a quant 4-6: at most 23 bits) so ggml rounds only once, at its last operation;
- * for Q4_K / Q5_K that last operation is a difference, which float64 computes exactly when the two scales'
- * exponents are not too far apart (the random blocks keep them within 2^-6..2^6).
+ * for Q4_K / Q5_K (Q4_1 / Q5_1) that last operation is a difference (a sum), which float64 computes exactly
+ * when the two scales' exponents are not too far apart (the random blocks keep them within 2^-6..2^6).
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -23,6 +23,18 @@ function refValue(dt: QuantDType, b: Uint8Array, o: number, i: number): number {
   if (dt === "Q4_0") {
     const byte = b[o + 2 + (i % 16)];
     return Math.fround(h(0) * ((i < 16 ? byte % 16 : Math.floor(byte / 16)) - 8));
+  }
+  if (dt === "Q4_1" || dt === "Q5_0" || dt === "Q5_1") {
+    // d, then m (Q4_1, Q5_1), then the 32-bit qh (Q5_*), then 16 bytes of nibbles.
+    const qhAt = dt === "Q5_0" ? 2 : 4;
+    const qsAt = dt === "Q4_1" ? 4 : dt === "Q5_0" ? 6 : 8;
+    const byte = b[o + qsAt + (i % 16)];
+    let q = i < 16 ? byte % 16 : Math.floor(byte / 16);
+    if (dt !== "Q4_1") {
+      const qh = b[o + qhAt] + 256 * b[o + qhAt + 1] + 65536 * b[o + qhAt + 2] + 16777216 * b[o + qhAt + 3];
+      q += 16 * (Math.floor(qh / 2 ** i) % 2);
+    }
+    return dt === "Q5_0" ? Math.fround(h(0) * (q - 16)) : Math.fround(h(0) * q + h(2));
   }
   if (dt === "Q4_K" || dt === "Q5_K") {
     const j = Math.floor(i / 32); // sub-block
@@ -65,6 +77,7 @@ function randomBlock(dt: QuantDType, rand: () => number): Uint8Array {
   if (dt === "Q6_K") put(208, f16Mid(rand));
   else put(0, f16Mid(rand, dt === "Q4_K" || dt === "Q5_K"));
   if (dt === "Q4_K" || dt === "Q5_K") put(2, f16Mid(rand, true));
+  if (dt === "Q4_1" || dt === "Q5_1") put(2, f16Mid(rand));
   return b;
 }
 
@@ -181,7 +194,7 @@ describe("reference quantization", () => {
   // RMS error relative to the values' RMS: a uniform quantizer of step s has RMS error s / sqrt(12); the
   // bounds are about 1.7x that for each type's step on these values (measured: Q8_0 0.008, Q4_0 0.12,
   // Q4_K 0.075, Q5_K 0.038, Q6_K 0.024 on a first run).
-  const bound: Record<QuantDType, number> = { Q8_0: 0.015, Q4_0: 0.2, Q4_K: 0.13, Q5_K: 0.065, Q6_K: 0.045 };
+  const bound: Record<QuantDType, number> = { Q8_0: 0.015, Q4_0: 0.2, Q4_1: 0.15, Q5_0: 0.1, Q5_1: 0.08, Q4_K: 0.13, Q5_K: 0.065, Q6_K: 0.045 };
   it("round trip stays within each type's step", () => {
     for (const dt of QUANT_DTYPES) {
       fc.assert(
@@ -200,13 +213,14 @@ describe("reference quantization", () => {
     }
   });
 
-  // Q8_0's grid is symmetric (-127..127 steps): half a step. Q4_0 puts the largest magnitude at -8 steps and
-  // reaches only +7 on the other side: a value of the opposite sign near that magnitude is clamped, one step.
-  it("Q8_0 within half a step, Q4_0 within one (step = amax / levels, its f16 rounding included)", () => {
+  // Q8_0's grid is symmetric (-127..127 steps): half a step. Q4_0 (Q5_0) puts the largest magnitude at -8
+  // (-16) steps and reaches only +7 (+15) on the other side: a value of the opposite sign near that magnitude
+  // is clamped, one step.
+  it("Q8_0 within half a step, Q4_0 and Q5_0 within one (step = amax / levels, its f16 rounding included)", () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
         const x = sample(rng(seed), 256, 0.02);
-        for (const [dt, levels, steps] of [["Q8_0", 127, 0.5], ["Q4_0", 8, 1]] as const) {
+        for (const [dt, levels, steps] of [["Q8_0", 127, 0.5], ["Q4_0", 8, 1], ["Q5_0", 16, 1]] as const) {
           const y = roundTrip(dt, x);
           for (let k = 0; k < 256; k += 32) {
             let amax = 0;
@@ -221,11 +235,30 @@ describe("reference quantization", () => {
     );
   });
 
-  it("Q8_0 and Q4_0 quantize their own dequantized values back to the same bytes", () => {
+  it("Q4_1 and Q5_1 (min + steps of (max - min) / levels) within half a step, f16 rounding of d and m included", () => {
+    fc.assert(
+      fc.property(fc.integer(), fc.double({ min: -1, max: 1, noNaN: true }), (seed, shift) => {
+        const x = sample(rng(seed), 256, 0.02).map((v) => v + shift * 0.02);
+        for (const [dt, levels] of [["Q4_1", 15], ["Q5_1", 31]] as const) {
+          const y = roundTrip(dt, x);
+          for (let k = 0; k < 256; k += 32) {
+            let min = Infinity, max = -Infinity;
+            for (let i = k; i < k + 32; i++) [min, max] = [Math.min(min, x[i]), Math.max(max, x[i])];
+            const step = (max - min) / levels;
+            const tol = step * (0.5 + 1e-6) + levels * step * 2 ** -11 + Math.abs(min) * 2 ** -11;
+            for (let i = k; i < k + 32; i++) expect(Math.abs(x[i] - y[i])).toBeLessThanOrEqual(tol);
+          }
+        }
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it("Q8_0, Q4_0 and Q5_0 quantize their own dequantized values back to the same bytes", () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
         const x = sample(rng(seed), 256, 0.05);
-        for (const dt of ["Q8_0", "Q4_0"] as const) {
+        for (const dt of ["Q8_0", "Q4_0", "Q5_0"] as const) {
           const once = roundTrip(dt, x);
           expect(bits(roundTrip(dt, once))).toEqual(bits(once));
         }
@@ -259,11 +292,12 @@ describe("reference quantization", () => {
     for (let i = 0; i < 256; i++) expect(y[i]).toBe(Math.fround(Math.fround(d * 63) * (i % 16)));
   });
 
-  it("all-zero blocks: zero bytes, except Q4_0: d = 0 / -8 = -0 (f16 0x8000) and quants at the offset 8", () => {
+  it("all-zero blocks: zero bytes, except Q4_0 / Q5_0: d = 0 / -8 = -0 (f16 0x8000) and quants at the offset 8 / 16", () => {
     for (const dt of QUANT_DTYPES) {
       const b = new Uint8Array(quantBlock(dt).typeSize * (256 / quantBlock(dt).blockSize)).fill(0xaa);
       quantizeRow(dt, new Float32Array(256), 0, b, 0, 256);
       if (dt === "Q4_0") for (let k = 0; k < 8; k++) expect(Array.from(b.subarray(18 * k, 18 * k + 18))).toEqual([0, 0x80, ...new Array(16).fill(0x88)]);
+      else if (dt === "Q5_0") for (let k = 0; k < 8; k++) expect(Array.from(b.subarray(22 * k, 22 * k + 22))).toEqual([0, 0x80, 0xff, 0xff, 0xff, 0xff, ...new Array(16).fill(0)]);
       else expect(b.every((v) => v === 0)).toBe(true);
     }
   });
