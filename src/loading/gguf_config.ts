@@ -81,6 +81,8 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const tensor = (name: string) => h.tensors.get(name);
 
   const blocks = int("block_count");
+  // Every block holds tensors: a count beyond the file's tensors is corrupt (and would be walked layer by layer).
+  if (blocks < 1 || blocks > h.tensors.size) fail(`metadata ${GGUF_ARCH}.block_count is ${blocks}, which a file of ${h.tensors.size} tensors cannot hold`);
   const nextn = int("nextn_predict_layers", 0);
   if (nextn >= blocks) fail(`metadata ${GGUF_ARCH}.nextn_predict_layers (${nextn}) must be less than block_count (${blocks})`);
   const layers = blocks - nextn;
@@ -108,6 +110,12 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   );
   const mlpOnly: number[] = [];
   for (let i = 0; i < layers; i++) if (!tensor(`blk.${i}.ffn_gate_inp.weight`)) mlpOnly.push(i);
+  // The routers' rows are the experts: a count that disagrees is refused before E experts per layer are listed.
+  const experts = int("expert_count", 0);
+  const router = [...Array(layers).keys()].map((i) => tensor(`blk.${i}.ffn_gate_inp.weight`)).find((t) => t !== undefined);
+  if (router && router.shape[0] !== experts) {
+    fail(`metadata ${GGUF_ARCH}.expert_count is ${experts}, but tensor "${router.name}" routes to ${router.shape[0]} experts`);
+  }
   const sharedShape = tensor("blk.0.ffn_gate_shexp.weight")?.shape;
 
   const json: Record<string, unknown> = {
@@ -134,7 +142,7 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     linear_num_value_heads: valueHeads,
     decoder_sparse_step: 1,
     mlp_only_layers: mlpOnly,
-    num_experts: int("expert_count", 0),
+    num_experts: experts,
     num_experts_per_tok: int("expert_used_count", 0),
     moe_intermediate_size: int("expert_feed_forward_length", 1),
     shared_expert_intermediate_size: int("expert_shared_feed_forward_length", sharedShape ? sharedShape[0] : 0),

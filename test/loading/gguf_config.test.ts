@@ -4,7 +4,9 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/config.js";
 import { parseConfig, rotaryDim } from "../../src/config.js";
 import { GgufType, readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
 import { configFromGguf, shortestFloat32 } from "../../src/loading/gguf_config.js";
@@ -117,5 +119,30 @@ describe("config from metadata", () => {
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.ssm.inner_size": u32(250) }))).toThrow(/ssm\.inner_size \(250\) must be a multiple of ssm\.time_step_rank \(4\)/);
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("ntk") }))).toThrow(/rope\.scaling\.type is "ntk"/);
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.expert_used_count": u32(9) }))).toThrow(/num_experts_per_tok \(9\) must be between 1 and num_experts \(8\)/);
+  });
+
+  it("absurd counts are refused before anything is enumerated", () => {
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.block_count": u32(4_000_000_000) }))).toThrow(/block_count is 4000000000, which a file of 73 tensors cannot hold/);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.expert_count": u32(1 << 30) }))).toThrow(/expert_count is 1073741824, but tensor "blk\.0\.ffn_gate_inp\.weight" routes to 8 experts/);
+  });
+
+  it("fuzz: any integer in any qwen3next key gives a config or one ConfigError line, quickly", () => {
+    const h = header();
+    const keys = [...h.metadata.keys()].filter((k) => k.startsWith("qwen3next.") && typeof h.metadata.get(k)!.value === "number");
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...keys), fc.oneof(fc.constantFrom(0, 1, 2, 3, 7, 64, 4096, 2 ** 31, 2 ** 32 - 1), fc.nat())), { minLength: 1, maxLength: 4 }),
+        (edits) => {
+          const edited = withMetadata(h, Object.fromEntries(edits.map(([k, v]) => [k, { ...h.metadata.get(k)!, value: v }])));
+          try {
+            configFromGguf(edited);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ConfigError);
+            expect((e as Error).message).not.toContain("\n");
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
