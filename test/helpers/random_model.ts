@@ -7,9 +7,8 @@ import { expectedTensors } from "../../src/loading/expected.js";
 import type { WeightSource } from "../../src/model/weights.js";
 import { rng, uniform } from "./random.js";
 
-/** A raw config.json object for a small but arbitrary Qwen3-Next. */
-export const tinyConfig = fc
-  .record({
+/** The shape of a small but arbitrary model. */
+const tinyShape = fc.record({
     layers: fc.integer({ min: 1, max: 5 }),
     interval: fc.integer({ min: 1, max: 3 }),
     hidden: fc.integer({ min: 4, max: 12 }).map((x) => 2 * x),
@@ -33,8 +32,11 @@ export const tinyConfig = fc
     yarn: fc.boolean(),
     vocab: fc.integer({ min: 16, max: 40 }),
     bias: fc.boolean(),
-  })
-  .map((c) => ({
+  });
+type TinyShape = typeof tinyShape extends fc.Arbitrary<infer T> ? T : never;
+
+/** A raw config.json object for a small but arbitrary Qwen3-Next. */
+export const tinyConfig = tinyShape.map((c) => ({
     model_type: "qwen3_next",
     vocab_size: c.vocab,
     hidden_size: c.hidden,
@@ -64,6 +66,57 @@ export const tinyConfig = fc
     mtp_num_hidden_layers: c.mtp,
     attention_bias: c.bias,
   }));
+
+/**
+ * A raw config.json object for a small but arbitrary Qwen3.5 (dense) or Qwen3.5-MoE: nested text_config, RoPE in
+ * rope_parameters with a multimodal section, split DeltaNet projections; every layer dense, or every layer MoE.
+ */
+export const tinyQwen35Config = fc.tuple(tinyShape, fc.boolean()).map(([c, moe]: [TinyShape, boolean]) => {
+  const half = (c.headDim * c.partial) / 2;
+  const a = Math.floor(half / 3);
+  return {
+    model_type: moe ? "qwen3_5_moe" : "qwen3_5",
+    tie_word_embeddings: c.tied,
+    text_config: {
+      model_type: moe ? "qwen3_5_moe_text" : "qwen3_5_text",
+      vocab_size: c.vocab,
+      hidden_size: c.hidden,
+      intermediate_size: 10,
+      num_hidden_layers: c.layers,
+      num_attention_heads: c.kvHeads * c.group,
+      num_key_value_heads: c.kvHeads,
+      head_dim: c.headDim,
+      rope_parameters: {
+        rope_type: c.yarn ? "yarn" : "default",
+        rope_theta: 10000,
+        partial_rotary_factor: c.partial,
+        mrope_section: [half - 2 * a, a, a],
+        mrope_interleaved: true,
+        ...(c.yarn ? { factor: 4, original_max_position_embeddings: 16 } : {}),
+      },
+      max_position_embeddings: 256,
+      linear_conv_kernel_dim: c.kernel,
+      linear_key_head_dim: c.dk,
+      linear_value_head_dim: c.dv,
+      linear_num_key_heads: c.keyHeads,
+      linear_num_value_heads: c.keyHeads * c.ratio,
+      full_attention_interval: c.interval,
+      mtp_num_hidden_layers: c.mtp,
+      attention_bias: c.bias,
+      ...(moe
+        ? {
+            num_experts: c.experts,
+            num_experts_per_tok: 1 + Math.floor(c.topKFrac * (c.experts - 1)),
+            moe_intermediate_size: 6,
+            shared_expert_intermediate_size: c.shared,
+          }
+        : {}),
+    },
+  };
+});
+
+/** Either family. */
+export const anyTinyConfig = fc.oneof(tinyConfig, tinyQwen35Config);
 
 /** Random weights for every tensor the config needs, stored as `dtype`. */
 export function randomWeights(cfg: Qwen3NextConfig, seed: number, dtype: WeightDType = "F64"): { config: Qwen3NextConfig } & WeightSource {
