@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { ChatTemplate } from "../../src/tokenizer/chat_template.js";
 import { QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { runCli } from "../helpers/cli.js";
+import { ROOT, runCli } from "../helpers/cli.js";
 import { qwen35Config } from "../helpers/qwen35.js";
 
 let dir: string;
@@ -48,6 +48,14 @@ describe("a Qwen3.5 checkpoint folder", () => {
     const out = JSON.parse(r.stdout);
     expect(out.usage.prompt_tokens).toBe(prompt.length);
     expect(out.usage.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("loading the fixture (which has a vision tower) says once that the tower is skipped", async () => {
+    const out = path.join(path.dirname(dir), "trace.safetensors");
+    const r = await runCli(["trace", "--model", path.join(ROOT, "reference/qwen35-dense-mtp-tied"), "--tokens", "1,2,3", "--out", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: "));
+    expect(notes).toEqual(["note: skipped the vision tower (2 tensors under model.visual.*): image and video input are not supported, text only"]);
   });
 
   it("info describes it as Qwen3.5-MoE", async () => {
