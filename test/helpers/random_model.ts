@@ -205,3 +205,55 @@ export function withProjections(
   };
   return { config, get, has: (name) => SPLIT.test(name) || src.has(name) };
 }
+
+/**
+ * The same weights as `src` (split projections, value heads grouped by key head) with the value heads renumbered
+ * in the tiled order of llama.cpp's qwen35 GGUF files: tiled head j = i Hk + kh is grouped head kh r + i. Every
+ * per-value-head block moves: v rows of in_proj_qkv, in_proj_z rows, in_proj_b / in_proj_a rows, the v channels
+ * of conv1d, A_log, dt_bias, and the columns of out_proj.
+ */
+export function withTiledValueHeads(src: { config: Qwen3NextConfig } & WeightSource): { config: Qwen3NextConfig } & WeightSource {
+  const c = src.config;
+  const config = { ...c, deltanet_projections: { ...c.deltanet_projections, valueHeads: "tiled" as const } };
+  const Hk = c.linear_num_key_heads;
+  const Hv = c.linear_num_value_heads;
+  const r = Hv / Hk;
+  const dk = c.linear_key_head_dim;
+  const dv = c.linear_value_head_dim;
+  const groupedOf = (j: number) => (j % Hk) * r + Math.floor(j / Hk);
+  const made = new Map<string, Weight>();
+  /** Rows [offset + j w, offset + (j + 1) w) of tiled head j from grouped head groupedOf(j), rows of `cols` values. */
+  const permuteRows = (w: Weight, offset: number, width: number, cols: number): Weight => {
+    const data = (w.data as Float64Array).slice();
+    for (let j = 0; j < Hv; j++) {
+      const from = (offset + groupedOf(j) * width) * cols;
+      data.set((w.data as Float64Array).subarray(from, from + width * cols), (offset + j * width) * cols);
+    }
+    return { ...w, data };
+  };
+  const get = (name: string): Weight => {
+    const m = /\.linear_attn\.(in_proj_qkv\.weight|in_proj_z\.weight|in_proj_b\.weight|in_proj_a\.weight|conv1d\.weight|A_log|dt_bias|out_proj\.weight)$/.exec(name);
+    if (!m) return src.get(name);
+    if (!made.has(name)) {
+      const w = src.get(name);
+      const cols = w.shape.length === 1 ? 1 : w.shape[w.shape.length - 1];
+      let out: Weight;
+      if (m[1] === "in_proj_qkv.weight") out = permuteRows(w, 2 * Hk * dk, dv, cols);
+      else if (m[1] === "conv1d.weight") out = permuteRows(w, 2 * Hk * dk, dv, cols);
+      else if (m[1] === "in_proj_z.weight") out = permuteRows(w, 0, dv, cols);
+      else if (m[1] === "out_proj.weight") {
+        const [H, I] = w.shape;
+        const data = (w.data as Float64Array).slice();
+        for (let row = 0; row < H; row++) {
+          for (let j = 0; j < Hv; j++) {
+            for (let e = 0; e < dv; e++) data[row * I + j * dv + e] = (w.data as Float64Array)[row * I + groupedOf(j) * dv + e];
+          }
+        }
+        out = { ...w, data };
+      } else out = permuteRows(w, 0, 1, cols);
+      made.set(name, out);
+    }
+    return made.get(name)!;
+  };
+  return { config, get, has: (name) => src.has(name) };
+}
