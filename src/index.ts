@@ -96,3 +96,15 @@ export { Scheduler } from "./server/scheduler.js";
 export type { DecodeModel, SchedulerOptions, SchedulerStats, SequenceRequest } from "./server/scheduler.js";
 export { PrefixCache } from "./server/prefix_cache.js";
 export { ApiError } from "./server/errors.js";
+
+// GGUF (llama.cpp files): reader and writer, config, layout and tokenizer from a file's metadata, model paths
+export { GgufFile, GgufError, GgufType, readGgufHeader, parseGgufHeader } from "./io/gguf.js";
+export type { GgufHeader, GgufTensorInfo, GgufMetadataEntry, GgufValue } from "./io/gguf.js";
+export { writeGguf, encodeGgufHeader, meta as ggufMeta } from "./io/gguf_write.js";
+export type { GgufMetaToWrite, GgufTensorToWrite } from "./io/gguf_write.js";
+export { configFromGguf, rawConfigFromGguf } from "./loading/gguf_config.js";
+export { GGUF_QWEN3NEXT } from "./loading/gguf_layout.js";
+export { tokenizerFromGguf } from "./tokenizer/gguf_tokenizer.js";
+export { locateModel } from "./loading/model_path.js";
+export type { ModelLocation } from "./loading/model_path.js";
+export { bytesPerToken } from "./loading/bytes_per_token.js";

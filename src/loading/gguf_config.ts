@@ -12,8 +12,8 @@
  *   qwen3next.rope.freq_base              rope_theta
  *   qwen3next.rope.dimension_count        rotary dims: partial_rotary_factor = dimension_count / head_dim
  *                                         (absent: every dim rotates, as in llama.cpp)
- *   qwen3next.rope.scaling.type / factor / original_context_length / yarn_beta_fast / yarn_beta_slow
- *                                         rope_scaling (none | linear | yarn)
+ *   qwen3next.rope.scaling.type / factor / original_context_length / yarn_beta_fast / yarn_beta_slow /
+ *   yarn_attn_factor                      rope_scaling (none | linear | yarn; attention_factor)
  *   qwen3next.expert_count / expert_used_count / expert_feed_forward_length /
  *   expert_shared_feed_forward_length     num_experts / num_experts_per_tok / moe_intermediate_size /
  *                                         shared_expert_intermediate_size
@@ -54,7 +54,14 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   }
   const get = (key: string) => h.metadata.get(`${GGUF_ARCH}.${key}`)?.value;
   const int = (key: string, dflt?: number): number => {
-    const v = get(key) ?? dflt;
+    let v = get(key) ?? dflt;
+    // Per-layer arrays (llama.cpp writes some hybrid models' head counts that way, 0 for recurrent layers):
+    // the attention layers must agree, and their value is the model's.
+    if (Array.isArray(v)) {
+      const used = [...new Set(v.filter((x) => x !== 0))];
+      if (used.length !== 1) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected one non-zero value for every attention layer`);
+      v = used[0];
+    }
     if (v === undefined) fail(`metadata ${GGUF_ARCH}.${key} is missing`);
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected a non-negative integer`);
     return v as number;
@@ -74,10 +81,13 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const tensor = (name: string) => h.tensors.get(name);
 
   const blocks = int("block_count");
+  // Every block holds tensors: a count beyond the file's tensors is corrupt (and would be walked layer by layer).
+  if (blocks < 1 || blocks > h.tensors.size) fail(`metadata ${GGUF_ARCH}.block_count is ${blocks}, which a file of ${h.tensors.size} tensors cannot hold`);
   const nextn = int("nextn_predict_layers", 0);
   if (nextn >= blocks) fail(`metadata ${GGUF_ARCH}.nextn_predict_layers (${nextn}) must be less than block_count (${blocks})`);
   const layers = blocks - nextn;
-  const headDim = int("attention.key_length");
+  // llama.cpp's default head size is embedding_length / head_count (Qwen3-Next's converter always writes it).
+  const headDim = int("attention.key_length", Math.floor(int("embedding_length") / Math.max(1, int("attention.head_count"))));
   const valueLength = int("attention.value_length", headDim);
   if (valueLength !== headDim) fail(`metadata ${GGUF_ARCH}.attention.value_length (${valueLength}) differs from key_length (${headDim}), which Qwen3-Next does not allow`);
   const rotary = int("rope.dimension_count", headDim);
@@ -100,6 +110,12 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   );
   const mlpOnly: number[] = [];
   for (let i = 0; i < layers; i++) if (!tensor(`blk.${i}.ffn_gate_inp.weight`)) mlpOnly.push(i);
+  // The routers' rows are the experts: a count that disagrees is refused before E experts per layer are listed.
+  const experts = int("expert_count", 0);
+  const router = [...Array(layers).keys()].map((i) => tensor(`blk.${i}.ffn_gate_inp.weight`)).find((t) => t !== undefined);
+  if (router && router.shape[0] !== experts) {
+    fail(`metadata ${GGUF_ARCH}.expert_count is ${experts}, but tensor "${router.name}" routes to ${router.shape[0]} experts`);
+  }
   const sharedShape = tensor("blk.0.ffn_gate_shexp.weight")?.shape;
 
   const json: Record<string, unknown> = {
@@ -126,7 +142,7 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     linear_num_value_heads: valueHeads,
     decoder_sparse_step: 1,
     mlp_only_layers: mlpOnly,
-    num_experts: int("expert_count", 0),
+    num_experts: experts,
     num_experts_per_tok: int("expert_used_count", 0),
     moe_intermediate_size: int("expert_feed_forward_length", 1),
     shared_expert_intermediate_size: int("expert_shared_feed_forward_length", sharedShape ? sharedShape[0] : 0),
@@ -162,9 +178,9 @@ function ropeScaling(
     const slow = float("rope.scaling.yarn_beta_slow");
     if (fast !== undefined) out.beta_fast = fast;
     if (slow !== undefined) out.beta_slow = slow;
-    // llama.cpp's yarn attn_factor multiplies its default 0.1 ln(factor) + 1 scaling.
+    // llama.cpp's converter copies the config's YaRN attention_factor here as is (absent: 0.1 ln(factor) + 1).
     const attn = float("rope.scaling.yarn_attn_factor") ?? float("rope.scaling.attn_factor");
-    if (attn !== undefined && attn !== 1 && typeof factor === "number") out.attention_factor = attn * (0.1 * Math.log(factor) + 1);
+    if (attn !== undefined) out.attention_factor = attn;
   }
   return out;
 }

@@ -29,6 +29,7 @@ export async function openGgufStore(file: string): Promise<TensorStore & { gguf:
     gguf,
     files: [file],
     weightDTypes: GGUF_WEIGHT_DTYPES,
+    configFrom: "the GGUF metadata",
     get: (name) => tensors.get(name),
     names: () => [...tensors.keys()],
     close: () => gguf.close(),

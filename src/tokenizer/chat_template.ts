@@ -70,8 +70,12 @@ export class ChatTemplate {
     const gguf = dir === undefined ? undefined : ggufFileOf(dir);
     if (gguf !== undefined) {
       // A GGUF file's own template (tokenizer.chat_template), else the bundled Qwen3 one.
-      const { tokenizerConfig, chatTemplate } = tokenizerFromGguf(readGgufHeader(gguf));
-      if (chatTemplate !== undefined) return new ChatTemplate(chatTemplate, `${gguf} (tokenizer.chat_template)`, specialTokenNames(tokenizerConfig));
+      const header = readGgufHeader(gguf);
+      const template = header.metadata.get("tokenizer.chat_template")?.value;
+      if (typeof template === "string") {
+        const specials = header.metadata.has("tokenizer.ggml.tokens") ? specialTokenNames(tokenizerFromGguf(header).tokenizerConfig) : {};
+        return new ChatTemplate(template, `${gguf} (tokenizer.chat_template)`, specials);
+      }
       dir = undefined;
     }
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {

@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readJsonFile } from "../io/json.js";
-import { readGgufHeader } from "../io/gguf.js";
+import { readGgufHeader, type GgufHeader } from "../io/gguf.js";
 import { ggufFileOf } from "../loading/model_path.js";
 import { tokenizerFromGguf } from "./gguf_tokenizer.js";
 
@@ -80,7 +80,12 @@ export class QwenTokenizer {
    */
   static async load(dir?: string): Promise<QwenTokenizer> {
     const gguf = dir === undefined ? undefined : ggufFileOf(dir);
-    if (gguf !== undefined) return QwenTokenizer.fromGguf(gguf);
+    if (gguf !== undefined) {
+      const header = readGgufHeader(gguf);
+      // A GGUF file without a vocabulary uses the bundled Qwen3 tokenizer, as a folder without tokenizer.json does.
+      if (header.metadata.has("tokenizer.ggml.tokens")) return QwenTokenizer.fromGguf(gguf, header);
+      dir = undefined;
+    }
     const filesDir = tokenizerFilesDir(dir);
     const tokenizerJson = await readJsonFile(path.join(filesDir, "tokenizer.json"));
     const configFile = path.join(filesDir, "tokenizer_config.json");
@@ -112,8 +117,8 @@ export class QwenTokenizer {
   }
 
   /** The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`). */
-  static fromGguf(file: string): QwenTokenizer {
-    const { tokenizerJson, tokenizerConfig, eosIds } = tokenizerFromGguf(readGgufHeader(file));
+  static fromGguf(file: string, header: GgufHeader = readGgufHeader(file)): QwenTokenizer {
+    const { tokenizerJson, tokenizerConfig, eosIds } = tokenizerFromGguf(header);
     let tok: Tokenizer;
     try {
       tok = new Tokenizer(tokenizerJson, tokenizerConfig);

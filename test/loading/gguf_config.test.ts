@@ -4,9 +4,11 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/config.js";
 import { parseConfig, rotaryDim } from "../../src/config.js";
-import { readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
+import { GgufType, readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
 import { configFromGguf, shortestFloat32 } from "../../src/loading/gguf_config.js";
 import { bool, f32, GGUF_FIXTURES, ggufFixture, str, u32, withMetadata } from "../helpers/gguf.js";
 import { REFERENCE_DIR } from "../helpers/reference.js";
@@ -56,6 +58,18 @@ describe("config from metadata", () => {
     );
     expect(c.rope).toMatchObject({ rope_type: "yarn", factor: 4, original_max_position_embeddings: 262144, beta_fast: 16, beta_slow: 1 });
     expect(c.rope.attention_factor).toBeCloseTo(0.1 * Math.log(4) + 1, 15);
+    const withAttn = configFromGguf(
+      withMetadata(header(), {
+        "qwen3next.rope.scaling.type": str("yarn"),
+        "qwen3next.rope.scaling.factor": f32(4),
+        "qwen3next.rope.scaling.original_context_length": u32(1024),
+        "qwen3next.rope.scaling.yarn_attn_factor": f32(1.25),
+      }),
+    );
+    expect(withAttn.rope.attention_factor).toBe(1.25);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("yarn"), "qwen3next.rope.scaling.factor": f32(4) }))).toThrow(
+      /original_max_position_embeddings is required for YaRN/,
+    );
     const lin = configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("linear"), "qwen3next.rope.scaling.factor": f32(2) }));
     expect(lin.rope).toMatchObject({ rope_type: "linear", factor: 2 });
     expect(configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("none") })).rope.rope_type).toBe("default");
@@ -77,6 +91,15 @@ describe("config from metadata", () => {
     expect(mtp.mtp_num_hidden_layers).toBe(1);
   });
 
+  it("per-layer head counts (0 for recurrent layers) give the attention layers' value", () => {
+    const perLayer = (xs: number[]) => ({ type: GgufType.ARRAY, arrayType: GgufType.UINT32, value: xs });
+    const c = configFromGguf(withMetadata(header(), { "qwen3next.attention.head_count_kv": perLayer([0, 0, 0, 2]) }));
+    expect(c.num_key_value_heads).toBe(2);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.attention.head_count_kv": perLayer([0, 1, 0, 2]) }))).toThrow(
+      /attention\.head_count_kv is \[0,1,0,2\], expected one non-zero value for every attention layer/,
+    );
+  });
+
   it("the float32 epsilon reads back as the decimal it was written from", () => {
     expect(configFromGguf(header()).rms_norm_eps).toBe(1e-6);
     expect(shortestFloat32(Math.fround(1e-5))).toBe(1e-5);
@@ -96,5 +119,30 @@ describe("config from metadata", () => {
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.ssm.inner_size": u32(250) }))).toThrow(/ssm\.inner_size \(250\) must be a multiple of ssm\.time_step_rank \(4\)/);
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.rope.scaling.type": str("ntk") }))).toThrow(/rope\.scaling\.type is "ntk"/);
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.expert_used_count": u32(9) }))).toThrow(/num_experts_per_tok \(9\) must be between 1 and num_experts \(8\)/);
+  });
+
+  it("absurd counts are refused before anything is enumerated", () => {
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.block_count": u32(4_000_000_000) }))).toThrow(/block_count is 4000000000, which a file of 73 tensors cannot hold/);
+    expect(() => configFromGguf(withMetadata(header(), { "qwen3next.expert_count": u32(1 << 30) }))).toThrow(/expert_count is 1073741824, but tensor "blk\.0\.ffn_gate_inp\.weight" routes to 8 experts/);
+  });
+
+  it("fuzz: any integer in any qwen3next key gives a config or one ConfigError line, quickly", () => {
+    const h = header();
+    const keys = [...h.metadata.keys()].filter((k) => k.startsWith("qwen3next.") && typeof h.metadata.get(k)!.value === "number");
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...keys), fc.oneof(fc.constantFrom(0, 1, 2, 3, 7, 64, 4096, 2 ** 31, 2 ** 32 - 1), fc.nat())), { minLength: 1, maxLength: 4 }),
+        (edits) => {
+          const edited = withMetadata(h, Object.fromEntries(edits.map(([k, v]) => [k, { ...h.metadata.get(k)!, value: v }])));
+          try {
+            configFromGguf(edited);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ConfigError);
+            expect((e as Error).message).not.toContain("\n");
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -113,10 +113,15 @@ describe("tokenizer from GGUF metadata", () => {
     expect((await QwenTokenizer.load(only)).encode(text)).toEqual(ids);
   });
 
-  it("a file without a chat template falls back to the bundled Qwen3 template", async () => {
+  it("a file without a chat template or a vocabulary falls back to the bundled Qwen3 ones", async () => {
     const file = path.join(tmp, "no-template.gguf");
     await writeGguf(file, [meta.str("general.architecture", "qwen3next"), meta.str("tokenizer.ggml.model", "gpt2"), meta.strs("tokenizer.ggml.tokens", ["a", "b"])], []);
     expect((await ChatTemplate.load(file)).origin).toContain(bundledTokenizerDir());
+    const bare = path.join(tmp, "no-vocab.gguf");
+    await writeGguf(bare, [meta.str("general.architecture", "qwen3next")], []);
+    const tok = await QwenTokenizer.load(bare);
+    expect(tok.filesDir).toBe(bundledTokenizerDir());
+    expect(tok.encode("Hello")).toEqual((await QwenTokenizer.load()).encode("Hello"));
   });
 
   it("unsupported or broken tokenizer metadata: one line naming the file and key", async () => {
