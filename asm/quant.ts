@@ -81,10 +81,13 @@ const Q5_1: i32 = 7;
   return dt == Q8_0 || dt == Q4_0 || dt == Q5_0 || dt == Q6_K;
 }
 
-/** Nibbles of 16 bytes: the low ones (shift 0) or the high ones (shift 4). */
+/**
+ * Nibbles of 16 bytes: the low ones (shift 0) or the high ones (shift 4). Two constant-shift paths: a shift
+ * count that is not a constant costs several instructions per use in V8's SIMD lowering.
+ */
 // @ts-ignore: decorator
 @inline function nibbles(b: v128, shift: i32): v128 {
-  return v128.and(i8x16.shr_u(b, <u32>shift), i8x16.splat(15));
+  return shift == 0 ? v128.and(b, i8x16.splat(15)) : i8x16.shr_u(b, 4);
 }
 
 /** 16 in each byte where bit k of the 16-bit `bits` is set, byte k (Q5_0 / Q5_1's fifth bits). */
@@ -119,8 +122,8 @@ const Q5_1: i32 = 7;
     const off = (<usize>(s >> 1) << 5) + (<usize>grp << 4);
     const q = nibbles(v128.load(p + at + off), (s & 1) << 2);
     if (dt == Q4_K) return q;
-    const h = v128.and(i8x16.shr_u(v128.load(p + 16 + (<usize>grp << 4)), <u32>s), i8x16.splat(1));
-    return v128.or(q, i8x16.shl(h, 4));
+    const h = v128.and(v128.load(p + 16 + (<usize>grp << 4)), i8x16.splat(<i8>(<i32>1 << s)));
+    return v128.or(q, v128.andnot(i8x16.splat(16), i8x16.eq(h, i8x16.splat(0))));
   }
   // Q6_K: sub-block s (16 values) is in half s >> 3, quarter qd = (s >> 1) & 3, positions l = 16 (s & 1) + i
   // of 32: low 4 bits from the low (qd < 2) or high nibble of ql[64 half + 32 (qd & 1) + l], top 2 bits from
@@ -128,8 +131,14 @@ const Q5_1: i32 = 7;
   const half = <usize>(s >> 3), qd = (s >> 1) & 3;
   const l = <usize>((s & 1) << 4);
   const lo4 = nibbles(v128.load(p + (half << 6) + (<usize>(qd & 1) << 5) + l), (qd >> 1) << 2);
-  const hi2 = v128.and(i8x16.shr_u(v128.load(p + 128 + (half << 5) + l), <u32>(qd << 1)), i8x16.splat(3));
-  return i8x16.sub(v128.or(lo4, i8x16.shl(hi2, 4)), i8x16.splat(32));
+  // (qh >> 2 qd & 3) << 4 with constant shifts only (see nibbles).
+  const h = v128.load(p + 128 + (half << 5) + l);
+  const hi2 =
+    qd == 0 ? i8x16.shl(v128.and(h, i8x16.splat(3)), 4)
+    : qd == 1 ? i8x16.shl(v128.and(h, i8x16.splat(12)), 2)
+    : qd == 2 ? v128.and(h, i8x16.splat(48))
+    : v128.and(i8x16.shr_u(h, 2), i8x16.splat(48));
+  return i8x16.sub(v128.or(lo4, hi2), i8x16.splat(32));
 }
 
 /** Quants j*4 .. j*4+3 (j = 0..3) of 16 as 32-bit lanes. */
