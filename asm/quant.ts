@@ -5,7 +5,7 @@
 //   Y[t, r] = sum_c W[r, c] X[t, c]     (matmul: tokens in groups of up to four share each decoded weight)
 //
 // A row of W is cols / blockSize blocks in ggml's layout (src/io/ggml_quants.ts describes them). Weights
-// are decoded four at a time in registers, with the operations of ggml's dequantize_row_* in float32
+// are decoded sixteen at a time in registers, with the operations of ggml's dequantize_row_* in float32
 // (so each weight is bit for bit ggml's value), and never written to memory. x is in natural column order
 // (no permute8). Each block is split in sub-blocks that share one scale (and min): 32 values, 16 for Q6_K.
 // Two arithmetics, as for the 16-bit weights (matvec.ts):
@@ -60,12 +60,6 @@ const Q5_1: i32 = 7;
   return dt == Q6_K ? 16 : 32;
 }
 
-/** Four bytes at p as unsigned 32-bit lanes. */
-// @ts-ignore: decorator
-@inline function u8x4(p: usize): v128 {
-  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
-}
-
 /** The block's first scale: d (f16) of Q8_0 / Q4_0 / Q4_K / Q5_K, at the end for Q6_K. */
 // @ts-ignore: decorator
 @inline function blockD(p: usize, dt: i32): f32 {
@@ -81,59 +75,105 @@ const Q5_1: i32 = 7;
   return (sel == 0 ? lo & 0xf : lo >> 4) | (hi << 4);
 }
 
+/** Quants are signed bytes (offset already subtracted) for these types, unsigned for the others. */
+// @ts-ignore: decorator
+@inline function signedQ(dt: i32): bool {
+  return dt == Q8_0 || dt == Q4_0 || dt == Q5_0 || dt == Q6_K;
+}
+
 /**
- * Weights 4g..4g+3 of sub-block s of the block at p, as ggml computes them: ds is the sub-block's scale
- * (d, d * sc), ms its min (dmin * m) for Q4_K / Q5_K, or -m for Q4_1 / Q5_1 (x = q d - (-m) = q d + m exactly).
+ * Nibbles of 16 bytes: the low ones (shift 0) or the high ones (shift 4). Two constant-shift paths: a shift
+ * count that is not a constant costs several instructions per use in V8's SIMD lowering.
  */
 // @ts-ignore: decorator
-@inline function quad(p: usize, s: i32, g: i32, ds: f32, ms: f32, dt: i32): v128 {
-  if (dt == Q8_0) {
-    const q = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p + 2 + (<usize>g << 2))));
-    return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(ds));
+@inline function nibbles(b: v128, shift: i32): v128 {
+  return shift == 0 ? v128.and(b, i8x16.splat(15)) : i8x16.shr_u(b, 4);
+}
+
+/** 16 in each byte where bit k of the 16-bit `bits` is set, byte k (Q5_0 / Q5_1's fifth bits). */
+// @ts-ignore: decorator
+@inline function bitsTo16(bits: u32): v128 {
+  const v = i8x16.swizzle(i16x8.splat(<i16>bits), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const set = v128.and(v, i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
+  return v128.andnot(i8x16.splat(16), i8x16.eq(set, i8x16.splat(0)));
+}
+
+/**
+ * The quants of values 16 grp .. 16 grp + 15 of sub-block s of the block at p, one per byte: signed with the
+ * type's offset subtracted (Q8_0, Q4_0, Q5_0, Q6_K) or unsigned (Q4_1, Q5_1, Q4_K, Q5_K).
+ */
+// @ts-ignore: decorator
+@inline function quants16(p: usize, s: i32, grp: i32, dt: i32): v128 {
+  if (dt == Q8_0) return v128.load(p + 2 + (<usize>grp << 4));
+  if (dt == Q4_0 || dt == Q4_1 || dt == Q5_0 || dt == Q5_1) {
+    // Values 0..15 are the low nibbles of the 16 bytes, values 16..31 their high nibbles; Q5_*: bit v of the
+    // 32-bit qh is value v's fifth bit.
+    const qs: usize = dt == Q4_0 ? 2 : dt == Q4_1 ? 4 : dt == Q5_0 ? 6 : 8;
+    let q = nibbles(v128.load(p + qs), grp << 2);
+    if (dt == Q5_0 || dt == Q5_1) q = v128.or(q, bitsTo16(load<u32>(p + (dt == Q5_0 ? 2 : 4)) >> (<u32>grp << 4)));
+    if (dt == Q4_0) return i8x16.sub(q, i8x16.splat(8));
+    if (dt == Q5_0) return i8x16.sub(q, i8x16.splat(16));
+    return q;
   }
-  if (dt == Q4_0) {
-    // Values 0..15 are the low nibbles of bytes 0..15, values 16..31 their high nibbles.
-    const b = u8x4(p + 2 + (<usize>(g & 3) << 2));
-    const q = i32x4.sub(v128.and(i32x4.shr_u(b, (g >> 2) << 2), i32x4.splat(15)), i32x4.splat(8));
-    return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(ds));
+  if (dt == Q4_K || dt == Q5_K) {
+    // Sub-blocks 2c, 2c+1: the low, high nibbles of the 32 bytes of chunk c (at 16 for Q4_K, 48 for Q5_K);
+    // Q5_K adds 16 where bit s of qh[i] (the 32 bytes at 16) is set.
+    const at: usize = dt == Q4_K ? 16 : 48;
+    const off = (<usize>(s >> 1) << 5) + (<usize>grp << 4);
+    const q = nibbles(v128.load(p + at + off), (s & 1) << 2);
+    if (dt == Q4_K) return q;
+    const h = v128.and(v128.load(p + 16 + (<usize>grp << 4)), i8x16.splat(<i8>(<i32>1 << s)));
+    return v128.or(q, v128.andnot(i8x16.splat(16), i8x16.eq(h, i8x16.splat(0))));
   }
-  if (dt == Q4_1 || dt == Q5_0 || dt == Q5_1) {
-    // As Q4_0 (nibbles at 4, 6, 8); Q5_*: value e adds 16 when bit e of the 32-bit qh (at 2, 4) is set.
-    const qs: usize = dt == Q4_1 ? 4 : dt == Q5_0 ? 6 : 8;
-    const b = u8x4(p + qs + (<usize>(g & 3) << 2));
-    let q = v128.and(i32x4.shr_u(b, (g >> 2) << 2), i32x4.splat(15));
-    if (dt != Q4_1) {
-      const qh = load<u32>(p + (dt == Q5_0 ? 2 : 4)) >> (<u32>g << 2);
-      const bit = v128.and(i32x4.splat(qh), i32x4(1, 2, 4, 8));
-      q = v128.or(q, v128.andnot(i32x4.splat(16), i32x4.eq(bit, i32x4.splat(0))));
-    }
-    if (dt == Q5_0) return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, i32x4.splat(16))), f32x4.splat(ds));
-    return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(q), f32x4.splat(ds)), f32x4.splat(ms));
-  }
-  if (dt == Q4_K) {
-    // Sub-blocks 2c, 2c+1: low, high nibbles of bytes 32c..32c+31.
-    const b = u8x4(p + 16 + (<usize>(s >> 1) << 5) + (<usize>g << 2));
-    const q = v128.and(i32x4.shr_u(b, (s & 1) << 2), i32x4.splat(15));
-    return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(q), f32x4.splat(ds)), f32x4.splat(ms));
-  }
-  if (dt == Q5_K) {
-    // As Q4_K (nibbles at 48), plus 16 where bit s of qh[i] (at 16) is set.
-    const b = u8x4(p + 48 + (<usize>(s >> 1) << 5) + (<usize>g << 2));
-    const h = u8x4(p + 16 + (<usize>g << 2));
-    const q = v128.or(v128.and(i32x4.shr_u(b, (s & 1) << 2), i32x4.splat(15)), i32x4.shl(v128.and(i32x4.shr_u(h, s), i32x4.splat(1)), 4));
-    return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(q), f32x4.splat(ds)), f32x4.splat(ms));
-  }
-  // Q6_K: sub-block s is in half s >> 3, quarter qd = (s >> 1) & 3, positions l = 16 (s & 1) + i of 32:
-  // low 4 bits from the low (qd < 2) or high nibble of ql[64 half + 32 (qd & 1) + l], top 2 bits from
+  // Q6_K: sub-block s (16 values) is in half s >> 3, quarter qd = (s >> 1) & 3, positions l = 16 (s & 1) + i
+  // of 32: low 4 bits from the low (qd < 2) or high nibble of ql[64 half + 32 (qd & 1) + l], top 2 bits from
   // bits 2 qd of qh[32 half + l]; minus 32.
   const half = <usize>(s >> 3), qd = (s >> 1) & 3;
-  const l = <usize>(((s & 1) << 4) + (g << 2));
-  const b = u8x4(p + (half << 6) + (<usize>(qd & 1) << 5) + l);
-  const h = u8x4(p + 128 + (half << 5) + l);
-  const lo4 = v128.and(i32x4.shr_u(b, (qd >> 1) << 2), i32x4.splat(15));
-  const hi2 = i32x4.shl(v128.and(i32x4.shr_u(h, qd << 1), i32x4.splat(3)), 4);
-  const q = i32x4.sub(v128.or(lo4, hi2), i32x4.splat(32));
-  return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(ds));
+  const l = <usize>((s & 1) << 4);
+  const lo4 = nibbles(v128.load(p + (half << 6) + (<usize>(qd & 1) << 5) + l), (qd >> 1) << 2);
+  // (qh >> 2 qd & 3) << 4 with constant shifts only (see nibbles).
+  const h = v128.load(p + 128 + (half << 5) + l);
+  const hi2 =
+    qd == 0 ? i8x16.shl(v128.and(h, i8x16.splat(3)), 4)
+    : qd == 1 ? i8x16.shl(v128.and(h, i8x16.splat(12)), 2)
+    : qd == 2 ? v128.and(h, i8x16.splat(48))
+    : v128.and(i8x16.shr_u(h, 2), i8x16.splat(48));
+  return i8x16.sub(v128.or(lo4, hi2), i8x16.splat(32));
+}
+
+/** Quants j*4 .. j*4+3 (j = 0..3) of 16 as 32-bit lanes. */
+// @ts-ignore: decorator
+@inline function quad32(q: v128, j: i32, dt: i32): v128 {
+  if (signedQ(dt)) {
+    const h = j < 2 ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_high_i8x16_s(q);
+    return (j & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h);
+  }
+  const h = j < 2 ? i16x8.extend_low_i8x16_u(q) : i16x8.extend_high_i8x16_u(q);
+  return (j & 1) == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
+}
+
+/**
+ * Four weights as ggml computes them from their quants: q ds, or q ds - ms (Q4_K / Q5_K: ds = d sc, ms = dmin m;
+ * Q4_1 / Q5_1: ms = -m, so q d - (-m) = q d + m exactly).
+ */
+// @ts-ignore: decorator
+@inline function weights4(q: v128, j: i32, ds: v128, ms: v128, dt: i32): v128 {
+  const w = f32x4.mul(signedQ(dt) ? f32x4.convert_i32x4_s(quad32(q, j, dt)) : f32x4.convert_i32x4_u(quad32(q, j, dt)), ds);
+  return signedQ(dt) ? w : f32x4.sub(w, ms);
+}
+
+/** Sixteen weights (four f32x4) times float32 x at q: float32 products, summed into one f32x4. */
+// @ts-ignore: decorator
+@inline function dot16(w0: v128, w1: v128, w2: v128, w3: v128, q: usize): v128 {
+  const s01 = f32x4.add(f32x4.mul(w0, v128.load(q)), f32x4.mul(w1, v128.load(q, 16)));
+  return f32x4.add(s01, f32x4.add(f32x4.mul(w2, v128.load(q, 32)), f32x4.mul(w3, v128.load(q, 48))));
+}
+
+/** Sixteen weights times float64 x at q: exact products summed in float64, a f64x2 partial sum. */
+// @ts-ignore: decorator
+@inline function sum16(w0: v128, w1: v128, w2: v128, w3: v128, q: usize): v128 {
+  const s01 = f64x2.add(exact4(w0, q), exact4(w1, q + 32));
+  return f64x2.add(s01, f64x2.add(exact4(w2, q + 64), exact4(w3, q + 96)));
 }
 
 /** w (four float32 weights) times float64 x at q (four values): a f64x2 partial sum. */
@@ -168,20 +208,23 @@ const Q5_1: i32 = 7;
         ds = d * <f32>load<i8>(p + 192 + s);
       }
       const c0 = <usize>(b * bs + s * sb);
+      const dsv = f32x4.splat(ds), msv = f32x4.splat(ms);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let g = 0; g < (sb >> 2); g++) {
-        const w = quad(p, s, g, ds, ms, dt);
-        const o = (c0 + (<usize>g << 2)) << es;
+      for (let grp = 0; grp < (sb >> 4); grp++) {
+        const q = quants16(p, s, grp, dt);
+        const w0 = weights4(q, 0, dsv, msv, dt), w1 = weights4(q, 1, dsv, msv, dt);
+        const w2 = weights4(q, 2, dsv, msv, dt), w3 = weights4(q, 3, dsv, msv, dt);
+        const o = (c0 + (<usize>grp << 4)) << es;
         if (exact) {
-          d0 = f64x2.add(d0, exact4(w, x0 + o));
-          if (n > 1) d1 = f64x2.add(d1, exact4(w, x1 + o));
-          if (n > 2) d2 = f64x2.add(d2, exact4(w, x2 + o));
-          if (n > 3) d3 = f64x2.add(d3, exact4(w, x3 + o));
+          d0 = f64x2.add(d0, sum16(w0, w1, w2, w3, x0 + o));
+          if (n > 1) d1 = f64x2.add(d1, sum16(w0, w1, w2, w3, x1 + o));
+          if (n > 2) d2 = f64x2.add(d2, sum16(w0, w1, w2, w3, x2 + o));
+          if (n > 3) d3 = f64x2.add(d3, sum16(w0, w1, w2, w3, x3 + o));
         } else {
-          a0 = f32x4.add(a0, f32x4.mul(w, v128.load(x0 + o)));
-          if (n > 1) a1 = f32x4.add(a1, f32x4.mul(w, v128.load(x1 + o)));
-          if (n > 2) a2 = f32x4.add(a2, f32x4.mul(w, v128.load(x2 + o)));
-          if (n > 3) a3 = f32x4.add(a3, f32x4.mul(w, v128.load(x3 + o)));
+          a0 = f32x4.add(a0, dot16(w0, w1, w2, w3, x0 + o));
+          if (n > 1) a1 = f32x4.add(a1, dot16(w0, w1, w2, w3, x1 + o));
+          if (n > 2) a2 = f32x4.add(a2, dot16(w0, w1, w2, w3, x2 + o));
+          if (n > 3) a3 = f32x4.add(a3, dot16(w0, w1, w2, w3, x3 + o));
         }
       }
       if (!exact) {
@@ -240,7 +283,15 @@ const Q5_1: i32 = 7;
       } else if (dt == Q6_K) {
         ds = d * <f32>load<i8>(p + 192 + s);
       }
-      for (let g = 0; g < (sb >> 2); g++) v128.store(out + (<usize>(b * bs + s * sb + (g << 2)) << 2), quad(p, s, g, ds, ms, dt));
+      const dsv = f32x4.splat(ds), msv = f32x4.splat(ms);
+      for (let grp = 0; grp < (sb >> 4); grp++) {
+        const q = quants16(p, s, grp, dt);
+        const o = out + (<usize>(b * bs + s * sb + (grp << 4)) << 2);
+        v128.store(o, weights4(q, 0, dsv, msv, dt));
+        v128.store(o, weights4(q, 1, dsv, msv, dt), 16);
+        v128.store(o, weights4(q, 2, dsv, msv, dt), 32);
+        v128.store(o, weights4(q, 3, dsv, msv, dt), 48);
+      }
     }
   }
 }

@@ -58,7 +58,7 @@ describe("GGUF metadata from a checkpoint", () => {
     for (const [dir, tok] of [["reference/tiny-moe-mtp", fixtureTokenizerDir()], ["reference/tx-yarn-full-rotary-tied", null]] as const) {
       const { config, file } = await roundTrip(dir, tok, (j) => delete j.layer_types);
       const back = configFromGguf(readGgufHeader(file));
-      // The DeltaNet projection form follows from tensors (attn_qkv or ssm_in) this metadata-only file lacks.
+      // Not metadata: the DeltaNet projection form follows from which tensors a file holds (none here).
       const pick = ({ torch_dtype, eos_token_id, bos_token_id, mtp_num_hidden_layers, deltanet_projections, ...rest }: typeof config) => rest;
       expect(pick(back)).toEqual(pick({ ...config, rms_norm_eps: config.rms_norm_eps }));
     }

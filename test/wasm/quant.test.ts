@@ -35,6 +35,25 @@ function quantWeight(k: Kernels, dt: QuantDType, rows: number, cols: number, val
   return w;
 }
 
+/** f16 fields (byte offsets) of each block: scales and mins. */
+const SCALES: Record<QuantDType, number[]> = { Q8_0: [0], Q4_0: [0], Q5_0: [0], Q4_1: [0, 2], Q5_1: [0, 2], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
+
+/** A [rows, cols] weight of random blocks: random bytes, each f16 scale a random finite value of moderate size. */
+function randomBlocks(k: Kernels, dt: QuantDType, rows: number, cols: number, rand: () => number): Weight {
+  const w = k.allocWeight("w", dt, [rows, cols]);
+  const b = w.data as Uint8Array;
+  for (let i = 0; i < b.length; i++) b[i] = Math.floor(rand() * 256);
+  const { typeSize } = quantBlock(dt);
+  for (let o = 0; o < b.length; o += typeSize) {
+    for (const at of SCALES[dt]) {
+      const h = (rand() < 0.5 ? 0x8000 : 0) | ((8 + Math.floor(rand() * 14)) << 10) | Math.floor(rand() * 1024);
+      b[o + at] = h & 0xff;
+      b[o + at + 1] = h >> 8;
+    }
+  }
+  return w;
+}
+
 /** The dequantized matrix, float32 values. */
 function dense(w: Weight): Float32Array {
   const [rows, cols] = w.shape;
@@ -134,6 +153,39 @@ describe("quantized linear", () => {
         }
       }),
       { numRuns: 40 },
+    );
+  });
+});
+
+describe("random blocks (any bytes, finite scales)", () => {
+  it("WASM equals the TypeScript kernels: exact sums to one rounding, float32 sums within rounding, 1 and 2 threads", () => {
+    fc.assert(
+      fc.property(typeArb, fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 6 }), fc.integer(), (dt, rows, nb, T, seed) => {
+        const rand = rng(seed);
+        const cols = colsOf(dt, nb);
+        const w = randomBlocks(one, dt, rows, cols, rand);
+        const x = Float32Array.from(uniform(rand, T * cols));
+        const want = new Float64Array(T * rows);
+        createTsKernels("f64").linear(w, Float64Array.from(x), T, want);
+        const W = dense(w);
+        for (const k of [one, two, fast]) {
+          const y = new Float32Array(T * rows);
+          k.linear(w, x, T, y);
+          for (let t = 0; t < T; t++) {
+            for (let r = 0; r < rows; r++) {
+              const i = t * rows + r;
+              let mag = 0;
+              for (let c = 0; c < cols; c++) mag += Math.abs(W[r * cols + c] * x[t * cols + c]);
+              const tol = k === fast ? mag * 16 * 2 ** -24 : Math.abs(want[i]) * 2 ** -23 + mag * 2 ** -50;
+              expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(tol + 1e-30);
+            }
+          }
+        }
+        const emb = one.vec(cols);
+        one.embedding(w, rows - 1, emb);
+        expect(Array.from(emb)).toEqual(Array.from(W.subarray((rows - 1) * cols, rows * cols)));
+      }),
+      { numRuns: 60 },
     );
   });
 });

@@ -11,7 +11,7 @@ import { createTsKernels } from "../ts/index.js";
 import { numel } from "../../io/safetensors.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
 import { widenWeight } from "../ts/weights.js";
-import { isQuantDType } from "../../io/ggml_quants.js";
+import { isQuantDType, QUANT_DTYPES } from "../../io/ggml_quants.js";
 import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
 import { ThreadPool } from "./pool.js";
@@ -224,7 +224,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     },
     allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
       if (!storable(dtype)) {
-        throw new Error(`${name}: dtype ${dtype} cannot be a weight of the wasm backend, expected BF16, F16, F32, F64, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K`);
+        throw new Error(`${name}: dtype ${dtype} cannot be a weight of the wasm backend, expected one of BF16, F16, F32, F64, ${QUANT_DTYPES.join(", ")}`);
       }
       const n = numel(shape);
       const bytes = ggmlByteLength(dtype, shape);
