@@ -17,7 +17,7 @@ export function register(program: Command): void {
   program
     .command("info")
     .description("describe a model (architecture, parameter counts, memory) without loading its weights")
-    .option("--model <dir>", "checkpoint folder (config.json + safetensors)")
+    .option("-m, --model <dir>", "checkpoint folder (config.json + safetensors)")
     .option("--config <file>", "a config.json alone (e.g. the published 80B config)")
     .option("--context <n>", "context length for the per-sequence state", positiveInt("--context"), 4096)
     .option("--json", "print a machine-readable summary")

@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .description("text -> token ids (--text), or token ids -> text (--decode)")
     .option("--text <text>", "text to encode (special tokens such as <|im_start|> are recognised)")
     .option("--decode <ids>", "comma-separated token ids to decode")
-    .option("--model <dir>", "use this checkpoint's tokenizer (default: the bundled Qwen3 tokenizer)")
+    .option("-m, --model <dir>", "use this checkpoint's tokenizer (default: the bundled Qwen3 tokenizer)")
     .option("--chat", "with --text: render it as a user turn of the chat template first")
     .option("--tokens", "with --text: print one line per token: id and the token's text")
     .action(run);

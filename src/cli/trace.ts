@@ -25,7 +25,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("trace")
     .description("run the model on token ids and dump every intermediate tensor to a safetensors file")
-    .requiredOption("--model <dir>", "checkpoint folder (config.json + safetensors)")
+    .requiredOption("-m, --model <dir>", "checkpoint folder (config.json + safetensors)")
     .addOption(new Option("--tokens <ids>", "comma-separated token ids, e.g. 1,2,3").conflicts("tokensFile"))
     .option("--tokens-file <file>", "file of token ids separated by commas, spaces or newlines (or a JSON array)")
     .requiredOption("--out <file>", "where to write the dump (.safetensors)")
