@@ -15,6 +15,7 @@ import { ropeWithScaling } from "../generate/rope_scaling.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
 import { addKernelOptions, asUsageError, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 import type { ServedSession } from "../server/start.js";
 
 export interface SessionFlags extends KernelFlags {
@@ -74,6 +75,7 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
     if (!existsSync(dir)) throw new Error(`model folder ${o.model} does not exist; expected a checkpoint folder with config.json`);
     if (!statSync(dir).isDirectory()) throw new Error(`--model ${o.model} is not a folder; expected a checkpoint folder with config.json`);
     if (!existsSync(path.join(dir, "config.json"))) throw new Error(`${o.model} has no config.json; expected a Hugging Face checkpoint folder`);
+    await warnUnknownConfigKeys(path.join(dir, "config.json"));
   }
   const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await readJsonFile(path.join(dir, "config.json")), o.ropeScaling);
   const genFile = path.join(dir, "generation_config.json");

@@ -12,6 +12,7 @@ import type { WeightDType } from "../kernels/types.js";
 import { planCheckpoint, readConfigFile } from "../loading/checkpoint.js";
 import { countParameters, describeArchitecture, sequenceStateBytes, weightBytes } from "../loading/parameters.js";
 import { positiveInt } from "./options.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 
 export function register(program: Command): void {
   program
@@ -25,6 +26,7 @@ export function register(program: Command): void {
       if ((opts.model === undefined) === (opts.config === undefined)) {
         this.error("error: give exactly one of --model DIR or --config FILE", { exitCode: 2 });
       }
+      await warnUnknownConfigKeys(opts.model !== undefined ? path.join(opts.model, "config.json") : opts.config!);
       const info = opts.model !== undefined ? await fromModel(opts.model) : await fromConfig(opts.config!);
       const summary = summarize(info, opts.context);
       process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + "\n" : format(summary));

@@ -7,11 +7,13 @@
  * to a safetensors dump, atomically. `compare` checks such a dump against another runtime's.
  */
 import { promises as fsp } from "node:fs";
+import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { traceTokens, writeTraceDump } from "../model/trace_run.js";
 import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 
 interface TraceFlags extends KernelFlags {
   model: string;
@@ -39,6 +41,7 @@ export function register(program: Command): void {
     if (o.decodeFrom !== undefined && o.decodeFrom > tokens.length) {
       throw new Error(`--decode-from is ${o.decodeFrom}, expected at most the number of tokens (${tokens.length})`);
     }
+    await warnUnknownConfigKeys(path.join(o.model, "config.json"));
     const bar = progressBar("loading");
     const model = await loadModel(o.model, { ...kernelOptions(o), onProgress: bar.update });
     bar.done();

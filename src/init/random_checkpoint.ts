@@ -34,6 +34,15 @@ export interface InitOptions {
   maxShardBytes?: number;
   /** Called after each tensor with the bytes written so far and the total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Stops between tensors (the temporary folder is removed, nothing is left behind). */
+  signal?: AbortSignal;
+}
+
+/** Bytes `writeRandomCheckpoint` writes for a config: the BF16 weights plus the tokenizer files (headers aside). */
+export function randomCheckpointBytes(rawConfig: unknown): number {
+  const weights = expectedTensors(parseConfig(rawConfig, "config")).reduce((s, t) => s + 2 * count(t.shape), 0);
+  const tokenizer = ["tokenizer.json", "tokenizer_config.json"].reduce((s, f) => s + statSync(path.join(bundledTokenizerDir(), f)).size, 0);
+  return weights + tokenizer;
 }
 
 /**
@@ -79,6 +88,8 @@ async function writeFolder(raw: Record<string, unknown>, config: Qwen3NextConfig
     const file = shards.length === 1 ? "model.safetensors" : `model-${pad(s + 1)}-of-${pad(shards.length)}.safetensors`;
     const toWrite: TensorToWrite[] = [];
     for (const t of shards[s]) {
+      if (opts.signal) await new Promise((resolve) => setImmediate(resolve)); // let a signal handler run
+      if (opts.signal?.aborted) throw new Error("interrupted");
       const data = randomTensor(t, config, std, rng, normal);
       toWrite.push({ name: t.name, dtype: "BF16", shape: [...t.shape], data });
       weightMap[t.name] = file;
