@@ -114,17 +114,25 @@ function worst(shape: readonly number[], flat: number, x: Float64Array, y: Float
   return { index, token: shape.length >= 1 ? index[0] : null, a: x[flat], b: y[flat] };
 }
 
+/** Order of a layer's tensors: the mixer's internals as computed, its states, then the MLP's, then the layer output. */
+const LAYER_ORDER = [
+  "attention.q", "attention.k", "attention.gate", "attention.k_cache", "attention.v_cache", "attention.out",
+  "deltanet.conv", "deltanet.conv_state", "deltanet.g", "deltanet.beta", "deltanet.core", "deltanet.state", "deltanet.out",
+  "router.experts", "router.weights", "moe.shared", "moe.shared_gate", "moe.out", "mlp.out",
+];
+
 /**
- * Sort key putting dump tensors in computation order: input_ids; then per layer i (in order): its mixer state
- * (`deltanet.{i}.*`, any other `<kind>.{i}.*`), its router (`router.{i}.*`), its output `hidden.{i}`; then
+ * Sort key putting dump tensors in computation order: input_ids, embedding; then per layer i (in order) its
+ * tensors in LAYER_ORDER (other `<kind>.{i}.*` names after the known ones), its output `hidden.{i}`; then
  * final_hidden, logits, mtp_* and any other names alphabetically.
  */
 export function computationOrder(name: string): [number, number, number, string] {
   if (name === "input_ids") return [0, 0, 0, name];
+  if (name === "embedding") return [0, 1, 0, name];
   const m = /^([A-Za-z_]+)\.(\d+)(\..*)?$/.exec(name);
   if (m) {
-    const kind = m[1];
-    const sub = kind === "hidden" ? 3 : kind === "router" ? 2 : 1;
+    const known = LAYER_ORDER.indexOf(`${m[1]}${m[3] ?? ""}`);
+    const sub = m[1] === "hidden" ? LAYER_ORDER.length + 1 : known >= 0 ? known : LAYER_ORDER.length;
     return [1, Number(m[2]), sub, name];
   }
   if (name === "final_hidden") return [2, 0, 0, name];
