@@ -13,7 +13,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { traceTokens, writeTraceDump } from "../model/trace_run.js";
-import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, UsageError, type KernelFlags } from "./options.js";
+import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, UsageError, asUsageError, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
 
@@ -43,7 +43,7 @@ export function register(program: Command): void {
       throw new UsageError("no tokens given: pass --tokens 1,2,3 or --tokens-file FILE");
     }
     const tokens =
-      o.tokens !== undefined ? parseTokenIds(o.tokens, "--tokens") : parseTokenIds(await readText(o.tokensFile!), o.tokensFile!);
+      o.tokens !== undefined ? asUsageError(() => parseTokenIds(o.tokens!, "--tokens")) : parseTokenIds(await readText(o.tokensFile!), o.tokensFile!);
     const filter = { only: o.only?.split(",").map((p) => p.trim()).filter((p) => p !== ""), layers: o.layers === undefined ? undefined : parseLayers(o.layers) };
     if (o.decodeFrom !== undefined && o.decodeFrom > tokens.length) {
       throw new UsageError(`--decode-from is ${o.decodeFrom}, expected at most the number of tokens (${tokens.length})`);

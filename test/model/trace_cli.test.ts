@@ -39,15 +39,17 @@ describe("qwen3-next trace", () => {
 
   it("rejects bad token ids with one line and writes nothing", async () => {
     const out = path.join(dir, "bad.safetensors");
-    const cases: Array<[string[], RegExp]> = [
-      [["--tokens", "1,2,512"], /^qwen3-next: token id 512 is out of range, expected an integer in \[0, 512\)\n$/],
-      [["--tokens", "1,x"], /^qwen3-next: --tokens: "x" is not a token id, expected a non-negative integer\n$/],
-      [["--tokens", "1,2", "--decode-from", "3"], /^qwen3-next: --decode-from is 3, expected at most the number of tokens \(2\)\n$/],
-      [[], /^qwen3-next: no tokens given: pass --tokens 1,2,3 or --tokens-file FILE\n$/],
+    // Exit 2 for a mistake in the command line, 1 for what only running finds out (the model's vocabulary).
+    const cases: Array<[string[], RegExp, number]> = [
+      [["--tokens", "1,2,512"], /^qwen3-next: token id 512 is out of range, expected an integer in \[0, 512\)\n$/, 1],
+      [["--tokens", "1,x"], /^qwen3-next: --tokens: "x" is not a token id, expected a non-negative integer\n$/, 2],
+      [["--tokens", "1,2", "--decode-from", "3"], /^qwen3-next: --decode-from is 3, expected at most the number of tokens \(2\)\n$/, 2],
+      [[], /^qwen3-next: no tokens given: pass --tokens 1,2,3 or --tokens-file FILE\n$/, 2],
+      [["--tokens", "1,2", "--layers", "3-1"], /^qwen3-next: --layers: "3-1" is not a layer or a range, expected e.g. 0,3-5\n$/, 2],
     ];
-    for (const [extra, message] of cases) {
+    for (const [extra, message, code] of cases) {
       const r = await runCli(["trace", "--model", model, "--out", out, ...extra]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(code);
       expect(r.stderr).toMatch(message);
       expect(existsSync(out)).toBe(false);
     }
