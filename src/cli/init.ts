@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { Command } from "commander";
 import path from "node:path";
 import { readJsonFile } from "../io/json.js";
-import { randomCheckpointBytes, writeRandomCheckpoint } from "../init/random_checkpoint.js";
+import { checkOutDir, randomCheckpointBytes, writeRandomCheckpoint } from "../init/random_checkpoint.js";
 import { DEMO_CONFIG } from "../init/demo.js";
 import { finiteNumber, UsageError } from "./options.js";
 import { progressBar } from "./progress.js";
@@ -49,6 +49,7 @@ async function run(o: InitFlags): Promise<void> {
   const raw = o.config === "demo" ? DEMO_CONFIG : await readJsonFile(o.config);
   const bytes = randomCheckpointBytes(raw);
   const out = path.resolve(o.out);
+  checkOutDir(out);
   let parent = path.dirname(out);
   while (!existsSync(parent)) parent = path.dirname(parent);
   const fs = await statfs(parent);

@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
-import { parseTokenIds } from "./options.js";
+import { asUsageError, parseTokenIds, UsageError } from "./options.js";
 
 interface TokenizeFlags {
   text?: string;
@@ -30,7 +30,7 @@ export function register(program: Command): void {
 
 async function run(o: TokenizeFlags): Promise<void> {
   if ((o.text === undefined) === (o.decode === undefined)) {
-    throw new Error("give exactly one of --text TEXT or --decode IDS");
+    throw new UsageError("give exactly one of --text TEXT or --decode IDS");
   }
   const tok = await QwenTokenizer.load(o.model);
   if (o.decode !== undefined) {
@@ -48,7 +48,7 @@ async function run(o: TokenizeFlags): Promise<void> {
 
 /** The --decode ids, each below the tokenizer's vocabulary size. */
 function parseIds(list: string, vocabSize: number): number[] {
-  const ids = parseTokenIds(list, "--decode");
+  const ids = asUsageError(() => parseTokenIds(list, "--decode"));
   const outside = ids.find((id) => id >= vocabSize);
   if (outside !== undefined) throw new Error(`--decode: token id ${outside} is out of range, expected integers in [0, ${vocabSize})`);
   return ids;

@@ -38,6 +38,13 @@ export interface InitOptions {
   signal?: AbortSignal;
 }
 
+/** Throws when `outDir` exists and is not an empty folder. */
+export function checkOutDir(outDir: string): void {
+  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
+    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
+  }
+}
+
 /** Bytes `writeRandomCheckpoint` writes for a config: the BF16 weights plus the tokenizer files (headers aside). */
 export function randomCheckpointBytes(rawConfig: unknown): number {
   const weights = expectedTensors(parseConfig(rawConfig, "config")).reduce((s, t) => s + 2 * count(t.shape), 0);
@@ -51,9 +58,7 @@ export function randomCheckpointBytes(rawConfig: unknown): number {
  */
 export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, opts: InitOptions = {}): Promise<Qwen3NextConfig> {
   const config = parseConfig(rawConfig, "config");
-  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
-    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
-  }
+  checkOutDir(outDir);
   const tmp = `${outDir.replace(/[\\/]+$/, "")}.tmp-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
   try {
