@@ -3,7 +3,7 @@
  *                   [--only PATTERNS] [--layers LIST] [--precision f32|f64] [--decode-from N] [--backend ts|wasm]`
  *
  * Runs the model over the tokens and writes every module's output and the internals runtimes get wrong
- * (names and shapes in reference/README.md: embedding, attention.{i}.q/k/gate/k_cache/v_cache/out,
+ * (names and shapes in README.md, "Using it as an oracle": embedding, attention.{i}.q/k/gate/k_cache/v_cache/out,
  * deltanet.{i}.conv/conv_state/g/beta/core/state/out, router.{i}.*, moe.{i}.shared/shared_gate/out,
  * hidden.{i}, final_hidden, logits, mtp_logits) to a safetensors dump, atomically. `--only 'attention.*.q,hidden.*'`
  * and `--layers 0,3-5` keep it small. `compare` checks such a dump against another runtime's.

@@ -4,7 +4,7 @@
  * the model sets `layer` around each decoder layer and the trace inserts it (`attention.3.q`).
  * Row tensors ([tokens, ...]) grow across calls (prefill, then each decoded token); `whole`/`set` store a
  * tensor that each call replaces (states, caches). `only` / `layers` keep a dump small: what they exclude is
- * never copied. The names, with shapes, are listed in reference/README.md.
+ * never copied. The names, with shapes, are listed in README.md ("Using it as an oracle").
  */
 export type TraceKind = "float" | "int";
 
