@@ -2,7 +2,7 @@
  * config.json keys the parser does not know: a typo such as `num_hiden_layers` would otherwise be ignored in
  * silence, its value replaced by the default (48 layers), and the checkpoint blamed for the mismatch.
  */
-import { DEFAULTS } from "./config.js";
+import { QWEN3_NEXT_DEFAULTS as DEFAULTS } from "./config.js";
 
 /** Keys read by parseConfig or written by Hugging Face / the published Qwen3-Next configs (harmless to have). */
 const KNOWN = new Set<string>([
@@ -25,9 +25,13 @@ function distance(a: string, b: string): number {
   return prev[b.length];
 }
 
-/** One warning line per unknown top-level key of a config object, naming the closest known key when there is one. */
+/**
+ * One warning line per unknown top-level key of a Qwen3-Next config object, naming the closest known key when
+ * there is one. (Qwen3.5 configs, a multimodal wrapper around `text_config`, are not checked.)
+ */
 export function unknownConfigKeyWarnings(raw: unknown, where = "config.json"): string[] {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return [];
+  if ((raw as { model_type?: unknown }).model_type !== "qwen3_next") return [];
   return Object.keys(raw)
     .filter((k) => !KNOWN.has(k))
     .map((k) => {
