@@ -86,8 +86,12 @@ async function checkWritable(root: string): Promise<void> {
     // One level at a time: Node's recursive mkdir loops for ever under /proc.
     const missing: string[] = [];
     for (let p = root; !existsSync(p); p = path.dirname(p)) missing.unshift(p);
-    for (const p of missing) await mkdir(p);
-    const probe = path.join(root, `.write-test-${process.pid}`);
+    for (const p of missing) {
+      await mkdir(p).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "EEXIST") throw e; // another caller made it first
+      });
+    }
+    const probe = path.join(root, `.write-test-${process.pid}-${Math.random().toString(36).slice(2)}`);
     await writeFile(probe, "");
     await rm(probe, { force: true });
   } catch (e) {
