@@ -9,18 +9,38 @@
  *
  * The work starts at once and runs whether or not `events` is read (events are buffered), yielding to the
  * event loop between forward passes so that an abort signal (Ctrl-C) is seen between tokens.
+ *
+ * With `speculative`, each decode step drafts tokens with the model's MTP head and verifies them in one
+ * forward pass (src/generate/speculative.ts): the same tokens greedy, the same distribution sampling.
  */
 import type { Qwen3NextConfig } from "../config.js";
 import type { Vec } from "../kernels/types.js";
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "./sampler.js";
+import { roundDraftLength, speculativeRound, type SpeculationCounts, type SpeculativeLM } from "./speculative.js";
 import { StopStringText } from "./stop_strings.js";
 
 /** What generation needs of a model (Qwen3NextForCausalLM provides it). */
 export interface CausalLM<S extends { free(): void }> {
   readonly config: Qwen3NextConfig;
   newState(): S;
-  forward(tokens: readonly number[], state: S, opts: { lastOnly: true }): Vec;
+  forward(tokens: readonly number[], state: S, opts: { lastOnly: true; mtp?: boolean }): Vec;
+}
+
+/** Speculative decoding with the model's MTP head. */
+export interface SpeculativeOptions {
+  /** Tokens drafted per step (K >= 1). */
+  draftTokens: number;
+}
+
+/** Throws a one-line error unless `model` can run speculative decoding with `spec`. */
+export function checkSpeculative(model: { config: Qwen3NextConfig }, spec: SpeculativeOptions): void {
+  if (!(Number.isInteger(spec.draftTokens) && spec.draftTokens >= 1)) {
+    throw new Error(`draft tokens is ${spec.draftTokens}, expected an integer >= 1`);
+  }
+  if (model.config.mtp_num_hidden_layers === 0) {
+    throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
+  }
 }
 
 export interface GenerateOptions {
@@ -34,6 +54,8 @@ export interface GenerateOptions {
   onPrefillProgress?(done: number, total: number): void;
   /** Prompt tokens per prefill forward pass (bounds activation memory, paces progress). Default 512. */
   prefillChunk?: number;
+  /** Draft with the MTP head and verify (needs a model with one). */
+  speculative?: SpeculativeOptions;
 }
 
 export interface GenerateEvent {
@@ -57,6 +79,9 @@ export interface GenerateResult {
   tokensPerSecond: number;
   /** promptTokens / prefillSeconds. */
   prefillTokensPerSecond: number;
+  /** Speculative decoding: draft tokens proposed, and how many of them were accepted (both 0 without it). */
+  draftTokens: number;
+  acceptedTokens: number;
 }
 
 export interface Generation {
@@ -87,7 +112,7 @@ export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number)
 }
 
 export function generate<S extends { free(): void }>(
-  model: CausalLM<S>,
+  model: CausalLM<S> | (CausalLM<S> & SpeculativeLM<S>),
   tokenizer: QwenTokenizer,
   promptIds: readonly number[],
   opts: GenerateOptions,
@@ -100,6 +125,10 @@ export function generate<S extends { free(): void }>(
   }
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) {
     throw new Error(`max tokens is ${opts.maxTokens}, expected an integer >= 1`);
+  }
+  if (opts.speculative) {
+    checkSpeculative(model, opts.speculative);
+    if (!("draft" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
   }
   const sampler = new Sampler(opts.sampling);
   const queue = new EventQueue<GenerateEvent>();
@@ -118,7 +147,7 @@ export function generate<S extends { free(): void }>(
 }
 
 async function run<S extends { free(): void }>(
-  model: CausalLM<S>,
+  model: CausalLM<S> | (CausalLM<S> & SpeculativeLM<S>),
   tokenizer: QwenTokenizer,
   prompt: number[],
   opts: GenerateOptions,
@@ -133,6 +162,10 @@ async function run<S extends { free(): void }>(
   const tokens: number[] = [];
   let completionTokens = 0;
   let finishReason: GenerateResult["finishReason"] = "length";
+  const spec = opts.speculative && "draft" in model ? { model, K: opts.speculative.draftTokens } : null;
+  const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
+  const view = (logits: Vec) => logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length));
   const state = model.newState();
   const t0 = performance.now();
   let t1 = t0;
@@ -141,38 +174,44 @@ async function run<S extends { free(): void }>(
     for (let done = 0; done < prompt.length; ) {
       if (opts.signal?.aborted) break;
       const n = Math.min(chunk, prompt.length - done);
-      logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true });
+      logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true, mtp: spec !== null });
       done += n;
       opts.onPrefillProgress?.(done, prompt.length);
       await nextTurn();
     }
     t1 = performance.now();
-    let position = prompt.length;
-    while (logits !== null) {
+    // Tokens chosen and not yet handed out; the last of them is the next one to feed.
+    let chosen: number[] = logits === null ? [] : [sampler.sample(view(logits), tokens, prompt)];
+    if (logits === null) finishReason = "abort";
+    decode: while (chosen.length > 0) {
       if (opts.signal?.aborted) {
         finishReason = "abort";
         break;
       }
-      // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
-      const id = sampler.sample(logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length)), tokens, prompt);
-      completionTokens++;
-      if (stopIds.has(id)) {
-        finishReason = "stop";
-        break;
+      for (const id of chosen) {
+        completionTokens++;
+        if (stopIds.has(id)) {
+          finishReason = "stop";
+          break decode;
+        }
+        tokens.push(id);
+        const { emit: delta, stopped } = text.add(decoder.push(id));
+        emit({ token: id, text: delta });
+        if (stopped) {
+          finishReason = "stop";
+          break decode;
+        }
+        if (tokens.length >= opts.maxTokens || prompt.length + tokens.length >= limit) break decode;
       }
-      tokens.push(id);
-      const { emit: delta, stopped } = text.add(decoder.push(id));
-      emit({ token: id, text: delta });
-      if (stopped) {
-        finishReason = "stop";
-        break;
+      const id = chosen[chosen.length - 1];
+      if (spec) {
+        const K = roundDraftLength(spec.K, opts.maxTokens - tokens.length, limit - prompt.length - tokens.length + 1);
+        chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, prompt, counts);
+      } else {
+        chosen = [sampler.sample(view(model.forward([id], state, { lastOnly: true })), tokens, prompt)];
       }
-      if (tokens.length >= opts.maxTokens || position + 1 >= limit) break;
-      logits = model.forward([id], state, { lastOnly: true });
-      position++;
       await nextTurn();
     }
-    if (logits === null) finishReason = "abort";
   } finally {
     state.free();
   }
@@ -191,6 +230,8 @@ async function run<S extends { free(): void }>(
     decodeSeconds,
     tokensPerSecond: decodeSeconds > 0 ? completionTokens / decodeSeconds : 0,
     prefillTokensPerSecond: prefillSeconds > 0 ? prompt.length / prefillSeconds : 0,
+    draftTokens: counts.draftTokens,
+    acceptedTokens: counts.acceptedTokens,
   };
 }
 
