@@ -84,3 +84,83 @@ describe("speculative decoding (MTP), greedy", () => {
     );
   });
 });
+
+/** softmax(z / T) with top-k (0: all), penalties over `seen` (presence, frequency): computed here, not by the sampler. */
+function plainDistribution(z: ArrayLike<number>, temperature: number, topK: number, presence: number, frequency: number, seen: number[]): number[] {
+  const w = Array.from(z);
+  const counts = new Map<number, number>();
+  for (const t of seen) counts.set(t, (counts.get(t) ?? 0) + 1);
+  for (const [t, n] of counts) w[t] -= presence + frequency * n;
+  const order = w.map((_, i) => i).sort((a, b) => w[b] - w[a] || a - b);
+  const kept = new Set(topK > 0 ? order.slice(0, topK) : order);
+  const max = Math.max(...w);
+  const e = w.map((x, i) => (kept.has(i) ? Math.exp((x - max) / temperature) : 0));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / total);
+}
+
+/** The 1 - 1e-4 quantile of chi-square with df degrees of freedom (Wilson-Hilferty). */
+function chiSquareCritical(df: number): number {
+  const z = 3.719;
+  return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
+}
+
+describe("speculative decoding (MTP), sampling", () => {
+  it.each([
+    { name: "temperature 0.9", K: 1, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
+    { name: "K 2, top-k 3, penalties", K: 2, temperature: 1.2, top_k: 3, presence: 0.4, frequency: 0.3 },
+  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, temperature, top_k, presence, frequency }) => {
+    const V = 4;
+    const raw = fc.sample(tinyConfig, { seed: 7, numRuns: 1 })[0];
+    const cfg = parseTiny({ ...raw, vocab_size: V, mtp_num_hidden_layers: 1, num_hidden_layers: 2, full_attention_interval: 2 });
+    const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 7), createTsKernels("f64"));
+    const prompt = [1, 3, 0];
+    const sampling: SamplingParams = { temperature, top_k, top_p: 1, min_p: 0, presence_penalty: presence, frequency_penalty: frequency, repetition_penalty: 1 };
+    const n = 3; // tokens per run: the first is plain sampling's, the next ones come through drafts
+    // Expected probability of each sequence of n tokens, from the model's logits over every prefix.
+    const expected = new Map<string, number>();
+    const walk = (seq: number[], prob: number) => {
+      if (seq.length === n) return void expected.set(seq.join(","), prob);
+      const logits = model.forward([...prompt, ...seq], model.newState(), { lastOnly: true });
+      plainDistribution(logits, temperature, top_k, presence, frequency, seq).forEach((p, t) => p > 0 && walk([...seq, t], prob * p));
+    };
+    walk([], 1);
+    const runs = 3000;
+    const observed = new Map<string, number>();
+    let drafts = 0;
+    let accepted = 0;
+    for (let seed = 0; seed < runs; seed++) {
+      const r = await run(model, prompt, n, { ...sampling, seed }, K);
+      const key = r.tokens.join(",");
+      expect(expected.has(key), key).toBe(true);
+      observed.set(key, (observed.get(key) ?? 0) + 1);
+      drafts += r.draftTokens;
+      accepted += r.acceptedTokens;
+    }
+    // Both paths are exercised: some drafts accepted, some rejected (and resampled).
+    expect(accepted).toBeGreaterThan(0.1 * drafts);
+    expect(accepted).toBeLessThan(0.9 * drafts);
+    // Chi-square over the cells expected at least 5 times, the rest pooled.
+    let chi = 0;
+    let cells = 0;
+    let restE = 0;
+    let restO = 0;
+    for (const [key, p] of expected) {
+      const e = p * runs;
+      const o = observed.get(key) ?? 0;
+      if (e >= 5) {
+        chi += (o - e) ** 2 / e;
+        cells++;
+      } else {
+        restE += e;
+        restO += o;
+      }
+    }
+    if (restE > 0) {
+      chi += (restO - restE) ** 2 / restE;
+      cells++;
+    }
+    expect(cells).toBeGreaterThan(8);
+    expect(chi).toBeLessThan(chiSquareCritical(cells - 1));
+  });
+});
