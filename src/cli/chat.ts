@@ -11,7 +11,7 @@ import { Command } from "commander";
 import { checkPromptLength, generate } from "../generate/generate.js";
 import { StreamingOutputParser } from "../generate/output_parser.js";
 import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
-import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, speculationFromFlags, type SessionFlags } from "./generation_session.js";
 import { summary } from "./generate.js";
 import { TerminalWriter } from "./terminal.js";
 
@@ -32,6 +32,7 @@ export function register(program: Command): void {
 
 async function run(o: ChatFlags): Promise<void> {
   const s = await openSession(o);
+  const speculative = speculationFromFlags(o, s);
   const out = new TerminalWriter(process.stdout);
   const interactive = process.stdin.isTTY === true;
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
@@ -89,6 +90,7 @@ async function run(o: ChatFlags): Promise<void> {
       sampling: s.sampling,
       maxTokens: maxTokens(o, s),
       signal: current.signal,
+      speculative,
     });
     const parser = new StreamingOutputParser({ thinkingOpened });
     for await (const e of g.events) out.writeDeltas(parser.push(e.text));

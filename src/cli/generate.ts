@@ -10,7 +10,7 @@ import { Command } from "commander";
 import { generate, type GenerateResult } from "../generate/generate.js";
 import { parseAssistantOutput, StreamingOutputParser, type ParsedOutput } from "../generate/output_parser.js";
 import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
-import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, speculationFromFlags, type SessionFlags } from "./generation_session.js";
 import { progressBar } from "./progress.js";
 import { TerminalWriter } from "./terminal.js";
 
@@ -53,6 +53,7 @@ async function run(o: GenerateFlags): Promise<void> {
   };
   process.on("SIGINT", onSigint);
   const s = await openSession(o);
+  const speculative = speculationFromFlags(o, s);
   const messages: ChatMessage[] = [];
   if (o.system !== undefined) messages.push({ role: "system", content: o.system });
   messages.push({ role: "user", content: userText });
@@ -68,6 +69,7 @@ async function run(o: GenerateFlags): Promise<void> {
     stopStrings: o.stop,
     signal: abort.signal,
     onPrefillProgress: bar.update,
+    speculative,
   });
   const out = new TerminalWriter(process.stdout);
   const parser = o.raw ? null : new StreamingOutputParser({ thinkingOpened });
@@ -96,11 +98,12 @@ async function run(o: GenerateFlags): Promise<void> {
   if (r.finishReason === "abort") process.exitCode = 130;
 }
 
-/** One line for stderr: sizes, speeds, why it stopped. */
+/** One line for stderr: sizes, speeds, draft acceptance (speculative decoding), why it stopped. */
 export function summary(r: GenerateResult): string {
+  const drafts = r.draftTokens > 0 ? `drafts accepted ${r.acceptedTokens}/${r.draftTokens} (${((100 * r.acceptedTokens) / r.draftTokens).toFixed(0)}%); ` : "";
   return (
     `[${r.promptTokens} prompt tokens in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
-    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); finish: ${r.finishReason}]`
+    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); ${drafts}finish: ${r.finishReason}]`
   );
 }
 
@@ -119,6 +122,8 @@ function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
       decode_seconds: r.decodeSeconds,
       prefill_tokens_per_second: r.prefillTokensPerSecond,
       tokens_per_second: r.tokensPerSecond,
+      draft_tokens: r.draftTokens,
+      accepted_tokens: r.acceptedTokens,
     },
   };
 }

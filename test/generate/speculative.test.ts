@@ -105,6 +105,19 @@ function chiSquareCritical(df: number): number {
   return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
 }
 
+describe("speculative decoding (MTP), usage", () => {
+  it("refuses a model without an MTP head, and a draft length below 1, with one line", () => {
+    const raw = fc.sample(tinyConfig, { seed: 2, numRuns: 1 })[0];
+    const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 0 }), 2), createTsKernels("f64"));
+    const opts = (draftTokens: number) => ({ sampling: GREEDY, maxTokens: 4, speculative: { draftTokens } });
+    expect(() => generate(model, tok, [1, 2], opts(1))).toThrow(
+      "speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)",
+    );
+    const withMtp = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 1 }), 2), createTsKernels("f64"));
+    expect(() => generate(withMtp, tok, [1, 2], opts(0))).toThrow("draft tokens is 0, expected an integer >= 1");
+  });
+});
+
 describe("speculative decoding (MTP), sampling", () => {
   it.each([
     { name: "temperature 0.9", K: 1, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
