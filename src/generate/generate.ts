@@ -17,7 +17,7 @@ import type { Qwen3NextConfig } from "../config.js";
 import type { Vec } from "../kernels/types.js";
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "./sampler.js";
-import { roundDraftLength, speculativeRound, type SpeculationCounts, type SpeculativeLM } from "./speculative.js";
+import { AdaptiveDraftLength, roundDraftLength, speculativeRound, type SpeculationCounts, type SpeculativeLM } from "./speculative.js";
 import { StopStringText } from "./stop_strings.js";
 
 /** What generation needs of a model (Qwen3NextForCausalLM provides it). */
@@ -162,7 +162,7 @@ async function run<S extends { free(): void }>(
   const tokens: number[] = [];
   let completionTokens = 0;
   let finishReason: GenerateResult["finishReason"] = "length";
-  const spec = opts.speculative && "draft" in model ? { model, K: opts.speculative.draftTokens } : null;
+  const spec = opts.speculative && "draft" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens) } : null;
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
   const view = (logits: Vec) => logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length));
@@ -205,8 +205,9 @@ async function run<S extends { free(): void }>(
       }
       const id = chosen[chosen.length - 1];
       if (spec) {
-        const K = roundDraftLength(spec.K, opts.maxTokens - tokens.length, limit - prompt.length - tokens.length + 1);
+        const K = roundDraftLength(spec.K.next(), opts.maxTokens - tokens.length, limit - prompt.length - tokens.length + 1);
         chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, prompt, counts);
+        spec.K.update(K, chosen.length - 1);
       } else {
         chosen = [sampler.sample(view(model.forward([id], state, { lastOnly: true })), tokens, prompt)];
       }

@@ -15,6 +15,11 @@
  *                  al. 2023, Chen et al. 2023);
  *   4. rollback: the verify step is cut back to the a + 1 tokens kept (y, d_1 .. d_a), and their final
  *              hidden states go to the MTP head, so every cache holds exactly the accepted tokens.
+ *
+ * Draft length (`AdaptiveDraftLength`): after a round in which no draft was accepted, the next rounds are
+ * plain decode steps (1, 2, 4 ... up to 32 of them, doubling while drafts keep failing; any acceptance
+ * resets it). A plain step still hands its hidden state to the MTP head, which runs the waiting pairs in one
+ * batch at the next draft. So a sequence whose drafts are never right pays a draft about once every 33 steps.
  */
 import type { Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
@@ -31,6 +36,32 @@ export interface SpeculativeLM<S> {
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
 export type LogitsView = (logits: Vec) => Vec;
+
+/** Rounds of plain decoding after drafts fail, at most. */
+export const MAX_BACKOFF = 32;
+
+/** A sequence's draft length per round: K, backing off exponentially after rounds with nothing accepted. */
+export class AdaptiveDraftLength {
+  private skip = 0;
+  private backoff = 0;
+  constructor(readonly K: number) {}
+
+  /** Draft tokens for the next round (0: a plain step). */
+  next(): number {
+    if (this.skip > 0) {
+      this.skip--;
+      return 0;
+    }
+    return this.K;
+  }
+
+  /** After a round with `drafted` drafts of which `accepted` were accepted. */
+  update(drafted: number, accepted: number): void {
+    if (drafted === 0) return;
+    if (accepted > 0) this.backoff = 0;
+    else this.skip = this.backoff = Math.min(MAX_BACKOFF, Math.max(1, 2 * this.backoff));
+  }
+}
 
 /** The longest draft a round may use: K, less when fewer tokens are wanted or fit in the context. */
 export function roundDraftLength(K: number, tokensLeft: number, contextLeft: number): number {
@@ -139,7 +170,10 @@ export function finishRound<S>(
   return tokens;
 }
 
-/** One whole round for a single sequence (generate's loop): draft, verify in one step, accept, roll back. */
+/**
+ * One whole round for a single sequence (generate's loop): draft, verify in one step, accept, roll back;
+ * with K = 0 a plain step whose hidden state goes to the MTP head.
+ */
 export function speculativeRound<S>(
   model: SpeculativeLM<S>,
   state: S,
@@ -151,6 +185,11 @@ export function speculativeRound<S>(
   prompt: readonly number[],
   counts: SpeculationCounts,
 ): number[] {
+  if (K === 0) {
+    const { logits, hidden } = model.step([{ tokens: [next], state }]);
+    model.observeMtp(hidden, [next], state);
+    return [sampler.sample(view(logits), history, prompt)];
+  }
   const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt);
   const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
   return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts);

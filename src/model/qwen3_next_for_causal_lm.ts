@@ -27,6 +27,9 @@ export interface ForwardOptions {
   onProgress?: (layersDone: number, layers: number) => void;
 }
 
+/** Hidden states left waiting for the MTP head at most (see observeMtp). */
+const MTP_MAX_WAITING = 64;
+
 /** A row of `step`: tokens continuing one sequence. */
 export interface StepRow {
   tokens: readonly number[];
@@ -131,7 +134,10 @@ export class Qwen3NextForCausalLM {
 
   /** Passes `hidden` [T, H] (the final hidden states of `tokens`, just run) to the MTP head (see Qwen3NextMTP). */
   observeMtp(hidden: Vec, tokens: readonly number[], state: SequenceState): void {
-    this.requireMtp().observe(hidden, tokens, state);
+    const mtp = this.requireMtp();
+    mtp.observe(hidden, tokens, state);
+    // Plain steps between drafts leave hidden states waiting; past a bound they run in one batch.
+    if (state.mtpPending!.rows > MTP_MAX_WAITING) mtp.run(this, state, this.ws);
   }
 
   /**

@@ -23,7 +23,7 @@ import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import type { Sampler } from "../generate/sampler.js";
-import { draftTokens, finishRound, roundDraftLength, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
+import { AdaptiveDraftLength, draftTokens, finishRound, roundDraftLength, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
 export interface SchedulableState extends FreeableState {
@@ -98,12 +98,16 @@ export class Sequence<S extends SchedulableState = SchedulableState> {
   prefilled = 0;
   /** Speculative decoding: draft tokens verified and accepted so far. */
   readonly speculation: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  /** Speculative decoding: the draft length of each step (absent: plain decoding). */
+  readonly draftLength: AdaptiveDraftLength | undefined;
   cancelled = false;
   done = false;
   constructor(
     readonly request: SequenceRequest,
     private readonly onCancel: (seq: Sequence<S>) => void,
-  ) {}
+  ) {
+    this.draftLength = request.draftTokens ? new AdaptiveDraftLength(request.draftTokens) : undefined;
+  }
 
   cancel(): void {
     if (this.done || this.cancelled) return;
@@ -320,8 +324,9 @@ export class Scheduler<S extends SchedulableState> {
         const spec = this.spec;
         const rows = batch.map((seq) => {
           const req = seq.request;
-          if (!req.draftTokens) return { tokens: [seq.next], state: seq.state! };
-          const K = roundDraftLength(req.draftTokens, req.maxTokens - seq.generated.length, Infinity);
+          if (!seq.draftLength) return { tokens: [seq.next], state: seq.state! };
+          const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
+          if (K === 0) return { tokens: [seq.next], state: seq.state! }; // a plain step, seen by the MTP head below
           const d = draftTokens(spec, seq.state!, seq.next, K, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt);
           drafts.set(seq, d);
           return { tokens: [seq.next, ...d.tokens], state: seq.state!, verify: true };
@@ -339,6 +344,15 @@ export class Scheduler<S extends SchedulableState> {
       row += 1 + (d?.tokens.length ?? 0);
       if (seq.done || seq.cancelled) continue;
       if (!d) {
+        if (seq.draftLength) {
+          const H = this.model.config.hidden_size;
+          try {
+            this.spec!.observeMtp(hidden!.subarray(first * H, (first + 1) * H), [seq.next], seq.state!);
+          } catch (err) {
+            this.finish(seq, "error", asError(err));
+            continue;
+          }
+        }
         this.emit(seq, logits.subarray(first * V, (first + 1) * V));
         continue;
       }
@@ -347,6 +361,7 @@ export class Scheduler<S extends SchedulableState> {
         const tokens = finishRound(this.spec!, seq.state!, seq.next, d, { logits, hidden: hidden!, first }, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt, seq.speculation);
         this.totals.draftTokens += d.tokens.length;
         this.totals.acceptedTokens += tokens.length - 1;
+        seq.draftLength!.update(d.tokens.length, tokens.length - 1);
         // A sequence cancelled from inside onToken gets no further token (as in plain decoding, one step later).
         for (const token of tokens) if (!this.deliver(seq, token) || seq.cancelled) break;
       } catch (err) {

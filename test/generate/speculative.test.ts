@@ -120,16 +120,15 @@ describe("speculative decoding (MTP), usage", () => {
 
 describe("speculative decoding (MTP), sampling", () => {
   it.each([
-    { name: "temperature 0.9", K: 1, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
-    { name: "K 2, top-k 3, penalties", K: 2, temperature: 1.2, top_k: 3, presence: 0.4, frequency: 0.3 },
-  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, temperature, top_k, presence, frequency }) => {
-    const V = 4;
+    { name: "K 1, temperature 0.9", K: 1, V: 4, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
+    { name: "K 2, top-k 2, penalties", K: 2, V: 3, temperature: 1.2, top_k: 2, presence: 0.4, frequency: 0.3 },
+  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency }) => {
     const raw = fc.sample(tinyConfig, { seed: 7, numRuns: 1 })[0];
     const cfg = parseTiny({ ...raw, vocab_size: V, mtp_num_hidden_layers: 1, num_hidden_layers: 2, full_attention_interval: 2 });
     const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 7), createTsKernels("f64"));
-    const prompt = [1, 3, 0];
+    const prompt = [1, 2, 0];
     const sampling: SamplingParams = { temperature, top_k, top_p: 1, min_p: 0, presence_penalty: presence, frequency_penalty: frequency, repetition_penalty: 1 };
-    const n = 3; // tokens per run: the first is plain sampling's, the next ones come through drafts
+    const n = K + 2; // tokens per run: the first is plain sampling's, then K drafts (or resamples) and one more
     // Expected probability of each sequence of n tokens, from the model's logits over every prefix.
     const expected = new Map<string, number>();
     const walk = (seq: number[], prob: number) => {

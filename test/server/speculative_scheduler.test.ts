@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
-import { roundDraftLength, speculativeRound, type SpeculationCounts } from "../../src/generate/speculative.js";
+import { AdaptiveDraftLength, roundDraftLength, speculativeRound, type SpeculationCounts } from "../../src/generate/speculative.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import type { SequenceState } from "../../src/model/state.js";
@@ -35,6 +35,7 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
   const out: number[] = [];
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   const view = (z: Float32Array | Float64Array) => z;
+  const draftLength = new AdaptiveDraftLength(K);
   let chosen = [sampler.sample(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }), out, prompt)];
   for (;;) {
     for (const t of chosen) {
@@ -42,10 +43,11 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
       if (out.length >= maxTokens) return state.free(), out;
     }
     const y = out[out.length - 1];
-    chosen =
-      K > 0
-        ? speculativeRound(model, state, y, roundDraftLength(K, maxTokens - out.length, Infinity), sampler, view, out, prompt, counts)
-        : [sampler.sample(model.forward([y], state, { lastOnly: true }), out, prompt)];
+    if (K > 0) {
+      const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
+      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
+      draftLength.update(k, chosen.length - 1);
+    } else chosen = [sampler.sample(model.forward([y], state, { lastOnly: true }), out, prompt)];
   }
 }
 
