@@ -11,7 +11,7 @@
  * Every sequence owns its sampler (and so its seeded random stream), and the logits row it samples
  * from depends only on its own tokens, so its output is the one it would get alone.
  *
- * Speculative decoding (`speculative`): a sequence that asks for drafts gets them from the MTP head before
+ * Speculative decoding (`draftTokens`): a sequence that asks for drafts gets them from the MTP head before
  * the batched step, and its row in that step is [next token, drafts...] as a verify step; it then keeps the
  * accepted drafts plus one token of the model's (src/generate/speculative.ts) and is rolled back to them.
  * Plain and speculative sequences share the one batched step. Every prefill feeds the MTP head, so every
