@@ -17,9 +17,10 @@
  *              hidden states go to the MTP head, so every cache holds exactly the accepted tokens.
  *
  * Draft length (`AdaptiveDraftLength`): after a round in which no draft was accepted, the next rounds are
- * plain decode steps (1, 2, 4 ... up to 32 of them, doubling while drafts keep failing; any acceptance
- * resets it). A plain step still hands its hidden state to the MTP head, which runs the waiting pairs in one
- * batch at the next draft. So a sequence whose drafts are never right pays a draft about once every 33 steps.
+ * plain decode steps (1, 2, 4 ... up to 32 of them, doubling while drafts keep failing), then a probe with
+ * one draft; any acceptance returns to K. A plain step still hands its hidden state to the MTP head, which
+ * runs the waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence
+ * whose drafts are never right pays one draft about every 33 steps, plus the MTP layer over its tokens.
  */
 import type { Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
@@ -40,7 +41,11 @@ export type LogitsView = (logits: Vec) => Vec;
 /** Rounds of plain decoding after drafts fail, at most. */
 export const MAX_BACKOFF = 32;
 
-/** A sequence's draft length per round: K, backing off exponentially after rounds with nothing accepted. */
+/**
+ * A sequence's draft length per round: K; after a round with nothing accepted, plain steps (1, 2, 4 ... up to
+ * MAX_BACKOFF, doubling while drafts keep failing) and then a probe with a single draft; any acceptance
+ * returns to K.
+ */
 export class AdaptiveDraftLength {
   private skip = 0;
   private backoff = 0;
@@ -52,7 +57,7 @@ export class AdaptiveDraftLength {
       this.skip--;
       return 0;
     }
-    return this.K;
+    return this.backoff > 0 ? 1 : this.K;
   }
 
   /** After a round with `drafted` drafts of which `accepted` were accepted. */

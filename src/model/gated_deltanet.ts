@@ -139,7 +139,7 @@ export class Qwen3NextGatedDeltaNet {
       if (seg.verify) {
         const r = states[s].verify!.rows;
         for (const [name, width] of [["q", Hk * dk], ["k", Hk * dk], ["v", Hv * dv], ["g", Hv], ["beta", Hv]] as const) {
-          r[name].set(rows(args[name], width).subarray(0, seg.T * width));
+          r[name].set(args[name].subarray(0, seg.T * width)); // args are this segment's rows already
         }
       }
       if (seg.T > 1 && !seg.verify) k.deltaRuleChunked(args, DELTA_RULE_CHUNK);

@@ -1,6 +1,6 @@
 /**
- * Rollback after a speculative verify step: whatever the drafts and however many tokens are kept, the
- * sequence's state (DeltaNet conv and recurrent states, KV caches, position, the MTP head's caches and
+ * Rollback after a speculative verify step (alone, or batched behind another sequence's rows): whatever the
+ * drafts and however many tokens are kept, the sequence's state (DeltaNet conv and recurrent states, KV caches, position, the MTP head's caches and
  * waiting hidden states) equals the state of a plain run that fed only the kept tokens, one per step.
  */
 import fc from "fast-check";
@@ -46,7 +46,8 @@ describe("speculative rollback", () => {
         fc.constantFrom(0, 1, 2),
         fc.integer({ min: 1, max: 6 }),
         fc.array(fc.record({ K: fc.integer({ min: 0, max: 5 }), keepFrac: fc.double({ min: 0, max: 1, noNaN: true }) }), { minLength: 1, maxLength: 5 }),
-        (raw, seed, mtpLayers, promptLength, rounds) => {
+        fc.boolean(),
+        (raw, seed, mtpLayers, promptLength, rounds, batched) => {
           const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: mtpLayers }), seed, "BF16"), createTsKernels("f64"));
           const V = model.config.vocab_size;
           const rand = rng(seed ^ 0xabc);
@@ -55,6 +56,8 @@ describe("speculative rollback", () => {
           const useMtp = mtpLayers > 0;
           const spec = model.newState();
           const plain = model.newState();
+          const other = batched ? model.newState() : null;
+          if (other) model.forward([id(), id()], other);
           model.forward(prompt, spec, { mtp: useMtp });
           // The plain run feeds one token per step from here on, so its delta rule is the recurrent step too.
           model.forward(prompt, plain, { mtp: useMtp });
@@ -64,9 +67,13 @@ describe("speculative rollback", () => {
             const keep = 1 + Math.min(K, Math.floor(keepFrac * (K + 1)));
             if (useMtp) expect(model.draft(spec, y, K, (_, j) => drafts[j])).toEqual(drafts);
             const fed = [y, ...drafts];
-            const { hidden } = model.step([{ tokens: fed, state: spec, verify: true }]);
+            // The verify step is batched behind another sequence's rows (as in the server) when `other` is set.
+            const rows = other ? [{ tokens: [id(), id()].slice(0, 1 + (K % 2)), state: other }, { tokens: fed, state: spec, verify: true }] : [{ tokens: fed, state: spec, verify: true }];
+            const { hidden } = model.step(rows);
+            const first = rows.length === 2 ? rows[0].tokens.length : 0;
             model.rollback(spec, K + 1, keep);
-            if (useMtp) model.observeMtp(hidden.subarray(0, keep * model.config.hidden_size), fed.slice(0, keep), spec);
+            const H = model.config.hidden_size;
+            if (useMtp) model.observeMtp(hidden.subarray(first * H, (first + keep) * H), fed.slice(0, keep), spec);
             for (const t of fed.slice(0, keep)) model.forward([t], plain, { mtp: useMtp });
             expectSameState(model, spec, plain);
             y = id();
