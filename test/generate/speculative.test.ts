@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateResult } from "../../src/generate/generate.js";
+import { AdaptiveDraftLength, MAX_BACKOFF } from "../../src/generate/speculative.js";
 import type { SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { WeightDType } from "../../src/kernels/types.js";
@@ -104,6 +105,28 @@ function chiSquareCritical(df: number): number {
   const z = 3.719;
   return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
 }
+
+describe("adaptive draft length", () => {
+  it("backs off 1, 2, 4 .. 32 plain steps while drafts fail, probes with one draft, and returns to K on an acceptance", () => {
+    const d = new AdaptiveDraftLength(3);
+    const lengths: number[] = [];
+    for (let round = 0; round < 140; round++) {
+      const k = d.next();
+      lengths.push(k);
+      d.update(k, 0); // nothing ever accepted
+    }
+    const probes = lengths.flatMap((k, i) => (k > 0 ? [i] : []));
+    // A probe, then 1, 2, 4, 8, 16, 32, 32 plain steps between probes.
+    expect(probes).toEqual([0, 2, 5, 10, 19, 36, 69, 102, 135]);
+    expect(probes.map((i) => lengths[i])).toEqual([3, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
+    let k = d.next();
+    while (k === 0) k = d.next();
+    expect(k).toBe(1);
+    d.update(k, 1); // the next probe is accepted
+    expect(d.next()).toBe(3);
+  });
+});
 
 describe("speculative decoding (MTP), usage", () => {
   it("refuses a model without an MTP head, and a draft length below 1, with one line", () => {
