@@ -308,12 +308,28 @@ export class Scheduler<S extends SchedulableState> {
    * token and its drafts as a verify step.
    */
   private decodeStep(): void {
-    const batch = this.active.slice();
+    let batch = this.active.slice();
     this.largestBatch = Math.max(this.largestBatch, batch.length);
     const V = this.model.config.vocab_size;
     const drafts = new Map<Sequence<S>, Drafts>();
     let logits: Vec;
     let hidden: Vec | undefined;
+    if (this.spec !== null) {
+      // Drafts first, each sequence on its own: one that fails to draft ends alone, not the whole batch.
+      for (const seq of batch) {
+        const req = seq.request;
+        if (!seq.draftLength) continue;
+        // K = 0: a plain step, whose hidden state goes to the MTP head below.
+        const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
+        try {
+          if (K > 0) drafts.set(seq, draftTokens(this.spec, seq.state!, seq.next, K, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt));
+        } catch (err) {
+          this.finish(seq, "error", asError(err));
+        }
+      }
+      batch = batch.filter((seq) => !seq.done);
+      if (batch.length === 0) return;
+    }
     try {
       if (this.spec === null) {
         logits = this.model.decodeBatch(
@@ -321,17 +337,11 @@ export class Scheduler<S extends SchedulableState> {
           batch.map((s) => s.state!),
         );
       } else {
-        const spec = this.spec;
         const rows = batch.map((seq) => {
-          const req = seq.request;
-          if (!seq.draftLength) return { tokens: [seq.next], state: seq.state! };
-          const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
-          if (K === 0) return { tokens: [seq.next], state: seq.state! }; // a plain step, seen by the MTP head below
-          const d = draftTokens(spec, seq.state!, seq.next, K, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt);
-          drafts.set(seq, d);
-          return { tokens: [seq.next, ...d.tokens], state: seq.state!, verify: true };
+          const d = drafts.get(seq);
+          return d ? { tokens: [seq.next, ...d.tokens], state: seq.state!, verify: true } : { tokens: [seq.next], state: seq.state! };
         });
-        ({ logits, hidden } = spec.step(rows));
+        ({ logits, hidden } = this.spec.step(rows));
       }
     } catch (err) {
       for (const seq of batch) this.finish(seq, "error", asError(err));
