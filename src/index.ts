@@ -34,8 +34,10 @@ export { router } from "./kernels/ts/router.js";
 // The model
 export { loadModel } from "./model/load.js";
 export type { LoadModelOptions } from "./model/load.js";
-export { Qwen3NextForCausalLM } from "./model/qwen3_next_for_causal_lm.js";
-export type { ForwardOptions } from "./model/qwen3_next_for_causal_lm.js";
+export { Qwen3NextForCausalLM, qwen3NextParams, listParams } from "./model/qwen3_next_for_causal_lm.js";
+export type { ForwardOptions, Qwen3NextParams } from "./model/qwen3_next_for_causal_lm.js";
+export { recordParams, weightParams } from "./model/params.js";
+export type { ParamDecl, Params } from "./model/params.js";
 export { SequenceState, KVCache, DeltaNetState } from "./model/state.js";
 export type { WeightSource } from "./model/weights.js";
 // RoPE: inverse frequencies (default, linear, YaRN) and cos/sin
@@ -60,6 +62,10 @@ export type { SafetensorsTensor, SafetensorsHeader, TensorInfo, TensorToWrite } 
 export { loadCheckpoint, planCheckpoint, readConfigFile, typedArrayAllocator } from "./loading/checkpoint.js";
 export type { LoadedCheckpoint, LoadOptions, WeightAllocator } from "./loading/checkpoint.js";
 export { expectedTensors } from "./loading/expected.js";
+export { QWEN3_NEXT_SAFETENSORS, QWEN3_5_SAFETENSORS, safetensorsLayout, STORED_ONE_PLUS_W, STORED_NEG_EXP } from "./loading/layout.js";
+export type { CheckpointLayout, Spelling, StoredTransform } from "./loading/layout.js";
+export { planWeights, readWeights, CheckpointError } from "./loading/plan.js";
+export type { PlannedWeight, StoredTensor, TensorStore, WeightsPlan } from "./loading/plan.js";
 export { countParameters, weightBytes, sequenceStateBytes } from "./loading/parameters.js";
 export type { ParameterCounts, SequenceStateBytes } from "./loading/parameters.js";
 export { compareFiles, compareValues } from "./io/compare-dumps.js";

@@ -16,8 +16,12 @@ import { rotaryDim } from "../src/config.js";
 import { maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, type RefTensor } from "./helpers/reference.js";
 
 const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
-/** The shipped fixtures, then two made by reference/generate.py with transformers (other shapes). */
-const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied"];
+/**
+ * The shipped fixtures, then two made by reference/generate.py with transformers (other shapes), then a Qwen3.5
+ * checkpoint (nested text_config, `model.language_model.*`, split DeltaNet projections, dense SwiGLU, a vision
+ * tower to skip, tied, MTP).
+ */
+const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied", "qwen35-dense-mtp-tied"];
 
 /** Every expected tensor (except the input ids) matches the trace: ids exactly, floats within tol. */
 function expectTraceMatches(trace: Trace, expected: Map<string, RefTensor>, tol: number): void {
@@ -80,6 +84,17 @@ describe.each(MODELS)("fixture %s", (name) => {
 });
 
 describe("config of the fixtures", () => {
+  it("the Qwen3.5 fixture loads as a Qwen3.5 model with MTP, skipping its vision tower with a note", async () => {
+    const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied"));
+    expect(ckpt.config.model_type).toBe("qwen3_5");
+    expect(ckpt.config.deltanet_projections).toEqual({ qkvz: "split", ba: "split" });
+    expect(ckpt.config.mtp_num_hidden_layers).toBe(1);
+    expect(ckpt.notes).toHaveLength(1);
+    expect(ckpt.notes[0]).toMatch(/^skipped the vision tower \(\d+ tensors under model\.visual\.\*\)/);
+    const { tensors } = await readReference("qwen35-dense-mtp-tied/expected.safetensors");
+    expect(tensors.has("mtp_logits")).toBe(true);
+  });
+
   it("has MTP in one model and not the other", async () => {
     const { tensors } = await readReference("tiny-moe-mtp/expected.safetensors");
     expect(tensors.has("mtp_logits")).toBe(true);

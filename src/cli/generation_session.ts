@@ -94,9 +94,11 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
   const defaults = defaultSamplingParams(existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
   const sampling = samplingFromFlags(defaults, o);
   const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
+  const notes: string[] = [];
   const bar = progressBar("loading weights");
-  const model = await loadModel(dir, { ...kernelOptions(o), rope, onProgress: bar.update });
+  const model = await loadModel(dir, { ...kernelOptions(o), rope, onProgress: bar.update, onNote: (n) => notes.push(n) });
   bar.done();
+  for (const n of notes) process.stderr.write(`note: ${n}\n`);
   return { dir, isDemo, model, tokenizer, template, sampling };
 }
 

@@ -42,11 +42,12 @@ interface Source {
 
 async function fromModel(dir: string): Promise<Source> {
   const plan = await planCheckpoint(dir);
-  await plan.files.close();
+  await plan.store.close();
   const weightBytes: Partial<Record<WeightDType, number>> = {};
   for (const w of plan.weights) weightBytes[w.dtype] = (weightBytes[w.dtype] ?? 0) + w.byteLength;
-  const files = plan.files.files.length;
-  const notes = plan.mtpDropped ? ["config.json asks for an MTP head but the checkpoint has no mtp.* tensor: described without it"] : [];
+  const files = plan.store.files.length;
+  const notes = [...plan.notes];
+  if (plan.mtpDropped) notes.push("config.json asks for an MTP head but the checkpoint has no mtp.* tensor: described without it");
   return { what: `${dir} (config.json + ${files} safetensors file${files === 1 ? "" : "s"})`, config: plan.config, weightBytes, weightsFrom: "safetensors headers", notes };
 }
 

@@ -1,7 +1,8 @@
 /**
- * `qwen3-next init --config C --out DIR [--seed S]`: a random-weight checkpoint in the published layout
- * (BF16, one tensor per expert, `mtp.*` when configured, config.json, generation_config.json, the bundled
- * Qwen3 tokenizer), for demos and tests. `--config demo` writes the built-in demo model's config.
+ * `qwen3-next init --config C --out DIR [--seed S]`: a random-weight checkpoint in its family's published layout
+ * (BF16; Qwen3-Next one tensor per expert, Qwen3.5 under `model.language_model.*` with fused experts; `mtp.*`
+ * when configured, config.json, generation_config.json, the bundled Qwen3 tokenizer), for demos and tests.
+ * `--config demo` writes the built-in demo model's config.
  */
 import { Command } from "commander";
 import path from "node:path";
@@ -20,7 +21,7 @@ interface InitFlags {
 export function register(program: Command): void {
   program
     .command("init")
-    .description("write a random-weight checkpoint for a config (published layout, BF16, with tokenizer files)")
+    .description("write a random-weight checkpoint for a config (Qwen3-Next or Qwen3.5, published layout, BF16, with tokenizer files)")
     .requiredOption("--config <file>", 'a config.json to instantiate, or "demo" for the built-in demo model')
     .requiredOption("--out <dir>", "the folder to create (must not exist or be empty)")
     .option("--seed <n>", "random seed (the same seed gives the same weights)", finiteNumber("--seed"), 0)

@@ -39,9 +39,11 @@ export function register(program: Command): void {
     if (o.decodeFrom !== undefined && o.decodeFrom > tokens.length) {
       throw new Error(`--decode-from is ${o.decodeFrom}, expected at most the number of tokens (${tokens.length})`);
     }
+    const notes: string[] = [];
     const bar = progressBar("loading");
-    const model = await loadModel(o.model, { ...kernelOptions(o), onProgress: bar.update });
+    const model = await loadModel(o.model, { ...kernelOptions(o), onProgress: bar.update, onNote: (n) => notes.push(n) });
     bar.done();
+    for (const n of notes) process.stderr.write(`note: ${n}\n`);
     const prefill = progressBar("prefill", "layers");
     const run = traceTokens(model, tokens, o.decodeFrom, prefill.update);
     prefill.done();

@@ -4,6 +4,7 @@
  *   u = fc([pre_fc_norm_embedding(embed(x_{t+1})) | pre_fc_norm_hidden(h_t)])
  *   u = mtp.layers.0(u)      (a full-attention decoder layer over the MTP sequence, own KV cache, position t)
  *   out = norm(u)            (then the shared lm_head gives logits for token t+2)
+ * Parameters: fc.weight [H, 2H], pre_fc_norm_embedding.weight, pre_fc_norm_hidden.weight, norm.weight [H], layers.{j}.*.
  *
  * Pairing: the main model hands every final hidden state it computes to `observe`; a pair runs once its next
  * token is known (`run`, or `draft` with the token just chosen). So the MTP cache holds one row per pair
@@ -16,11 +17,26 @@
  */
 import type { Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
-import { Qwen3NextDecoderLayer } from "./decoder_layer.js";
+import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
+import type { Params } from "./params.js";
 import type { Qwen3NextModel } from "./qwen3_next_model.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import type { KVCache, SequenceState } from "./state.js";
-import { param, type WeightSource, type Workspace } from "./weights.js";
+import type { Workspace } from "./weights.js";
+
+/** The parameters of the MTP head under `p` (`mtp`). */
+export function mtpParams<W>(p: Params<W>, c: Qwen3NextConfig) {
+  const H = c.hidden_size;
+  return {
+    fc: p.param("fc.weight", H, 2 * H),
+    pre_fc_norm_embedding: p.param("pre_fc_norm_embedding.weight", H),
+    pre_fc_norm_hidden: p.param("pre_fc_norm_hidden.weight", H),
+    // MTP layer j is a full-attention layer whose MLP kind follows the main-model rule for index j (as vLLM).
+    layers: Array.from({ length: c.mtp_num_hidden_layers }, (_, j) => decoderLayerParams(p.at(`layers.${j}`), c, "full_attention", j)),
+    norm: p.param("norm.weight", H),
+  };
+}
+export type MtpParams<W> = ReturnType<typeof mtpParams<W>>;
 
 /** What the head shares with the main model: the embedding and the lm_head. */
 export interface MtpHost {
@@ -35,18 +51,13 @@ export class Qwen3NextMTP {
   readonly layers: Qwen3NextDecoderLayer[];
   readonly norm: Qwen3NextRMSNorm;
 
-  constructor(private readonly k: Kernels, src: WeightSource, private readonly cfg: Qwen3NextConfig) {
-    const H = cfg.hidden_size;
+  constructor(private readonly k: Kernels, w: MtpParams<Weight>, private readonly cfg: Qwen3NextConfig) {
     const eps = cfg.rms_norm_eps;
-    this.pre_fc_norm_embedding = new Qwen3NextRMSNorm(k, src, "mtp.pre_fc_norm_embedding.weight", H, eps);
-    this.pre_fc_norm_hidden = new Qwen3NextRMSNorm(k, src, "mtp.pre_fc_norm_hidden.weight", H, eps);
-    this.fc = param(src, "mtp.fc.weight", [H, 2 * H]);
-    // MTP layer j is a full-attention layer whose MLP kind follows the main-model rule for index j (as vLLM).
-    this.layers = Array.from(
-      { length: cfg.mtp_num_hidden_layers },
-      (_, j) => new Qwen3NextDecoderLayer(k, src, `mtp.layers.${j}`, cfg, "full_attention", j, null),
-    );
-    this.norm = new Qwen3NextRMSNorm(k, src, "mtp.norm.weight", H, eps);
+    this.pre_fc_norm_embedding = new Qwen3NextRMSNorm(k, w.pre_fc_norm_embedding, eps);
+    this.pre_fc_norm_hidden = new Qwen3NextRMSNorm(k, w.pre_fc_norm_hidden, eps);
+    this.fc = w.fc;
+    this.layers = w.layers.map((layer) => new Qwen3NextDecoderLayer(k, layer, cfg, null));
+    this.norm = new Qwen3NextRMSNorm(k, w.norm, eps);
   }
 
   newCaches(): KVCache[] {

@@ -1,17 +1,35 @@
 /**
  * Qwen3NextForCausalLM: logits = lm_head(model(ids)), with lm_head = embed_tokens when tie_word_embeddings;
  * plus the MTP head when the checkpoint has one (fed the final hidden states on request; it drafts tokens
- * for speculative decoding, which `step` with `verify` and `rollback` check and cut back). Weights come from a checkpoint (or any `WeightSource`),
- * computation from a `Kernels` implementation, and each sequence's caches live in its `SequenceState`.
+ * for speculative decoding, which `step` with `verify` and `rollback` check and cut back). Weights come from
+ * a checkpoint (or any `WeightSource`), computation from a `Kernels` implementation, and each sequence's
+ * caches live in its `SequenceState`.
+ * Parameters (`qwen3NextParams`, the root of every declaration): model.*, lm_head.weight [V, H] unless tied, mtp.*.
  */
 import type { Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Segment } from "./batch.js";
-import { Qwen3NextMTP } from "./mtp.js";
-import { Qwen3NextModel } from "./qwen3_next_model.js";
+import { mtpParams, Qwen3NextMTP } from "./mtp.js";
+import { recordParams, weightParams, type ParamDecl, type Params } from "./params.js";
+import { modelParams, Qwen3NextModel } from "./qwen3_next_model.js";
 import { SequenceState, type DeltaNetState, type KVCache } from "./state.js";
 import type { Trace } from "./trace.js";
-import { param, Workspace, type WeightSource } from "./weights.js";
+import { Workspace, type WeightSource } from "./weights.js";
+
+/** Every parameter of the model a config describes: the one declaration behind loading, counting and `init`. */
+export function qwen3NextParams<W>(p: Params<W>, c: Qwen3NextConfig) {
+  return {
+    model: modelParams(p.at("model"), c),
+    lm_head: c.tie_word_embeddings ? null : p.param("lm_head.weight", c.vocab_size, c.hidden_size),
+    mtp: c.mtp_num_hidden_layers > 0 ? mtpParams(p.at("mtp"), c) : null,
+  };
+}
+export type Qwen3NextParams<W> = ReturnType<typeof qwen3NextParams<W>>;
+
+/** Every parameter tensor the config needs (canonical names and shapes), in declaration order. */
+export function listParams(c: Qwen3NextConfig): ParamDecl[] {
+  return recordParams((p) => qwen3NextParams(p, c));
+}
 
 export interface ForwardOptions {
   /** Return only the last row of logits [V] (generation). */
@@ -44,12 +62,12 @@ export class Qwen3NextForCausalLM {
   readonly mtp: Qwen3NextMTP | null;
   private readonly ws: Workspace;
 
+  /** `src` gives each declared parameter by its canonical name (a loaded checkpoint does, in any layout). */
   constructor(readonly config: Qwen3NextConfig, readonly kernels: Kernels, src: WeightSource) {
-    this.model = new Qwen3NextModel(kernels, src, config);
-    this.lm_head = config.tie_word_embeddings
-      ? this.model.embed_tokens
-      : param(src, "lm_head.weight", [config.vocab_size, config.hidden_size]);
-    this.mtp = config.mtp_num_hidden_layers > 0 ? new Qwen3NextMTP(kernels, src, config) : null;
+    const w = qwen3NextParams(weightParams(src), config);
+    this.model = new Qwen3NextModel(kernels, w.model, config);
+    this.lm_head = w.lm_head ?? this.model.embed_tokens;
+    this.mtp = w.mtp ? new Qwen3NextMTP(kernels, w.mtp, config) : null;
     this.ws = new Workspace(kernels);
   }
 

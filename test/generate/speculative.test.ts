@@ -1,6 +1,6 @@
 /**
- * Speculative decoding with the MTP head is exact: on randomly configured models (every configuration kind,
- * one or two MTP layers; random weights, where drafts are nearly always wrong, and noisy "accepting"
+ * Speculative decoding with the MTP head is exact: on randomly configured models (every configuration kind of
+ * both families, Qwen3-Next and Qwen3.5 with grouped or tiled value heads, one or two MTP layers; random weights, where drafts are nearly always wrong, and noisy "accepting"
  * checkpoints, where they are right some of the time), greedy speculative generation gives plain greedy's
  * tokens, token for token, for K = 1..4 drafts. On an accepting checkpoint every draft is accepted.
  */
@@ -14,7 +14,7 @@ import type { WeightDType } from "../../src/kernels/types.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { bundledTokenizerDir, QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { rng } from "../helpers/random.js";
-import { parseTiny, randomWeights, tinyConfig } from "../helpers/random_model.js";
+import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
 import { acceptingWeights, successor } from "../helpers/accepting_model.js";
 
 const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1 };
@@ -39,7 +39,7 @@ describe("speculative decoding (MTP), greedy", () => {
   it("gives plain greedy's tokens for K = 1..4 on random models of every configuration kind", async () => {
     await fc.assert(
       fc.asyncProperty(
-        tinyConfig,
+        anyTinyConfig,
         fc.integer(),
         fc.constantFrom(1, 2),
         fc.constantFrom<WeightDType>("F64", "BF16"),
@@ -48,9 +48,13 @@ describe("speculative decoding (MTP), greedy", () => {
         fc.integer({ min: 1, max: 14 }),
         fc.constantFrom(0, 0.5),
         fc.constantFrom(null, 0.1, 0.7, 1.5),
-        async (raw, seed, mtpLayers, dtype, precision, promptLength, maxTokens, penalty, noise) => {
-          const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: noise === null ? raw.tie_word_embeddings : false });
-          const src = noise === null ? randomWeights(cfg, seed, dtype) : acceptingWeights(cfg, seed, { noise, dtype });
+        fc.boolean(),
+        async (raw, seed, mtpLayers, dtype, precision, promptLength, maxTokens, penalty, noise, tiled) => {
+          const parsed = parseTiny(raw);
+          const cfg = { ...parsed, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: noise === null ? parsed.tie_word_embeddings : false };
+          let src = noise === null ? randomWeights(cfg, seed, dtype) : acceptingWeights(cfg, seed, { noise, dtype });
+          // Qwen3.5's split projections may also come with llama.cpp's tiled value-head order.
+          if (tiled && cfg.deltanet_projections.qkvz === "split") src = withTiledValueHeads(src);
           const model = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels(precision));
           const prompt = tokens(seed ^ 0x5eed, promptLength, model.config.vocab_size);
           const sampling = { ...GREEDY, presence_penalty: penalty, repetition_penalty: 1 + penalty };

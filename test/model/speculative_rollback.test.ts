@@ -9,7 +9,7 @@ import { createTsKernels } from "../../src/kernels/ts/index.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { DeltaNetState, KVCache, type SequenceState } from "../../src/model/state.js";
 import { rng } from "../helpers/random.js";
-import { parseTiny, randomWeights, tinyConfig } from "../helpers/random_model.js";
+import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
 
 function expectSameCache(a: KVCache, b: KVCache, where: string): void {
   expect(a.length, where).toBe(b.length);
@@ -41,14 +41,17 @@ describe("speculative rollback", () => {
   it("leaves exactly the state of a plain run over the kept tokens, for any accept/reject pattern", () => {
     fc.assert(
       fc.property(
-        tinyConfig,
+        anyTinyConfig,
         fc.integer(),
         fc.constantFrom(0, 1, 2),
         fc.integer({ min: 1, max: 6 }),
         fc.array(fc.record({ K: fc.integer({ min: 0, max: 5 }), keepFrac: fc.double({ min: 0, max: 1, noNaN: true }) }), { minLength: 1, maxLength: 5 }),
         fc.boolean(),
-        (raw, seed, mtpLayers, promptLength, rounds, batched) => {
-          const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: mtpLayers }), seed, "BF16"), createTsKernels("f64"));
+        fc.boolean(),
+        (raw, seed, mtpLayers, promptLength, rounds, batched, tiled) => {
+          const cfg = { ...parseTiny(raw), mtp_num_hidden_layers: mtpLayers };
+          const src = randomWeights(cfg, seed, "BF16");
+          const model = Qwen3NextForCausalLM.fromCheckpoint(tiled && cfg.deltanet_projections.qkvz === "split" ? withTiledValueHeads(src) : src, createTsKernels("f64"));
           const V = model.config.vocab_size;
           const rand = rng(seed ^ 0xabc);
           const id = () => Math.floor(rand() * V);
