@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateResult } from "../../src/generate/generate.js";
 import { AdaptiveDraftLength, MAX_BACKOFF } from "../../src/generate/speculative.js";
-import type { SamplingParams } from "../../src/generate/sampler.js";
+import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { WeightDType } from "../../src/kernels/types.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
@@ -109,6 +109,42 @@ function chiSquareCritical(df: number): number {
   const z = 3.719;
   return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
 }
+
+describe("Sampler.distribution (the p and q of speculative sampling)", () => {
+  /** softmax(z / T) -> top-k -> top-p (smallest prefix reaching it) -> min-p, renormalised: computed here. */
+  function expected(z: number[], T: number, topK: number, topP: number, minP: number): number[] {
+    const order = z.map((_, i) => i).sort((a, b) => z[b] - z[a] || a - b);
+    let kept = topK > 0 ? order.slice(0, topK) : order;
+    const max = z[order[0]];
+    const w = new Map(kept.map((i) => [i, Math.exp((z[i] - max) / T)]));
+    const total = [...w.values()].reduce((a, b) => a + b, 0);
+    let cum = 0;
+    const cut = kept.findIndex((i) => (cum += w.get(i)! / total) >= topP);
+    if (topP < 1 && cut >= 0) kept = kept.slice(0, cut + 1);
+    kept = kept.filter((i, j) => j === 0 || w.get(i)! >= minP * w.get(kept[0])!);
+    const sum = kept.reduce((a, i) => a + w.get(i)!, 0);
+    return z.map((_, i) => (kept.includes(i) ? w.get(i)! / sum : 0));
+  }
+
+  it("equals the distribution sample() draws from, for any temperature, top-k, top-p and min-p", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -8, max: 8, noNaN: true }), { minLength: 1, maxLength: 12 }),
+        fc.double({ min: 0.2, max: 2, noNaN: true }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 0.5, noNaN: true }),
+        (z, temperature, top_k, top_p, min_p) => {
+          const sampler = new Sampler({ temperature, top_k, top_p, min_p, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, seed: 1 });
+          const got = sampler.distribution(Float64Array.from(z), []);
+          const want = expected(z, temperature, top_k, top_p, min_p);
+          want.forEach((p, i) => expect(got[i]).toBeCloseTo(p, 12));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
 
 describe("adaptive draft length", () => {
   it("backs off 1, 2, 4 .. 32 plain steps while drafts fail, probes with one draft, and returns to K on an acceptance", () => {
