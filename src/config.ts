@@ -102,7 +102,7 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const QWEN3_NEXT_DEFAULTS = {
+export const QWEN3_NEXT_DEFAULTS = {
   vocab_size: 151936,
   hidden_size: 2048,
   intermediate_size: 5632,

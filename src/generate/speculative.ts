@@ -149,8 +149,16 @@ export interface SpeculationCounts {
 }
 
 /**
- * Steps 2 (for one sequence, already verified in `logits`/`hidden` from row `first` on) and 4: accepts,
- * rolls back, feeds the MTP head. Returns the new tokens (accepted drafts, then the model's token).
+ * Takes a round's new tokens in order and says how many of them the sequence's state should keep: all the
+ * accepted drafts when it goes on, fewer when one of them ended it (those before that one, as plain decoding
+ * would have fed).
+ */
+export type HandOut = (tokens: number[]) => number;
+
+/**
+ * Steps 3 and 4 for one sequence, already verified in `logits`/`hidden` from row `first` on: accepts, hands
+ * the new tokens out (`handOut`, optional), rolls back, feeds the MTP head. Returns the new tokens (accepted
+ * drafts, then the model's token).
  */
 export function finishRound<S>(
   model: SpeculativeLM<S>,
@@ -163,13 +171,15 @@ export function finishRound<S>(
   history: readonly number[],
   prompt: readonly number[],
   counts: SpeculationCounts,
+  handOut?: HandOut,
 ): number[] {
   const { hidden_size: H, vocab_size: V } = model.config;
   const K = drafts.tokens.length;
   const { logits, hidden, first } = verified;
   const { tokens, accepted } = acceptDrafts(drafts, (j) => logits.subarray((first + j) * V, (first + j + 1) * V), sampler, view, history, prompt);
-  model.rollback(state, K + 1, accepted + 1);
-  model.observeMtp(hidden.subarray(first * H, (first + accepted + 1) * H), [next, ...drafts.tokens.slice(0, accepted)], state);
+  const keep = 1 + Math.min(accepted, handOut ? handOut(tokens) : accepted);
+  model.rollback(state, K + 1, keep);
+  model.observeMtp(hidden.subarray(first * H, (first + keep) * H), [next, ...drafts.tokens.slice(0, keep - 1)], state);
   counts.draftTokens += K;
   counts.acceptedTokens += accepted;
   return tokens;
@@ -189,13 +199,16 @@ export function speculativeRound<S>(
   history: readonly number[],
   prompt: readonly number[],
   counts: SpeculationCounts,
+  handOut?: HandOut,
 ): number[] {
   if (K === 0) {
     const { logits, hidden } = model.step([{ tokens: [next], state }]);
     model.observeMtp(hidden, [next], state);
-    return [sampler.sample(view(logits), history, prompt)];
+    const tokens = [sampler.sample(view(logits), history, prompt)];
+    handOut?.(tokens);
+    return tokens;
   }
   const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt);
   const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
-  return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts);
+  return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts, handOut);
 }

@@ -19,6 +19,10 @@ import { allocHostWeight } from "../kernels/ts/weights.js";
 import type { Weight } from "../kernels/types.js";
 import { safetensorsLayout, type CheckpointLayout } from "./layout.js";
 import { planWeights, readWeights, type PlannedWeight, type TensorStore, type WeightAllocator } from "./plan.js";
+import { configFromGguf } from "./gguf_config.js";
+import { GGUF_QWEN3NEXT } from "./gguf_layout.js";
+import { openGgufStore } from "./gguf_store.js";
+import { ggufFileOf } from "./model_path.js";
 import { openWeightFiles } from "./weight-files.js";
 
 export type { PlannedWeight, WeightAllocator } from "./plan.js";
@@ -81,8 +85,13 @@ export async function readConfigFile(file: string): Promise<Qwen3NextConfig> {
   return parseConfig(json, file);
 }
 
-/** Parses the config and matches every expected weight to its stored bytes; reads no tensor data. */
+/**
+ * Parses the config and matches every expected weight to its stored bytes; reads no tensor data. `dir` is a
+ * checkpoint folder, a .gguf file, or a folder holding one (`locateModel`).
+ */
 export async function planCheckpoint(dir: string): Promise<CheckpointPlan> {
+  const gguf = ggufFileOf(dir);
+  if (gguf !== undefined) return planGguf(gguf);
   try {
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) throw new Error(`${dir}: not a folder (expected a checkpoint folder with config.json)`);
@@ -95,6 +104,18 @@ export async function planCheckpoint(dir: string): Promise<CheckpointPlan> {
   try {
     const layout = safetensorsLayout(config);
     return { dir, layout, store, ...planWeights(dir, config, layout, store) };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+/** A GGUF file's plan: config from its metadata, tensors through the `qwen3next` GGUF layout. */
+async function planGguf(file: string): Promise<CheckpointPlan> {
+  const store = await openGgufStore(file);
+  try {
+    const config = configFromGguf(store.gguf.header);
+    return { dir: file, layout: GGUF_QWEN3NEXT, store, ...planWeights(file, config, GGUF_QWEN3NEXT, store) };
   } catch (e) {
     await store.close();
     throw e;

@@ -25,17 +25,18 @@
 import type { Qwen3NextConfig } from "../config.js";
 import type { ParamDecl } from "../model/params.js";
 
-/** Stored values are a function of the parameter; `toParam` undoes it (in float64). */
+/** Stored values are a function of the parameter (`toStored`, for writers); `toParam` undoes it (in float64). */
 export interface StoredTransform {
   /** What is stored, for messages and docs: "1 + w", "-exp(w)". */
   readonly stored: string;
   readonly toParam: (stored: number) => number;
+  readonly toStored: (param: number) => number;
 }
 
 /** Zero-centred norm weights stored as their effective scale 1 + w (GGUF). */
-export const STORED_ONE_PLUS_W: StoredTransform = { stored: "1 + w", toParam: (s) => s - 1 };
+export const STORED_ONE_PLUS_W: StoredTransform = { stored: "1 + w", toParam: (s) => s - 1, toStored: (w) => 1 + w };
 /** A_log stored as A = -exp(A_log) (GGUF's ssm_a). */
-export const STORED_NEG_EXP: StoredTransform = { stored: "-exp(w)", toParam: (s) => Math.log(-s) };
+export const STORED_NEG_EXP: StoredTransform = { stored: "-exp(w)", toParam: (s) => Math.log(-s), toStored: (w) => -Math.exp(w) };
 
 /** One place a parameter may be stored. */
 export interface Spelling {

@@ -42,6 +42,8 @@ export interface TensorStore {
   readonly files: readonly string[];
   /** The dtypes a parameter may have in this format (a tensor of another dtype is refused, naming these). */
   readonly weightDTypes: readonly WeightDType[];
+  /** Where the config comes from, for shape messages ("config.json" when absent; a GGUF file: its metadata). */
+  readonly configFrom?: string;
   get(name: string): StoredTensor | undefined;
   names(): string[];
   close(): Promise<void>;
@@ -103,7 +105,7 @@ function planOne(where: string, c: Qwen3NextConfig, layout: CheckpointLayout, st
   }
   const [first, ...others] = spellings;
   const alternatives = others.map((s) => `, or ${s.what ? `${s.what} ` : ""}"${s.stored}"`).join("");
-  const expected = others.length ? `expected ${fmt(d.shape)}${first.what ? ` ${first.what}` : ""}${alternatives}` : `expected shape ${fmt(d.shape)} from config.json`;
+  const expected = others.length ? `expected ${fmt(d.shape)}${first.what ? ` ${first.what}` : ""}${alternatives}` : `expected shape ${fmt(d.shape)} from ${store.configFrom ?? "config.json"}`;
   throw new CheckpointError(`${where}: checkpoint has no tensor "${first.stored}" (${expected})`);
 }
 
@@ -114,7 +116,7 @@ function located(store: TensorStore, d: ParamDecl, s: Spelling, t: StoredTensor)
   const dtype = t.dtype as WeightDType;
   const want = s.storedShape ?? d.shape;
   if (!sameShape(t.shape, want)) {
-    throw new CheckpointError(`${t.file}: tensor "${s.stored}" has shape ${fmt(t.shape)}, expected ${fmt(want)} from config.json`);
+    throw new CheckpointError(`${t.file}: tensor "${s.stored}" has shape ${fmt(t.shape)}, expected ${fmt(want)} from ${store.configFrom ?? "config.json"}`);
   }
   let byteOffset = 0;
   let readBytes = t.byteLength;

@@ -140,6 +140,8 @@ export class Qwen3NextGatedDeltaNet {
       k.causalConv1d({ x: rows(mixed), weight: this.convWeight, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
 
+    batch.trace?.rows("deltanet.conv", [C], conv);
+    batch.trace?.whole("deltanet.conv_state", [C, K - 1], states[0].conv);
     const q = ws.get("dn.q", N * Hk * dk);
     const kk = ws.get("dn.k", N * Hk * dk);
     const v = ws.get("dn.v", N * Hv * dv);
@@ -164,6 +166,8 @@ export class Qwen3NextGatedDeltaNet {
         g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
       }
     }
+    batch.trace?.rows("deltanet.g", [Hv], g);
+    batch.trace?.rows("deltanet.beta", [Hv], beta);
 
     const o = ws.get("dn.o", N * Hv * dv);
     batch.segments.forEach((seg, s) => {
@@ -192,8 +196,10 @@ export class Qwen3NextGatedDeltaNet {
       else k.deltaRuleRecurrent(args);
     });
 
+    batch.trace?.rows("deltanet.core", [Hv, dv], o);
     this.norm.forward(o, z, o);
     k.linear(this.out_proj, o, N, out);
+    batch.trace?.rows("deltanet.out", [out.length / N], out);
   }
 
   /** Before a verify step of T tokens: one copy of the state, and the step's conv inputs (see VerifyRecord). */

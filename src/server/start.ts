@@ -65,7 +65,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
     draftTokens: opts.draftTokens ?? 0,
   });
-  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
   const served = {
     name: modelName,
     contextLength: contextLimit(model.config),

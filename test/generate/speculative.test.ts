@@ -110,6 +110,39 @@ function chiSquareCritical(df: number): number {
   return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
 }
 
+describe("speculative decoding (MTP), kept state (chat continuation)", () => {
+  it("leaves exactly plain decoding's state when a stop token, max tokens or a stop string ends a round early", async () => {
+    const raw = fc.sample(tinyConfig, { seed: 5, numRuns: 1 })[0];
+    const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: 1, tie_word_embeddings: false, hidden_size: 32, vocab_size: 24 });
+    const model = Qwen3NextForCausalLM.fromCheckpoint(acceptingWeights(cfg, 5), createTsKernels("f64"));
+    // Greedy counts up from the prompt's last token (x + 1, x + 2, ...), so every draft is accepted and the
+    // ending token sits inside a round of accepted drafts.
+    const turn = async (c: { state: null | { free(): void }; tokens: number[] }, ids: number[], stopIds: number[], maxTokens: number, K?: number) => {
+      const g = generate(model, tok, ids, { sampling: GREEDY, maxTokens, stopIds, continuation: c, speculative: K ? { draftTokens: K } : undefined });
+      for await (const _ of g.events);
+      return g.result;
+    };
+    for (const [stopIds, maxTokens] of [[[7], 20], [[], 4], [[9], 6]] as const) {
+      for (const K of [2, 3, 4]) {
+        const plain = { state: null, tokens: [] as number[] };
+        const spec = { state: null, tokens: [] as number[] };
+        for (const ids of [[1, 2, 3], [11, 12]]) {
+          const a = await turn(plain, ids, [...stopIds], maxTokens);
+          const b = await turn(spec, ids, [...stopIds], maxTokens, K);
+          expect(b.tokens).toEqual(a.tokens);
+          expect(b.finishReason).toBe(a.finishReason);
+          expect(spec.tokens).toEqual(plain.tokens);
+          expect((spec.state as unknown as { position: number }).position).toBe(spec.tokens.length);
+        }
+        // Both kept states continue alike.
+        const a = model.forward([5], plain.state as never, { lastOnly: true });
+        const b = model.forward([5], spec.state as never, { lastOnly: true });
+        expect(Array.from(b)).toEqual(Array.from(a));
+      }
+    }
+  });
+});
+
 describe("Sampler.distribution (the p and q of speculative sampling)", () => {
   /** softmax(z / T) -> top-k -> top-p (smallest prefix reaching it) -> min-p, renormalised: computed here. */
   function expected(z: number[], T: number, topK: number, topP: number, minP: number): number[] {
