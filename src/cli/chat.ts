@@ -15,7 +15,8 @@ import { generate, type GenerateResult } from "../generate/generate.js";
 import { StreamingOutputParser } from "../generate/output_parser.js";
 import { thinkingSwitch, noSwitchNotice } from "../tokenizer/thinking_mode.js";
 import { ChatTranscript } from "./chat_transcript.js";
-import { addSessionOptions, maxTokens, openSession, seeded, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, seeded, speculationFromFlags, type SessionFlags } from "./generation_session.js";
+import { draftStats } from "./generate.js";
 import { TerminalWriter } from "./terminal.js";
 
 interface ChatFlags extends SessionFlags {
@@ -82,6 +83,7 @@ export class MessageAssembler {
 
 async function run(o: ChatFlags): Promise<void> {
   const s = await openSession(o);
+  const speculative = speculationFromFlags(o, s);
   const sampling = seeded(s);
   const out = new TerminalWriter(process.stdout);
   const info = new TerminalWriter(process.stderr);
@@ -159,6 +161,7 @@ async function run(o: ChatFlags): Promise<void> {
         signal: current.signal,
         continuation: chat.continuation,
         contextSize: o.ctxSize,
+        speculative,
       });
     } catch (e) {
       // The conversation outgrew the context: drop this turn and keep the session, rather than exit.
@@ -201,7 +204,7 @@ export function turnSummary(turn: number, r: GenerateResult, restarted: boolean,
   return (
     `[turn ${turn}: ${r.prefilledTokens} new tokens prefilled, ${r.reusedTokens} reused${restarted ? " (template re-renders history: prefilled again)" : ""}` +
     ` in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
-    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); ` +
+    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); ${draftStats(r)}` +
     `context ${r.promptTokens + r.tokens.length} tokens; seed ${seed}; finish: ${r.finishReason}${r.capped ? " (output capped: context full)" : ""}]`
   );
 }

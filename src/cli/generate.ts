@@ -13,7 +13,7 @@ import { generate, type GenerateResult } from "../generate/generate.js";
 import { parseAssistantOutput, StreamingOutputParser, type ParsedOutput } from "../generate/output_parser.js";
 import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
 import { thinkingSwitch, noSwitchNotice } from "../tokenizer/thinking_mode.js";
-import { addSessionOptions, maxTokens, openSession, seeded, type GenerationSession, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, seeded, speculationFromFlags, type GenerationSession, type SessionFlags } from "./generation_session.js";
 import { UsageError } from "./options.js";
 import { progressBar } from "./progress.js";
 import { TerminalWriter } from "./terminal.js";
@@ -63,6 +63,7 @@ async function run(words: string[], o: GenerateFlags): Promise<void> {
   };
   process.on("SIGINT", onSigint);
   const s = await openSession(o);
+  const speculative = speculationFromFlags(o, s);
   const sampling = seeded(s);
   if (o.think !== undefined && !o.raw) {
     const notice = noSwitchNotice(thinkingSwitch(s.template), o.think ? "--think" : "--no-think");
@@ -84,6 +85,7 @@ async function run(words: string[], o: GenerateFlags): Promise<void> {
     stopStrings: o.stop,
     signal: abort.signal,
     onPrefillProgress: bar.update,
+    speculative,
   });
   const out = new TerminalWriter(process.stdout);
   const parser = o.raw ? null : new StreamingOutputParser({ thinkingOpened });
@@ -115,13 +117,18 @@ async function run(words: string[], o: GenerateFlags): Promise<void> {
   if (r.finishReason === "abort") process.exitCode = 130;
 }
 
-/** One line for stderr: seed, load time, sizes, speeds, why it stopped (and whether the context capped it). */
+/** One line for stderr: seed, load time, sizes, speeds, draft acceptance, why it stopped (and whether the context capped it). */
 export function summary(r: GenerateResult, s: GenerationSession, seed: number): string {
   return (
     `[seed ${seed}; loaded in ${s.loadSeconds.toFixed(2)}s; ${r.promptTokens} prompt tokens in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
-    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); finish: ${r.finishReason}` +
+    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); ${draftStats(r)}finish: ${r.finishReason}` +
     `${r.capped ? `; output capped: the context (${r.promptTokens + r.tokens.length} tokens) is full` : ""}]`
   );
+}
+
+/** Speculative decoding's acceptance for a stats line ("drafts accepted A/D (x%); "), or "" without drafts. */
+export function draftStats(r: GenerateResult): string {
+  return r.draftTokens > 0 ? `drafts accepted ${r.acceptedTokens}/${r.draftTokens} (${((100 * r.acceptedTokens) / r.draftTokens).toFixed(0)}%); ` : "";
 }
 
 function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
@@ -140,6 +147,8 @@ function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
       decode_seconds: r.decodeSeconds,
       prefill_tokens_per_second: r.prefillTokensPerSecond,
       tokens_per_second: r.tokensPerSecond,
+      draft_tokens: r.draftTokens,
+      accepted_tokens: r.acceptedTokens,
     },
   };
 }

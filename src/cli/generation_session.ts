@@ -15,6 +15,7 @@ import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ropeWithScaling } from "../generate/rope_scaling.js";
+import { checkSpeculative, type SpeculativeOptions } from "../generate/generate.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
 import { addKernelOptions, asUsageError, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
@@ -34,6 +35,8 @@ export interface SessionFlags extends KernelFlags {
   seed?: number;
   maxTokens?: number;
   ctxSize?: number;
+  speculative?: "mtp";
+  draftTokens?: number;
 }
 
 /** A loaded model with its tokenizer, template and sampling defaults (what `serve` serves, too), and how long loading took. */
@@ -57,8 +60,22 @@ export function addSessionOptions(cmd: Command): Command {
     .option("--seed <n>", "random seed: the same seed gives the same text (default: drawn, and printed in the stats)", finiteNumber("--seed"))
     .option("-n, --max-tokens <n>", `tokens to generate at most (default ${DEFAULT_MAX_TOKENS}, ${DEMO_MAX_TOKENS} with the demo checkpoint)`, positiveInt("--max-tokens"))
     .option("-c, --ctx-size <n>", "context tokens (prompt + output) to use at most (default: the model's context length)", positiveInt("--ctx-size"))
-    .addOption(new Option("--rope-scaling <json>", `override the checkpoint's RoPE scaling, e.g. '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`));
+    .addOption(new Option("--rope-scaling <json>", `override the checkpoint's RoPE scaling, e.g. '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`))
+    .addOption(new Option("--speculative <method>", "speculative decoding: mtp drafts with the checkpoint's MTP head (same output, faster when drafts are accepted)").choices(["mtp"]))
+    .addOption(
+      new Option("--draft-tokens <k>", "tokens drafted per step with --speculative (default 1; implies --speculative mtp)")
+        .argParser(positiveInt("--draft-tokens"))
+        .implies({ speculative: "mtp" }),
+    );
   return addKernelOptions(cmd);
+}
+
+/** Speculative decoding as the flags ask for it (checked against the loaded model), or undefined. */
+export function speculationFromFlags(o: SessionFlags, s: GenerationSession): SpeculativeOptions | undefined {
+  if (o.speculative === undefined) return undefined;
+  const spec = { draftTokens: o.draftTokens ?? 1 };
+  checkSpeculative(s.model, spec);
+  return spec;
 }
 
 export async function openSession(o: SessionFlags): Promise<GenerationSession> {

@@ -7,7 +7,7 @@
 import net from "node:net";
 import { Command } from "commander";
 import { DEFAULTS, startServer } from "../server/start.js";
-import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { addSessionOptions, maxTokens, openSession, speculationFromFlags, type SessionFlags } from "./generation_session.js";
 import { positiveInt, UsageError } from "./options.js";
 import { thinkingSwitch } from "../tokenizer/thinking_mode.js";
 
@@ -57,6 +57,7 @@ async function run(o: ServeFlags): Promise<void> {
     prefillChunk: o.prefillChunk,
     // For requests without max_tokens: --max-tokens, else the same default as `generate`.
     defaultMaxTokens: maxTokens(o, session),
+    draftTokens: speculationFromFlags(o, session)?.draftTokens ?? 0,
   });
   process.stdout.write(`Serving ${server.modelName} at ${server.url}/v1 (OpenAI-compatible; Ctrl-C or SIGTERM to stop)\n`);
   const signal = await new Promise<string>((resolve) => {

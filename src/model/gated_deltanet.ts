@@ -13,6 +13,7 @@
  *   y = out_proj(norm(o, z)),  norm(o, z) = o / sqrt(mean(o^2) + eps) * w * silu(z)  (per head, over dv; norm.weight [dv],
  *     out_proj.weight [H, Hv dv])
  * Prefill (T > 1) uses the chunked form of the delta rule, decode (T = 1) the recurrent step; both equal.
+ * A speculative verify step (several tokens) uses the recurrent step and can be cut back to a prefix (`rollback`).
  * Value heads are numbered grouped by key head (h reads key head h / r) unless the checkpoint tiles them
  * (`deltanet_projections.valueHeads` "tiled": h reads key head h mod Hk); every other per-head parameter is
  * stored in the same order, so the order only matters where a value head meets its key head (`tileKeyHeads`).
@@ -24,6 +25,7 @@ import type { Batch } from "./batch.js";
 import type { Params } from "./params.js";
 import { Qwen3NextRMSNormGated } from "./rms_norm.js";
 import { DeltaNetState } from "./state.js";
+import type { Workspace } from "./weights.js";
 
 /** Chunk length of the chunked delta rule during prefill (as in transformers and the FLA kernels). */
 export const DELTA_RULE_CHUNK = 64;
@@ -134,6 +136,7 @@ export class Qwen3NextGatedDeltaNet {
     const conv = ws.get("dn.conv", N * C);
     batch.segments.forEach((seg, s) => {
       const rows = (buf: Vec) => buf.subarray(seg.start * C, (seg.start + seg.T) * C);
+      if (seg.verify) this.beginVerify(states[s], seg.T, rows(mixed));
       k.causalConv1d({ x: rows(mixed), weight: this.convWeight, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
 
@@ -183,7 +186,13 @@ export class Qwen3NextGatedDeltaNet {
         dv,
         out: rows(o, Hv * dv),
       };
-      if (seg.T > 1) k.deltaRuleChunked(args, DELTA_RULE_CHUNK);
+      if (seg.verify) {
+        const r = states[s].verify!.rows;
+        for (const [name, width] of [["q", nk * dk], ["k", nk * dk], ["v", Hv * dv], ["g", Hv], ["beta", Hv]] as const) {
+          r[name].set(args[name].subarray(0, seg.T * width)); // args are this segment's rows already
+        }
+      }
+      if (seg.T > 1 && !seg.verify) k.deltaRuleChunked(args, DELTA_RULE_CHUNK);
       else k.deltaRuleRecurrent(args);
     });
 
@@ -191,6 +200,62 @@ export class Qwen3NextGatedDeltaNet {
     this.norm.forward(o, z, o);
     k.linear(this.out_proj, o, N, out);
     batch.trace?.rows("deltanet.out", [out.length / N], out);
+  }
+
+  /** Before a verify step of T tokens: one copy of the state, and the step's conv inputs (see VerifyRecord). */
+  private beginVerify(state: DeltaNetState, T: number, mixed: Vec): void {
+    const { k, Hv, dk, dv, C } = this;
+    const nk = this.tiled ? Hv : this.Hk; // q and k heads as the delta rule sees them
+    let r = state.verify;
+    if (!r || r.rows.g.length < T * Hv) {
+      if (r) for (const buf of [r.conv, r.recurrent, ...Object.values(r.rows)]) k.free(buf);
+      const n = Math.max(T, 4);
+      r = {
+        T: 0,
+        conv: k.vec(state.conv.length),
+        recurrent: k.vec(state.recurrent.length),
+        rows: { mixed: k.vec(n * C), q: k.vec(n * nk * dk), k: k.vec(n * nk * dk), v: k.vec(n * Hv * dv), g: k.vec(n * Hv), beta: k.vec(n * Hv) },
+      };
+      state.verify = r;
+    }
+    r.T = T;
+    r.conv.set(state.conv);
+    r.recurrent.set(state.recurrent);
+    r.rows.mixed.set(mixed.subarray(0, T * C));
+  }
+
+  /**
+   * Cuts the last verify step back to its first n tokens: the state becomes what feeding only those n tokens
+   * gives (the copy from before the step, then the n recorded tokens replayed through the conv and delta rule).
+   */
+  rollback(state: DeltaNetState, n: number, ws: Workspace): void {
+    const r = state.verify;
+    if (!r || r.T === 0) throw new Error("rollback: this DeltaNet state has no verify step to roll back");
+    if (!(Number.isInteger(n) && n >= 0 && n <= r.T)) throw new Error(`rollback to ${n} tokens of a ${r.T}-token verify step`);
+    const T = r.T;
+    r.T = 0;
+    if (n === T) return;
+    const { k, Hv, dk, dv, K, C } = this;
+    const nk = this.tiled ? Hv : this.Hk;
+    state.conv.set(r.conv);
+    state.recurrent.set(r.recurrent);
+    if (n === 0) return;
+    k.causalConv1d({ x: r.rows.mixed.subarray(0, n * C), weight: this.convWeight, state: state.conv, T: n, C, K, out: ws.get("dn.replay_conv", n * C) });
+    const { q, k: kk, v, g, beta } = r.rows;
+    k.deltaRuleRecurrent({
+      q: q.subarray(0, n * nk * dk),
+      k: kk.subarray(0, n * nk * dk),
+      v: v.subarray(0, n * Hv * dv),
+      g: g.subarray(0, n * Hv),
+      beta: beta.subarray(0, n * Hv),
+      state: state.recurrent,
+      T: n,
+      numKeyHeads: nk,
+      numValueHeads: Hv,
+      dk,
+      dv,
+      out: ws.get("dn.replay_o", n * Hv * dv),
+    });
   }
 }
 

@@ -41,7 +41,7 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     const result = await runRequest(deps, req, reply);
     if (!result) return reply;
     const parsed = parseAssistantOutput(result.text, { thinkingOpened, tools });
-    return chatCompletion(meta, parsed, result.finishReason, usage(promptTokens.length, result.completionTokens));
+    return chatCompletion(meta, parsed, result.finishReason, usage(promptTokens.length, result.completionTokens, result.speculation));
   }
 
   const chunks = new ChatStream(meta, { thinkingOpened, tools });
@@ -50,7 +50,7 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     text: (sse, delta) => chunks.push(delta).forEach((c) => sse.send(c)),
   });
   if (!result) return reply;
-  const use = body.stream_options?.include_usage ? usage(promptTokens.length, result.completionTokens) : undefined;
+  const use = body.stream_options?.include_usage ? usage(promptTokens.length, result.completionTokens, result.speculation) : undefined;
   chunks.finish(result.finishReason, use).forEach((c) => sse.send(c));
   sse.end();
   return reply;

@@ -19,7 +19,7 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
   if (!body.stream) {
     const result = await runRequest(deps, req, reply);
     if (!result) return reply;
-    return textCompletion(meta, echo + result.text, result.finishReason, usage(promptTokens.length, result.completionTokens));
+    return textCompletion(meta, echo + result.text, result.finishReason, usage(promptTokens.length, result.completionTokens, result.speculation));
   }
   const { sse, result } = await runStreamed(deps, req, reply, {
     start: (sse) => {
@@ -30,7 +30,7 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
   if (!result) return reply;
   sse.send(textCompletion(meta, "", result.finishReason));
   if (body.stream_options?.include_usage) {
-    sse.send(usageChunk(meta, "text_completion", usage(promptTokens.length, result.completionTokens)));
+    sse.send(usageChunk(meta, "text_completion", usage(promptTokens.length, result.completionTokens, result.speculation)));
   }
   sse.end();
   return reply;

@@ -19,6 +19,8 @@ export interface TextRequest {
   maxTokens: number;
   stop: string[];
   logitBias?: ReadonlyMap<number, number>;
+  /** Tokens drafted per step with the MTP head (0 or absent: no speculative decoding). */
+  draftTokens?: number;
 }
 
 export interface TextResult {
@@ -26,6 +28,8 @@ export interface TextResult {
   finishReason: "stop" | "length";
   /** Generated tokens, the end-of-sequence token included (as vLLM counts them). */
   completionTokens: number;
+  /** Speculative decoding's draft counts, when the request drafted. */
+  speculation?: { draftTokens: number; acceptedTokens: number };
 }
 
 /** Thrown (as a rejection) when the request was cancelled, e.g. because its client went away. */
@@ -73,6 +77,7 @@ export function startGeneration(
     sampler: new Sampler(req.sampling),
     sampleableTokens: deps.tokenizer.vocabSize,
     logitBias: req.logitBias,
+    draftTokens: req.draftTokens,
     onToken(id) {
       const { emit, stopped } = stops.add(decoder.push(id));
       out(emit);
@@ -85,7 +90,12 @@ export function startGeneration(
         return reject(new ApiError(500, `generation failed: ${error?.message ?? "unknown error"}`, "server_error"));
       }
       out(stops.end(stops.stopped ? "" : decoder.flush()));
-      resolve({ text, finishReason: reason, completionTokens: seq.generated.length });
+      resolve({
+        text,
+        finishReason: reason,
+        completionTokens: seq.generated.length,
+        ...(req.draftTokens ? { speculation: { ...seq.speculation } } : {}),
+      });
     },
   });
   signal?.addEventListener("abort", onAbort, { once: true });

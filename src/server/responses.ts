@@ -15,6 +15,11 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /**
+   * Speculative decoding (requests that drafted): OpenAI's prediction counts, here the MTP head's drafts
+   * that the model accepted and rejected (drafts proposed = accepted + rejected).
+   */
+  completion_tokens_details?: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
 }
 
 export interface ToolCallOut {
@@ -34,8 +39,15 @@ export function responseMeta(prefix: "chatcmpl" | "cmpl", model: string): Respon
   return { id: `${prefix}-${randomBytes(12).toString("hex")}`, created: Math.floor(Date.now() / 1000), model };
 }
 
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, speculation?: { draftTokens: number; acceptedTokens: number }): Usage {
+  const u: Usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  if (speculation) {
+    u.completion_tokens_details = {
+      accepted_prediction_tokens: speculation.acceptedTokens,
+      rejected_prediction_tokens: speculation.draftTokens - speculation.acceptedTokens,
+    };
+  }
+  return u;
 }
 
 /** OpenAI tool call objects, each with a fresh `call_...` id. */

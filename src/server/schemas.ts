@@ -40,6 +40,8 @@ const sampling = {
     additionalProperties: num(-100, 100),
   }),
   user: { type: "string" },
+  // Speculative decoding: draft tokens per step, at most the server's --draft-tokens (0: none).
+  num_speculative_tokens: nullable({ type: "integer", minimum: 0 }),
   // Constrained output (json_object, json_schema) needs guided decoding, which this server does not do.
   response_format: nullable({ type: "object", required: ["type"], properties: { type: { const: "text" } } }),
 } as const;

@@ -42,6 +42,8 @@ export interface ServeOptions {
   /** max_tokens of requests that leave it out (default: the rest of the context). */
   defaultMaxTokens?: number;
   bodyLimit?: number;
+  /** Speculative decoding with the MTP head: draft tokens per step (requests may ask for fewer); 0: off. */
+  draftTokens?: number;
 }
 export interface RunningServer {
   url: string;
@@ -61,6 +63,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
+    draftTokens: opts.draftTokens ?? 0,
   });
   const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
   const served = {
@@ -69,6 +72,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     vocabSize: model.config.vocab_size,
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
+    draftTokens: opts.draftTokens ?? 0,
   };
   const app = buildApp({ scheduler, tokenizer, template, served }, { apiKey: opts.apiKey, bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
   const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });

@@ -57,6 +57,28 @@ describe("qwen3-next generate", () => {
     expect(plain.stdout).toBe(r.text + "\n");
   });
 
+  it("--speculative mtp gives greedy's exact tokens, with draft counts in --json and the acceptance rate on stderr", async () => {
+    const args = ["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--json"];
+    const plain = await runCli(args, { env });
+    expect(plain.code).toBe(0);
+    const p = JSON.parse(plain.stdout);
+    expect(p.timings).toMatchObject({ draft_tokens: 0, accepted_tokens: 0 });
+    const spec = await runCli([...args, "--speculative", "mtp", "--draft-tokens", "3"], { env });
+    expect(spec.code).toBe(0);
+    const s = JSON.parse(spec.stdout);
+    expect(s.tokens).toEqual(p.tokens);
+    expect(s.timings.draft_tokens).toBeGreaterThan(0);
+    expect(s.timings.accepted_tokens).toBeLessThanOrEqual(s.timings.draft_tokens);
+    expect(spec.stderr).toMatch(/drafts accepted \d+\/\d+ \(\d+%\)/);
+    const implied = await runCli(["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--draft-tokens", "2", "--no-stream"], { env });
+    expect(implied.stderr).toMatch(/drafts accepted/);
+    const bad = await runCli(["generate", "--prompt", "hi", "--speculative", "eagle"], { env });
+    expect(bad.code).toBe(2);
+    const zero = await runCli(["generate", "--prompt", "hi", "--draft-tokens", "0"], { env });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/--draft-tokens expects an integer >= 1, got "0"/);
+  });
+
   it("reads the prompt from stdin and works without the chat template (--raw)", async () => {
     const a = await runCli(["generate", "--raw", "--seed", "3", "--max-tokens", "4", "--json"], { env, input: "Once upon a time" });
     expect(a.code).toBe(0);

@@ -1,0 +1,73 @@
+/**
+ * `serve --speculative mtp` seen from a client: greedy completions equal those without speculation (per
+ * request, num_speculative_tokens 0 turns it off), also when the prompt's state comes from the prefix
+ * cache; usage counts the drafts (accepted and rejected prediction tokens); a request may lower the draft
+ * length but not raise it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { collectChat, loadSession, startTestServer, type TestServer } from "./harness.js";
+import type { ServedSession } from "../../src/server/start.js";
+
+let session: ServedSession;
+let spec: TestServer;
+let plain: TestServer;
+beforeAll(async () => {
+  session = await loadSession();
+  spec = await startTestServer({ session, prefixCacheSize: 4, draftTokens: 3 });
+  plain = await startTestServer({ session, prefixCacheSize: 0 });
+});
+afterAll(async () => {
+  await spec?.server.close(1000);
+  await plain?.server.close(1000);
+});
+
+type Extra = { num_speculative_tokens?: number };
+const details = (u: OpenAI.CompletionUsage | undefined) =>
+  (u as { completion_tokens_details?: { accepted_prediction_tokens: number; rejected_prediction_tokens: number } } | undefined)?.completion_tokens_details;
+
+describe("server: speculative decoding", () => {
+  it("gives greedy's exact text for any draft length, through the prefix cache, and counts the drafts", async () => {
+    const messages = [{ role: "user" as const, content: "Count with me" }];
+    const base = { messages, max_tokens: 9, temperature: 0 };
+    const expected = await plain.client.chat.completions.create({ model: plain.model, ...base });
+    expect(details(expected.usage)).toBeUndefined();
+    for (const k of [undefined, 1, 2, 3, 0, 3]) {
+      const body = { model: spec.model, ...base, ...(k === undefined ? {} : { num_speculative_tokens: k }) } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra;
+      const r = await spec.client.chat.completions.create(body);
+      expect(r.choices[0].message.content, `k=${k}`).toBe(expected.choices[0].message.content);
+      expect(r.usage!.completion_tokens).toBe(expected.usage!.completion_tokens);
+      const d = details(r.usage);
+      if (k === 0) expect(d).toBeUndefined();
+      else {
+        expect(d!.accepted_prediction_tokens + d!.rejected_prediction_tokens).toBeGreaterThan(0);
+        expect(d!.accepted_prediction_tokens).toBeGreaterThanOrEqual(0);
+      }
+    }
+    const h = await spec.health();
+    expect(h.prefixCacheHitTokens as number).toBeGreaterThan(0);
+    expect(h.draftTokens as number).toBeGreaterThan(0);
+  });
+
+  it("streams the same text, with the draft counts in the usage chunk", async () => {
+    const base = { messages: [{ role: "user" as const, content: "Stream it" }], max_tokens: 7, temperature: 0 };
+    const expected = await plain.client.chat.completions.create({ model: plain.model, ...base });
+    const stream = await spec.client.chat.completions.create({ model: spec.model, ...base, stream: true, stream_options: { include_usage: true } });
+    const got = await collectChat(stream);
+    expect(got.content).toBe(expected.choices[0].message.content);
+    expect(details(got.usage)).toBeDefined();
+  });
+
+  it("refuses more drafts than the server's --draft-tokens, and any on a server without speculation (400)", async () => {
+    const body = (s: TestServer, k: number) =>
+      ({ model: s.model, messages: [{ role: "user" as const, content: "hi" }], max_tokens: 2, num_speculative_tokens: k }) as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra;
+    await expect(spec.client.chat.completions.create(body(spec, 4))).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringContaining("num_speculative_tokens is 4, expected at most 3: the server's --draft-tokens is 3"),
+    });
+    await expect(plain.client.chat.completions.create(body(plain, 1))).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringContaining("this server runs without speculative decoding (start it with --speculative mtp)"),
+    });
+  });
+});
