@@ -17,6 +17,7 @@ const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import("./chat.js"),
   () => import("./tokenize.js"),
   () => import("./init.js"),
+  () => import("./explore.js"),
 ];
 
 export async function main(argv: string[]): Promise<void> {
