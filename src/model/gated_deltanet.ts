@@ -12,6 +12,7 @@ import type { Qwen3NextConfig } from "../config.js";
 import { sigmoid, softplus } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
+import type { LayerTrace } from "./trace.js";
 import { Qwen3NextRMSNormGated } from "./rms_norm.js";
 import { DeltaNetState } from "./state.js";
 import { param, type WeightSource } from "./weights.js";
@@ -61,7 +62,7 @@ export class Qwen3NextGatedDeltaNet {
   }
 
   /** x [N, hidden] -> out [N, hidden]; `states[s]` is segment s's state, advanced in place. */
-  forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec): void {
+  forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec, trace?: LayerTrace): void {
     const { k, Hk, Hv, dk, dv, K, C } = this;
     const { N, ws } = batch;
     const r = Hv / Hk;
@@ -116,6 +117,8 @@ export class Qwen3NextGatedDeltaNet {
         g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
       }
     }
+    trace?.trace.append(`deltanet.${trace.layer}.g`, [Hv], g.subarray(0, N * Hv), "float");
+    trace?.trace.append(`deltanet.${trace.layer}.beta`, [Hv], beta.subarray(0, N * Hv), "float");
 
     const o = ws.get("dn.o", N * Hv * dv);
     batch.segments.forEach((seg, s) => {

@@ -8,7 +8,7 @@ import type { Qwen3NextConfig } from "../config.js";
 import { sigmoid } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import { Qwen3NextMLP } from "./mlp.js";
-import type { Trace } from "./trace.js";
+import type { LayerTrace } from "./trace.js";
 import { param, type WeightSource, type Workspace } from "./weights.js";
 
 export class Qwen3NextSparseMoeBlock {
@@ -40,7 +40,7 @@ export class Qwen3NextSparseMoeBlock {
   }
 
   /** x [N, hidden] -> out [N, hidden]; the routing goes to `trace` as router.{layer}.experts / .weights. */
-  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: { trace: Trace; layer: string }): void {
+  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: LayerTrace): void {
     const { k, hidden: H, E, topK } = this;
     const logits = ws.get("moe.logits", N * E);
     const weights = ws.get("moe.weights", N * topK);
@@ -76,9 +76,11 @@ export class Qwen3NextSparseMoeBlock {
       const gateLogit = ws.get("moe.shared_gate", N);
       k.linear(this.shared_expert_gate, x, N, gateLogit);
       this.shared_expert.forward(x, N, ws, ye);
+      const gate = Float64Array.from(gateLogit.subarray(0, N), sigmoid);
       for (let t = 0; t < N; t++) {
-        k.axpy(sigmoid(gateLogit[t]), ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
+        k.axpy(gate[t], ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
       }
+      trace?.trace.append(`router.${trace.layer}.shared_gate`, [], gate, "float");
     }
   }
 }

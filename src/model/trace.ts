@@ -1,6 +1,10 @@
 /**
  * Intermediates collected during a forward pass, by the tensor names of the reference fixtures:
- * `hidden.{i}`, `router.{i}.experts` / `.weights`, `deltanet.{i}.state`, `final_hidden`, `logits`, `mtp_logits`.
+ * `hidden.{i}`, `router.{i}.experts` / `.weights`, `deltanet.{i}.state`, `final_hidden`, `logits`, `mtp_logits`;
+ * and, for the browser explorer's views (no fixture holds them): `router.{i}.shared_gate` [T] (sigmoid of the
+ * shared expert's gate), `deltanet.{i}.g` / `.beta` [T, value heads] (log decay and write strength),
+ * `attention.{i}.q` [T, heads, head_dim] / `.k` [T, kv heads, head_dim] (after q_norm/k_norm and RoPE) and
+ * `attention.{i}.gate` [T, heads * head_dim] (the output gate's logits, before the sigmoid).
  * Row tensors grow by `append` across calls (prefill, then each decoded token); `set` replaces a tensor.
  */
 export type TraceKind = "float" | "int";
@@ -20,6 +24,12 @@ interface Entry {
   chunks: Float64Array[];
   /** Set for tensors stored whole with `set`. */
   shape?: number[];
+}
+
+/** A trace and the `{i}` of the layer writing to it (its tensors are named `router.{i}.*`, `deltanet.{i}.*`, ...). */
+export interface LayerTrace {
+  trace: Trace;
+  layer: string;
 }
 
 export class Trace {
