@@ -5,7 +5,7 @@
  * --no-open; Ctrl-C or SIGTERM stops it.
  */
 import { spawn } from "node:child_process";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { DEMO_NAME, demoNotice, ensureDemoCheckpoint } from "../init/demo.js";
 import { startSite } from "../explore/site.js";
 import { positiveInt } from "./options.js";
@@ -22,13 +22,12 @@ export function register(program: Command): void {
     .command("explore")
     .description("open the browser explorer: the model runs in the page (routing, DeltaNet state, attention, logit lens, MTP)")
     .option("--model <dir|file>", "checkpoint folder or .gguf file (default: the built-in demo checkpoint, random weights)")
-    .option("--port <port>", "port on 127.0.0.1 (0: any free port)", positiveInt("--port", 0), 8080)
+    .option("--port <port>", "port on 127.0.0.1 (0: any free port)", port, 8080)
     .option("--no-open", "do not open a browser")
     .action(run);
 }
 
 async function run(o: ExploreFlags): Promise<void> {
-  if (o.port > 65535) throw new Error(`--port ${o.port} is out of range; expected 0..65535`);
   let model = o.model;
   let name: string | undefined;
   if (model === undefined) {
@@ -46,6 +45,12 @@ async function run(o: ExploreFlags): Promise<void> {
     process.once("SIGINT", resolve);
   });
   await site.close();
+}
+
+function port(v: string): number {
+  const n = positiveInt("--port", 0)(v);
+  if (n > 65535) throw new InvalidArgumentError(`--port expects an integer from 0 to 65535, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 /** The platform's "open this URL" command; a missing one only costs a line on stderr. */
