@@ -3,7 +3,8 @@
  * runs a prompt, streams the text, then draws the views from the run's trace.
  *
  * Contract for tests and embedding: URL parameters `prompt`, `temperature`, `max_tokens`, `seed`, `autorun=1`
- * (load the served checkpoint and run at once), `threads`; `window.qwen3next.lastRun` = { tokens, text, ... }
+ * (load the served checkpoint and run at once), `threads`, `trace=0` (no views: the model runs untraced, as the CLI
+ * runs it, for timing); `window.qwen3next.lastRun` = { tokens, text, ... }
  * once a run finishes, and `window.qwen3next.error` = the last error message shown.
  */
 import type { FromWorker, ModelInfo, ModelSource, RunParams, RunResult, ToWorker } from "./protocol.js";
@@ -75,7 +76,6 @@ const send = (m: ToWorker) => worker.postMessage(m);
 let workerReady: () => void;
 const ready = new Promise<void>((r) => (workerReady = r));
 let loaded: (() => void) | null = null;
-let runStarted = 0;
 let firstTokenAt = 0;
 
 worker.onerror = (e) => showError(`the model worker failed: ${e.message}`);
@@ -129,13 +129,13 @@ function run(): void {
     temperature: tempEl.value === "" ? undefined : Number(tempEl.value),
     maxTokens: Math.max(1, Math.floor(Number(maxEl.value) || 1)),
     seed: seedEl.value === "" ? undefined : Number(seedEl.value),
+    trace: params.get("trace") !== "0",
   };
   outputEl.textContent = "";
   clearViews();
   api.lastRun = null;
   runBtn.disabled = true;
   setStatus("generating…");
-  runStarted = performance.now();
   firstTokenAt = 0;
   send({ type: "run", params: p });
 }
@@ -145,7 +145,8 @@ function finish(r: RunResult): void {
   const info = api.info!;
   setStatus(`${r.tokens.length} tokens, ${r.tokensPerSecond.toFixed(1)} tok/s (finish: ${r.finishReason})`);
   const { calls: _calls, vocab: _vocab, ...rest } = r;
-  drawViews(new RunData(r, info));
+  if (r.calls.length > 0) drawViews(new RunData(r, info));
+  else for (const v of VIEWS) $(`view-${v.id}`).replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: "This run was not traced (trace=0)." }));
   api.lastRun = { ...rest, loadMs: info.loadMs, pageToFirstTokenMs: firstTokenAt, model: info.name };
 }
 
@@ -233,4 +234,3 @@ promptEl.addEventListener("keydown", (e) => {
 if (params.get("autorun") === "1") {
   void load({ kind: "url", base: new URL("model/", location.href).href }).then(run);
 }
-void runStarted;

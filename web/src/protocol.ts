@@ -11,6 +11,8 @@ export interface RunParams {
   temperature?: number;
   maxTokens: number;
   seed?: number;
+  /** Trace every forward pass for the views (default); off, the model runs as the CLI runs it (for timing). */
+  trace: boolean;
 }
 
 export type ToWorker = { type: "load"; source: ModelSource; threads: number } | { type: "run"; params: RunParams };

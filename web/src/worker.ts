@@ -218,10 +218,10 @@ async function run(p: RunParams): Promise<void> {
   if (problem !== null) throw new Error(problem);
   const promptText = s.template.render([{ role: "user", content: p.prompt }]);
   const promptIds = s.tokenizer.encode(promptText);
-  const traced = new TracedModel(s.model);
+  const traced = p.trace ? new TracedModel(s.model) : null;
   const t0 = performance.now();
   let firstTokenMs = -1;
-  const g = generate(traced, s.tokenizer, promptIds, { sampling, maxTokens: p.maxTokens });
+  const g = generate(traced ?? s.model, s.tokenizer, promptIds, { sampling, maxTokens: p.maxTokens });
   for await (const e of g.events) {
     if (e.token !== null) {
       if (firstTokenMs < 0) firstTokenMs = performance.now() - t0;
@@ -235,7 +235,8 @@ async function run(p: RunParams): Promise<void> {
   };
   promptIds.forEach(name);
   r.tokens.forEach(name);
-  for (const c of traced.calls) for (const [n, t] of Object.entries(c.tensors)) if (n.endsWith(".top_ids") || n === "input_ids") t.data.forEach(name);
+  const calls = traced?.calls ?? [];
+  for (const c of calls) for (const [n, t] of Object.entries(c.tensors)) if (n.endsWith(".top_ids") || n === "input_ids") t.data.forEach(name);
   const result: RunResult = {
     promptIds,
     tokens: r.tokens,
@@ -245,7 +246,7 @@ async function run(p: RunParams): Promise<void> {
     decodeSeconds: r.decodeSeconds,
     tokensPerSecond: r.tokensPerSecond,
     firstTokenMs,
-    calls: traced.calls,
+    calls,
     vocab,
     threads: s.threads,
   };
