@@ -256,7 +256,9 @@ async function run(p: RunParams): Promise<void> {
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   const job = m.type === "load" ? load(m.source, m.threads) : run(m.params);
-  job.catch((err: unknown) => post({ type: "error", message: err instanceof Error ? err.message : String(err) }));
+  // Paths in messages are the user's (the folder they picked, the served files), not where the page mounts them.
+  const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).replaceAll(`${MODEL_DIR}/`, "");
+  job.catch((err: unknown) => post({ type: "error", message: message(err) }));
 };
 
 await mountKernels();

@@ -65,7 +65,12 @@ export function bars(spec: BarsSpec): HTMLElement {
     });
     g.fillStyle = "#aab";
     g.textAlign = "left";
-    for (const [i, name] of spec.groups ?? []) g.fillText(name, left + i * bw, plotH + 22);
+    let free = 0; // where the previous group's name ended
+    for (const [i, name] of spec.groups ?? []) {
+      const x = Math.max(left + i * bw, free);
+      g.fillText(name, x, plotH + 22);
+      free = x + g.measureText(name).width + 10;
+    }
   };
   draw(null);
   const tip = document.getElementById("tooltip");
