@@ -7,9 +7,13 @@ export interface ByteSource {
   readonly size: number;
   /** Up to `length` bytes from `position` (fewer only at the end). */
   read(position: number, length: number): Promise<Uint8Array>;
-  /** The whole content, when it is already in memory (for synchronous reads). */
+  /** The same, synchronously (a worker may block: FileReaderSync, synchronous XHR). */
+  readSync(position: number, length: number): Uint8Array;
+  /** The whole content, when it is already in memory. */
   readonly bytes?: Uint8Array;
 }
+
+declare const FileReaderSync: { new (): { readAsArrayBuffer(b: Blob): ArrayBuffer } };
 
 export function blobSource(blob: Blob): ByteSource {
   return {
@@ -17,15 +21,20 @@ export function blobSource(blob: Blob): ByteSource {
     async read(position, length) {
       return new Uint8Array(await blob.slice(position, Math.min(blob.size, position + length)).arrayBuffer());
     },
+    readSync(position, length) {
+      return new Uint8Array(new FileReaderSync().readAsArrayBuffer(blob.slice(position, Math.min(blob.size, position + length))));
+    },
   };
 }
 
 export function bytesSource(bytes: Uint8Array): ByteSource {
-  return { size: bytes.length, bytes, read: async (p, n) => bytes.subarray(p, Math.min(bytes.length, p + n)) };
+  const readSync = (p: number, n: number) => bytes.subarray(p, Math.min(bytes.length, p + n));
+  return { size: bytes.length, bytes, readSync, read: async (p, n) => readSync(p, n) };
 }
 
 export function urlSource(url: string, size: number): ByteSource {
   let whole: Promise<Uint8Array> | null = null;
+  let wholeSync: Uint8Array | null = null;
   return {
     size,
     async read(position, length) {
@@ -40,6 +49,22 @@ export function urlSource(url: string, size: number): ByteSource {
         return (await whole).subarray(position, end);
       }
       throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+    },
+    readSync(position, length) {
+      const end = Math.min(size, position + length);
+      if (end <= position) return new Uint8Array(0);
+      if (wholeSync) return wholeSync.subarray(position, end);
+      const xhr = new XMLHttpRequest();
+      xhr.open("GET", url, false);
+      xhr.responseType = "arraybuffer";
+      xhr.setRequestHeader("Range", `bytes=${position}-${end - 1}`);
+      xhr.send();
+      if (xhr.status === 206) return new Uint8Array(xhr.response as ArrayBuffer);
+      if (xhr.status === 200) {
+        wholeSync = new Uint8Array(xhr.response as ArrayBuffer);
+        return wholeSync.subarray(position, end);
+      }
+      throw new Error(`${url}: HTTP ${xhr.status} ${xhr.statusText}`);
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The browser's `node:fs` and `node:fs/promises`: the subset the project's loaders use (open + positioned
- * read, stat, readFile, access, existsSync, readFileSync), over byte sources mounted at absolute paths.
- * Read-only: there is no disk to write to in a page.
+ * read, stat, readFile, access, readdir; and synchronously, as the model worker may block: existsSync,
+ * statSync, readFileSync, readdirSync, openSync / fstatSync / readSync / closeSync), over byte sources mounted at
+ * absolute paths. Read-only: there is no disk to write to in a page.
  */
 import type { ByteSource } from "./byte_source.js";
 
@@ -66,8 +67,46 @@ export function statSync(p: string): Stats {
 
 export function readFileSync(p: string, options?: unknown): string | Uint8Array {
   const s = source(p, "open");
-  if (!s.bytes) throw new Error(`${p}: not preloaded, so it cannot be read synchronously in the browser`);
-  return decode(s.bytes, encodingOf(options));
+  return decode(s.bytes ?? s.readSync(0, s.size), encodingOf(options));
+}
+
+/** The names directly under a mounted folder. */
+export function readdirSync(p: string): string[] {
+  if (!isDir(p)) throw enoent(p, "scandir");
+  const d = normal(p) === "/" ? "/" : normal(p) + "/";
+  const names = new Set<string>();
+  for (const k of mounts.keys()) if (k.startsWith(d)) names.add(k.slice(d.length).split("/")[0]);
+  return [...names].sort();
+}
+
+/** File descriptors: indexes into this table of open paths. */
+const descriptors: Array<string | null> = [];
+
+export function openSync(p: string): number {
+  source(p, "open");
+  descriptors.push(p);
+  return descriptors.length - 1;
+}
+
+function pathOf(fd: number): string {
+  const p = descriptors[fd];
+  if (p == null) throw Object.assign(new Error(`EBADF: bad file descriptor ${fd}`), { code: "EBADF" });
+  return p;
+}
+
+export function fstatSync(fd: number): Stats {
+  return statSync(pathOf(fd));
+}
+
+export function readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+  const got = source(pathOf(fd), "read").readSync(position, length);
+  buffer.set(got, offset);
+  return got.length;
+}
+
+export function closeSync(fd: number): void {
+  pathOf(fd);
+  descriptors[fd] = null;
 }
 
 export class FileHandle {
@@ -106,5 +145,9 @@ export async function readFile(p: string, options?: unknown): Promise<string | U
   return decode(s.bytes ?? (await s.read(0, s.size)), encodingOf(options));
 }
 
-export const promises = { open, stat, access, readFile };
-export default { ...promises, promises, existsSync, statSync, readFileSync };
+export async function readdir(p: string): Promise<string[]> {
+  return readdirSync(p);
+}
+
+export const promises = { open, stat, access, readFile, readdir };
+export default { ...promises, promises, existsSync, statSync, readFileSync, readdirSync, openSync, fstatSync, readSync, closeSync };
