@@ -21,6 +21,8 @@ interface LastRun extends Omit<RunResult, "calls" | "vocab"> {
   /** Page-side milliseconds from navigation start to the first generated token (autorun). */
   pageToFirstTokenMs: number;
   model: string;
+  /** Each traced forward pass: tokens read, milliseconds, and milliseconds reducing its trace. */
+  passes: Array<{ tokens: number; ms: number; reduceMs: number }>;
 }
 interface Api {
   lastRun: LastRun | null;
@@ -147,7 +149,10 @@ function finish(r: RunResult): void {
   const { calls: _calls, vocab: _vocab, ...rest } = r;
   if (r.calls.length > 0) drawViews(new RunData(r, info));
   else for (const v of VIEWS) $(`view-${v.id}`).replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: "This run was not traced (trace=0)." }));
-  api.lastRun = { ...rest, loadMs: info.loadMs, pageToFirstTokenMs: firstTokenAt, model: info.name };
+  // Text that is only whitespace (the demo's random weights like newlines) would look like no output at all.
+  if (r.text.length > 0 && r.text.trim() === "") outputEl.textContent = `(whitespace only: ${JSON.stringify(r.text)})`;
+  const passes = r.calls.map((c) => ({ tokens: c.tokens.length, ms: c.ms, reduceMs: c.reduceMs }));
+  api.lastRun = { ...rest, loadMs: info.loadMs, pageToFirstTokenMs: firstTokenAt, model: info.name, passes };
 }
 
 // Views, as tabs (arrow keys move between tabs).

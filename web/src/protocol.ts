@@ -26,7 +26,10 @@ export interface WireTensor {
 /** One forward pass: its input tokens, its time, and the trace it wrote (vocabulary-wide rows reduced to top-k). */
 export interface TracedCall {
   tokens: number[];
+  /** The forward pass (with the trace on). */
   ms: number;
+  /** Reducing the trace for the page afterwards (top-k of vocabulary-wide rows, the logit lens). */
+  reduceMs: number;
   tensors: Record<string, WireTensor>;
 }
 

@@ -107,21 +107,17 @@ async function load(source: ModelSource, threads: number): Promise<void> {
   });
 }
 
-/** Top-k ids and softmax probabilities of each row of a [rows, V] matrix. */
-function topK(x: ArrayLike<number>, rows: number, V: number, k: number): { ids: Int32Array; probs: Float32Array } {
+/** The k largest entries of each row of a [rows, V] matrix of probabilities, largest first. */
+function topK(p: ArrayLike<number>, rows: number, V: number, k: number): { ids: Int32Array; probs: Float32Array } {
   const ids = new Int32Array(rows * k);
-  const probs = new Float32Array(rows * k);
-  const best = new Float64Array(k);
-  const bestId = new Int32Array(k);
+  const probs = new Float32Array(rows * k).fill(-Infinity);
   for (let r = 0; r < rows; r++) {
     const o = r * V;
-    best.fill(-Infinity);
-    bestId.fill(-1);
-    let max = -Infinity;
+    const best = probs.subarray(r * k, (r + 1) * k);
+    const bestId = ids.subarray(r * k, (r + 1) * k);
     for (let v = 0; v < V; v++) {
-      const z = x[o + v];
-      if (z > max) max = z;
-      if (z <= best[k - 1]) continue;
+      const z = p[o + v];
+      if (!(z > best[k - 1])) continue;
       let j = k - 1;
       while (j > 0 && best[j - 1] < z) {
         best[j] = best[j - 1];
@@ -130,12 +126,6 @@ function topK(x: ArrayLike<number>, rows: number, V: number, k: number): { ids: 
       }
       best[j] = z;
       bestId[j] = v;
-    }
-    let sum = 0;
-    for (let v = 0; v < V; v++) sum += Math.exp(x[o + v] - max);
-    for (let j = 0; j < k; j++) {
-      ids[r * k + j] = bestId[j];
-      probs[r * k + j] = Math.exp(best[j] - max) / sum;
     }
   }
   return { ids, probs };
@@ -159,7 +149,8 @@ class TracedModel implements CausalLM<SequenceState> {
     const t0 = performance.now();
     const logits = this.m.forward(tokens, state, { ...opts, trace });
     const ms = performance.now() - t0;
-    this.calls.push({ tokens: [...tokens], ms, tensors: this.reduce(trace) });
+    const tensors = this.reduce(trace);
+    this.calls.push({ tokens: [...tokens], ms, reduceMs: performance.now() - t0 - ms, tensors });
     // With a trace the model returns every row; generation wants the last.
     const V = this.m.config.vocab_size;
     return opts.lastOnly ? logits.subarray(logits.length - V) : logits;
@@ -172,37 +163,60 @@ class TracedModel implements CausalLM<SequenceState> {
       const last = t.shape[t.shape.length - 1];
       if (t.shape.length === 2 && last === V) {
         const rows = t.shape[0];
-        const { ids, probs } = topK(t.data, rows, V, TOP_K);
+        const { ids, probs } = this.topProbabilities(t.data, rows);
         out[`${t.name}.top_ids`] = { shape: [rows, TOP_K], data: ids };
         out[`${t.name}.top_probs`] = { shape: [rows, TOP_K], data: probs };
       } else {
         out[t.name] = { shape: t.shape, data: t.kind === "int" ? Int32Array.from(t.data) : Float32Array.from(t.data) };
       }
     }
-    for (let i = 0; trace.has(`hidden.${i}`); i++) {
-      const h = trace.get(`hidden.${i}`);
-      const { ids, probs } = this.lens(h.data, h.shape[0]);
-      out[`lens.${i}.top_ids`] = { shape: [h.shape[0], TOP_K], data: ids };
-      out[`lens.${i}.top_probs`] = { shape: [h.shape[0], TOP_K], data: probs };
-    }
+    // The lens after the last layer is the model's own output (final_hidden = norm(hidden.{L-1})): its logits.
+    const L = this.m.config.num_hidden_layers;
+    const hidden = Array.from({ length: L - 1 }, (_, i) => trace.get(`hidden.${i}`));
+    const T = hidden[0]?.shape[0] ?? 0;
+    const { ids, probs } = this.lens(hidden.map((h) => h.data), T);
+    hidden.forEach((_, i) => {
+      out[`lens.${i}.top_ids`] = { shape: [T, TOP_K], data: ids.slice(i * T * TOP_K, (i + 1) * T * TOP_K) };
+      out[`lens.${i}.top_probs`] = { shape: [T, TOP_K], data: probs.slice(i * T * TOP_K, (i + 1) * T * TOP_K) };
+    });
+    out[`lens.${L - 1}.top_ids`] = out["logits.top_ids"];
+    out[`lens.${L - 1}.top_probs`] = out["logits.top_probs"];
     return out;
   }
 
-  /** Logit lens: what the model would predict if the residual stream stopped here. */
-  private lens(hidden: Float64Array, rows: number): { ids: Int32Array; probs: Float32Array } {
+  /** Logit lens: what the model would predict if the residual stream stopped after each of these layers. */
+  private lens(layers: Float64Array[], T: number): { ids: Int32Array; probs: Float32Array } {
     const { hidden_size: H, vocab_size: V } = this.m.config;
     const k = this.m.kernels;
+    const rows = layers.length * T;
+    if (rows === 0) return { ids: new Int32Array(0), probs: new Float32Array(0) };
+    // All layers' rows in one product: lm_head is read once.
     const x = k.vec(rows * H);
     const y = k.vec(rows * H);
     const z = k.vec(rows * V);
     try {
-      for (let i = 0; i < rows * H; i++) x[i] = hidden[i];
+      layers.forEach((h, i) => x.set(h.subarray(0, T * H), i * T * H));
       this.m.model.norm.forward(x, y);
       k.linear(this.m.lm_head, y, rows, z);
+      k.softmax(z, V);
       return topK(z, rows, V, TOP_K);
     } finally {
       k.free(x);
       k.free(y);
+      k.free(z);
+    }
+  }
+
+  /** The top-k of each row of logits [rows, V], as probabilities (softmax by the kernels). */
+  private topProbabilities(logits: Float64Array, rows: number): { ids: Int32Array; probs: Float32Array } {
+    const V = this.m.config.vocab_size;
+    const k = this.m.kernels;
+    const z = k.vec(rows * V);
+    try {
+      z.set(logits);
+      k.softmax(z, V);
+      return topK(z, rows, V, TOP_K);
+    } finally {
       k.free(z);
     }
   }
@@ -229,9 +243,21 @@ async function run(p: RunParams): Promise<void> {
     }
   }
   const r = await g.result;
+  // A token's own text: an added token's, or its bytes as UTF-8, or (part of a character) the bytes in hex.
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const text = (id: number): string => {
+    const p = s.tokenizer.piece(id);
+    if (p === null) return "";
+    if ("added" in p) return p.added;
+    try {
+      return utf8.decode(p.bytes);
+    } catch {
+      return [...p.bytes].map((b) => `<${b.toString(16).toUpperCase().padStart(2, "0")}>`).join("");
+    }
+  };
   const vocab: Record<number, string> = {};
   const name = (id: number) => {
-    if (id >= 0 && !(id in vocab)) vocab[id] = s.tokenizer.decode([id]);
+    if (id >= 0 && !(id in vocab)) vocab[id] = text(id);
   };
   promptIds.forEach(name);
   r.tokens.forEach(name);

@@ -1,7 +1,8 @@
 /**
  * Logit lens: what the model would predict at each position if the residual stream stopped after layer i
  * (final norm + lm_head on hidden.{i}; the worker reduces each row to its top-k as lens.{i}.top_ids/top_probs),
- * and the real prediction (logits.top_ids). Each cell shows the top token; colour is its probability.
+ * the last of which is the model's output (final_hidden = norm(hidden.{L-1}), its logits). Each cell shows the
+ * top token; colour is its probability.
  */
 import type { RunData } from "../run_data.js";
 import { sequential } from "./colour.js";
@@ -9,19 +10,19 @@ import { heatmap, note, section } from "./heatmap.js";
 
 export function lensView(d: RunData): HTMLElement[] {
   const L = d.info.layerTypes.length;
-  const names = [...Array.from({ length: L }, (_, i) => `lens.${i}`), "logits"];
+  const names = Array.from({ length: L }, (_, i) => `lens.${i}`);
   const ids = names.map((n) => d.rows(`${n}.top_ids`));
   const probs = names.map((n) => d.rows(`${n}.top_probs`));
   if (ids.some((x) => !x) || probs.some((x) => !x)) return [note("This trace has no hidden.{i} / logits to read the lens from.")];
   const K = ids[0]!.width;
   const T = d.positions.length;
-  const label = (r: number) => (r === L ? "output" : `after layer ${r}`);
+  const label = (r: number) => (r === L - 1 ? `layer ${r} = output` : `after layer ${r}`);
   return [
     section(
       "Top prediction after each layer",
       heatmap({
         title: "top-1 next token after each layer (final norm + lm_head on the residual stream); colour: its probability",
-        rows: L + 1,
+        rows: L,
         cols: T,
         cellW: 56,
         cellH: 22,
