@@ -73,7 +73,7 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const DEFAULTS = {
+export const DEFAULTS = {
   vocab_size: 151936,
   hidden_size: 2048,
   intermediate_size: 5632,

@@ -13,8 +13,9 @@ import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ropeWithScaling } from "../generate/rope_scaling.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
-import { addKernelOptions, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
+import { addKernelOptions, asUsageError, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 import type { ServedSession } from "../server/start.js";
 
 export interface SessionFlags extends KernelFlags {
@@ -29,10 +30,11 @@ export interface SessionFlags extends KernelFlags {
   repetitionPenalty?: number;
   seed?: number;
   maxTokens?: number;
+  ctxSize?: number;
 }
 
-/** A loaded model with its tokenizer, template and sampling defaults: what `serve` serves, too. */
-export type GenerationSession = ServedSession;
+/** A loaded model with its tokenizer, template and sampling defaults (what `serve` serves, too), and how long loading took. */
+export type GenerationSession = ServedSession & { loadSeconds: number };
 
 /** Tokens generated at most when --max-tokens is not given (the demo's output is random, so less of it). */
 export const DEFAULT_MAX_TOKENS = 512;
@@ -41,7 +43,7 @@ export const DEMO_MAX_TOKENS = 64;
 /** Adds --model, the sampling flags, --rope-scaling and the kernel options to `cmd`. */
 export function addSessionOptions(cmd: Command): Command {
   cmd
-    .option("--model <dir>", "checkpoint folder (default: the built-in demo checkpoint, random weights)")
+    .option("-m, --model <dir>", "checkpoint folder (default: the built-in demo checkpoint, random weights)")
     .option("--temperature <t>", "sampling temperature, 0 = greedy (default: the checkpoint's generation_config.json)", finiteNumber("--temperature"))
     .option("--top-k <k>", "keep the k most probable tokens (0: all)", positiveInt("--top-k", 0))
     .option("--top-p <p>", "keep the smallest set of tokens whose probability reaches p", finiteNumber("--top-p"))
@@ -49,16 +51,18 @@ export function addSessionOptions(cmd: Command): Command {
     .option("--presence-penalty <x>", "subtract x from the logits of tokens already generated", finiteNumber("--presence-penalty"))
     .option("--frequency-penalty <x>", "subtract x per earlier occurrence", finiteNumber("--frequency-penalty"))
     .option("--repetition-penalty <x>", "divide (multiply if negative) logits of tokens seen in prompt or output", finiteNumber("--repetition-penalty"))
-    .option("--seed <n>", "random seed: the same seed gives the same text", finiteNumber("--seed"))
-    .option("--max-tokens <n>", `tokens to generate at most (default ${DEFAULT_MAX_TOKENS}, ${DEMO_MAX_TOKENS} with the demo checkpoint)`, positiveInt("--max-tokens"))
+    .option("--seed <n>", "random seed: the same seed gives the same text (default: drawn, and printed in the stats)", finiteNumber("--seed"))
+    .option("-n, --max-tokens <n>", `tokens to generate at most (default ${DEFAULT_MAX_TOKENS}, ${DEMO_MAX_TOKENS} with the demo checkpoint)`, positiveInt("--max-tokens"))
+    .option("-c, --ctx-size <n>", "context tokens (prompt + output) to use at most (default: the model's context length)", positiveInt("--ctx-size"))
     .addOption(new Option("--rope-scaling <json>", `override the checkpoint's RoPE scaling, e.g. '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`));
   return addKernelOptions(cmd);
 }
 
 export async function openSession(o: SessionFlags): Promise<GenerationSession> {
   // Bad flag values are reported before anything is loaded or created.
-  samplingFromFlags(QWEN3_NEXT_INSTRUCT_SAMPLING, o);
-  if (o.ropeScaling !== undefined) ropeWithScaling(DEMO_CONFIG, o.ropeScaling);
+  asUsageError(() => samplingFromFlags(QWEN3_NEXT_INSTRUCT_SAMPLING, o));
+  if (o.ropeScaling !== undefined) asUsageError(() => ropeWithScaling(DEMO_CONFIG, o.ropeScaling!));
+  const t0 = performance.now();
   let dir: string;
   const isDemo = o.model === undefined;
   if (o.model === undefined) {
@@ -71,6 +75,7 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
     if (!existsSync(dir)) throw new Error(`model folder ${o.model} does not exist; expected a checkpoint folder with config.json`);
     if (!statSync(dir).isDirectory()) throw new Error(`--model ${o.model} is not a folder; expected a checkpoint folder with config.json`);
     if (!existsSync(path.join(dir, "config.json"))) throw new Error(`${o.model} has no config.json; expected a Hugging Face checkpoint folder`);
+    await warnUnknownConfigKeys(path.join(dir, "config.json"));
   }
   const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await readJsonFile(path.join(dir, "config.json")), o.ropeScaling);
   const genFile = path.join(dir, "generation_config.json");
@@ -80,7 +85,7 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
   const bar = progressBar("loading weights");
   const model = await loadModel(dir, { ...kernelOptions(o), rope, onProgress: bar.update });
   bar.done();
-  return { dir, isDemo, model, tokenizer, template, sampling };
+  return { dir, isDemo, model, tokenizer, template, sampling, loadSeconds: (performance.now() - t0) / 1000 };
 }
 
 /** The checkpoint's sampling defaults overridden by the flags given. */
@@ -98,6 +103,11 @@ export function samplingFromFlags(defaults: SamplingParams, o: SessionFlags): Sa
   const problem = samplingParamsError(p);
   if (problem !== null) throw new Error(`--${problem.replace(/^(\w+)/, (f) => f.replace(/_/g, "-"))}`);
   return p;
+}
+
+/** The session's sampling with a seed: --seed, or one drawn now (so the stats can print it and a rerun repeat it). */
+export function seeded(s: GenerationSession): SamplingParams & { seed: number } {
+  return { ...s.sampling, seed: s.sampling.seed ?? Math.floor(Math.random() * 2 ** 32) };
 }
 
 export function maxTokens(o: SessionFlags, s: GenerationSession): number {

@@ -34,6 +34,22 @@ export interface InitOptions {
   maxShardBytes?: number;
   /** Called after each tensor with the bytes written so far and the total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Stops between tensors (the temporary folder is removed, nothing is left behind). */
+  signal?: AbortSignal;
+}
+
+/** Throws when `outDir` exists and is not an empty folder. */
+export function checkOutDir(outDir: string): void {
+  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
+    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
+  }
+}
+
+/** Bytes `writeRandomCheckpoint` writes for a config: the BF16 weights plus the tokenizer files (headers aside). */
+export function randomCheckpointBytes(rawConfig: unknown): number {
+  const weights = expectedTensors(parseConfig(rawConfig, "config")).reduce((s, t) => s + 2 * count(t.shape), 0);
+  const tokenizer = ["tokenizer.json", "tokenizer_config.json"].reduce((s, f) => s + statSync(path.join(bundledTokenizerDir(), f)).size, 0);
+  return weights + tokenizer;
 }
 
 /**
@@ -42,9 +58,7 @@ export interface InitOptions {
  */
 export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, opts: InitOptions = {}): Promise<Qwen3NextConfig> {
   const config = parseConfig(rawConfig, "config");
-  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
-    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
-  }
+  checkOutDir(outDir);
   const tmp = `${outDir.replace(/[\\/]+$/, "")}.tmp-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
   try {
@@ -79,6 +93,8 @@ async function writeFolder(raw: Record<string, unknown>, config: Qwen3NextConfig
     const file = shards.length === 1 ? "model.safetensors" : `model-${pad(s + 1)}-of-${pad(shards.length)}.safetensors`;
     const toWrite: TensorToWrite[] = [];
     for (const t of shards[s]) {
+      if (opts.signal) await new Promise((resolve) => setImmediate(resolve)); // let a signal handler run
+      if (opts.signal?.aborted) throw new Error("interrupted");
       const data = randomTensor(t, config, std, rng, normal);
       toWrite.push({ name: t.name, dtype: "BF16", shape: [...t.shape], data });
       weightMap[t.name] = file;

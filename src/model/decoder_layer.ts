@@ -24,8 +24,7 @@ export class Qwen3NextDecoderLayer {
   /**
    * @param prefix   e.g. `model.layers.3` or `mtp.layers.0`
    * @param moeIndex the layer index that decides MoE vs dense (the MTP layer follows layer 0's rule)
-   * @param traceName the `{i}` of this layer's tensors in traces (`router.{i}.*`, `deltanet.{i}.*`, `attention.{i}.*`),
-   *                  or null to record nothing
+   * @param traceName the `{i}` of `router.{i}.*` in traces, or null to record nothing
    */
   constructor(
     private readonly k: Kernels,
@@ -55,14 +54,17 @@ export class Qwen3NextDecoderLayer {
     const { N, ws } = batch;
     const normed = ws.get("layer.normed", h.length);
     const y = ws.get("layer.out", h.length);
-    const trace = batch.trace && this.traceName !== null ? { trace: batch.trace, layer: this.traceName } : undefined;
     this.input_layernorm.forward(h, normed);
-    if (this.self_attn) this.self_attn.forward(normed, batch, states as KVCache[], y, trace);
-    else this.linear_attn!.forward(normed, batch, states as DeltaNetState[], y, trace);
+    if (this.self_attn) this.self_attn.forward(normed, batch, states as KVCache[], y);
+    else this.linear_attn!.forward(normed, batch, states as DeltaNetState[], y);
     this.k.axpy(1, y, h);
     this.post_attention_layernorm.forward(h, normed);
-    if (this.mlp instanceof Qwen3NextSparseMoeBlock) this.mlp.forward(normed, N, ws, y, trace);
-    else this.mlp.forward(normed, N, ws, y);
+    if (this.mlp instanceof Qwen3NextSparseMoeBlock) {
+      this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
+    } else {
+      this.mlp.forward(normed, N, ws, y);
+      if (this.traceName !== null) batch.trace?.rows("mlp.out", [y.length / N], y);
+    }
     this.k.axpy(1, y, h);
   }
 }

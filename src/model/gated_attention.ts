@@ -8,7 +8,6 @@
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
-import type { LayerTrace } from "./trace.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import { KVCache } from "./state.js";
 import { param, type WeightSource } from "./weights.js";
@@ -54,7 +53,7 @@ export class Qwen3NextAttention {
   }
 
   /** x [N, hidden] -> out [N, hidden]; `caches[s]` is segment s's cache. */
-  forward(x: Vec, batch: Batch, caches: KVCache[], out: Vec, trace?: LayerTrace): void {
+  forward(x: Vec, batch: Batch, caches: KVCache[], out: Vec): void {
     const { k, H, Hkv, d, rd } = this;
     const { N, ws } = batch;
     const qg = ws.get("attn.qg", N * H * 2 * d);
@@ -80,11 +79,9 @@ export class Qwen3NextAttention {
     this.k_norm.forward(kk, kk);
     k.rope(q, N, H, d, rd, batch.cos, batch.sin);
     k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
-    if (trace) {
-      trace.trace.append(`attention.${trace.layer}.q`, [H, d], q.subarray(0, N * H * d), "float");
-      trace.trace.append(`attention.${trace.layer}.k`, [Hkv, d], kk.subarray(0, N * Hkv * d), "float");
-      trace.trace.append(`attention.${trace.layer}.gate`, [H * d], gate.subarray(0, N * H * d), "float");
-    }
+    batch.trace?.rows("attention.q", [H, d], q);
+    batch.trace?.rows("attention.k", [Hkv, d], kk);
+    batch.trace?.rows("attention.gate", [H, d], gate);
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
@@ -102,9 +99,12 @@ export class Qwen3NextAttention {
         out: rows(o, H * d),
       });
     });
+    batch.trace?.whole("attention.k_cache", [caches[0].length, Hkv, d], caches[0].k);
+    batch.trace?.whole("attention.v_cache", [caches[0].length, Hkv, d], caches[0].v);
     k.sigmoidMul(o, gate);
     k.linear(this.o_proj, o, N, out);
     if (this.bias) addBias(k, out, this.bias.o, N);
+    batch.trace?.rows("attention.out", [out.length / N], out);
   }
 }
 

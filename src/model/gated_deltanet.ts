@@ -12,7 +12,6 @@ import type { Qwen3NextConfig } from "../config.js";
 import { sigmoid, softplus } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
-import type { LayerTrace } from "./trace.js";
 import { Qwen3NextRMSNormGated } from "./rms_norm.js";
 import { DeltaNetState } from "./state.js";
 import { param, type WeightSource } from "./weights.js";
@@ -62,7 +61,7 @@ export class Qwen3NextGatedDeltaNet {
   }
 
   /** x [N, hidden] -> out [N, hidden]; `states[s]` is segment s's state, advanced in place. */
-  forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec, trace?: LayerTrace): void {
+  forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec): void {
     const { k, Hk, Hv, dk, dv, K, C } = this;
     const { N, ws } = batch;
     const r = Hv / Hk;
@@ -97,6 +96,8 @@ export class Qwen3NextGatedDeltaNet {
       k.causalConv1d({ x: rows(mixed), weight: this.convWeight, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
 
+    batch.trace?.rows("deltanet.conv", [C], conv);
+    batch.trace?.whole("deltanet.conv_state", [C, K - 1], states[0].conv);
     const q = ws.get("dn.q", N * Hk * dk);
     const kk = ws.get("dn.k", N * Hk * dk);
     const v = ws.get("dn.v", N * Hv * dv);
@@ -117,8 +118,8 @@ export class Qwen3NextGatedDeltaNet {
         g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
       }
     }
-    trace?.trace.append(`deltanet.${trace.layer}.g`, [Hv], g.subarray(0, N * Hv), "float");
-    trace?.trace.append(`deltanet.${trace.layer}.beta`, [Hv], beta.subarray(0, N * Hv), "float");
+    batch.trace?.rows("deltanet.g", [Hv], g);
+    batch.trace?.rows("deltanet.beta", [Hv], beta);
 
     const o = ws.get("dn.o", N * Hv * dv);
     batch.segments.forEach((seg, s) => {
@@ -141,7 +142,9 @@ export class Qwen3NextGatedDeltaNet {
       else k.deltaRuleRecurrent(args);
     });
 
+    batch.trace?.rows("deltanet.core", [Hv, dv], o);
     this.norm.forward(o, z, o);
     k.linear(this.out_proj, o, N, out);
+    batch.trace?.rows("deltanet.out", [out.length / N], out);
   }
 }

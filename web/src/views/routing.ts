@@ -62,7 +62,7 @@ export function routingView(d: RunData): HTMLElement[] {
       }),
     ),
   );
-  const gates = moeLayers.map((i) => d.rows(`router.${i}.shared_gate`));
+  const gates = moeLayers.map((i) => d.rows(`moe.${i}.shared_gate`));
   if (gates.every((g) => g !== null)) {
     out.splice(
       1,
@@ -83,7 +83,7 @@ export function routingView(d: RunData): HTMLElement[] {
       ),
     );
   } else {
-    out.splice(1, 0, note("Shared expert gate: this trace has no router.{i}.shared_gate."));
+    out.splice(1, 0, note("Shared expert gate: this trace has no moe.{i}.shared_gate."));
   }
   return out;
 }
