@@ -40,7 +40,6 @@ export interface ModelInfo {
   topK: number;
   hasMtp: boolean;
   threads: number;
-  bytes: number;
   loadMs: number;
 }
 

@@ -5,7 +5,7 @@
  * (logits, mtp_logits, and the logit lens computed here from hidden.{i}) are reduced to their top-k.
  */
 import "./platform/globals.js";
-import { mount, unmountAll } from "./platform/fs.js";
+import { existsSync, mount, unmountAll } from "./platform/fs.js";
 import { blobSource, bytesSource, urlSource } from "./platform/byte_source.js";
 import { NODE_MODULES } from "./platform/node_misc.js";
 import { WASM_PATH } from "../../src/kernels/wasm/module.js";
@@ -87,18 +87,15 @@ async function mountSource(source: ModelSource): Promise<{ dir: string; name: st
 
 async function load(source: ModelSource, threads: number): Promise<void> {
   const t0 = performance.now();
-  session?.model.kernels && (await (session.model.kernels as { close?: () => Promise<void> }).close?.());
+  // A new checkpoint replaces the old one: its worker threads stop, its memory goes with it.
+  if (session) await (session.model.kernels as { close?: () => Promise<void> }).close?.();
   session = null;
   if (!crossOriginIsolated) threads = 1; // no SharedArrayBuffer: the kernels run on this worker alone
   const { dir, name } = await mountSource(source);
   post({ type: "progress", phase: "reading the tokenizer", done: 0, total: 1 });
+  // Optional, as for the CLI; when present it must parse.
   const genFile = `${dir}/generation_config.json`;
-  let genConfig: object | undefined;
-  try {
-    genConfig = (await readJsonFile(genFile)) as object;
-  } catch {
-    genConfig = undefined; // optional, as for the CLI
-  }
+  const genConfig = existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined;
   const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
   const model = await loadModel(dir, {
     backend: "wasm",
@@ -116,7 +113,6 @@ async function load(source: ModelSource, threads: number): Promise<void> {
       topK: c.num_experts_per_tok,
       hasMtp: model.mtp !== null,
       threads: (model.kernels as { threads?: number }).threads ?? 1,
-      bytes: 0,
       loadMs: performance.now() - t0,
     },
   });
