@@ -29,7 +29,7 @@ export function mtpView(d: RunData): HTMLElement[] {
       "Draft vs produced",
       summary,
       heatmap({
-        title: "row 1: the token at position t+2; row 2: the MTP head's top draft for it (colour: draft probability; outline: prompt)",
+        title: "row 1: the token at position t+2 (lit when the draft matches it); row 2: the MTP head's top draft for it, coloured by its probability; 'p' marks a prompt position",
         rows: 2,
         cols: N,
         cellW: 56,
