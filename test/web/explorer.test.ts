@@ -4,6 +4,7 @@
  *   - the page is cross-origin isolated and the kernels run on worker threads;
  *   - it generates exactly the greedy tokens the CLI generates for the same prompt;
  *   - every view draws (no blank canvas), the keyboard moves a cursor that names the cell, no console errors;
+ *   - a checkpoint folder picked from disk (File objects, nothing uploaded) loads and gives the same tokens;
  *   - a corrupt checkpoint picked from disk gives a clear message.
  * Screenshots of each view go to test-artifacts/explorer/. Without Chromium the suite is skipped (and says so),
  * except under CI=true, where that is a failure.
@@ -53,6 +54,8 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
   let browser: Browser;
   let page: Page;
   const problems: string[] = [];
+  /** The CLI's greedy tokens for PROMPT (greedy decoding: a shorter run is a prefix). */
+  let expectedTokens: number[] = [];
 
   beforeAll(async () => {
     if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install chromium)`);
@@ -79,6 +82,7 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
     expect(cli.code, cli.stderr).toBe(0);
     const expected = (JSON.parse(cli.stdout) as { tokens: number[] }).tokens;
     expect(expected.length).toBeGreaterThan(0);
+    expectedTokens = expected;
 
     const q = new URLSearchParams({ prompt: PROMPT, temperature: "0", max_tokens: String(MAX_TOKENS), seed: "0", threads: "2", autorun: "1" });
     await page.goto(`${site.url}?${q}`);
@@ -133,6 +137,32 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
     await page.keyboard.press("ArrowRight");
     expect(await page.getAttribute("#tab-deltanet", "aria-selected")).toBe("true");
     expect(problems).toEqual([]);
+  });
+
+  it("loads a checkpoint folder picked from disk and generates the same tokens", async () => {
+    const p = await browser.newPage();
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    p.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
+    await p.goto(`${site.url}?${new URLSearchParams({ prompt: PROMPT, temperature: "0", max_tokens: "6", threads: "2" })}`);
+    await p.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById("status")!.textContent !== "starting…");
+    await p.setInputFiles("#pick-folder", demo);
+    await p.waitForFunction(() => {
+      const a = (globalThis as unknown as PageGlobals).qwen3next;
+      return a.info !== null || a.error !== null;
+    }, null, { timeout: 60_000 });
+    await p.click("#run");
+    await p.waitForFunction(() => {
+      const a = (globalThis as unknown as PageGlobals).qwen3next;
+      return a.lastRun !== null || a.error !== null;
+    }, null, { timeout: 60_000 });
+    const run = await p.evaluate(() => (globalThis as unknown as PageGlobals).qwen3next);
+    expect(run.error).toBeNull();
+    expect(run.lastRun!.tokens).toEqual(expectedTokens.slice(0, 6));
+    expect(errors).toEqual([]);
+    await p.close();
   });
 
   it("says clearly what is wrong with a corrupt checkpoint picked from disk", async () => {
