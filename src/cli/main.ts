@@ -19,6 +19,7 @@ const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import("./tokenize.js"),
   () => import("./init.js"),
   () => import("./quantize.js"),
+  () => import("./explore.js"),
 ];
 
 export async function main(argv: string[]): Promise<void> {
