@@ -27,6 +27,12 @@ export type LayerType = "linear_attention" | "full_attention";
 export interface DeltaNetProjections {
   qkvz: "grouped" | "split";
   ba: "grouped" | "split";
+  /**
+   * Order of the value heads in every per-value-head parameter: grouped by key head (value head h reads key head
+   * h / r; every Hugging Face checkpoint) or tiled (h reads key head h mod Hk; llama.cpp's qwen35 GGUF files).
+   * Absent: grouped.
+   */
+  valueHeads?: "grouped" | "tiled";
 }
 
 /** RoPE setup after parsing: plain rotary, linear interpolation, or YaRN. */
@@ -96,7 +102,7 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const QWEN3_NEXT_DEFAULTS = {
+export const QWEN3_NEXT_DEFAULTS = {
   vocab_size: 151936,
   hidden_size: 2048,
   intermediate_size: 5632,

@@ -69,6 +69,7 @@ export type { PlannedWeight, StoredTensor, TensorStore, WeightsPlan } from "./lo
 export { countParameters, weightBytes, sequenceStateBytes } from "./loading/parameters.js";
 export type { ParameterCounts, SequenceStateBytes } from "./loading/parameters.js";
 export { compareFiles, compareValues } from "./io/compare-dumps.js";
+export { NameMap } from "./io/name_map.js";
 export type { CompareReport, TensorComparison, Tolerance } from "./io/compare-dumps.js";
 
 // Text in, text out: tokenizer, chat template, output parsing, sampling, generation, random checkpoints
@@ -76,13 +77,16 @@ export { QwenTokenizer, StreamDecoder, bundledTokenizerDir } from "./tokenizer/t
 export { ChatTemplate, promptOpensThinking } from "./tokenizer/chat_template.js";
 export type { ChatMessage, ToolSpec, RenderOptions } from "./tokenizer/chat_template.js";
 export { parseAssistantOutput, StreamingOutputParser } from "./generate/output_parser.js";
+export { parseToolCalls, parseHermesToolCalls, parseXmlToolCalls } from "./generate/tool_call_parsers.js";
+export { thinkingSwitch } from "./tokenizer/thinking_mode.js";
+export type { ThinkingSwitch } from "./tokenizer/thinking_mode.js";
 export type { ParsedOutput, OutputDelta, ToolCall } from "./generate/output_parser.js";
 export { Sampler, defaultSamplingParams, samplingParamsError, QWEN3_NEXT_INSTRUCT_SAMPLING } from "./generate/sampler.js";
 export type { SamplingParams } from "./generate/sampler.js";
 export { Xoshiro128 } from "./generate/prng.js";
 export { generate, contextLimit, checkPromptLength } from "./generate/generate.js";
 export { StopStringText } from "./generate/stop_strings.js";
-export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM } from "./generate/generate.js";
+export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM, Continuation } from "./generate/generate.js";
 export { ropeWithScaling } from "./generate/rope_scaling.js";
 export { writeRandomCheckpoint } from "./init/random_checkpoint.js";
 export { ensureDemoCheckpoint, DEMO_CONFIG, cacheRoot } from "./init/demo.js";

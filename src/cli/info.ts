@@ -18,12 +18,13 @@ import { ggufFileOf } from "../loading/model_path.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
 import { numel } from "../io/safetensors.js";
 import { positiveInt } from "./options.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 
 export function register(program: Command): void {
   program
     .command("info")
     .description("describe a model (architecture, parameter counts, memory) without loading its weights")
-    .option("--model <path>", "checkpoint folder (config.json + safetensors) or a .gguf file")
+    .option("-m, --model <path>", "checkpoint folder (config.json + safetensors) or a .gguf file")
     .option("--config <file>", "a config.json alone (e.g. the published 80B config)")
     .option("--context <n>", "context length for the per-sequence state", positiveInt("--context"), 4096)
     .option("--json", "print a machine-readable summary")
@@ -31,6 +32,7 @@ export function register(program: Command): void {
       if ((opts.model === undefined) === (opts.config === undefined)) {
         this.error("error: give exactly one of --model DIR or --config FILE", { exitCode: 2 });
       }
+      await warnUnknownConfigKeys(opts.model !== undefined ? path.join(opts.model, "config.json") : opts.config!);
       const info = opts.model !== undefined ? await fromModel(opts.model) : await fromConfig(opts.config!);
       const summary = summarize(info, opts.context);
       process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + "\n" : format(summary));

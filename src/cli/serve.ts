@@ -4,10 +4,12 @@
  * cancel the rest) and exits 0. The sampling flags and --max-tokens set the defaults of requests that
  * leave them out.
  */
+import net from "node:net";
 import { Command } from "commander";
 import { DEFAULTS, startServer } from "../server/start.js";
 import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
-import { positiveInt } from "./options.js";
+import { positiveInt, UsageError } from "./options.js";
+import { thinkingSwitch } from "../tokenizer/thinking_mode.js";
 
 interface ServeFlags extends SessionFlags {
   host: string;
@@ -38,8 +40,12 @@ export function register(program: Command): void {
 }
 
 async function run(o: ServeFlags): Promise<void> {
-  if (o.port > 65535) throw new Error(`--port ${o.port} is out of range; expected 0..65535`);
+  if (o.port > 65535) throw new UsageError(`--port ${o.port} is out of range; expected 0..65535`);
+  await checkCanListen(o.host, o.port); // before minutes of loading, not after
   const session = await openSession(o);
+  if (thinkingSwitch(session.template) !== "switchable") {
+    process.stderr.write(`note: this chat template has no thinking switch: requests' enable_thinking changes nothing\n`);
+  }
   const server = await startServer(session, {
     host: o.host,
     port: o.port,
@@ -61,4 +67,24 @@ async function run(o: ServeFlags): Promise<void> {
   await server.close(o.grace * 1000);
   // The WASM backend's worker threads must end too, or the process cannot exit.
   await (session.model.kernels as { close?: () => unknown }).close?.();
+}
+
+/** Throws a one-line error when `host:port` cannot be listened on (in use, not allowed, not an address here). */
+function checkCanListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === "EADDRINUSE"
+          ? "is in use by another process; pick another with --port"
+          : e.code === "EACCES"
+            ? "needs privileges (ports below 1024); pick another with --port"
+            : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
+              ? `cannot be listened on: --host ${host} is not an address of this machine`
+              : `cannot be listened on (${e.code ?? e.message})`;
+      reject(new Error(`port ${port} on ${host} ${why}`));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }

@@ -34,6 +34,19 @@ export interface GenerateOptions {
   onPrefillProgress?(done: number, total: number): void;
   /** Prompt tokens per prefill forward pass (bounds activation memory, paces progress). Default 512. */
   prefillChunk?: number;
+  /**
+   * Continue a kept sequence (chat): `promptIds` are then only the new tokens, prefilled after
+   * `continuation.tokens`; the state is kept (not freed) and `continuation` updated to what it has consumed.
+   */
+  continuation?: Continuation<{ free(): void }>;
+  /** Use at most this many tokens of context (prompt + output; default: the model's whole context). */
+  contextSize?: number;
+}
+
+/** A sequence kept across generations: its state (null: none yet) and every token the state has consumed. */
+export interface Continuation<S extends { free(): void }> {
+  state: S | null;
+  tokens: number[];
 }
 
 export interface GenerateEvent {
@@ -48,14 +61,21 @@ export interface GenerateResult {
   /** Generated tokens, without the stop token. */
   tokens: number[];
   finishReason: "stop" | "length" | "abort";
+  /** Tokens of context before generation: reused (already in a continued state) plus prefilled. */
   promptTokens: number;
+  /** Prompt tokens run through the model by this call. */
+  prefilledTokens: number;
+  /** Prompt tokens that a continued state already held (0 without a continuation). */
+  reusedTokens: number;
+  /** The output stopped at the context limit (the prompt fitted, the room for output did not). */
+  capped: boolean;
   /** Tokens sampled, the stop token included (OpenAI's completion_tokens). */
   completionTokens: number;
   prefillSeconds: number;
   decodeSeconds: number;
   /** completionTokens / decodeSeconds. */
   tokensPerSecond: number;
-  /** promptTokens / prefillSeconds. */
+  /** prefilledTokens / prefillSeconds. */
   prefillTokensPerSecond: number;
 }
 
@@ -73,13 +93,15 @@ export function contextLimit(config: Qwen3NextConfig): number {
   return r.rope_type === "yarn" ? Math.max(config.max_position_embeddings, Math.floor(r.factor * r.original_max_position_embeddings)) : config.max_position_embeddings;
 }
 
-/** Throws a one-line error when `promptTokens` cannot fit the model's context. */
-export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number): void {
-  const limit = contextLimit(config);
+/** Throws a one-line error when `promptTokens` cannot fit the model's context (or `contextSize`, when smaller). */
+export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number, contextSize?: number): void {
+  const limit = Math.min(contextLimit(config), contextSize ?? Infinity);
   if (promptTokens === 0) throw new Error("the prompt is empty, expected at least one token");
   if (promptTokens >= limit) {
     const hint =
-      config.rope.rope_type === "yarn"
+      limit < contextLimit(config)
+        ? ` (--ctx-size ${limit}; the model's is ${contextLimit(config)})`
+        : config.rope.rope_type === "yarn"
         ? ""
         : `; enable YaRN to extend it, e.g. --rope-scaling '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":${config.max_position_embeddings}}'`;
     throw new Error(`the prompt is ${promptTokens} tokens, the model's context is ${limit} tokens (room for the prompt and at least one new token)${hint}`);
@@ -92,7 +114,7 @@ export function generate<S extends { free(): void }>(
   promptIds: readonly number[],
   opts: GenerateOptions,
 ): Generation {
-  checkPromptLength(model.config, promptIds.length);
+  checkPromptLength(model.config, (opts.continuation?.tokens.length ?? 0) + promptIds.length, opts.contextSize);
   const V = model.config.vocab_size;
   const outside = promptIds.find((id) => !(Number.isInteger(id) && id >= 0 && id < V));
   if (outside !== undefined) {
@@ -126,19 +148,25 @@ async function run<S extends { free(): void }>(
   emit: (e: GenerateEvent) => void,
 ): Promise<GenerateResult> {
   const stopIds = new Set(opts.stopIds ?? tokenizer.eosIds);
-  const limit = contextLimit(model.config);
+  const limit = Math.min(contextLimit(model.config), opts.contextSize ?? Infinity);
   const chunk = Math.max(1, opts.prefillChunk ?? 512);
   const text = new StopStringText(opts.stopStrings ?? []);
   const decoder = new StreamDecoder(tokenizer);
   const tokens: number[] = [];
   let completionTokens = 0;
   let finishReason: GenerateResult["finishReason"] = "length";
-  const state = model.newState();
+  const kept = opts.continuation as Continuation<S> | undefined;
+  const reused = kept?.tokens.length ?? 0;
+  const state = kept?.state ?? model.newState();
+  const context = kept ? [...kept.tokens, ...prompt] : prompt; // what the sampler's penalties see as the prompt
+  let done = 0; // prompt tokens the state has consumed
+  const fed: number[] = []; // generated tokens the state has consumed
+  let capped = false;
   const t0 = performance.now();
   let t1 = t0;
   try {
     let logits: Vec | null = null;
-    for (let done = 0; done < prompt.length; ) {
+    for (; done < prompt.length; ) {
       if (opts.signal?.aborted) break;
       const n = Math.min(chunk, prompt.length - done);
       logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true });
@@ -147,14 +175,14 @@ async function run<S extends { free(): void }>(
       await nextTurn();
     }
     t1 = performance.now();
-    let position = prompt.length;
+    let position = context.length;
     while (logits !== null) {
       if (opts.signal?.aborted) {
         finishReason = "abort";
         break;
       }
       // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
-      const id = sampler.sample(logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length)), tokens, prompt);
+      const id = sampler.sample(logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length)), tokens, context);
       completionTokens++;
       if (stopIds.has(id)) {
         finishReason = "stop";
@@ -167,14 +195,22 @@ async function run<S extends { free(): void }>(
         finishReason = "stop";
         break;
       }
-      if (tokens.length >= opts.maxTokens || position + 1 >= limit) break;
+      if (tokens.length >= opts.maxTokens) break;
+      if (position + 1 >= limit) {
+        capped = true;
+        break;
+      }
       logits = model.forward([id], state, { lastOnly: true });
+      fed.push(id);
       position++;
       await nextTurn();
     }
     if (logits === null) finishReason = "abort";
   } finally {
-    state.free();
+    if (kept) {
+      kept.state = state;
+      kept.tokens = [...context.slice(0, reused + done), ...fed];
+    } else state.free();
   }
   const tail = text.end(finishReason === "stop" && text.stopped ? "" : decoder.flush());
   if (tail.length > 0) emit({ token: null, text: tail });
@@ -185,7 +221,10 @@ async function run<S extends { free(): void }>(
     text: text.value,
     tokens,
     finishReason,
-    promptTokens: prompt.length,
+    promptTokens: context.length,
+    prefilledTokens: prompt.length,
+    reusedTokens: reused,
+    capped,
     completionTokens,
     prefillSeconds,
     decodeSeconds,

@@ -122,10 +122,14 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("GGUF data is little-endian and this platform is big-endian, which is not supported");
 }
 
+/** What is being read, for error messages: built only when an error is reported. */
+type What = string | (() => string);
+const describe = (w: What): string => (typeof w === "string" ? w : w());
+
 /** Reads values sequentially from a ByteSource, failing with one line naming the file and what was read. */
 class Cursor {
   pos = 0;
-  private readonly utf8 = new TextDecoder("utf-8", { fatal: true });
+  readonly utf8 = new TextDecoder("utf-8", { fatal: true });
   constructor(
     private readonly src: ByteSource,
     private readonly fail: (msg: string) => never,
@@ -135,43 +139,43 @@ class Cursor {
     return this.src.size - this.pos;
   }
 
-  bytes(n: number, what: string): Uint8Array {
+  bytes(n: number, what: What): Uint8Array {
     if (n > this.remaining()) {
-      this.fail(`${what}: needs ${n} bytes at byte ${this.pos}, but the file ends at ${this.src.size} (truncated?)`);
+      this.fail(`${describe(what)}: needs ${n} bytes at byte ${this.pos}, but the file ends at ${this.src.size} (truncated?)`);
     }
     const b = this.src.read(this.pos, n);
     this.pos += n;
     return b;
   }
 
-  private view(n: number, what: string): DataView {
+  private view(n: number, what: What): DataView {
     const b = this.bytes(n, what);
     return new DataView(b.buffer, b.byteOffset, n);
   }
 
-  u32(what: string): number {
+  u32(what: What): number {
     return this.view(4, what).getUint32(0, true);
   }
 
   /** A u64 as a number; values past 2^53 fail (no count or size in a real file gets near). */
-  u64(what: string): number {
+  u64(what: What): number {
     const v = this.view(8, what).getBigUint64(0, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} is ${v}, which is absurd`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${describe(what)} is ${v}, which is absurd`);
     return Number(v);
   }
 
-  string(what: string, maxBytes = Number.MAX_SAFE_INTEGER): string {
-    const n = this.u64(`${what} (length)`);
-    if (n > maxBytes) this.fail(`${what}: length ${n} is absurd (limit ${maxBytes} bytes)`);
+  string(what: What, maxBytes = Number.MAX_SAFE_INTEGER): string {
+    const n = this.u64(() => `${describe(what)} (length)`);
+    if (n > maxBytes) this.fail(`${describe(what)}: length ${n} is absurd (limit ${maxBytes} bytes)`);
     const b = this.bytes(n, what);
     try {
       return this.utf8.decode(b);
     } catch {
-      return this.fail(`${what} is not valid UTF-8`);
+      return this.fail(`${describe(what)} is not valid UTF-8`);
     }
   }
 
-  scalar(type: GgufType, what: string): GgufScalar {
+  scalar(type: GgufType, what: What): GgufScalar {
     switch (type) {
       case GgufType.UINT8:
         return this.view(1, what).getUint8(0);
@@ -191,7 +195,7 @@ class Cursor {
         return this.view(8, what).getFloat64(0, true);
       case GgufType.BOOL: {
         const b = this.view(1, what).getUint8(0);
-        if (b > 1) this.fail(`${what}: a bool must be 0 or 1, got ${b}`);
+        if (b > 1) this.fail(`${describe(what)}: a bool must be 0 or 1, got ${b}`);
         return b === 1;
       }
       case GgufType.UINT64:
@@ -201,25 +205,46 @@ class Cursor {
       case GgufType.STRING:
         return this.string(what);
       default:
-        return this.fail(`${what}: unknown value type ${type}`);
+        return this.fail(`${describe(what)}: unknown value type ${type}`);
     }
   }
 
   /** A value of `type`; arrays read their element type and count first. */
-  value(type: GgufType, what: string, depth = 0): { value: GgufValue; arrayType?: GgufType } {
+  value(type: GgufType, what: What, depth = 0): { value: GgufValue; arrayType?: GgufType } {
     if (type !== GgufType.ARRAY) return { value: this.scalar(type, what) };
-    if (depth >= MAX_ARRAY_DEPTH) this.fail(`${what}: arrays nested more than ${MAX_ARRAY_DEPTH} deep`);
-    const elemType = this.u32(`${what} (array element type)`);
-    if (!(elemType in GgufType)) this.fail(`${what}: unknown array element type ${elemType}`);
-    const count = this.u64(`${what} (array length)`);
+    if (depth >= MAX_ARRAY_DEPTH) this.fail(`${describe(what)}: arrays nested more than ${MAX_ARRAY_DEPTH} deep`);
+    const elemType = this.u32(() => `${describe(what)} (array element type)`);
+    if (!(elemType in GgufType)) this.fail(`${describe(what)}: unknown array element type ${elemType}`);
+    const count = this.u64(() => `${describe(what)} (array length)`);
     // Every element takes at least one byte (a string 8, a nested array 12), so a count the rest of the
     // file cannot hold is refused before anything is allocated.
     const minSize = FIXED_SIZE[elemType as GgufType] ?? (elemType === GgufType.STRING ? 8 : 12);
     if (count * minSize > this.remaining()) {
-      this.fail(`${what}: array of ${count} ${GgufType[elemType]} values cannot fit in the ${this.remaining()} bytes left (truncated or corrupt)`);
+      this.fail(`${describe(what)}: array of ${count} ${GgufType[elemType]} values cannot fit in the ${this.remaining()} bytes left (truncated or corrupt)`);
     }
     const out: GgufValue[] = new Array(count);
-    for (let i = 0; i < count; i++) out[i] = this.value(elemType, `${what}[${i}]`, depth + 1).value;
+    const element = (i: number) => () => `${describe(what)}[${i}]`;
+    if (elemType === GgufType.STRING) {
+      // The tokenizer's 150k-string arrays: a tight loop (no per-element closures or views).
+      for (let i = 0; i < count; i++) {
+        const lb = this.bytes(8, element(i));
+        const n = lb[0] + lb[1] * 2 ** 8 + lb[2] * 2 ** 16 + lb[3] * 2 ** 24 + (lb[4] + lb[5] * 2 ** 8 + lb[6] * 2 ** 16 + lb[7] * 2 ** 24) * 2 ** 32;
+        if (n > this.remaining()) this.bytes(n, element(i));
+        try {
+          out[i] = this.utf8.decode(this.bytes(n, element(i)));
+        } catch {
+          this.fail(`${element(i)()} is not valid UTF-8`);
+        }
+      }
+    } else if (elemType === GgufType.INT32 || elemType === GgufType.UINT32 || elemType === GgufType.FLOAT32) {
+      const b = this.bytes(4 * count, what);
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      for (let i = 0; i < count; i++) {
+        out[i] = elemType === GgufType.INT32 ? dv.getInt32(4 * i, true) : elemType === GgufType.UINT32 ? dv.getUint32(4 * i, true) : dv.getFloat32(4 * i, true);
+      }
+    } else {
+      for (let i = 0; i < count; i++) out[i] = this.value(elemType, element(i), depth + 1).value;
+    }
     return { value: out, arrayType: elemType };
   }
 }

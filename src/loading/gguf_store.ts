@@ -1,8 +1,8 @@
 /**
  * A GGUF file as a `TensorStore` (see `plan.ts`): each tensor by its GGUF name, dtype = its ggml type name,
  * shape in PyTorch order. The types a parameter may have are the plain floats and the block-quantized types the
- * kernels compute with; any other ggml type (IQ*, TQ*, MXFP4, Q2_K, ...) is refused by the planner with one line
- * naming the tensor and its type.
+ * kernels compute with (`QUANT_DTYPES`); any other ggml type (IQ*, TQ*, MXFP4, Q2_K, ...) is refused by the
+ * planner with one line naming the tensor and its type.
  */
 import { GgufFile } from "../io/gguf.js";
 import { QUANT_DTYPES } from "../io/ggml_quants.js";

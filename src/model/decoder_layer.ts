@@ -72,9 +72,11 @@ export class Qwen3NextDecoderLayer {
     this.k.axpy(1, y, h);
     this.post_attention_layernorm.forward(h, normed);
     if (this.mlp instanceof Qwen3NextSparseMoeBlock) {
-      const trace = batch.trace && this.traceName !== null ? { trace: batch.trace, layer: this.traceName } : undefined;
-      this.mlp.forward(normed, N, ws, y, trace);
-    } else this.mlp.forward(normed, N, ws, y);
+      this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
+    } else {
+      this.mlp.forward(normed, N, ws, y);
+      if (this.traceName !== null) batch.trace?.rows("mlp.out", [y.length / N], y);
+    }
     this.k.axpy(1, y, h);
   }
 }

@@ -92,6 +92,9 @@ export class Qwen3NextAttention {
     this.k_norm.forward(kk, kk);
     k.rope(q, N, H, d, rd, batch.cos, batch.sin);
     k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
+    batch.trace?.rows("attention.q", [H, d], q);
+    batch.trace?.rows("attention.k", [Hkv, d], kk);
+    batch.trace?.rows("attention.gate", [H, d], gate);
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
@@ -109,9 +112,12 @@ export class Qwen3NextAttention {
         out: rows(o, H * d),
       });
     });
+    batch.trace?.whole("attention.k_cache", [caches[0].length, Hkv, d], caches[0].k);
+    batch.trace?.whole("attention.v_cache", [caches[0].length, Hkv, d], caches[0].v);
     k.sigmoidMul(o, gate);
     k.linear(this.o_proj, o, N, out);
     if (this.bias) addBias(k, out, this.bias.o, N);
+    batch.trace?.rows("attention.out", [out.length / N], out);
   }
 }
 

@@ -13,6 +13,9 @@
  *   y = out_proj(norm(o, z)),  norm(o, z) = o / sqrt(mean(o^2) + eps) * w * silu(z)  (per head, over dv; norm.weight [dv],
  *     out_proj.weight [H, Hv dv])
  * Prefill (T > 1) uses the chunked form of the delta rule, decode (T = 1) the recurrent step; both equal.
+ * Value heads are numbered grouped by key head (h reads key head h / r) unless the checkpoint tiles them
+ * (`deltanet_projections.valueHeads` "tiled": h reads key head h mod Hk); every other per-head parameter is
+ * stored in the same order, so the order only matters where a value head meets its key head (`tileKeyHeads`).
  */
 import type { Qwen3NextConfig } from "../config.js";
 import { sigmoid, softplus } from "../kernels/ts/elementwise.js";
@@ -70,6 +73,8 @@ export class Qwen3NextGatedDeltaNet {
   readonly K: number;
   /** Conv channels: 2 Hk dk + Hv dv. */
   readonly C: number;
+  /** Value heads tiled over the key heads (see the header). */
+  private readonly tiled: boolean;
 
   constructor(private readonly k: Kernels, w: GatedDeltaNetParams<Weight>, cfg: Qwen3NextConfig) {
     this.Hk = cfg.linear_num_key_heads;
@@ -78,6 +83,7 @@ export class Qwen3NextGatedDeltaNet {
     this.dv = cfg.linear_value_head_dim;
     this.K = cfg.linear_conv_kernel_dim;
     this.C = 2 * this.Hk * this.dk + this.Hv * this.dv;
+    this.tiled = cfg.deltanet_projections.valueHeads === "tiled" && this.Hv > this.Hk;
     ({
       in_proj_qkvz: this.in_proj_qkvz,
       in_proj_qkv: this.in_proj_qkv,
@@ -131,6 +137,8 @@ export class Qwen3NextGatedDeltaNet {
       k.causalConv1d({ x: rows(mixed), weight: this.convWeight, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
 
+    batch.trace?.rows("deltanet.conv", [C], conv);
+    batch.trace?.whole("deltanet.conv_state", [C, K - 1], states[0].conv);
     const q = ws.get("dn.q", N * Hk * dk);
     const kk = ws.get("dn.k", N * Hk * dk);
     const v = ws.get("dn.v", N * Hv * dv);
@@ -142,6 +150,10 @@ export class Qwen3NextGatedDeltaNet {
     }
     k.l2Normalize(q, dk, 1e-6, 1 / Math.sqrt(dk));
     k.l2Normalize(kk, dk, 1e-6, 1);
+    // Tiled value heads: one q and k head per value head, so that the delta rule's grouped mapping is the identity.
+    const qh = this.tiled ? tileKeyHeads(q, N, Hk, Hv, dk, ws.get("dn.q_tiled", N * Hv * dk)) : q;
+    const kh = this.tiled ? tileKeyHeads(kk, N, Hk, Hv, dk, ws.get("dn.k_tiled", N * Hv * dk)) : kk;
+    const nk = this.tiled ? Hv : Hk;
 
     const g = ws.get("dn.g", N * Hv);
     const beta = ws.get("dn.beta", N * Hv);
@@ -151,19 +163,21 @@ export class Qwen3NextGatedDeltaNet {
         g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
       }
     }
+    batch.trace?.rows("deltanet.g", [Hv], g);
+    batch.trace?.rows("deltanet.beta", [Hv], beta);
 
     const o = ws.get("dn.o", N * Hv * dv);
     batch.segments.forEach((seg, s) => {
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
       const args = {
-        q: rows(q, Hk * dk),
-        k: rows(kk, Hk * dk),
+        q: rows(qh, nk * dk),
+        k: rows(kh, nk * dk),
         v: rows(v, Hv * dv),
         g: rows(g, Hv),
         beta: rows(beta, Hv),
         state: states[s].recurrent,
         T: seg.T,
-        numKeyHeads: Hk,
+        numKeyHeads: nk,
         numValueHeads: Hv,
         dk,
         dv,
@@ -173,8 +187,10 @@ export class Qwen3NextGatedDeltaNet {
       else k.deltaRuleRecurrent(args);
     });
 
+    batch.trace?.rows("deltanet.core", [Hv, dv], o);
     this.norm.forward(o, z, o);
     k.linear(this.out_proj, o, N, out);
+    batch.trace?.rows("deltanet.out", [out.length / N], out);
   }
 }
 
@@ -207,4 +223,12 @@ export function ungroupBA(ba: Vec, N: number, Hk: number, r: number, b: Vec, a: 
       }
     }
   }
+}
+
+/** Key-head rows x [N, Hk, d] repeated for tiled value heads: out [N, Hv, d], value head h gets key head h mod Hk. */
+export function tileKeyHeads(x: Vec, N: number, Hk: number, Hv: number, d: number, out: Vec): Vec {
+  for (let t = 0; t < N; t++) {
+    for (let h = 0; h < Hv; h++) out.set(x.subarray((t * Hk + (h % Hk)) * d, (t * Hk + (h % Hk) + 1) * d), (t * Hv + h) * d);
+  }
+  return out;
 }

@@ -11,11 +11,14 @@ export interface LoadModelOptions extends KernelOptions {
   onProgress?: (done: number, total: number) => void;
   /** Replaces the checkpoint's RoPE setup (e.g. YaRN for long prompts, like vLLM's --rope-scaling). */
   rope?: RopeConfig;
+  /** Told each one-line note about the checkpoint (e.g. a skipped vision tower). */
+  onNote?: (note: string) => void;
 }
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Qwen3NextForCausalLM> {
   const kernels = await createKernels(opts);
   const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress });
+  for (const note of ckpt.notes) opts.onNote?.(note);
   if (opts.rope) ckpt.config = { ...ckpt.config, rope: opts.rope };
   return Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);
 }

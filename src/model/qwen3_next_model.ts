@@ -56,7 +56,8 @@ export class Qwen3NextModel {
 
   /**
    * Runs the token rows `ids` through every layer, advancing each segment's state; writes the final normed
-   * hidden states [N, hidden] into `out`. Traces hidden.{i}, router.{i}.*, deltanet.{i}.state.
+   * hidden states [N, hidden] into `out`. Traces the embedding, hidden.{i}, deltanet.{i}.state,
+   * and (through the modules) every module's output and internals.
    */
   forward(
     ids: readonly number[],
@@ -74,7 +75,9 @@ export class Qwen3NextModel {
     // float32 rounding along the depth (the mixers and MLPs still compute in the chosen precision).
     const h = ws.getF64("model.h", ids.length * H);
     this.embed(ids, h);
+    trace?.rows("embedding", [H], h);
     this.layers.forEach((layer, i) => {
+      if (trace) trace.layer = i;
       layer.forward(
         h,
         batch,
@@ -90,6 +93,7 @@ export class Qwen3NextModel {
       }
       onProgress?.(i + 1, this.layers.length);
     });
+    if (trace) trace.layer = null;
     this.norm.forward(h, out);
     for (const seg of segments) seg.state.position += seg.T;
   }

@@ -49,18 +49,16 @@ export class Qwen3NextSparseMoeBlock {
     this.shared_expert_gate = w.shared_expert_gate;
   }
 
-  /** x [N, hidden] -> out [N, hidden]; the routing goes to `trace` as router.{layer}.experts / .weights. */
-  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: { trace: Trace; layer: string }): void {
+  /** x [N, hidden] -> out [N, hidden]; traced: router.{layer}.experts / .weights, moe.{layer}.shared / .shared_gate / .out. */
+  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: Trace): void {
     const { k, hidden: H, E, topK } = this;
     const logits = ws.get("moe.logits", N * E);
     const weights = ws.get("moe.weights", N * topK);
     const experts = new Int32Array(N * topK);
     k.linear(this.gate, x, N, logits);
     k.router({ logits, T: N, numExperts: E, k: topK, normalize: this.normTopK, experts, weights });
-    if (trace) {
-      trace.trace.append(`router.${trace.layer}.experts`, [topK], experts, "int");
-      trace.trace.append(`router.${trace.layer}.weights`, [topK], weights, "float");
-    }
+    trace?.rows("router.experts", [topK], experts, "int");
+    trace?.rows("router.weights", [topK], weights);
 
     // Rows routed to each expert, with their weights.
     const rowsOf: number[][] = Array.from({ length: E }, () => []);
@@ -86,9 +84,12 @@ export class Qwen3NextSparseMoeBlock {
       const gateLogit = ws.get("moe.shared_gate", N);
       k.linear(this.shared_expert_gate, x, N, gateLogit);
       this.shared_expert.forward(x, N, ws, ye);
+      trace?.rows("moe.shared", [H], ye.subarray(0, N * H));
+      trace?.rows("moe.shared_gate", [], gateLogit.subarray(0, N).map(sigmoid));
       for (let t = 0; t < N; t++) {
         k.axpy(sigmoid(gateLogit[t]), ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
       }
     }
+    trace?.rows("moe.out", [H], out);
   }
 }

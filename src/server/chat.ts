@@ -40,11 +40,11 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
   if (!body.stream) {
     const result = await runRequest(deps, req, reply);
     if (!result) return reply;
-    const parsed = parseAssistantOutput(result.text, { thinkingOpened });
+    const parsed = parseAssistantOutput(result.text, { thinkingOpened, tools });
     return chatCompletion(meta, parsed, result.finishReason, usage(promptTokens.length, result.completionTokens));
   }
 
-  const chunks = new ChatStream(meta, { thinkingOpened });
+  const chunks = new ChatStream(meta, { thinkingOpened, tools });
   const { sse, result } = await runStreamed(deps, req, reply, {
     start: (sse) => chunks.start().forEach((c) => sse.send(c)),
     text: (sse, delta) => chunks.push(delta).forEach((c) => sse.send(c)),

@@ -6,13 +6,14 @@
  * Pure: the route handler writes the chunks; the same parser rules as the non-streamed answer.
  */
 import { StreamingOutputParser, type OutputDelta } from "../generate/output_parser.js";
+import type { ToolSpec } from "../tokenizer/chat_template.js";
 import { chatChunk, chatFinishReason, toolCallDeltas, usageChunk, type ResponseMeta, type Usage } from "./responses.js";
 
 export class ChatStream {
   private readonly parser: StreamingOutputParser;
 
-  constructor(private readonly meta: ResponseMeta, opts: { thinkingOpened: boolean }) {
-    this.parser = new StreamingOutputParser({ thinkingOpened: opts.thinkingOpened });
+  constructor(private readonly meta: ResponseMeta, opts: { thinkingOpened: boolean; tools?: readonly ToolSpec[] }) {
+    this.parser = new StreamingOutputParser({ thinkingOpened: opts.thinkingOpened, tools: opts.tools });
   }
 
   /** The first chunk: the assistant's role. */

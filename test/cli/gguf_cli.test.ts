@@ -141,12 +141,12 @@ describe("--model FILE.gguf", () => {
     expect(rs.code).toBe(1);
     expect(oneLine(rs.stderr)).toMatch(/wrong-shape\.gguf: tensor "blk\.0\.ffn_(gate|up|down)_exps\.weight" has shape \[8, 256, 256\], expected \[8, (128, 256|256, 128)\] from the GGUF metadata$/);
 
-    // A type the kernels do not compute with: IQ4_NL has the same block size and bytes as Q4_0 but is not supported.
-    const iq4 = path.join(tmp, "iq4_nl.gguf");
-    await rewriteGguf(Q4, iq4, {
+    // A type the kernels do not compute with: IQ4_NL (a 4-bit non-linear type of 32-value blocks, as Q4_0's).
+    const iq = path.join(tmp, "iq4_nl.gguf");
+    await rewriteGguf(Q4, iq, {
       tensors: (ts) => ts.map((t) => (t.name === "blk.3.attn_q.weight" ? { ...t, type: "IQ4_NL", data: new Uint8Array((t.shape[0] * t.shape[1] / 32) * 18) } : t)),
     });
-    const rq = await runCli(["trace", "--model", iq4, "--tokens", "1,2", "--out", path.join(tmp, "x.safetensors")]);
+    const rq = await runCli(["trace", "--model", iq, "--tokens", "1,2", "--out", path.join(tmp, "x.safetensors")]);
     expect(rq.code).toBe(1);
     expect(oneLine(rq.stderr)).toMatch(/iq4_nl\.gguf: tensor "blk\.3\.attn_q\.weight" has dtype IQ4_NL, expected a weight dtype/);
 

@@ -164,6 +164,7 @@ describe("corrupt files: one line naming the file and what is wrong", () => {
     ["too many dimensions", (b) => { new DataView(b.buffer).setUint32(infoPos(b, "b", "n_dims"), 5, true); return b; }, /tensor "b": 5 dimensions, expected at most 4/],
     ["misaligned offset", (b) => { new DataView(b.buffer).setBigUint64(infoPos(b, "b", "offset"), 4n, true); return b; }, /tensor "b": data offset 4 is not a multiple of the alignment 32/],
     ["overlapping data", (b) => { new DataView(b.buffer).setBigUint64(infoPos(b, "b", "offset"), 0n, true); return b; }, /tensor "b": data \[0, 20\) overlaps tensor "a\.weight"|tensor "a\.weight": data \[0, 48\) overlaps tensor "b"/],
+    ["invalid UTF-8 in a string array", (b) => { b[Buffer.from(b).indexOf(Buffer.from("yz"))] = 0xff; return b; }, /metadata "test\.words"\[1\] is not valid UTF-8/],
     ["a bool that is not 0 or 1", (b) => { b[b.length - 1] = 0; return corruptBool(b); }, /metadata "test\.flag": a bool must be 0 or 1, got 2/],
   ];
   it.each(cases)("%s", (_, corrupt, message) => {

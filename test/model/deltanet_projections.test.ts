@@ -10,7 +10,8 @@ import { createTsKernels } from "../../src/kernels/ts/index.js";
 import { listParams, Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { Trace } from "../../src/model/trace.js";
 import { rng } from "../helpers/random.js";
-import { parseTiny, randomWeights, tinyConfig, withProjections } from "../helpers/random_model.js";
+import { maxScaledDiff } from "../helpers/random.js";
+import { parseTiny, randomWeights, tinyConfig, withProjections, withTiledValueHeads } from "../helpers/random_model.js";
 
 const FORMS = [
   { qkvz: "split", ba: "split" },
@@ -53,6 +54,30 @@ describe("DeltaNet projection forms", () => {
         for (const form of FORMS) {
           const got = run(withProjections(grouped, form));
           for (const name of want.names()) expect(Array.from(got.get(name).data), `${form.qkvz}/${form.ba} ${name}`).toEqual(Array.from(want.get(name).data));
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("value heads tiled over the key heads (llama.cpp's qwen35 order) with the weights renumbered give the same model", () => {
+    fc.assert(
+      fc.property(tinyConfig, fc.integer(), fc.integer({ min: 1, max: 70 }), (raw, seed, T) => {
+        const split = withProjections(randomWeights(parseTiny(raw), seed), { qkvz: "split", ba: "split" });
+        const rand = rng(seed ^ 0x711e);
+        const ids = Array.from({ length: T }, () => Math.floor(rand() * split.config.vocab_size));
+        const run = (src: typeof split) => {
+          const model = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels("f64"));
+          const trace = new Trace();
+          model.forward(ids, model.newState(), { trace });
+          return trace;
+        };
+        const want = run(split);
+        const got = run(withTiledValueHeads(split));
+        // out_proj sums its columns in another order, so agreement is to rounding, not bit for bit; the DeltaNet
+        // state itself is stored in the tiled order.
+        for (const name of want.names().filter((n) => !n.startsWith("deltanet."))) {
+          expect(maxScaledDiff(got.get(name).data, want.get(name).data), name).toBeLessThan(1e-12);
         }
       }),
       { numRuns: 25 },
