@@ -104,7 +104,11 @@ export { ApiError } from "./server/errors.js";
 // GGUF (llama.cpp files): reader and writer, config, layout and tokenizer from a file's metadata, model paths
 export { GgufFile, GgufError, GgufType, readGgufHeader, parseGgufHeader } from "./io/gguf.js";
 export type { GgufHeader, GgufTensorInfo, GgufMetadataEntry, GgufValue } from "./io/gguf.js";
-export { writeGguf, encodeGgufHeader, meta as ggufMeta } from "./io/gguf_write.js";
+export { writeGguf, writeGgufStreamed, encodeGgufHeader, meta as ggufMeta } from "./io/gguf_write.js";
+export { dequantizeRow, quantizeRow, quantBlock, quantRowBytes, isQuantDType, QUANT_DTYPES } from "./io/ggml_quants.js";
+export { chooseTensorTypes, ggufTensorOrder, FILE_TYPES } from "./io/gguf_tensor_types.js";
+export type { FileType } from "./io/gguf_tensor_types.js";
+export { checkpointToGguf } from "./loading/to_gguf.js";
 export type { GgufMetaToWrite, GgufTensorToWrite } from "./io/gguf_write.js";
 export { configFromGguf, rawConfigFromGguf } from "./loading/gguf_config.js";
 export { GGUF_QWEN3NEXT } from "./loading/gguf_layout.js";

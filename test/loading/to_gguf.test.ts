@@ -7,7 +7,7 @@
  *   - q8_0: every weight within half a quantization step of the checkpoint's, and the logits (of a dense variant:
  *     no router to flip) within a measured bound of the BF16 model's.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -54,10 +54,43 @@ async function logits(model: string): Promise<Float64Array> {
   const k = createTsKernels("f64");
   const m = Qwen3NextForCausalLM.fromCheckpoint(await loadCheckpoint(model, { allocator: k }), k);
   const ids = [3, 141, 59, 26, 5, 358, 97, 93, 23, 84, 62, 64, 33, 83, 27, 95];
-  return Float64Array.from(m.forward(ids, m.newState()));
+  return Float64Array.from(m.forward(ids.map((i) => i % m.config.vocab_size), m.newState()));
+}
+
+/** The fixture's tokenizer cut to its first `n` ids (merges kept only where both sides and the result remain). */
+function smallTokenizer(dir: string, n: number): void {
+  const t = tokenizerFromGguf(readGgufHeader("reference/gguf/gguf-q8_0/model.gguf"));
+  const tj = structuredClone(t.tokenizerJson) as { model: { vocab: Record<string, number>; merges: (string | string[])[] }; added_tokens: { id: number }[] };
+  tj.model.vocab = Object.fromEntries(Object.entries(tj.model.vocab).filter(([, id]) => id < n));
+  const has = (s: string) => s in tj.model.vocab;
+  tj.model.merges = tj.model.merges.filter((m) => {
+    const [a, b] = Array.isArray(m) ? m : m.split(" ");
+    return has(a) && has(b) && has(a + b);
+  });
+  tj.added_tokens = tj.added_tokens.filter((a) => a.id < n);
+  writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tj));
+  writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ ...t.tokenizerConfig, eos_token: null, pad_token: null }));
 }
 
 describe("quantize", () => {
+  it("tied embeddings, dense layers, YaRN: the written file computes as the checkpoint; rows of 48 refused as llama.cpp does", async () => {
+    const src = path.join(tmp, "tiny-dense-yarn-long");
+    cpSync("reference/tiny-dense-yarn-long", src, { recursive: true });
+    smallTokenizer(src, 300);
+    const file = await convert("bf16", src);
+    const h = readGgufHeader(file);
+    expect(h.tensors.has("output.weight")).toBe(false);
+    expect(h.metadata.get("qwen3next.rope.scaling.type")?.value).toBe("yarn");
+    const [x, y] = [await logits(src), await logits(file)];
+    let d = 0;
+    for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
+    // Only A = -exp(A_log) differs (float32 storage, ~4e-8 relative): measured 7.1e-6 on these logits.
+    expect(d).toBeLessThan(1e-4);
+    // The tied embedding takes the output's rule: rows of 48 are not 256-blocks -> Q8_0, nor 32-blocks, and
+    // llama-quantize has no fallback for Q8_0: it stops, and so does this.
+    await expect(convert("q4_k_m", src)).rejects.toThrow(/token_embd.weight: rows of 48 are not whole Q8_0 blocks, and llama.cpp has no fallback for Q8_0/);
+  }, 120_000);
+
   it("writes what llama.cpp writes for the fixture's config: tensors, order, types and metadata", async () => {
     for (const [type, fixture] of [["q8_0", "gguf-q8_0"], ["q4_k_m", "gguf-q4_k_m"]] as const) {
       const ours = readGgufHeader(await convert(type));
