@@ -99,6 +99,25 @@ async function waitStarted(p: Page): Promise<void> {
   await p.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById("status")!.textContent !== "starting…");
 }
 
+/** One view's tab opened: its canvases (size, distinct colours up to 8), error and note lines; screenshot saved. */
+async function drawnView(p: Page, view: string, shot: string) {
+  await p.click(`#tab-${view}`);
+  const panel = `#view-${view}`;
+  const canvases = await p.$$eval(`${panel} canvas`, (cs) =>
+    cs.map((c) => {
+      const canvas = c as unknown as CanvasLike;
+      const px = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+      const colours = new Set<number>();
+      for (let i = 0; i < px.length && colours.size < 8; i += 4) colours.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+      return { w: canvas.width, h: canvas.height, colours: colours.size };
+    }),
+  );
+  const errors = await p.$$eval(`${panel} p.error`, (ps) => ps.map((e) => e.textContent));
+  const notes = await p.$$eval(`${panel} p.note`, (ps) => ps.map((e) => e.textContent));
+  await p.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
+  return { canvases, errors, notes };
+}
+
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI !== "true") {
   process.stderr.write(`test/web/explorer.test.ts: skipped, ${CHROMIUM} is missing (apt-get install chromium); under CI=true this fails\n`);
@@ -157,23 +176,12 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
 
   it("draws every view, names cells from the keyboard, and logs no console errors", async () => {
     for (const view of VIEWS) {
-      await page.click(`#tab-${view}`);
-      const panel = `#view-${view}`;
-      const canvases = await page.$$eval(`${panel} canvas`, (cs) =>
-        cs.map((c) => {
-          const canvas = c as unknown as CanvasLike;
-          const px = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
-          const colours = new Set<number>();
-          for (let i = 0; i < px.length && colours.size < 8; i += 4) colours.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
-          return { w: canvas.width, h: canvas.height, colours: colours.size };
-        }),
-      );
-      expect(canvases.length, view).toBeGreaterThan(0);
-      for (const c of canvases) expect(c.colours, `${view}: a blank canvas (${c.w}x${c.h})`).toBeGreaterThan(2);
-      expect(await page.$$eval(`${panel} p.error`, (ps) => ps.map((p) => p.textContent)), view).toEqual([]);
+      const v = await drawnView(page, view, `${view}.png`);
+      expect(v.canvases.length, view).toBeGreaterThan(0);
+      for (const c of v.canvases) expect(c.colours, `${view}: a blank canvas (${c.w}x${c.h})`).toBeGreaterThan(2);
+      expect(v.errors, view).toEqual([]);
       // The data the views need is in the trace: no "this trace has no ..." notes.
-      expect(await page.$$eval(`${panel} p.note`, (ps) => ps.map((p) => p.textContent)), view).toEqual([]);
-      await page.screenshot({ path: path.join(ARTIFACTS, `${view}.png`), fullPage: true });
+      expect(v.notes, view).toEqual([]);
     }
     await page.click("#tab-routing");
     // The third heatmap of the routing view is layer 0's tokens x experts.
@@ -252,6 +260,19 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
       expect(a.info!.threads).toBe(2);
       expect(a.lastRun!.tokens).toEqual(expected);
       await p.screenshot({ path: path.join(ARTIFACTS, "gguf-served.png"), fullPage: true });
+      // The views read the same trace for quantized weights (the logit lens multiplies by the quantized lm_head).
+      for (const view of VIEWS) {
+        const v = await drawnView(p, view, `gguf-${view}.png`);
+        expect(v.errors, view).toEqual([]);
+        if (view === "mtp") {
+          // reference/gguf/*/config.json: mtp_num_hidden_layers 0.
+          expect(v.notes).toEqual(["This checkpoint has no MTP head."]);
+          continue;
+        }
+        expect(v.notes, view).toEqual([]);
+        expect(v.canvases.length, view).toBeGreaterThan(0);
+        for (const c of v.canvases) expect(c.colours, `${view}: a blank canvas (${c.w}x${c.h})`).toBeGreaterThan(2);
+      }
       expect(errors).toEqual([]);
     } finally {
       await p.close();
