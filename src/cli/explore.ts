@@ -1,7 +1,8 @@
 /**
- * `qwen3-next explore [--model DIR|FILE] [--port 8080] [--no-open]`: the browser explorer (web/), which runs the
- * model in the page on the project's own WASM kernels, served with a checkpoint on 127.0.0.1 (see
- * src/explore/site.ts). Without --model it serves the built-in demo checkpoint. Opens the browser unless
+ * `qwen3-next explore [--model DIR|FILE] [--port 8080] [--no-open] [--site DIR]`: the browser explorer (web/),
+ * which runs the model in the page on the project's own WASM kernels, served with a checkpoint (a folder or a
+ * .gguf file) on 127.0.0.1 (see src/explore/site.ts). Without --model it serves the built-in demo checkpoint.
+ * --site serves a page built elsewhere (`npm run build:web -- --page-only --out DIR`). Opens the browser unless
  * --no-open; Ctrl-C or SIGTERM stops it.
  */
 import { spawn } from "node:child_process";
@@ -15,6 +16,7 @@ interface ExploreFlags {
   model?: string;
   port: number;
   open: boolean;
+  site?: string;
 }
 
 export function register(program: Command): void {
@@ -24,6 +26,7 @@ export function register(program: Command): void {
     .option("--model <dir|file>", "checkpoint folder or .gguf file (default: the built-in demo checkpoint, random weights)")
     .option("--port <port>", "port on 127.0.0.1 (0: any free port)", port, 8080)
     .option("--no-open", "do not open a browser")
+    .option("--site <dir>", "the built page to serve (default: the package's dist-web/, from `npm run build:web`)")
     .action(run);
 }
 
@@ -37,7 +40,7 @@ async function run(o: ExploreFlags): Promise<void> {
     name = `qwen3-next-${DEMO_NAME}`;
     process.stderr.write(`${demoNotice(model)}\n`);
   }
-  const site = await startSite({ model, name, port: o.port });
+  const site = await startSite({ siteDir: o.site, model, name, port: o.port });
   process.stdout.write(`Explorer at ${site.url} (Ctrl-C to stop)\n`);
   if (o.open) openBrowser(site.url);
   await new Promise<void>((resolve) => {

@@ -70,7 +70,7 @@ export interface SiteServer {
 export async function startSite(opts: { siteDir?: string; model: string; name?: string; host?: string; port: number }): Promise<SiteServer> {
   const siteDir = path.resolve(opts.siteDir ?? SITE_DIR);
   if (!existsSync(path.join(siteDir, "index.html"))) {
-    throw new Error(`the explorer page is not built (${siteDir}index.html is missing); run \`npm run build:web\``);
+    throw new Error(`the explorer page is not built (${path.join(siteDir, "index.html")} is missing); run \`npm run build:web\``);
   }
   const ckpt = await checkpointFiles(opts.model);
   const sizes = new Map<string, number>();

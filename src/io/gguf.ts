@@ -262,7 +262,8 @@ export function parseGgufHeader(file: string, src: ByteSource): GgufHeader {
   if (src.size < 24) fail(`file is ${src.size} bytes, too short for a GGUF header (24 bytes: magic, version, counts)`);
   const magic = c.u32("magic");
   if (magic !== MAGIC) {
-    const shown = Buffer.from(src.read(0, 4)).toString("latin1").replace(/[^\x20-\x7e]/g, "?");
+    // Printable ASCII as is, anything else "?" (no Buffer: this runs in the browser explorer too).
+    const shown = String.fromCharCode(...src.read(0, 4)).replace(/[^\x20-\x7e]/g, "?");
     fail(`not a GGUF file (starts with "${shown}", expected "GGUF")`);
   }
   const version = c.u32("version");

@@ -75,10 +75,13 @@ describe("qwen3-next explore", () => {
     expect((await fetch(new URL("..%2F..%2Fpackage.json", url))).status).toBe(404);
   });
 
-  it("refuses a missing --model and a bad --port with one line", async () => {
+  it("refuses a missing --model, a missing --site and a bad --port with one line", async () => {
     const missing = await runCli(["explore", "--no-open", "--model", "/no/such/checkpoint"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim()).toBe("qwen3-next: --model /no/such/checkpoint does not exist; expected a checkpoint folder or a .gguf file");
+    const site = await runCli(["explore", "--no-open", "--port", "0", "--model", "reference/gguf/gguf-q8_0/model.gguf", "--site", "/no/such/site"]);
+    expect(site.code).toBe(1);
+    expect(site.stderr.trim()).toBe("qwen3-next: the explorer page is not built (/no/such/site/index.html is missing); run `npm run build:web`");
     const port = await runCli(["explore", "--no-open", "--port", "70000"]);
     expect(port.code).toBe(2);
     expect(port.stderr.trim()).toMatch(/--port expects an integer from 0 to 65535, got "70000"$/);
