@@ -187,6 +187,8 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     ...(sections !== undefined ? { mrope_section: sections, mrope_interleaved: true } : {}),
   };
   for (const k of ["rope_scaling", "rope_theta", "partial_rotary_factor", "mlp_only_layers", "decoder_sparse_step", "norm_topk_prob"]) delete json[k];
+  // qwen35moe files need no dense FFN size (every layer is sparse): absent, the family's default stands.
+  if (get("feed_forward_length") === undefined) delete json.intermediate_size;
   if (arch === "qwen35") for (const k of ["num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"]) delete json[k];
   return json;
 }

@@ -7,23 +7,28 @@
  *   - with two per key head the DeltaNet's out projection sums its heads in the stored (tiled) order, so the
  *     results agree to rounding only (float64 within 1e-12, float32 within 1e-3, the same expert ids) for every
  *     traced tensor outside the DeltaNet (whose per-head intermediates are in the stored order);
- * full pass and prefill + decode, ts/f64 and wasm/f32. `info` reads such a file.
+ * full pass and prefill + decode, ts/f64 and wasm/f32. `info` reads such a file. The config from `qwen35.*` /
+ * `qwen35moe.*` metadata equals the folder's config.json parsed (but for the stored projection form).
  */
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config.js";
 import { bf16ToF32 } from "../../src/io/dtype.js";
+import { GgufType, readGgufHeader } from "../../src/io/gguf.js";
 import { createKernels } from "../../src/kernels/index.js";
 import type { Backend, Kernels, Precision, Weight } from "../../src/kernels/types.js";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
+import { configFromGguf } from "../../src/loading/gguf_config.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { Trace } from "../../src/model/trace.js";
 import { runCli } from "../helpers/cli.js";
+import { str, withMetadata } from "../helpers/gguf.js";
 import { qwen35ToGguf } from "../helpers/hf_to_gguf.js";
 import { qwen35Config, type TinyQwen35 } from "../helpers/qwen35.js";
-import { maxAbsDiff } from "../helpers/reference.js";
+import { maxAbsDiff, REFERENCE_DIR } from "../helpers/reference.js";
 import { rng } from "../helpers/random.js";
 
 const BASE = { moe: true, layers: 4, interval: 2, hidden: 32, heads: 4, kvHeads: 2, headDim: 16, keyHeads: 2, dk: 8, dv: 8, kernel: 4, experts: 4, topK: 2 };
@@ -106,5 +111,52 @@ describe.each(SHAPES)("a random Qwen3.5-MoE checkpoint as a qwen35moe GGUF: %s",
     expect(r.stdout).toContain("family: Qwen3.5-MoE (qwen3_5_moe), text only");
     expect(r.stdout).toContain("experts: 4 routed, top-2");
     expect(r.stdout).toMatch(/BF16/);
+  });
+});
+
+describe("config from qwen35 / qwen35moe metadata", () => {
+  const strip = ({ bos_token_id, eos_token_id, torch_dtype, deltanet_projections, ...rest }: ReturnType<typeof parseConfig>) => (
+    void bos_token_id, void eos_token_id, void torch_dtype, void deltanet_projections, rest
+  );
+  const configs: Array<[string, () => Promise<{ dir: string; gguf: string }>]> = [
+    ["the Qwen3.5 fixture (qwen35)", async () => {
+      const gguf = path.join(tmp, "fixture.gguf");
+      const dir = path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied");
+      await qwen35ToGguf(dir, gguf, { experts: "stacked" });
+      return { dir, gguf };
+    }],
+    ["a Qwen3.5-MoE checkpoint (qwen35moe)", async () => {
+      const dir = path.join(tmp, "cfg-moe");
+      await writeRandomCheckpoint(qwen35Config({ ...BASE, ratio: 2, shared: 8, tied: false, mtp: 1 }), dir, { seed: 3 });
+      await qwen35ToGguf(dir, `${dir}.gguf`, { experts: "stacked" });
+      return { dir, gguf: `${dir}.gguf` };
+    }],
+  ];
+  it.each(configs)("%s: the same config as its config.json", async (_, make) => {
+    const { dir, gguf } = await make();
+    const fromJson = parseConfig(JSON.parse(await fsp.readFile(path.join(dir, "config.json"), "utf8")));
+    const h = readGgufHeader(gguf);
+    const fromGguf = configFromGguf(h);
+    expect(strip(fromGguf)).toEqual(strip(fromJson));
+    expect(fromGguf.deltanet_projections).toEqual({ qkvz: "split", ba: "split", valueHeads: "tiled" });
+  });
+
+  it("bad Qwen3.5 metadata is one line naming the file and the key", async () => {
+    const gguf = path.join(tmp, "fixture-errors.gguf");
+    await qwen35ToGguf(path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied"), gguf, { experts: "stacked" });
+    const h = readGgufHeader(gguf);
+    const sections = (v: number[]) => ({ type: GgufType.ARRAY, arrayType: GgufType.INT32, value: v }) as never;
+    expect(() => configFromGguf(withMetadata(h, { "qwen35.rope.dimension_sections": sections([2, 2, 3, 0]) }))).toThrow(
+      `${gguf}: rope_parameters.mrope_section [2,2,3,0] covers 7 frequencies, expected rotary dims / 2 = 6`,
+    );
+    expect(() => configFromGguf(withMetadata(h, { "qwen35.rope.dimension_sections": str("2,2,2") }))).toThrow(
+      `${gguf}: metadata qwen35.rope.dimension_sections is "2,2,2", expected a list of non-negative integers`,
+    );
+    expect(() => configFromGguf(withMetadata(h, { "qwen35.ssm.group_count": undefined }))).toThrow(`${gguf}: metadata qwen35.ssm.group_count is missing`);
+    expect(() => configFromGguf(withMetadata(h, { "general.architecture": str("qwen3") }))).toThrow(
+      `${gguf}: general.architecture is "qwen3", expected "qwen3next", "qwen35" or "qwen35moe" (a Qwen3-Next or Qwen3.5 GGUF)`,
+    );
+    // A qwen35 file read under another prefix finds none of its keys.
+    expect(() => configFromGguf(withMetadata(h, { "general.architecture": str("qwen35moe") }))).toThrow(`${gguf}: metadata qwen35moe.block_count is missing`);
   });
 });
