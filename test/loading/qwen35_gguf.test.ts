@@ -110,6 +110,7 @@ describe.each(SHAPES)("a random Qwen3.5-MoE checkpoint as a qwen35moe GGUF: %s",
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("family: Qwen3.5-MoE (qwen3_5_moe), text only");
     expect(r.stdout).toContain("experts: 4 routed, top-2");
+    expect(r.stdout.includes("value heads stored tiled (llama.cpp's order)")).toBe(shape.ratio > 1);
     expect(r.stdout).toMatch(/BF16/);
   });
 });
