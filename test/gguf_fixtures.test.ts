@@ -19,7 +19,7 @@ import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { Trace } from "../src/model/trace.js";
 import { bool, ggufFixture, GGUF_FIXTURES, rewriteGguf } from "./helpers/gguf.js";
-import { hfToGguf, type HfToGgufOptions } from "./helpers/hf_to_gguf.js";
+import { hfToGguf, qwen35ToGguf, type HfToGgufOptions } from "./helpers/hf_to_gguf.js";
 import { COMBOS, expectTraceMatches, maxAbsDiff, readReference, REFERENCE_DIR, TOL, type RefTensor } from "./helpers/reference.js";
 
 const kernelSets = new Map<string, Promise<Kernels>>();
@@ -103,6 +103,22 @@ describe.each(CONVERTED)("%s written as GGUF (%o)", (name, opts) => {
   it.each([["ts", "f64"], ["wasm", "f32"]] as Array<[Backend, Precision]>)("%s %s: full pass and prefill-then-decode match the folder's expected outputs", async (backend, precision) => {
     for (const mode of ["full", "decode"] as const) {
       const { trace, tensors } = await run(file(), `${name}/expected.safetensors`, backend, precision, mode);
+      expectTraceMatches(trace, tensors, TOL[precision]);
+    }
+  });
+});
+
+describe("the Qwen3.5 fixture written as a qwen35 GGUF (value heads tiled, ssm_beta / ssm_alpha, nextn MTP)", () => {
+  const file = () => path.join(tmp, "qwen35-dense-mtp-tied.gguf");
+  beforeAll(async () => {
+    await qwen35ToGguf(path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied"), file(), { experts: "stacked" });
+  });
+  it.each(COMBOS)("%s %s: full pass and prefill-then-decode match the fixture's expected outputs, MTP logits included", async (backend, precision) => {
+    for (const mode of ["full", "decode"] as const) {
+      const { trace, tensors, ckpt } = await run(file(), "qwen35-dense-mtp-tied/expected.safetensors", backend, precision, mode);
+      expect(ckpt.config.model_type).toBe("qwen3_5");
+      expect(ckpt.config.deltanet_projections).toEqual({ qkvz: "split", ba: "split", valueHeads: "tiled" });
+      expect(tensors.has("mtp_logits") && trace.has("mtp_logits")).toBe(true);
       expectTraceMatches(trace, tensors, TOL[precision]);
     }
   });

@@ -1,8 +1,10 @@
 /**
- * The Qwen3-Next config of a `qwen3next` GGUF file, from its metadata (and, for what the metadata does not
- * say, which tensors it holds), never from a config.json. The keys, as llama.cpp's converter writes them:
+ * The config of a llama.cpp `qwen3next`, `qwen35` (Qwen3.5 dense) or `qwen35moe` (Qwen3.5-MoE) GGUF file, from
+ * its metadata (and, for what the metadata does not say, which tensors it holds), never from a config.json.
+ * The three architectures use the same keys under their own prefix (ARCH below), as llama.cpp's converter writes
+ * them:
  *
- *   qwen3next.block_count                 num_hidden_layers (+ nextn_predict_layers MTP blocks at the end)
+ *   ARCH.block_count                      num_hidden_layers (+ nextn_predict_layers MTP blocks at the end)
  *   qwen3next.context_length              max_position_embeddings
  *   qwen3next.embedding_length            hidden_size
  *   qwen3next.feed_forward_length         intermediate_size (dense layers)
@@ -24,6 +26,14 @@
  *   qwen3next.full_attention_interval     full_attention_interval
  *   qwen3next.nextn_predict_layers        mtp_num_hidden_layers (absent: 0)
  *   tokenizer.ggml.bos_token_id / eos_token_id   bos_token_id / eos_token_id
+ * qwen35 / qwen35moe only:
+ *   ARCH.rope.dimension_sections          rope_parameters.mrope_section (4 ints, the last 0 for text; only their
+ *                                         sum matters for text: it must be the rotary dims / 2)
+ *   the family                            qwen35: every layer a dense SwiGLU (feed_forward_length); qwen35moe:
+ *                                         every layer routed + shared expert, top-k renormalised (as transformers)
+ *   DeltaNet value heads                  stored "tiled" (value head h reads key head h mod group_count): the
+ *                                         converter reorders them from Hugging Face's grouped order
+ *                                         (`_LinearAttentionVReorderBase`); the model reads that order as is
  * From the tensors: vocab_size (token_embd rows), tie_word_embeddings (no `output`), attention_bias
  * (`attn_q.bias`), dense layers (no `ffn_gate_inp`: listed in mlp_only_layers), each layer's kind (`ssm_a`:
  * gated DeltaNet, `attn_q`: gated attention), and the DeltaNet projection form (`attn_qkv` + `attn_gate` split,
@@ -32,11 +42,15 @@
 import { parseConfig, ConfigError, type Qwen3NextConfig } from "../config.js";
 import { GgufType, type GgufHeader } from "../io/gguf.js";
 
-export const GGUF_ARCH = "qwen3next";
+/** The llama.cpp architectures read here, and the Hugging Face text model type each one is. */
+const GGUF_ARCHS = { qwen3next: "qwen3_next", qwen35: "qwen3_5_text", qwen35moe: "qwen3_5_moe_text" } as const;
+type GgufArch = keyof typeof GGUF_ARCHS;
 
 /** The config of a GGUF file's header; errors are one line naming the file and the key. */
 export function configFromGguf(h: GgufHeader): Qwen3NextConfig {
   const c = parseConfig(rawConfigFromGguf(h), h.file);
+  // Qwen3.5: always split projections (attn_qkv + attn_gate, ssm_beta + ssm_alpha), value heads tiled.
+  if (c.model_type !== "qwen3_next") return { ...c, deltanet_projections: { qkvz: "split", ba: "split", valueHeads: "tiled" } };
   // Current files split the DeltaNet input projection (attn_qkv + attn_gate); older ones keep the grouped ssm_in.
   const firstLinear = c.layer_types.indexOf("linear_attention");
   const split = firstLinear < 0 || h.tensors.has(`blk.${firstLinear}.attn_qkv.weight`) || !h.tensors.has(`blk.${firstLinear}.ssm_in.weight`);
@@ -48,48 +62,49 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const fail = (msg: string): never => {
     throw new ConfigError(`${h.file}: ${msg}`);
   };
-  const arch = h.metadata.get("general.architecture")?.value;
-  if (arch !== GGUF_ARCH) {
-    fail(`general.architecture is ${JSON.stringify(arch ?? null)}, expected "${GGUF_ARCH}" (a Qwen3-Next GGUF)`);
+  const archValue = h.metadata.get("general.architecture")?.value;
+  if (typeof archValue !== "string" || !Object.hasOwn(GGUF_ARCHS, archValue)) {
+    fail(`general.architecture is ${JSON.stringify(archValue ?? null)}, expected "qwen3next", "qwen35" or "qwen35moe" (a Qwen3-Next or Qwen3.5 GGUF)`);
   }
-  const get = (key: string) => h.metadata.get(`${GGUF_ARCH}.${key}`)?.value;
+  const arch = archValue as GgufArch;
+  const get = (key: string) => h.metadata.get(`${arch}.${key}`)?.value;
   const int = (key: string, dflt?: number): number => {
     let v = get(key) ?? dflt;
     // Per-layer arrays (llama.cpp writes some hybrid models' head counts that way, 0 for recurrent layers):
     // the attention layers must agree, and their value is the model's.
     if (Array.isArray(v)) {
       const used = [...new Set(v.filter((x) => x !== 0))];
-      if (used.length !== 1) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected one non-zero value for every attention layer`);
+      if (used.length !== 1) fail(`metadata ${arch}.${key} is ${show(v)}, expected one non-zero value for every attention layer`);
       v = used[0];
     }
-    if (v === undefined) fail(`metadata ${GGUF_ARCH}.${key} is missing`);
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected a non-negative integer`);
+    if (v === undefined) fail(`metadata ${arch}.${key} is missing`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`metadata ${arch}.${key} is ${show(v)}, expected a non-negative integer`);
     return v as number;
   };
   const float = (key: string): number | undefined => {
-    const e = h.metadata.get(`${GGUF_ARCH}.${key}`);
+    const e = h.metadata.get(`${arch}.${key}`);
     if (e === undefined) return undefined;
     const v = e.value;
-    if (typeof v !== "number" || !Number.isFinite(v)) fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected a number`);
+    if (typeof v !== "number" || !Number.isFinite(v)) fail(`metadata ${arch}.${key} is ${show(v)}, expected a number`);
     return e.type === GgufType.FLOAT32 ? shortestFloat32(v as number) : (v as number);
   };
   const bool = (key: string, dflt: boolean): boolean => {
     const v = get(key) ?? dflt;
-    if (typeof v !== "boolean") fail(`metadata ${GGUF_ARCH}.${key} is ${show(v)}, expected true or false`);
+    if (typeof v !== "boolean") fail(`metadata ${arch}.${key} is ${show(v)}, expected true or false`);
     return v as boolean;
   };
   const tensor = (name: string) => h.tensors.get(name);
 
   const blocks = int("block_count");
   // Every block holds tensors: a count beyond the file's tensors is corrupt (and would be walked layer by layer).
-  if (blocks < 1 || blocks > h.tensors.size) fail(`metadata ${GGUF_ARCH}.block_count is ${blocks}, which a file of ${h.tensors.size} tensors cannot hold`);
+  if (blocks < 1 || blocks > h.tensors.size) fail(`metadata ${arch}.block_count is ${blocks}, which a file of ${h.tensors.size} tensors cannot hold`);
   const nextn = int("nextn_predict_layers", 0);
-  if (nextn >= blocks) fail(`metadata ${GGUF_ARCH}.nextn_predict_layers (${nextn}) must be less than block_count (${blocks})`);
+  if (nextn >= blocks) fail(`metadata ${arch}.nextn_predict_layers (${nextn}) must be less than block_count (${blocks})`);
   const layers = blocks - nextn;
   // llama.cpp's default head size is embedding_length / head_count (Qwen3-Next's converter always writes it).
   const headDim = int("attention.key_length", Math.floor(int("embedding_length") / Math.max(1, int("attention.head_count"))));
   const valueLength = int("attention.value_length", headDim);
-  if (valueLength !== headDim) fail(`metadata ${GGUF_ARCH}.attention.value_length (${valueLength}) differs from key_length (${headDim}), which Qwen3-Next does not allow`);
+  if (valueLength !== headDim) fail(`metadata ${arch}.attention.value_length (${valueLength}) differs from key_length (${headDim}), which Qwen3-Next does not allow`);
   const rotary = int("rope.dimension_count", headDim);
 
   const embd = tensor("token_embd.weight");
@@ -99,7 +114,7 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const valueHeads = int("ssm.time_step_rank");
   const inner = int("ssm.inner_size");
   if (valueHeads === 0 || inner % valueHeads !== 0) {
-    fail(`metadata ${GGUF_ARCH}.ssm.inner_size (${inner}) must be a multiple of ssm.time_step_rank (${valueHeads}), the value heads`);
+    fail(`metadata ${arch}.ssm.inner_size (${inner}) must be a multiple of ssm.time_step_rank (${valueHeads}), the value heads`);
   }
 
   // Layer kinds from the tensors each block holds (llama.cpp derives them from full_attention_interval, which a
@@ -114,7 +129,7 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   const experts = int("expert_count", 0);
   const router = [...Array(layers).keys()].map((i) => tensor(`blk.${i}.ffn_gate_inp.weight`)).find((t) => t !== undefined);
   if (router && router.shape[0] !== experts) {
-    fail(`metadata ${GGUF_ARCH}.expert_count is ${experts}, but tensor "${router.name}" routes to ${router.shape[0]} experts`);
+    fail(`metadata ${arch}.expert_count is ${experts}, but tensor "${router.name}" routes to ${router.shape[0]} experts`);
   }
   const sharedShape = tensor("blk.0.ffn_gate_shexp.weight")?.shape;
 
@@ -134,7 +149,7 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
     attention_bias: tensor("blk.0.attn_q.bias") !== undefined || hasAny(h, /^blk\.\d+\.attn_q\.bias$/),
     rope_theta: float("rope.freq_base"),
     partial_rotary_factor: rotary / headDim,
-    rope_scaling: ropeScaling(h, fail, float),
+    rope_scaling: ropeScaling(h, arch, fail, float),
     linear_conv_kernel_dim: int("ssm.conv_kernel"),
     linear_key_head_dim: int("ssm.state_size"),
     linear_value_head_dim: inner / valueHeads,
@@ -156,23 +171,43 @@ export function rawConfigFromGguf(h: GgufHeader): Record<string, unknown> {
   };
   if (json.rope_theta === undefined) delete json.rope_theta;
   if (json.rms_norm_eps === undefined) delete json.rms_norm_eps;
+  if (arch === "qwen3next") return json;
+  // Qwen3.5: a bare text config (parseConfig's qwen3_5_text / qwen3_5_moe_text), RoPE nested as transformers
+  // writes it, with the multimodal section checked against the rotary dims.
+  json.model_type = GGUF_ARCHS[arch];
+  const sections = get("rope.dimension_sections");
+  if (sections !== undefined && (!Array.isArray(sections) || sections.some((x) => typeof x !== "number" || !Number.isInteger(x) || x < 0))) {
+    fail(`metadata ${arch}.rope.dimension_sections is ${show(sections)}, expected a list of non-negative integers`);
+  }
+  json.rope_parameters = {
+    rope_type: "default",
+    ...((json.rope_scaling as Record<string, unknown> | null) ?? {}),
+    ...(json.rope_theta !== undefined ? { rope_theta: json.rope_theta } : {}),
+    partial_rotary_factor: json.partial_rotary_factor,
+    ...(sections !== undefined ? { mrope_section: sections, mrope_interleaved: true } : {}),
+  };
+  for (const k of ["rope_scaling", "rope_theta", "partial_rotary_factor", "mlp_only_layers", "decoder_sparse_step", "norm_topk_prob"]) delete json[k];
+  // qwen35moe files need no dense FFN size (every layer is sparse): absent, the family's default stands.
+  if (get("feed_forward_length") === undefined) delete json.intermediate_size;
+  if (arch === "qwen35") for (const k of ["num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"]) delete json[k];
   return json;
 }
 
 function ropeScaling(
   h: GgufHeader,
+  arch: GgufArch,
   fail: (m: string) => never,
   float: (key: string) => number | undefined,
 ): Record<string, unknown> | null {
-  const typeEntry = h.metadata.get(`${GGUF_ARCH}.rope.scaling.type`)?.value;
+  const typeEntry = h.metadata.get(`${arch}.rope.scaling.type`)?.value;
   const linearOld = float("rope.scale_linear");
   const type = typeEntry ?? (linearOld !== undefined && linearOld !== 1 ? "linear" : "none");
   if (type === "none") return null;
-  if (type !== "linear" && type !== "yarn") fail(`metadata ${GGUF_ARCH}.rope.scaling.type is ${show(type)}, expected "none", "linear" or "yarn"`);
+  if (type !== "linear" && type !== "yarn") fail(`metadata ${arch}.rope.scaling.type is ${show(type)}, expected "none", "linear" or "yarn"`);
   const factor = float("rope.scaling.factor") ?? linearOld;
   const out: Record<string, unknown> = { rope_type: type, factor: factor ?? null };
   if (type === "yarn") {
-    const orig = h.metadata.get(`${GGUF_ARCH}.rope.scaling.original_context_length`)?.value;
+    const orig = h.metadata.get(`${arch}.rope.scaling.original_context_length`)?.value;
     out.original_max_position_embeddings = orig ?? null;
     const fast = float("rope.scaling.yarn_beta_fast");
     const slow = float("rope.scaling.yarn_beta_slow");

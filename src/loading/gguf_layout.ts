@@ -1,5 +1,5 @@
 /**
- * How a llama.cpp `qwen3next` GGUF file spells each canonical parameter (see `layout.ts`), as llama.cpp's
+ * How a llama.cpp `qwen3next`, `qwen35` or `qwen35moe` GGUF file spells each canonical parameter (see `layout.ts`), as llama.cpp's
  * converter writes it (`convert_hf_to_gguf.py`, Qwen3NextModel) and its loader reads it (`llama-model.cpp`):
  *
  *   model.embed_tokens / lm_head / model.norm      token_embd / output (absent when tied) / output_norm (1 + w)
@@ -8,6 +8,7 @@
  *     linear_attn.in_proj_qkv + in_proj_z          attn_qkv [all q; all k; all v] (conv channel order) + attn_gate
  *     linear_attn.in_proj_qkvz                     ssm_in (older files: grouped per key head [q k v z])
  *     linear_attn.in_proj_ba                       ssm_ba (grouped per key head [b a])
+ *     linear_attn.in_proj_b / in_proj_a            ssm_beta / ssm_alpha (qwen35, qwen35moe)
  *     linear_attn.conv1d [C, 1, K]                 ssm_conv1d [C, K]
  *     linear_attn.A_log / dt_bias / norm / out_proj   ssm_a (-exp(A_log)) / ssm_dt.bias / ssm_norm (plain w) / ssm_out
  *     self_attn.{q,k,v,o}_proj (.bias)             attn_q / attn_k / attn_v / attn_output
@@ -20,6 +21,11 @@
  *   MTP (qwen3next.nextn_predict_layers = n): blocks num_hidden_layers .. + n - 1 hold mtp.layers.{j} under the
  *     same names, plus nextn.eh_proj (mtp.fc), nextn.enorm / nextn.hnorm (pre_fc_norm_embedding / _hidden) and
  *     nextn.shared_head_norm (mtp.norm), all norms stored as 1 + w, as llama.cpp writes GLM-4.5's MTP blocks.
+ * qwen35 / qwen35moe files use the same names (Qwen3.5's split projections are the attn_qkv + attn_gate and
+ * ssm_beta + ssm_alpha spellings; dense layers ffn_gate / ffn_up / ffn_down) and llama.cpp's Qwen3.5 converter
+ * writes the nextn tensors into every MTP block (the same tensor for one MTP layer, which is all Qwen3.5 has).
+ * Their DeltaNet value heads are stored tiled (see gguf_config.ts): a permutation the model reads as stored
+ * (`deltanet_projections.valueHeads`), not a layout change: no row range can undo it for ssm_out's columns.
  * Norm weights are F32 in every file llama.cpp writes; their transform is undone in float64 (exact: the
  * oracle behind reference/gguf maps back the same way, and the model adds the 1 back).
  */
@@ -38,6 +44,8 @@ const BLOCK: Record<string, Spelling> = {
   "linear_attn.in_proj_z.weight": { stored: "attn_gate.weight" },
   "linear_attn.in_proj_qkvz.weight": { stored: "ssm_in.weight" },
   "linear_attn.in_proj_ba.weight": { stored: "ssm_ba.weight" },
+  "linear_attn.in_proj_b.weight": { stored: "ssm_beta.weight" },
+  "linear_attn.in_proj_a.weight": { stored: "ssm_alpha.weight" },
   "linear_attn.A_log": { stored: "ssm_a", transform: STORED_NEG_EXP },
   "linear_attn.dt_bias": { stored: "ssm_dt.bias" },
   "linear_attn.norm.weight": { stored: "ssm_norm.weight" },
@@ -110,7 +118,7 @@ function blockSpellings(blk: string, rest: string, decl: ParamDecl, c: Qwen3Next
 }
 
 export const GGUF_QWEN3NEXT: CheckpointLayout = {
-  name: "GGUF qwen3next",
+  name: "GGUF (qwen3next / qwen35 / qwen35moe)",
   spell(decl, c) {
     const top = topLevel(decl.name, c);
     if (top) return [top];

@@ -97,6 +97,8 @@ export function describeArchitecture(c: Qwen3NextConfig): string[] {
     c.deltanet_projections.qkvz === "split"
       ? `split input projections (in_proj_qkv, in_proj_z, ${c.deltanet_projections.ba === "split" ? "in_proj_b, in_proj_a" : "in_proj_ba"})`
       : `grouped input projections (in_proj_qkvz, ${c.deltanet_projections.ba === "split" ? "in_proj_b, in_proj_a" : "in_proj_ba"})`;
+  const valueOrder =
+    c.deltanet_projections.valueHeads === "tiled" && c.linear_num_value_heads > c.linear_num_key_heads ? ", value heads stored tiled (llama.cpp's order)" : "";
   return [
     `family: ${family}`,
     `layers: ${c.num_hidden_layers} (${c.num_hidden_layers - full.length} gated DeltaNet, ${full.length} gated attention at ${ranges(full)})`,
@@ -106,7 +108,7 @@ export function describeArchitecture(c: Qwen3NextConfig): string[] {
       : `experts: ${c.num_experts} routed, top-${c.num_experts_per_tok}${c.norm_topk_prob ? " (weights renormalised)" : ""}, width ${c.moe_intermediate_size}; shared expert width ${c.shared_expert_intermediate_size} with a sigmoid gate`,
     `hidden: ${c.hidden_size}, vocab: ${c.vocab_size}, lm_head: ${c.tie_word_embeddings ? "tied to the embedding" : "separate"}`,
     `gated attention: ${c.num_attention_heads} query heads / ${c.num_key_value_heads} kv heads of ${c.head_dim}${c.attention_bias ? ", with bias" : ""}`,
-    `gated DeltaNet: ${c.linear_num_key_heads} key heads of ${c.linear_key_head_dim}, ${c.linear_num_value_heads} value heads of ${c.linear_value_head_dim}, conv kernel ${c.linear_conv_kernel_dim}, ${projections}`,
+    `gated DeltaNet: ${c.linear_num_key_heads} key heads of ${c.linear_key_head_dim}, ${c.linear_num_value_heads} value heads of ${c.linear_value_head_dim}, conv kernel ${c.linear_conv_kernel_dim}, ${projections}${valueOrder}`,
     `rope: theta ${r.rope_theta}, rotary dims ${rotaryDim(c)} of ${c.head_dim} (partial ${r.partial_rotary_factor}), ${rope}; max positions ${c.max_position_embeddings}`,
     `mtp: ${c.mtp_num_hidden_layers === 0 ? "none" : `${c.mtp_num_hidden_layers} layer(s)`}`,
   ];

@@ -2,7 +2,8 @@
  * A GGUF file's tokenizer, rebuilt as the `tokenizer.json` + `tokenizer_config.json` pair that
  * `@huggingface/tokenizers` runs, from the metadata llama.cpp's converter writes:
  *   tokenizer.ggml.model        "gpt2" (byte-level BPE)
- *   tokenizer.ggml.pre          pre-tokenizer name: "qwen2" (Qwen2/2.5/3/3-Next's split regex)
+ *   tokenizer.ggml.pre          pre-tokenizer name: "qwen2" (Qwen2/2.5/3/3-Next's split regex) or "qwen35"
+ *                               (Qwen3.5's: combining marks \p{M} stay with the letters before them)
  *   tokenizer.ggml.tokens       token strings by id (byte-level alphabet, as in tokenizer.json's vocab)
  *   tokenizer.ggml.token_type   per id: 1 normal, 2 unknown, 3 control (special added token),
  *                               4 user-defined (non-special added token, e.g. <think>), 5 unused (padding), 6 byte
@@ -16,7 +17,11 @@ import type { GgufHeader } from "../io/gguf.js";
 const QWEN2_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-const PRE_TOKENIZERS: Record<string, string> = { qwen2: QWEN2_SPLIT };
+/** Qwen3.5's split (its tokenizer.json; llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN35): marks join letters, not punctuation. */
+const QWEN35_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+const PRE_TOKENIZERS: Record<string, string> = { qwen2: QWEN2_SPLIT, qwen35: QWEN35_SPLIT };
 
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 

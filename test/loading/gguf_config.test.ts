@@ -110,7 +110,7 @@ describe("config from metadata", () => {
   it("bad metadata: one line naming the file and the key", () => {
     const file = ggufFixture("gguf-q8_0");
     expect(() => configFromGguf(withMetadata(header(), { "general.architecture": str("llama") }))).toThrow(
-      `${file}: general.architecture is "llama", expected "qwen3next" (a Qwen3-Next GGUF)`,
+      `${file}: general.architecture is "llama", expected "qwen3next", "qwen35" or "qwen35moe" (a Qwen3-Next or Qwen3.5 GGUF)`,
     );
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.block_count": undefined }))).toThrow(`${file}: metadata qwen3next.block_count is missing`);
     expect(() => configFromGguf(withMetadata(header(), { "qwen3next.embedding_length": str("256") }))).toThrow(

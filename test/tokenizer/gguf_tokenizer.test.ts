@@ -31,7 +31,7 @@ const TEXTS = [
 ];
 
 /** The bundled Qwen3 tokenizer written as llama.cpp's converter writes a GGUF vocabulary (no tensors). */
-async function qwenVocabGguf(file: string): Promise<void> {
+async function qwenVocabGguf(file: string, pre = "qwen2"): Promise<void> {
   const tj = (await readJsonFile(path.join(bundledTokenizerDir(), "tokenizer.json"))) as {
     model: { vocab: Record<string, number>; merges: Array<[string, string] | string> };
     added_tokens: Array<{ id: number; content: string; special: boolean }>;
@@ -57,7 +57,7 @@ async function qwenVocabGguf(file: string): Promise<void> {
     [
       meta.str("general.architecture", "qwen3next"),
       meta.str("tokenizer.ggml.model", "gpt2"),
-      meta.str("tokenizer.ggml.pre", "qwen2"),
+      meta.str("tokenizer.ggml.pre", pre),
       meta.strs("tokenizer.ggml.tokens", tokens),
       meta.i32s("tokenizer.ggml.token_type", types),
       meta.strs("tokenizer.ggml.merges", merges),
@@ -89,6 +89,26 @@ describe("tokenizer from GGUF metadata", () => {
     // Padding ids have no text.
     expect(fromGguf.decode([151900])).toBe("");
     expect(fromGguf.piece(151900)).toBeNull();
+  });
+
+  it('pre "qwen35" (llama.cpp\'s Qwen3.5 files) splits as Qwen3.5\'s tokenizer.json: combining marks stay with their letters', async () => {
+    const file = path.join(tmp, "qwen35-vocab.gguf");
+    await qwenVocabGguf(file, "qwen35");
+    // The reference: the bundled tokenizer.json with Qwen3.5's split regex in place of Qwen2's, loaded as a folder.
+    const dir = path.join(tmp, "qwen35-tokenizer");
+    await fsp.cp(bundledTokenizerDir(), dir, { recursive: true });
+    const tj = (await readJsonFile(path.join(dir, "tokenizer.json"))) as { pre_tokenizer: { pretokenizers: Array<{ type: string; pattern?: { Regex: string } }> } };
+    const split = tj.pre_tokenizer.pretokenizers.find((p) => p.type === "Split")!;
+    split.pattern = { Regex: String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` };
+    await fsp.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(tj));
+    const fromGguf = await QwenTokenizer.load(file);
+    const reference = await QwenTokenizer.load(dir);
+    const qwen2 = await QwenTokenizer.load();
+    const marks = "สวัสดีครับ ผมชื่อ مَرْحَبًا नमस्ते";
+    for (const text of [...TEXTS, marks]) expect(fromGguf.encode(text), text).toEqual(reference.encode(text));
+    // Thai vowel signs and Arabic harakat are marks: the two splits tokenize this text differently, so the check
+    // above tells them apart.
+    expect(fromGguf.encode(marks)).not.toEqual(qwen2.encode(marks));
   });
 
   it("the shipped file's own vocabulary, eos and chat template; a folder holding it works the same", async () => {
@@ -130,7 +150,7 @@ describe("tokenizer from GGUF metadata", () => {
     await writeGguf(file, [...base, meta.str("tokenizer.ggml.model", "llama")], []);
     await expect(QwenTokenizer.load(file)).rejects.toThrow(`${file}: tokenizer.ggml.model is "llama", expected "gpt2"`);
     await writeGguf(file, [...base, meta.str("tokenizer.ggml.model", "gpt2"), meta.str("tokenizer.ggml.pre", "llama-bpe")], []);
-    await expect(QwenTokenizer.load(file)).rejects.toThrow(`${file}: tokenizer.ggml.pre is "llama-bpe", expected one of: qwen2`);
+    await expect(QwenTokenizer.load(file)).rejects.toThrow(`${file}: tokenizer.ggml.pre is "llama-bpe", expected one of: qwen2, qwen35`);
     await writeGguf(file, [...base, meta.str("tokenizer.ggml.model", "gpt2"), meta.u32("tokenizer.ggml.eos_token_id", 7)], []);
     await expect(QwenTokenizer.load(file)).rejects.toThrow(`${file}: tokenizer.ggml.eos_token_id is 7, expected a token id below 2`);
     await writeGguf(file, [...base, meta.str("tokenizer.ggml.model", "gpt2"), { key: "tokenizer.ggml.token_type", type: GgufType.ARRAY, arrayType: GgufType.INT32, value: [1] }], []);
