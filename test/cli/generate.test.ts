@@ -180,6 +180,22 @@ describe("qwen3-next generate: reasoning and answer", () => {
     expect(whole.stdout).toBe(LABELLED);
   }, 60_000);
 
+  it("labels and dims the reasoning on a terminal", async () => {
+    // A pseudo-terminal (util-linux `script`): stdout and stderr both land on it.
+    const cmd = [process.execPath, "--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), ...args("What is 2+2?")].map((a) => `'${a}'`).join(" ");
+    const child = spawn("script", ["-qfec", cmd, "/dev/null"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stdin.end();
+    expect(await new Promise<number | null>((resolve) => child.on("close", resolve))).toBe(0);
+    const text = out.replace(/\r/g, "");
+    // Dimmed: the labels and the reasoning, nothing else (streamed piece by piece).
+    const dimmed = [...text.matchAll(/\x1b\[2m([\s\S]*?)\x1b\[22m/g)].map((m) => m[1]).join("");
+    expect(dimmed).toBe(`[thinking]\n${REASONING}\n[answer]\n`);
+    const plain = text.replace(/\x1b\[[\d;]*[A-Za-z]/g, "");
+    expect(plain).toContain(LABELLED);
+  }, 60_000);
+
   it("--json carries the reasoning and the content apart; --raw prints the text as generated", async () => {
     const j = await runCli(args("--json", "What is 2+2?"), { env });
     expect(j.code).toBe(0);
