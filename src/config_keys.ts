@@ -63,7 +63,8 @@ function distance(a: string, b: string): number {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function warnings(obj: Record<string, unknown>, scope: Scope, where: string): string[] {
+/** `outer`: the Qwen3.5 wrapper, whose value of a key the text config lacks may be inherited (no default then). */
+function warnings(obj: Record<string, unknown>, scope: Scope, where: string, outer: Record<string, unknown> = {}): string[] {
   const known = [...scope.known];
   return Object.keys(obj)
     .filter((k) => !scope.known.has(k))
@@ -71,7 +72,7 @@ function warnings(obj: Record<string, unknown>, scope: Scope, where: string): st
       const near = known.map((n) => [n, distance(k, n)] as const).sort((x, y) => x[1] - y[1])[0];
       const close = near !== undefined && near[1] <= Math.max(2, Math.floor(k.length / 5));
       const d = scope.defaults;
-      const dflt = close && d !== null && near[0] in d && !(near[0] in obj) ? `; ${near[0]} takes its default, ${JSON.stringify(d[near[0] as keyof Defaults])}` : "";
+      const dflt = close && d !== null && near[0] in d && !(near[0] in obj) && !(near[0] in outer) ? `; ${near[0]} takes its default, ${JSON.stringify(d[near[0] as keyof Defaults])}` : "";
       return `${where}: unknown key ${scope.prefix}${k}, ignored${close ? ` (did you mean ${near[0]}?${dflt})` : ""}`;
     });
 }
@@ -92,7 +93,7 @@ export function unknownConfigKeyWarnings(raw: unknown, where = "config.json"): s
     case "qwen3_5":
     case "qwen3_5_moe": {
       const moe = raw.model_type === "qwen3_5_moe";
-      const text = isObject(raw.text_config) ? warnings(raw.text_config, textScope("text_config.", moe ? QWEN3_5_MOE_DEFAULTS : QWEN3_5_DEFAULTS, moe), where) : [];
+      const text = isObject(raw.text_config) ? warnings(raw.text_config, textScope("text_config.", moe ? QWEN3_5_MOE_DEFAULTS : QWEN3_5_DEFAULTS, moe), where, raw) : [];
       return [...warnings(raw, WRAPPER, where), ...text];
     }
     default:
