@@ -133,10 +133,11 @@ export const QWEN3_NEXT_DEFAULTS = {
 } as const;
 const DEFAULTS = QWEN3_NEXT_DEFAULTS;
 
-type Defaults = { readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? number : (typeof DEFAULTS)[K] extends boolean ? boolean : string };
+/** A family's defaults: the same keys as Qwen3-Next's, with their value types. */
+export type Defaults = { readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? number : (typeof DEFAULTS)[K] extends boolean ? boolean : string };
 
 /** transformers' Qwen3_5TextConfig defaults (the Qwen3.5-9B-style text model), no experts. */
-const QWEN3_5_DEFAULTS: Defaults = {
+export const QWEN3_5_DEFAULTS: Defaults = {
   ...DEFAULTS,
   vocab_size: 248320,
   hidden_size: 4096,
@@ -149,7 +150,7 @@ const QWEN3_5_DEFAULTS: Defaults = {
 };
 
 /** transformers' Qwen3_5MoeTextConfig defaults (the Qwen3.5-35B-A3B-style text model). */
-const QWEN3_5_MOE_DEFAULTS: Defaults = {
+export const QWEN3_5_MOE_DEFAULTS: Defaults = {
   ...DEFAULTS,
   vocab_size: 248320,
   hidden_size: 2048,

@@ -1,11 +1,13 @@
 /**
  * `qwen3-next generate [PROMPT]` (or -p TEXT, -f FILE, or stdin): one answer, streamed to stdout.
  *
- * The prompt goes through the chat template (with --system, --think/--no-think) unless --raw. On a terminal,
- * reasoning is labelled and dimmed and tool calls are listed after the answer; piped, stdout gets the generated
- * text exactly (its <think> / </think> tags included). --json prints one JSON object instead (reasoning,
- * content and tool calls split, usage, timings). A summary line (seed, load time, tokens, tokens/s) goes to
- * stderr. Ctrl-C stops: what was generated is printed, exit 130.
+ * The prompt goes through the chat template (with --system, --think/--no-think) unless --raw. The output is
+ * parsed as chat parses it, on a terminal and piped, streamed or not: reasoning labelled `[thinking]` (dimmed on
+ * a terminal), the answer after `[answer]`, tool calls listed after it; this also splits the output of a
+ * template that opens `<think>` in the prompt, where the model writes only `</think>`. With --raw, stdout gets
+ * the generated text exactly. --json prints one JSON object instead (the text, and its reasoning, content and
+ * tool calls split; usage, timings). A summary line (seed, load time, tokens, tokens/s) goes to stderr. Ctrl-C
+ * stops: what was generated is printed, exit 130.
  */
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
@@ -39,7 +41,7 @@ export function register(program: Command): void {
     .option("--system <text>", "a system message")
     .option("--think", "let a hybrid-thinking model reason first (enable_thinking true)")
     .option("--no-think", "ask for an answer without reasoning (enable_thinking false)")
-    .option("--raw", "no chat template: the prompt is the model's input text as is")
+    .option("--raw", "no chat template: the prompt is the model's input text as is, and the output is printed as generated")
     .option("--stop <text...>", "stop when one of these strings is generated")
     .option("--no-stream", "print the text once it is complete")
     .option("--json", "print one JSON object: text, reasoning, content, tool_calls, finish_reason, usage, timings");
@@ -88,30 +90,32 @@ async function run(words: string[], o: GenerateFlags): Promise<void> {
     speculative,
   });
   const out = new TerminalWriter(process.stdout);
-  const parser = o.raw ? null : new StreamingOutputParser({ thinkingOpened });
+  const parser = o.raw || o.json ? null : new StreamingOutputParser({ thinkingOpened });
   const live = o.stream && !o.json;
   let first = true;
   for await (const e of g.events) {
     if (first) bar.done();
     first = false;
     if (!live) continue;
-    if (out.isTTY && parser) out.writeDeltas(parser.push(e.text));
+    if (parser) out.writeDeltas(parser.push(e.text));
     else out.write(e.text);
   }
   bar.done();
   const r = await g.result;
   process.removeListener("SIGINT", onSigint);
-  const parsed = o.raw ? null : parseAssistantOutput(r.text, { thinkingOpened });
   if (o.json) {
+    const parsed = o.raw ? null : parseAssistantOutput(r.text, { thinkingOpened });
     process.stdout.write(JSON.stringify(jsonResult(r, parsed), null, 2) + "\n");
+  } else if (parser) {
+    if (!live) out.writeDeltas(parser.push(r.text));
+    out.writeDeltas(parser.flush());
+    const parsed = parser.finish();
+    out.endDeltas();
+    for (const c of parsed.toolCalls) out.write(`[tool call] ${c.name}(${c.arguments})\n`, "dim");
+    for (const err of parsed.errors) out.write(`(${err})\n`, "dim");
   } else {
-    if (live && out.isTTY && parser) out.writeDeltas(parser.flush());
     if (!live) out.write(r.text);
-    if (out.isTTY && parser) {
-      out.endDeltas();
-      for (const c of parsed!.toolCalls) out.write(`[tool call] ${c.name}(${c.arguments})\n`, "dim");
-      for (const err of parsed!.errors) out.write(`(${err})\n`, "dim");
-    } else out.write("\n");
+    out.write("\n");
   }
   process.stderr.write(`${summary(r, s, sampling.seed)}\n`);
   if (r.finishReason === "abort") process.exitCode = 130;

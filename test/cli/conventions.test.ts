@@ -158,6 +158,39 @@ describe("config and cache", () => {
     expect(clean.stderr).toBe("");
   });
 
+  it("checks a Qwen3.5 config too: the wrapper's keys and its text_config's, with the default the text model takes", async () => {
+    const reference = path.join(ROOT, "reference/qwen35-dense-mtp-tied/config.json");
+    const clean = await runCli(["info", "--config", reference]);
+    expect(clean.code).toBe(0);
+    expect(clean.stderr).toBe(""); // vision_config, image_token_id, ... and the text model's keys are all known
+
+    const { image_token_id, text_config, ...wrapper } = JSON.parse(readFileSync(reference, "utf8"));
+    const { num_hidden_layers: _n, layer_types: _l, ...text } = text_config;
+    const dense = path.join(tmp, "qwen35-typo.json");
+    await writeFile(dense, JSON.stringify({ ...wrapper, image_tokn_id: image_token_id, text_config: { ...text, num_hiden_layers: 4, num_experts: 8 } }));
+    const r = await runCli(["info", "--config", dense]);
+    expect(r.code).toBe(0);
+    const warnings = r.stderr.trimEnd().split("\n");
+    expect(warnings).toEqual([
+      `warning: ${dense}: unknown key image_tokn_id, ignored (did you mean image_token_id?)`,
+      expect.stringMatching(new RegExp(`^warning: ${dense}: unknown key text_config\\.num_hiden_layers, ignored \\(did you mean num_hidden_layers\\?; num_hidden_layers takes its default, \\d+\\)$`)),
+      `warning: ${dense}: unknown key text_config.num_experts, ignored`, // a dense Qwen3.5 has no experts
+    ]);
+    // The default the warning names is the one the model was built with.
+    const layers = /takes its default, (\d+)\)$/.exec(warnings[1])![1];
+    expect(r.stdout).toMatch(new RegExp(`^  layers: ${layers} \\(`, "m"));
+
+    // Qwen3.5-MoE: the expert keys are known there, and a misspelt one is caught.
+    const moe = path.join(tmp, "qwen35-moe-typo.json");
+    const moeText = { ...text, model_type: "qwen3_5_moe_text", num_hidden_layers: 4, num_experts: 16, num_experts_per_token: 2, moe_intermediate_size: 8, shared_expert_intermediate_size: 8 };
+    await writeFile(moe, JSON.stringify({ ...wrapper, model_type: "qwen3_5_moe", architectures: ["Qwen3_5MoeForConditionalGeneration"], text_config: moeText }));
+    const m = await runCli(["info", "--config", moe]);
+    expect(m.code).toBe(0);
+    const topK = new RegExp(`^warning: ${moe}: unknown key text_config\\.num_experts_per_token, ignored \\(did you mean num_experts_per_tok\\?; num_experts_per_tok takes its default, (\\d+)\\)\\n$`).exec(m.stderr);
+    expect(topK).not.toBeNull();
+    expect(m.stdout).toMatch(new RegExp(`^  experts: 16 routed, top-${topK![1]} `, "m"));
+  });
+
   it("an unwritable QWEN3_NEXT_CACHE is one line", async () => {
     for (const cache of ["/proc/qwen3-next-test", "/etc/hostname/cache"]) {
       const r = await runCli(["generate", "hi"], { env: { QWEN3_NEXT_CACHE: cache } });

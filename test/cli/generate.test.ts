@@ -5,7 +5,10 @@ import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { ensureDemoCheckpoint } from "../../src/init/demo.js";
+import { QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { ROOT, runCli } from "../helpers/cli.js";
+import { writeScriptedCheckpoint } from "../helpers/scripted_checkpoint.js";
 
 let tmp: string;
 let env: NodeJS.ProcessEnv;
@@ -54,7 +57,9 @@ describe("qwen3-next generate", () => {
     expect(r.reasoning).toBeNull(); // --no-think pre-fills an empty think block
     expect(r.timings.tokens_per_second).toBeGreaterThan(0);
     const plain = await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "12", "--no-think", "--no-stream"], { env });
-    expect(plain.stdout).toBe(r.text + "\n");
+    expect(plain.stdout).toBe(`${r.content ?? ""}\n`); // no reasoning: the answer alone, unlabelled
+    const streamed = await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "12", "--no-think"], { env });
+    expect(streamed.stdout).toBe(plain.stdout);
   });
 
   it("--speculative mtp gives greedy's exact tokens, with draft counts in --json and the acceptance rate on stderr", async () => {
@@ -140,6 +145,67 @@ describe("qwen3-next generate", () => {
     expect(stdout.length).toBeGreaterThan(0);
     expect(stderr).toMatch(/finish: abort\]/);
   });
+});
+
+describe("qwen3-next generate: reasoning and answer", () => {
+  // A Thinking-style template: the prompt opens <think>, so the model writes only the closing </think>.
+  const THINKING =
+    "{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endfor %}" +
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}";
+  const REASONING = "Two plus two gives four";
+  const ANSWER = "It is 4.";
+  let dir: string;
+
+  beforeAll(async () => {
+    process.env.QWEN3_NEXT_CACHE = env.QWEN3_NEXT_CACHE;
+    const demo = await ensureDemoCheckpoint();
+    const tok = await QwenTokenizer.load();
+    // The prompt's last token (the newline after <think>, ChatML written out by hand), then what the model says.
+    const promptEnd = tok.encode("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n").at(-1)!;
+    const said = [...tok.encode(REASONING), tok.encode("</think>")[0], ...tok.encode(`\n\n${ANSWER}`), tok.encode("<|im_end|>")[0]];
+    dir = path.join(tmp, "thinking");
+    await writeScriptedCheckpoint(demo, dir, [promptEnd, ...said]);
+    await writeFile(path.join(dir, "chat_template.jinja"), THINKING);
+  }, 120_000);
+
+  const args = (...more: string[]) => ["generate", "-m", dir, "--temperature", "0", "-n", "30", ...more];
+  const LABELLED = `[thinking]\n${REASONING}\n[answer]\n${ANSWER}\n`;
+
+  it("labels the reasoning and the answer when piped, streamed or not, with the template's <think> in the prompt", async () => {
+    const streamed = await runCli(args("What is 2+2?"), { env });
+    expect(streamed.code).toBe(0);
+    expect(streamed.stderr).toMatch(/finish: stop\]/);
+    expect(streamed.stdout).toBe(LABELLED);
+    const whole = await runCli(args("--no-stream", "What is 2+2?"), { env });
+    expect(whole.stdout).toBe(LABELLED);
+  }, 60_000);
+
+  it("labels and dims the reasoning on a terminal", async () => {
+    // A pseudo-terminal (util-linux `script`): stdout and stderr both land on it.
+    const cmd = [process.execPath, "--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), ...args("What is 2+2?")].map((a) => `'${a}'`).join(" ");
+    const child = spawn("script", ["-qfec", cmd, "/dev/null"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stdin.end();
+    expect(await new Promise<number | null>((resolve) => child.on("close", resolve))).toBe(0);
+    const text = out.replace(/\r/g, "");
+    // Dimmed: the labels and the reasoning, nothing else (streamed piece by piece).
+    const dimmed = [...text.matchAll(/\x1b\[2m([\s\S]*?)\x1b\[22m/g)].map((m) => m[1]).join("");
+    expect(dimmed).toBe(`[thinking]\n${REASONING}\n[answer]\n`);
+    const plain = text.replace(/\x1b\[[\d;]*[A-Za-z]/g, "");
+    expect(plain).toContain(LABELLED);
+  }, 60_000);
+
+  it("--json carries the reasoning and the content apart; --raw prints the text as generated", async () => {
+    const j = await runCli(args("--json", "What is 2+2?"), { env });
+    expect(j.code).toBe(0);
+    const r = JSON.parse(j.stdout);
+    expect(r).toMatchObject({ text: `${REASONING}</think>\n\n${ANSWER}`, reasoning: REASONING, content: ANSWER, finish_reason: "stop" });
+    // --raw: no template, so the prompt is given as the model would see it, ending with the same newline.
+    const raw = await runCli(args("--raw", "-p", "<think>\n"), { env });
+    expect(raw.code).toBe(0);
+    expect(raw.stdout).toBe(`${REASONING}</think>\n\n${ANSWER}\n`);
+  }, 60_000);
 });
 
 describe("qwen3-next tokenize", () => {
