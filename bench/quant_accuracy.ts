@@ -1,11 +1,11 @@
 /**
- * `npx tsx bench/quant_accuracy.ts [--variant moe|dense] [--cache DIR] [--tokens 256] [--decode 16] [--rounds 3]
- *  [--build-only]`
+ * `npx tsx bench/quant_accuracy.ts [--variant moe|dense] [--layers 4] [--experts 16] [--vocab 32768]
+ *  [--cache DIR] [--tokens 256] [--decode 16] [--rounds 3] [--build-only]`
  *
  * Quantization accuracy and speed on a random model with Qwen3-Next-80B's layer widths (hidden 2048, DeltaNet
  * 16/32 heads of 128, attention 16/2 heads of 256, experts 512 wide, top-10 plus the shared expert) but only
- * 2 layers (one DeltaNet, one attention), 16 experts and vocab 4096, so that the TypeScript quantizer writes its
- * Q4_K_M file in minutes. `--variant dense` makes both layers dense MLPs 512 wide (mlp_only_layers), so the
+ * by default 4 layers (3 DeltaNet + 1 attention), 16 experts and vocab 32768, so that the TypeScript quantizer
+ * writes its Q4_K_M file in minutes. `--variant dense` makes every layer a dense MLP 512 wide (mlp_only_layers), so the
  * quantization error is seen without router flips (random routers have top-k margins ~1e-3).
  *
  * Builds (or reuses, under --cache) the BF16 safetensors checkpoint (`qwen3-next init`'s writer, seed 1, the
@@ -40,7 +40,11 @@ const arg = (name: string, dflt: string): string => {
 };
 const variant = arg("variant", "moe");
 if (variant !== "moe" && variant !== "dense") throw new Error(`--variant is ${variant}, expected moe or dense`);
-const cache = path.resolve(arg("cache", "/tmp/qwen3-next-quant-accuracy"), variant);
+const layers = Number(arg("layers", "4"));
+const experts = Number(arg("experts", "16"));
+const vocab = Number(arg("vocab", "32768"));
+const key = `${variant}-${layers}L-${experts}E-V${vocab}`;
+const cache = path.resolve(arg("cache", "/tmp/qwen3-next-quant-accuracy"), key);
 const nTokens = Number(arg("tokens", "256"));
 const nDecode = Number(arg("decode", "16"));
 const rounds = Number(arg("rounds", "3"));
@@ -50,8 +54,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function benchConfig(): Record<string, unknown> {
   const raw = JSON.parse(readFileSync(PUBLISHED_CONFIG, "utf8"));
-  const c = { ...raw, num_hidden_layers: 2, full_attention_interval: 2, num_experts: 16, vocab_size: 4096, mtp_num_hidden_layers: 0 };
-  return variant === "dense" ? { ...c, intermediate_size: 512, mlp_only_layers: [0, 1] } : c;
+  // Every 4th layer is attention as in the 80B model; with fewer than 4 layers the last one is.
+  const c = { ...raw, num_hidden_layers: layers, full_attention_interval: Math.min(4, layers), num_experts: experts, vocab_size: vocab, mtp_num_hidden_layers: 0 };
+  return variant === "dense" ? { ...c, intermediate_size: 512, mlp_only_layers: Array.from({ length: layers }, (_, i) => i) } : c;
 }
 
 async function build(): Promise<void> {
@@ -142,12 +147,44 @@ function loadMemory(file: string): { maxRssBytes: number; seconds: number } {
   return { maxRssBytes: r.maxRssBytes, seconds: r.seconds };
 }
 
+/** Peak RSS of a fresh process that only starts Node, tsx and the WASM kernels (what load_memory.ts adds to a load). */
+function baselineRss(): number {
+  const src = `const { createKernels } = await import(${JSON.stringify(path.join(here, "../src/kernels/index.ts"))});
+await createKernels({ backend: "wasm", threads: 1 }); console.log(process.resourceUsage().maxRSS * 1024); process.exit(0);`;
+  return Number(execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { encoding: "utf8" }).trim());
+}
+
+/** How peaked the reference's next-token distributions are: mean logit std and mean top-1 minus top-2 margin. */
+function logitSpread(ref: Float32Array, T: number, V: number): { meanLogitStd: number; meanTop1Margin: number; minTop1Margin: number } {
+  let std = 0;
+  let margin = 0;
+  let minMargin = Infinity;
+  for (let t = 0; t < T; t++) {
+    const a = ref.subarray(t * V, (t + 1) * V);
+    let mean = 0;
+    for (const x of a) mean += x / V;
+    let v2 = 0;
+    let first = -Infinity;
+    let second = -Infinity;
+    for (const x of a) {
+      v2 += (x - mean) ** 2 / V;
+      if (x > first) [first, second] = [x, first];
+      else if (x > second) second = x;
+    }
+    std += Math.sqrt(v2) / T;
+    margin += (first - second) / T;
+    minMargin = Math.min(minMargin, first - second);
+  }
+  return { meanLogitStd: std, meanTop1Margin: margin, minTop1Margin: minMargin };
+}
+
 async function main(): Promise<void> {
   await build();
   if (args.includes("--build-only")) return;
   const files = Object.fromEntries(TYPES.map((t) => [t, path.join(cache, `${t}.gguf`)])) as Record<(typeof TYPES)[number], string>;
 
   const memory = Object.fromEntries(TYPES.map((t) => [t, { fileBytes: statSync(files[t]).size, ...loadMemory(files[t]) }]));
+  const baselineRssBytes = baselineRss();
   log("memory measured");
 
   const ref = await load(path.join(cache, "ckpt"));
@@ -181,10 +218,11 @@ async function main(): Promise<void> {
   const c = ref.model.config;
   const result = {
     variant,
+    key,
     date: new Date().toISOString(),
     machine: machineFacts(),
     model: {
-      note: "random weights; 80B layer widths, 2 layers (DeltaNet + attention), reduced experts and vocab",
+      note: "random weights; the 80B model's layer widths, fewer layers and experts, smaller vocab",
       hidden_size: c.hidden_size,
       layers: c.layer_types,
       num_experts: c.num_experts,
@@ -195,7 +233,8 @@ async function main(): Promise<void> {
       vocab_size: V,
     },
     settings: { backend: "wasm", accumulate: "f32", threads: 1, teacherForcedTokens: nTokens, decodeTokensPerRound: nDecode, rounds, tokenSeed: 12345, weightSeed: 1 },
-    reference: { what: "the BF16 safetensors checkpoint", bytesPerToken: ref.bytesPerToken },
+    reference: { what: "the BF16 safetensors checkpoint", bytesPerToken: ref.bytesPerToken, ...logitSpread(refLogits, nTokens, V) },
+    baselineRssBytes,
     types: Object.fromEntries(
       TYPES.map((t) => [
         t,
@@ -205,21 +244,25 @@ async function main(): Promise<void> {
           decodeTokPerS: 1 / median(times[t]),
           ...memory[t],
           rssOverFile: memory[t].maxRssBytes / memory[t].fileBytes,
+          rssAboveBaselineOverFile: (memory[t].maxRssBytes - baselineRssBytes) / memory[t].fileBytes,
         },
       ]),
     ),
   };
   const file = path.join(here, "quant-accuracy-results.json");
   const all = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-  all[variant] = result;
+  all[key] = result;
   writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
-  console.log(`${variant}: ${c.layer_types.length} layers, hidden ${c.hidden_size}, ${c.num_experts} experts, vocab ${V}; ${nTokens} teacher-forced tokens`);
+  const mlp = variant === "dense" ? `dense MLP ${c.intermediate_size} wide` : `${c.num_experts} experts (top-${c.num_experts_per_tok}) + shared`;
+  const sp = result.reference;
+  console.log(`${variant}: ${c.layer_types.length} layers, hidden ${c.hidden_size}, ${mlp}, vocab ${V}; ${nTokens} teacher-forced tokens`);
+  console.log(`BF16 reference logits: mean std ${sp.meanLogitStd.toFixed(3)}, mean top-1 margin ${sp.meanTop1Margin.toFixed(3)}; baseline RSS (Node + tsx + WASM) ${(baselineRssBytes / 2 ** 20).toFixed(0)} MiB`);
   console.log("| type | max abs logit diff | top-1 agree | mean KL | bytes/token | decode tok/s | file | peak load RSS |");
   console.log("|---|---|---|---|---|---|---|---|");
   for (const t of TYPES) {
     const r = result.types[t];
     console.log(
-      `| ${t} | ${r.maxAbsLogitDiff.toExponential(2)} | ${(100 * r.top1Agreement).toFixed(1)}% | ${r.meanKL.toExponential(2)} | ${(r.bytesPerToken / 2 ** 20).toFixed(1)} MiB | ${r.decodeTokPerS.toFixed(2)} | ${(r.fileBytes / 2 ** 20).toFixed(0)} MiB | ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB (${r.rssOverFile.toFixed(2)}x) |`,
+      `| ${t} | ${r.maxAbsLogitDiff.toExponential(2)} | ${(100 * r.top1Agreement).toFixed(1)}% | ${r.meanKL.toExponential(2)} | ${(r.bytesPerToken / 2 ** 20).toFixed(1)} MiB | ${r.decodeTokPerS.toFixed(2)} | ${(r.fileBytes / 2 ** 20).toFixed(0)} MiB | ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB (${r.rssOverFile.toFixed(2)}x; ${r.rssAboveBaselineOverFile.toFixed(2)}x above baseline) |`,
     );
   }
   process.exit(0);
