@@ -1,0 +1,274 @@
+/**
+ * `npx tsx bench/quant_accuracy.ts [--variant moe|dense] [--layers 4] [--experts 16] [--vocab 32768]
+ *  [--cache DIR] [--tokens 256] [--decode 16] [--rounds 3] [--build-only]`
+ *
+ * Quantization accuracy and speed on a random model with Qwen3-Next-80B's layer widths (hidden 2048, DeltaNet
+ * 16/32 heads of 128, attention 16/2 heads of 256, experts 512 wide, top-10 plus the shared expert) but only
+ * by default 4 layers (3 DeltaNet + 1 attention), 16 experts and vocab 32768, so that the TypeScript quantizer
+ * writes its Q4_K_M file in minutes. `--variant dense` makes every layer a dense MLP 512 wide (mlp_only_layers), so the
+ * quantization error is seen without router flips (random routers have top-k margins ~1e-3).
+ *
+ * Builds (or reuses, under --cache) the BF16 safetensors checkpoint (`qwen3-next init`'s writer, seed 1, the
+ * GGUF fixture's 512-token tokenizer) and its bf16 / q8_0 / q4_k_m GGUF files (`qwen3-next quantize`'s writer).
+ * Then, wasm backend, float32 sums, one thread:
+ *   accuracy: the same seeded token ids teacher-forced (one prefill) through the safetensors model and each GGUF:
+ *             max |logit diff|, top-1 agreement, mean KL(BF16 || quant) in float64;
+ *   speed:    decode tok/s (median token time) for the three GGUFs in interleaved rounds, weight bytes per token;
+ *   memory:   peak RSS of a separate process loading each file (bench/load_memory.ts) against the file size.
+ * Results go to bench/quant-accuracy-results.json (one entry per variant).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { readGgufHeader } from "../src/io/gguf.js";
+import { GGUF_QWEN3NEXT } from "../src/loading/gguf_layout.js";
+import { checkpointToGguf } from "../src/loading/to_gguf.js";
+import { bytesPerToken } from "../src/loading/bytes_per_token.js";
+import { loadCheckpoint } from "../src/loading/checkpoint.js";
+import { createKernels } from "../src/kernels/index.js";
+import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
+import { writeRandomCheckpoint } from "../src/init/random_checkpoint.js";
+import { tokenizerFromGguf } from "../src/tokenizer/gguf_tokenizer.js";
+import { machineFacts } from "./machine.js";
+import { PUBLISHED_CONFIG } from "./real_slice.js";
+
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const variant = arg("variant", "moe");
+if (variant !== "moe" && variant !== "dense") throw new Error(`--variant is ${variant}, expected moe or dense`);
+const layers = Number(arg("layers", "4"));
+const experts = Number(arg("experts", "16"));
+const vocab = Number(arg("vocab", "32768"));
+const key = `${variant}-${layers}L-${experts}E-V${vocab}`;
+const cache = path.resolve(arg("cache", "/tmp/qwen3-next-quant-accuracy"), key);
+const nTokens = Number(arg("tokens", "256"));
+const nDecode = Number(arg("decode", "16"));
+const rounds = Number(arg("rounds", "3"));
+const TYPES = ["bf16", "q8_0", "q4_k_m"] as const;
+const FIXTURE_GGUF = "reference/gguf/gguf-q8_0/model.gguf";
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function benchConfig(): Record<string, unknown> {
+  const raw = JSON.parse(readFileSync(PUBLISHED_CONFIG, "utf8"));
+  // Every 4th layer is attention as in the 80B model; with fewer than 4 layers the last one is.
+  const c = { ...raw, num_hidden_layers: layers, full_attention_interval: Math.min(4, layers), num_experts: experts, vocab_size: vocab, mtp_num_hidden_layers: 0 };
+  return variant === "dense" ? { ...c, intermediate_size: 512, mlp_only_layers: Array.from({ length: layers }, (_, i) => i) } : c;
+}
+
+async function build(): Promise<void> {
+  const ckpt = path.join(cache, "ckpt");
+  if (!existsSync(ckpt)) {
+    mkdirSync(cache, { recursive: true });
+    log(`writing the BF16 checkpoint to ${ckpt}`);
+    await writeRandomCheckpoint(benchConfig(), ckpt, { seed: 1 });
+    const t = tokenizerFromGguf(readGgufHeader(FIXTURE_GGUF));
+    writeFileSync(path.join(ckpt, "tokenizer.json"), JSON.stringify(t.tokenizerJson));
+    writeFileSync(path.join(ckpt, "tokenizer_config.json"), JSON.stringify(t.tokenizerConfig));
+  }
+  for (const type of TYPES) {
+    const out = path.join(cache, `${type}.gguf`);
+    if (existsSync(out)) continue;
+    const t = performance.now();
+    await checkpointToGguf(ckpt, `${out}.tmp.gguf`, { fileType: type, layout: GGUF_QWEN3NEXT });
+    execFileSync("mv", [`${out}.tmp.gguf`, out]);
+    log(`quantized ${type} in ${((performance.now() - t) / 1e3).toFixed(1)} s`);
+  }
+}
+
+function log(s: string): void {
+  if (process.stderr.isTTY || process.env.BENCH_LOG) process.stderr.write(`${s}\n`);
+}
+
+/** Seeded token ids (a 32-bit LCG), the same for every model. */
+function tokenIds(n: number, V: number, seed = 12345): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % V;
+  });
+}
+
+async function load(file: string): Promise<{ model: Qwen3NextForCausalLM; bytesPerToken: number }> {
+  const k = await createKernels({ backend: "wasm", threads: 1, accumulate: "f32" });
+  const ckpt = await loadCheckpoint(file, { allocator: k });
+  const model = Qwen3NextForCausalLM.fromCheckpoint(ckpt, k);
+  const weights = ckpt.names().map((name) => ({ name, byteLength: ckpt.get(name).data.byteLength }));
+  return { model, bytesPerToken: bytesPerToken(ckpt.config, weights) };
+}
+
+interface Accuracy {
+  maxAbsLogitDiff: number;
+  top1Agreement: number;
+  meanKL: number;
+}
+
+function compare(ref: Float32Array, q: Float32Array, T: number, V: number): Accuracy {
+  let maxAbs = 0;
+  let agree = 0;
+  let kl = 0;
+  for (let t = 0; t < T; t++) {
+    const a = ref.subarray(t * V, (t + 1) * V);
+    const b = q.subarray(t * V, (t + 1) * V);
+    let am = 0;
+    let bm = 0;
+    for (let v = 0; v < V; v++) {
+      maxAbs = Math.max(maxAbs, Math.abs(a[v] - b[v]));
+      if (a[v] > a[am]) am = v;
+      if (b[v] > b[bm]) bm = v;
+    }
+    if (am === bm) agree++;
+    // log-softmax in float64
+    let za = 0;
+    let zb = 0;
+    for (let v = 0; v < V; v++) {
+      za += Math.exp(a[v] - a[am]);
+      zb += Math.exp(b[v] - b[bm]);
+    }
+    const lza = a[am] + Math.log(za);
+    const lzb = b[bm] + Math.log(zb);
+    let k = 0;
+    for (let v = 0; v < V; v++) {
+      const la = a[v] - lza;
+      k += Math.exp(la) * (la - (b[v] - lzb));
+    }
+    kl += k;
+  }
+  return { maxAbsLogitDiff: maxAbs, top1Agreement: agree / T, meanKL: kl / T };
+}
+
+/** Peak RSS of a fresh process that loads `file` (bench/load_memory.ts). */
+function loadMemory(file: string): { maxRssBytes: number; seconds: number } {
+  const out = execFileSync(process.execPath, ["--import", "tsx", path.join(here, "load_memory.ts"), file], { encoding: "utf8" });
+  const r = JSON.parse(out.trim().split("\n").pop()!) as { maxRssBytes: number; seconds: number };
+  return { maxRssBytes: r.maxRssBytes, seconds: r.seconds };
+}
+
+/** Peak RSS of a fresh process that only starts Node, tsx and the WASM kernels (what load_memory.ts adds to a load). */
+function baselineRss(): number {
+  const src = `const { createKernels } = await import(${JSON.stringify(path.join(here, "../src/kernels/index.ts"))});
+await createKernels({ backend: "wasm", threads: 1 }); console.log(process.resourceUsage().maxRSS * 1024); process.exit(0);`;
+  return Number(execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { encoding: "utf8" }).trim());
+}
+
+/** How peaked the reference's next-token distributions are: mean logit std and mean top-1 minus top-2 margin. */
+function logitSpread(ref: Float32Array, T: number, V: number): { meanLogitStd: number; meanTop1Margin: number; minTop1Margin: number } {
+  let std = 0;
+  let margin = 0;
+  let minMargin = Infinity;
+  for (let t = 0; t < T; t++) {
+    const a = ref.subarray(t * V, (t + 1) * V);
+    let mean = 0;
+    for (const x of a) mean += x / V;
+    let v2 = 0;
+    let first = -Infinity;
+    let second = -Infinity;
+    for (const x of a) {
+      v2 += (x - mean) ** 2 / V;
+      if (x > first) [first, second] = [x, first];
+      else if (x > second) second = x;
+    }
+    std += Math.sqrt(v2) / T;
+    margin += (first - second) / T;
+    minMargin = Math.min(minMargin, first - second);
+  }
+  return { meanLogitStd: std, meanTop1Margin: margin, minTop1Margin: minMargin };
+}
+
+async function main(): Promise<void> {
+  await build();
+  if (args.includes("--build-only")) return;
+  const files = Object.fromEntries(TYPES.map((t) => [t, path.join(cache, `${t}.gguf`)])) as Record<(typeof TYPES)[number], string>;
+
+  const memory = Object.fromEntries(TYPES.map((t) => [t, { fileBytes: statSync(files[t]).size, ...loadMemory(files[t]) }]));
+  const baselineRssBytes = baselineRss();
+  log("memory measured");
+
+  const ref = await load(path.join(cache, "ckpt"));
+  const V = ref.model.config.vocab_size;
+  const ids = tokenIds(nTokens, V);
+  const refLogits = ref.model.forward(ids, ref.model.newState()) as Float32Array;
+  const models = {} as Record<(typeof TYPES)[number], { model: Qwen3NextForCausalLM; bytesPerToken: number }>;
+  const accuracy = {} as Record<string, Accuracy>;
+  for (const t of TYPES) {
+    models[t] = await load(files[t]);
+    accuracy[t] = compare(refLogits, models[t].model.forward(ids, models[t].model.newState()) as Float32Array, nTokens, V);
+    log(`${t}: ${JSON.stringify(accuracy[t])}`);
+  }
+
+  // Decode speed: each round decodes nDecode tokens on every type in turn (after a 16-token prefill).
+  const times: Record<string, number[]> = Object.fromEntries(TYPES.map((t) => [t, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const t of TYPES) {
+      const m = models[t].model;
+      const state = m.newState();
+      m.forward(ids.slice(0, 16), state, { lastOnly: true });
+      for (const id of ids.slice(16, 16 + nDecode)) {
+        const s = performance.now();
+        m.forward([id], state, { lastOnly: true });
+        times[t].push((performance.now() - s) / 1e3);
+      }
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+  const c = ref.model.config;
+  const result = {
+    variant,
+    key,
+    date: new Date().toISOString(),
+    machine: machineFacts(),
+    model: {
+      note: "random weights; the 80B model's layer widths, fewer layers and experts, smaller vocab",
+      hidden_size: c.hidden_size,
+      layers: c.layer_types,
+      num_experts: c.num_experts,
+      num_experts_per_tok: c.num_experts_per_tok,
+      moe_intermediate_size: c.moe_intermediate_size,
+      mlp_only_layers: c.mlp_only_layers,
+      intermediate_size: c.intermediate_size,
+      vocab_size: V,
+    },
+    settings: { backend: "wasm", accumulate: "f32", threads: 1, teacherForcedTokens: nTokens, decodeTokensPerRound: nDecode, rounds, tokenSeed: 12345, weightSeed: 1 },
+    reference: { what: "the BF16 safetensors checkpoint", bytesPerToken: ref.bytesPerToken, ...logitSpread(refLogits, nTokens, V) },
+    baselineRssBytes,
+    types: Object.fromEntries(
+      TYPES.map((t) => [
+        t,
+        {
+          ...accuracy[t],
+          bytesPerToken: models[t].bytesPerToken,
+          decodeTokPerS: 1 / median(times[t]),
+          ...memory[t],
+          rssOverFile: memory[t].maxRssBytes / memory[t].fileBytes,
+          rssAboveBaselineOverFile: (memory[t].maxRssBytes - baselineRssBytes) / memory[t].fileBytes,
+        },
+      ]),
+    ),
+  };
+  const file = path.join(here, "quant-accuracy-results.json");
+  const all = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>) : {};
+  all[key] = result;
+  writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
+  const mlp = variant === "dense" ? `dense MLP ${c.intermediate_size} wide` : `${c.num_experts} experts (top-${c.num_experts_per_tok}) + shared`;
+  const sp = result.reference;
+  console.log(`${variant}: ${c.layer_types.length} layers, hidden ${c.hidden_size}, ${mlp}, vocab ${V}; ${nTokens} teacher-forced tokens`);
+  console.log(`BF16 reference logits: mean std ${sp.meanLogitStd.toFixed(3)}, mean top-1 margin ${sp.meanTop1Margin.toFixed(3)}; baseline RSS (Node + tsx + WASM) ${(baselineRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log("| type | max abs logit diff | top-1 agree | mean KL | bytes/token | decode tok/s | file | peak load RSS |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const t of TYPES) {
+    const r = result.types[t];
+    console.log(
+      `| ${t} | ${r.maxAbsLogitDiff.toExponential(2)} | ${(100 * r.top1Agreement).toFixed(1)}% | ${r.meanKL.toExponential(2)} | ${(r.bytesPerToken / 2 ** 20).toFixed(1)} MiB | ${r.decodeTokPerS.toFixed(2)} | ${(r.fileBytes / 2 ** 20).toFixed(0)} MiB | ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB (${r.rssOverFile.toFixed(2)}x; ${r.rssAboveBaselineOverFile.toFixed(2)}x above baseline) |`,
+    );
+  }
+  process.exit(0);
+}
+
+main().catch((e: unknown) => {
+  console.error(`quant_accuracy: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
