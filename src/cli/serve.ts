@@ -15,8 +15,12 @@ interface ServeFlags extends SessionFlags {
   maxConcurrency: number;
   maxQueue: number;
   apiKey?: string;
-  servedModelName?: string;
+  servedModelName?: string[];
   prefixCache: number;
+  responseCache: number;
+  allowedOrigins?: string[];
+  quiet?: boolean;
+  drainDelay: number;
   prefillChunk: number;
   grace: number;
 }
@@ -30,7 +34,11 @@ export function register(program: Command): void {
     .option("--max-concurrency <n>", "requests decoded together at most", positiveInt("--max-concurrency"), DEFAULTS.maxConcurrency)
     .option("--max-queue <n>", "requests waiting beyond those at most (more get 429)", positiveInt("--max-queue", 0), DEFAULTS.maxQueue)
     .option("--api-key <key>", "require 'Authorization: Bearer <key>' on /v1/* (default: $QWEN3_NEXT_API_KEY when set)")
-    .option("--served-model-name <name>", "the model name clients send (default: the checkpoint folder's name)")
+    .option("--served-model-name <name...>", "the model name(s) clients send, the first one reported (default: the checkpoint folder's name; the --model path is accepted too)")
+    .option("--response-cache <n>", "complete responses of deterministic requests (temperature 0 or a seed) kept (0: off)", positiveInt("--response-cache", 0), 0)
+    .option("--allowed-origins <origin...>", "origins allowed by CORS ('*': any; default: no CORS headers)")
+    .option("--quiet", "no request log (one JSON line per request on stdout)")
+    .option("--drain-delay <seconds>", "on SIGTERM, how long /ready answers 503 before the listener closes", positiveInt("--drain-delay", 0), 0)
     .option("--prefix-cache <n>", "prompt state snapshots kept for prefix reuse (0: off)", positiveInt("--prefix-cache", 0), DEFAULTS.prefixCacheSize)
     .option("--prefill-chunk <n>", "prompt tokens prefilled between two decode steps of the other requests", positiveInt("--prefill-chunk"), DEFAULTS.prefillChunk)
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish before they are cancelled", positiveInt("--grace", 0), 10);
@@ -47,6 +55,11 @@ async function run(o: ServeFlags): Promise<void> {
     maxQueue: o.maxQueue,
     apiKey: o.apiKey ?? (process.env.QWEN3_NEXT_API_KEY || undefined),
     servedModelName: o.servedModelName,
+    modelPath: o.model,
+    responseCacheSize: o.responseCache,
+    allowedOrigins: o.allowedOrigins,
+    requestLog: o.quiet ? undefined : (line) => process.stdout.write(`${line}\n`),
+    drainDelayMs: o.drainDelay * 1000,
     prefixCacheSize: o.prefixCache,
     prefillChunk: o.prefillChunk,
     // For requests without max_tokens: --max-tokens, else the same default as `generate`.

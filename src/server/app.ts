@@ -4,9 +4,13 @@
  * so that no input can stop the server.
  *
  *   GET  /health               liveness + scheduler counters (active, queued, ...)
+ *   GET  /ready                200 while accepting requests, 503 once draining (readiness probe)
+ *   GET  /metrics              Prometheus text, vLLM's metric names (metrics.ts)
+ *   POST /tokenize, /detokenize  vLLM's shapes
  *   GET  /v1/models[/:id]      the one served model
  *   POST /v1/chat/completions  chat, streamed (SSE) or not
  *   POST /v1/completions       raw prompt, streamed (SSE) or not
+ * Optional: CORS for `allowedOrigins`, one JSON log line per request (`requestLog`), the response cache.
  */
 import { timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
@@ -17,13 +21,24 @@ import { handleChat } from "./chat.js";
 import { handleCompletion } from "./completions.js";
 import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
 import { chatCompletionSchema, completionSchema } from "./schemas.js";
+import { responseMeta } from "./responses.js";
 import type { Scheduler, SchedulableState } from "./scheduler.js";
+import type { Grammars } from "./grammar/grammars.js";
+import type { GenerationObserver } from "./generation.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { ResponseCache } from "./response_cache.js";
+import { detokenizeSchema, tokenizeSchema, handleDetokenize, handleTokenize, type DetokenizeBody, type TokenizeBody } from "./tokenize.js";
 
 export interface ServerDeps {
   scheduler: Scheduler<SchedulableState>;
   tokenizer: QwenTokenizer;
   template: ChatTemplate;
   served: ServedModel;
+  /** Constrained decoding (response_format, forced tool calls). */
+  grammars: Grammars;
+  observer?: GenerationObserver;
+  metrics?: ServerMetrics;
+  responseCache?: ResponseCache;
 }
 
 export interface AppOptions {
@@ -31,6 +46,12 @@ export interface AppOptions {
   apiKey?: string;
   /** Largest request body in bytes (413 beyond). */
   bodyLimit?: number;
+  /** Origins allowed by CORS ("*" for any); none: no CORS headers. */
+  allowedOrigins?: readonly string[];
+  /** Receives one JSON line per finished request (off when absent, e.g. --quiet). */
+  requestLog?: (line: string) => void;
+  /** False while draining: /ready answers 503. */
+  isReady?: () => boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -56,6 +77,9 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
     void reply.code(404).send(e.toBody());
   });
 
+  if (opts.allowedOrigins && opts.allowedOrigins.length > 0) addCors(app, opts.allowedOrigins);
+  if (opts.requestLog) addRequestLog(app, opts.requestLog);
+
   if (opts.apiKey !== undefined) {
     const expected = Buffer.from(`Bearer ${opts.apiKey}`);
     app.addHook("onRequest", async (req) => {
@@ -74,6 +98,16 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   }
 
   app.get("/health", async () => ({ status: closing ? "draining" : "ok", ...deps.scheduler.stats }));
+  app.get("/ready", async (_req, reply) => {
+    const ready = !closing && (opts.isReady?.() ?? true);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "draining" });
+  });
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.get("/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  }
+  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeSchema } }, async (req) => handleTokenize(deps, req.body));
+  app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeSchema } }, async (req) => handleDetokenize(deps, req.body));
 
   const model = {
     id: deps.served.name,
@@ -89,12 +123,67 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   });
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>
-    handleChat(deps, req.body, reply),
+    cached(deps, "chat", req.body, () => handleChat(deps, req.body, reply)),
   );
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionSchema } }, (req, reply) =>
-    handleCompletion(deps, req.body, reply),
+    cached(deps, "completions", req.body, () => handleCompletion(deps, req.body, reply)),
   );
   return app;
+}
+
+/** Answers a deterministic request from the response cache, or runs it and keeps its response. */
+async function cached(deps: ServerDeps, route: string, body: ChatBody | CompletionBody, run: () => Promise<unknown>): Promise<unknown> {
+  const cache = deps.responseCache;
+  const key = cache?.key(route, body, deps.served.defaults);
+  if (!cache || key === undefined) return run();
+  const hit = cache.get(key);
+  deps.metrics?.responseCache(hit !== undefined);
+  if (hit) {
+    const fresh = responseMeta(route === "chat" ? "chatcmpl" : "cmpl", deps.served.name);
+    return { ...hit, id: fresh.id, created: fresh.created };
+  }
+  const response = await run();
+  // A plain object is a complete response (a hijacked or abandoned reply returns the reply itself).
+  if (response !== null && typeof response === "object" && "choices" in response) cache.set(key, response as Record<string, unknown>);
+  return response;
+}
+
+/** CORS: the allowed origins get Access-Control-* headers; preflight OPTIONS requests get 204. */
+function addCors(app: FastifyInstance, origins: readonly string[]): void {
+  const any = origins.includes("*");
+  app.addHook("onRequest", async (req, reply) => {
+    const origin = req.headers.origin;
+    if (!origin || !(any || origins.includes(origin))) return;
+    // On the raw response, so that hijacked (SSE) replies carry them too.
+    reply.raw.setHeader("access-control-allow-origin", any ? "*" : origin);
+    if (!any) reply.raw.setHeader("vary", "Origin");
+    if (req.method === "OPTIONS") {
+      reply.raw.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
+      reply.raw.setHeader("access-control-allow-headers", req.headers["access-control-request-headers"] ?? "authorization, content-type");
+      reply.raw.setHeader("access-control-max-age", "600");
+      return reply.code(204).send();
+    }
+  });
+}
+
+/** One JSON line per request once its response is done (or the client has gone). */
+function addRequestLog(app: FastifyInstance, log: (line: string) => void): void {
+  app.addHook("onRequest", async (req, reply) => {
+    const start = performance.now();
+    reply.raw.once("close", () => {
+      log(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          method: req.method,
+          path: req.url.split("?")[0],
+          status: reply.raw.statusCode,
+          ms: Math.round((performance.now() - start) * 10) / 10,
+          completed: reply.raw.writableFinished,
+          remote: req.ip,
+        }),
+      );
+    });
+  });
 }
 
 /** Any error thrown while handling a request, as the client should see it. */

@@ -2,10 +2,10 @@
  * POST /v1/chat/completions
  *
  *   messages (+ tools, enable_thinking) --chat template--> prompt text --tokenizer--> prompt ids
- *   --scheduler--> text --output parser--> reasoning_content / content / tool_calls
+ *   --scheduler--> n texts --output parser--> reasoning / content / tool_calls per choice
  *
- * Streamed: the chunks of `ChatStream` (reasoning and content deltas as they are parsed, the tool calls
- * whole at the end, the finish chunk, usage), then `[DONE]`.
+ * Streamed: the chunks of one `ChatStream` per choice (reasoning and content deltas as they are parsed,
+ * the tool calls whole at the end, the finish chunk), usage, then `[DONE]`.
  */
 import type { FastifyReply } from "fastify";
 import { parseAssistantOutput } from "../generate/output_parser.js";
@@ -14,14 +14,14 @@ import type { ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import { ChatStream } from "./chat_stream.js";
-import { chatMessages, checkModelName, textRequest, toolChoice, type ChatBody } from "./requests.js";
-import { chatCompletion, responseMeta, usage } from "./responses.js";
+import { chatMessages, checkModelName, chatOutputOptions, textRequest, toolChoice, type ChatBody } from "./requests.js";
+import { chatCompletion, chatLogprobs, responseMeta, usageOf } from "./responses.js";
 
 export async function handleChat(deps: ServerDeps, body: ChatBody, reply: FastifyReply): Promise<unknown> {
   checkModelName(body, deps.served);
   const messages = chatMessages(body);
   // tool_choice "none": the model is not shown the tools, so it does not call them.
-  const tools = toolChoice(body) === "auto" ? body.tools ?? undefined : undefined;
+  const tools = toolChoice(body) !== "none" ? body.tools ?? undefined : undefined;
   let prompt: string;
   try {
     prompt = deps.template.render(messages, {
@@ -33,25 +33,32 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     throw badRequest(`messages cannot be rendered by the chat template: ${(err as Error).message}`, "messages");
   }
   const promptTokens = deps.tokenizer.encode(prompt);
-  const req = textRequest(body, promptTokens, deps.served);
   const thinkingOpened = promptOpensThinking(prompt);
+  const req = { ...textRequest(body, promptTokens, deps.served), ...chatOutputOptions(body), constraint: await deps.grammars.forChat(body, thinkingOpened) };
   const meta = responseMeta("chatcmpl", deps.served.name);
 
   if (!body.stream) {
-    const result = await runRequest(deps, req, reply);
-    if (!result) return reply;
-    const parsed = parseAssistantOutput(result.text, { thinkingOpened });
-    return chatCompletion(meta, parsed, result.finishReason, usage(promptTokens.length, result.completionTokens));
+    const results = await runRequest(deps, req, reply);
+    if (!results) return reply;
+    return chatCompletion(
+      meta,
+      results.map((r) => ({
+        parsed: parseAssistantOutput(r.text, { thinkingOpened }),
+        ended: r.finishReason,
+        logprobs: r.logprobs ? chatLogprobs(deps.tokenizer, r.logprobs) : null,
+      })),
+      usageOf(promptTokens.length, results),
+    );
   }
 
-  const chunks = new ChatStream(meta, { thinkingOpened });
+  const streams = Array.from({ length: req.n ?? 1 }, (_, i) => new ChatStream(meta, { thinkingOpened }, i, deps.tokenizer));
   const { sse, result } = await runStreamed(deps, req, reply, {
-    start: (sse) => chunks.start().forEach((c) => sse.send(c)),
-    text: (sse, delta) => chunks.push(delta).forEach((c) => sse.send(c)),
+    start: (sse) => streams.forEach((s) => s.start().forEach((c) => sse.send(c))),
+    text: (sse, i, delta, lps) => streams[i].push(delta, lps).forEach((c) => sse.send(c)),
   });
   if (!result) return reply;
-  const use = body.stream_options?.include_usage ? usage(promptTokens.length, result.completionTokens) : undefined;
-  chunks.finish(result.finishReason, use).forEach((c) => sse.send(c));
+  const use = body.stream_options?.include_usage ? usageOf(promptTokens.length, result) : undefined;
+  result.forEach((r, i) => streams[i].finish(r.finishReason, i === result.length - 1 ? use : undefined, r.logprobs).forEach((c) => sse.send(c)));
   sse.end();
   return reply;
 }

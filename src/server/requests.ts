@@ -25,25 +25,43 @@ export interface SamplingBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
   logit_bias?: Record<string, number> | null;
+  n?: number | null;
+  response_format?: ResponseFormat | null;
 }
+
+/** OpenAI `response_format`. */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown>; strict?: boolean | null; description?: string } };
 
 type ContentPart = { type: "text"; text: string };
 export interface ChatBody extends SamplingBody {
-  messages: Array<Omit<ChatMessage, "role" | "content"> & { role: ChatMessage["role"] | "developer"; content?: string | null | ContentPart[] }>;
+  messages: Array<
+    Omit<ChatMessage, "role" | "content"> & { role: ChatMessage["role"] | "developer"; content?: string | null | ContentPart[]; reasoning?: string | null }
+  >;
   tools?: ToolSpec[] | null;
   tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
   chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
+  parallel_tool_calls?: boolean | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
 }
 
 export interface CompletionBody extends SamplingBody {
-  prompt: string | [string];
+  /** Text, or token ids (one prompt). */
+  prompt: string | [string] | number[] | [number[]];
   echo?: boolean | null;
+  /** Number of alternatives per token (OpenAI's completions logprobs). */
+  logprobs?: number | null;
 }
 
 /** What the server knows about the model it serves. */
 export interface ServedModel {
-  /** The name clients put in `model`. */
+  /** The name clients put in `model` (the first of `--served-model-name`). */
   name: string;
+  /** Other names accepted in `model` (further served names, the checkpoint path as given). */
+  aliases?: readonly string[];
   /** Longest sequence (prompt + completion) in tokens. */
   contextLength: number;
   /** Rows of the logits (token ids a logit_bias may name). */
@@ -55,7 +73,7 @@ export interface ServedModel {
 }
 
 export function checkModelName(body: SamplingBody, served: ServedModel): void {
-  if (body.model !== served.name) {
+  if (body.model !== served.name && !served.aliases?.includes(body.model)) {
     throw new ApiError(
       400,
       `The model \`${body.model}\` does not exist; this server serves \`${served.name}\``,
@@ -136,21 +154,41 @@ export function chatMessages(body: ChatBody): ChatMessage[] {
       throw badRequest(`messages[${i}] has role "tool" but no tool_call_id`, `messages[${i}].tool_call_id`);
     }
     const out: ChatMessage = { ...m, role: m.role === "developer" ? "system" : m.role, content };
-    if (out.tool_calls === null) delete out.tool_calls;
-    if (out.reasoning_content === null) delete out.reasoning_content;
-    return out;
+    // vLLM's current name for the reasoning is `reasoning`; the template reads `reasoning_content`.
+    const { reasoning, ...rest } = out as ChatMessage & { reasoning?: string | null };
+    if (rest.reasoning_content == null && typeof reasoning === "string") rest.reasoning_content = reasoning;
+    if (rest.tool_calls === null) delete rest.tool_calls;
+    if (rest.reasoning_content === null) delete rest.reasoning_content;
+    return rest;
   });
 }
 
-/** Whether the model's output is parsed for tool calls: tools given and tool_choice not "none". */
-export function toolChoice(body: ChatBody): "auto" | "none" {
+/**
+ * How tools are used: "none" (not shown to the model), "auto" (the model decides), "required" (a call is
+ * forced by a grammar), or the one named function (forced too).
+ */
+export function toolChoice(body: ChatBody): "auto" | "none" | "required" | { name: string } {
   const choice = body.tool_choice ?? "auto";
-  if (choice === "none" || !body.tools || body.tools.length === 0) return "none";
-  if (choice !== "auto") {
+  if (choice === "none") return "none";
+  if (!body.tools || body.tools.length === 0) {
+    if (choice === "auto") return "none";
+    throw badRequest(`tool_choice ${JSON.stringify(choice)} needs tools, but the request has none`, "tool_choice");
+  }
+  if (choice === "auto" || choice === "required") return choice;
+  const name = choice.function.name;
+  if (!body.tools.some((t) => t.function.name === name)) {
     throw badRequest(
-      `tool_choice ${JSON.stringify(choice)} is not supported (it needs constrained decoding); expected "auto" or "none"`,
+      `tool_choice names the function "${name}", expected one of the tools: ${body.tools.map((t) => t.function.name).join(", ")}`,
       "tool_choice",
     );
   }
-  return "auto";
+  return { name };
+}
+
+/** The chat request's n and logprobs settings. */
+export function chatOutputOptions(body: ChatBody): { n: number; topLogprobs?: number } {
+  if (body.top_logprobs != null && !body.logprobs) {
+    throw badRequest("top_logprobs needs logprobs: true", "top_logprobs");
+  }
+  return { n: body.n ?? 1, topLogprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined };
 }

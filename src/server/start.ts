@@ -11,6 +11,9 @@ import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js"
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { buildApp, DEFAULT_BODY_LIMIT } from "./app.js";
+import { Grammars } from "./grammar/grammars.js";
+import { ServerMetrics } from "./metrics.js";
+import { ResponseCache } from "./response_cache.js";
 import { Scheduler, type SchedulableState } from "./scheduler.js";
 
 export const DEMO_MODEL_NAME = "qwen3-next-demo";
@@ -33,8 +36,21 @@ export interface ServeOptions {
   maxConcurrency?: number;
   maxQueue?: number;
   apiKey?: string;
-  /** The name clients put in `model` (default: the folder's name, or "qwen3-next-demo"). */
-  servedModelName?: string;
+  /**
+   * The names clients may put in `model`, the first one reported (default: the folder's name, or
+   * "qwen3-next-demo"). The checkpoint path as given on the command line is accepted too (`modelPath`).
+   */
+  servedModelName?: string | readonly string[];
+  /** The checkpoint path as the user gave it (accepted as a model name, as vLLM accepts it). */
+  modelPath?: string;
+  /** Complete responses of deterministic requests kept (0: off). */
+  responseCacheSize?: number;
+  /** Origins allowed by CORS ("*": any). */
+  allowedOrigins?: readonly string[];
+  /** Receives one JSON line per request (absent: no request log). */
+  requestLog?: (line: string) => void;
+  /** On close, how long /ready answers 503 before the listener stops (load balancers take the hint). */
+  drainDelayMs?: number;
   /** Prompt snapshots kept for prefix reuse (0: off). */
   prefixCacheSize?: number;
   /** Prompt tokens prefilled between two decode steps of the other requests. */
@@ -47,6 +63,7 @@ export interface RunningServer {
   url: string;
   app: FastifyInstance;
   scheduler: Scheduler<SchedulableState>;
+  metrics: ServerMetrics;
   modelName: string;
   /** Stops accepting; waits up to `graceMs` for in-flight requests, cancels the rest; closes. */
   close(graceMs?: number): Promise<void>;
@@ -62,20 +79,38 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
   });
-  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
+  const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const aliases = [...names.slice(1), ...(opts.modelPath !== undefined ? [opts.modelPath] : [])].filter((n) => n !== modelName);
   const served = {
     name: modelName,
+    aliases,
     contextLength: contextLimit(model.config),
     vocabSize: model.config.vocab_size,
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
   };
-  const app = buildApp({ scheduler, tokenizer, template, served }, { apiKey: opts.apiKey, bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  const metrics = new ServerMetrics(modelName, () => scheduler.stats);
+  const grammars = new Grammars(tokenizer, model.config.vocab_size);
+  const responseCache = opts.responseCacheSize ? new ResponseCache(opts.responseCacheSize) : undefined;
+  let draining = false;
+  const app = buildApp(
+    { scheduler, tokenizer, template, served, grammars, metrics, observer: metrics, responseCache },
+    {
+      apiKey: opts.apiKey,
+      bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      allowedOrigins: opts.allowedOrigins,
+      requestLog: opts.requestLog,
+      isReady: () => !draining,
+    },
+  );
   const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });
 
   let closed: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
     (closed ??= (async () => {
+      draining = true; // /ready: 503
+      if (opts.drainDelayMs) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
       const httpClosed = app.close(); // stops listening; keep-alive requests now get 503
       await scheduler.drain(graceMs);
       // Every sequence has ended, so every response has been completed; drop lingering sockets.
@@ -83,5 +118,5 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
       app.server.closeAllConnections();
       await httpClosed;
     })());
-  return { url: address, app, scheduler, modelName, close };
+  return { url: address, app, scheduler, metrics, modelName, close };
 }

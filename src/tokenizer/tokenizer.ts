@@ -124,6 +124,11 @@ export class QwenTokenizer {
     return this.tok.token_to_id(token);
   }
 
+  /** The vocabulary's spelling of `id` (byte-level for ordinary tokens, as in tokenizer.json), or undefined. */
+  tokenString(id: number): string | undefined {
+    return this.tok.id_to_token(this.checkId(id));
+  }
+
   /** Whether `id` is an added token marked special (skipped by `decode(..., {skipSpecial: true})`). */
   isSpecial(id: number): boolean {
     return this.added.get(id)?.special ?? false;

@@ -42,11 +42,15 @@ describe("server: bad requests", () => {
     ["max_tokens 0", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 0 }), 400, "max_tokens"],
     ["max_tokens beyond the context", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 10_000_000 }), 400, "max_tokens"],
     ["a fractional max_tokens", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 2.5 }), 400, "max_tokens"],
-    ["n = 2", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], n: 2 }), 400, "n"],
+    ["n = 17 (at most 16)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], n: 17 }), 400, "n"],
+    ["top_logprobs without logprobs", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], top_logprobs: 2 }), 400, "top_logprobs"],
+    ["top_logprobs 21 (at most 20)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], logprobs: true, top_logprobs: 21 }), 400, "top_logprobs"],
+    ["tool_choice required without tools", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], tool_choice: "required" }), 400, "tool_choice"],
     ["an unknown model", JSON.stringify({ model: "gpt-4", messages: [{ role: "user", content: "Hi" }] }), 400, "model"],
     ["a logit_bias for a token outside the vocabulary", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], logit_bias: { "999999": 1 } }), 400, "logit_bias"],
     ["an unsafe integer seed", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], seed: 1e20 }), 400, "seed"],
-    ["response_format json_object (needs guided decoding)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_object" } }), 400, "response_format.type"],
+    ["an unknown response_format type", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "yaml" } }), 400, "response_format.type"],
+    ["a json_schema format without its json_schema", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_schema" } }), 400, "response_format.json_schema"],
     ["a tool message without tool_call_id", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "tool", content: "x" }] }), 400, "messages[0].tool_call_id"],
   ];
   for (const [what, body, status, param] of cases) {
