@@ -462,9 +462,17 @@ export class Scheduler<S extends SchedulableState> {
 
 /** Sets the logits of ids the mask does not allow to -inf (ids beyond the mask are not allowed). */
 export function applyMask(logits: Float32Array | Float64Array, mask: Int32Array): void {
-  for (let id = 0; id < logits.length; id++) {
-    if (((mask[id >> 5] ?? 0) >>> (id & 31)) & 1) continue;
-    logits[id] = -Infinity;
+  const n = logits.length;
+  // Word by word: a grammar usually allows all of a word's 32 ids or none of them.
+  for (let base = 0; base < n; base += 32) {
+    const bits = mask[base >> 5] ?? 0;
+    if (bits === -1) continue;
+    const end = Math.min(base + 32, n);
+    if (bits === 0) {
+      for (let id = base; id < end; id++) logits[id] = -Infinity;
+      continue;
+    }
+    for (let id = base; id < end; id++) if (((bits >>> (id - base)) & 1) === 0) logits[id] = -Infinity;
   }
 }
 
