@@ -13,6 +13,7 @@ import type { ServedSession } from "../../src/server/start.js";
 
 let t: TestServer;
 let session: ServedSession;
+const logLines: string[] = [];
 beforeAll(async () => {
   session = await loadSession();
   t = await startTestServer({
@@ -21,6 +22,7 @@ beforeAll(async () => {
     modelPath: "/models/demo",
     responseCacheSize: 4,
     allowedOrigins: ["http://app.example"],
+    requestLog: (line) => logLines.push(line),
   });
 });
 afterAll(async () => {
@@ -378,6 +380,17 @@ describe("endpoints and names", () => {
     });
     expect(streamed.headers.get("access-control-allow-origin")).toBe("http://app.example");
     await streamed.text();
+  });
+
+  it("logs one JSON line per request (method, path, status, duration)", async () => {
+    const before = logLines.length;
+    await t.client.completions.create({ model: t.model, prompt: "log me", max_tokens: 1 });
+    await fetch(`${t.url}/nowhere`);
+    for (let i = 0; i < 50 && logLines.length < before + 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const lines = logLines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ method: "POST", path: "/v1/completions", status: 200, completed: true }));
+    expect(lines).toContainEqual(expect.objectContaining({ method: "GET", path: "/nowhere", status: 404 }));
+    for (const l of lines) expect(typeof l.ms).toBe("number");
   });
 
   it("/ready is 200 while serving", async () => {
