@@ -166,7 +166,7 @@ function completion(
       if (s.generated.length > 0) firstToken(); // an end token first is not passed to onToken
       deps.observer?.finished({
         seconds: (performance.now() - submitted) / 1000,
-        promptTokens: req.promptTokens.length,
+        promptTokens: index === 0 ? req.promptTokens.length : 0, // n choices share one prompt
         completionTokens: s.generated.length,
         finishReason: reason,
       });
