@@ -13,7 +13,7 @@
  * Optional: CORS for `allowedOrigins`, one JSON log line per request (`requestLog`), the response cache.
  */
 import { timingSafeEqual } from "node:crypto";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ApiError } from "./errors.js";
@@ -21,7 +21,7 @@ import { handleChat } from "./chat.js";
 import { handleCompletion } from "./completions.js";
 import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
 import { chatCompletionSchema, completionSchema } from "./schemas.js";
-import { responseMeta } from "./responses.js";
+import { responseMeta, type Usage } from "./responses.js";
 import type { Scheduler, SchedulableState } from "./scheduler.js";
 import type { Grammars } from "./grammar/grammars.js";
 import type { GenerationObserver } from "./generation.js";
@@ -123,21 +123,29 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   });
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>
-    cached(deps, "chat", req.body, () => handleChat(deps, req.body, reply)),
+    cached(deps, "chat", req.body, reply, () => handleChat(deps, req.body, reply)),
   );
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionSchema } }, (req, reply) =>
-    cached(deps, "completions", req.body, () => handleCompletion(deps, req.body, reply)),
+    cached(deps, "completions", req.body, reply, () => handleCompletion(deps, req.body, reply)),
   );
   return app;
 }
 
 /** Answers a deterministic request from the response cache, or runs it and keeps its response. */
-async function cached(deps: ServerDeps, route: string, body: ChatBody | CompletionBody, run: () => Promise<unknown>): Promise<unknown> {
+async function cached(
+  deps: ServerDeps,
+  route: string,
+  body: ChatBody | CompletionBody,
+  reply: FastifyReply,
+  run: () => Promise<unknown>,
+): Promise<unknown> {
+  noteForLog(reply, { model: body.model, stream: body.stream ?? false, n: body.n ?? 1 });
   const cache = deps.responseCache;
   const key = cache?.key(route, body, deps.served.defaults);
   if (!cache || key === undefined) return run();
   const hit = cache.get(key);
   deps.metrics?.responseCache(hit !== undefined);
+  noteForLog(reply, { response_cache: hit ? "hit" : "miss" });
   if (hit) {
     const fresh = responseMeta(route === "chat" ? "chatcmpl" : "cmpl", deps.served.name);
     return { ...hit, id: fresh.id, created: fresh.created };
@@ -166,6 +174,19 @@ function addCors(app: FastifyInstance, origins: readonly string[]): void {
   });
 }
 
+/** What a handler adds to its request's log line (model, token counts, cache hit). */
+const logFields = new WeakMap<object, Record<string, unknown>>();
+
+/** Adds `fields` to the log line of the request answered by `reply`. */
+export function noteForLog(reply: FastifyReply, fields: Record<string, unknown>): void {
+  logFields.set(reply.raw, { ...logFields.get(reply.raw), ...fields });
+}
+
+/** Adds a response's token counts to its request's log line. */
+export function noteUsage(reply: FastifyReply, u: Usage): void {
+  noteForLog(reply, { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, cached_tokens: u.prompt_tokens_details?.cached_tokens ?? 0 });
+}
+
 /** One JSON line per request once its response is done (or the client has gone). */
 function addRequestLog(app: FastifyInstance, log: (line: string) => void): void {
   app.addHook("onRequest", async (req, reply) => {
@@ -180,6 +201,7 @@ function addRequestLog(app: FastifyInstance, log: (line: string) => void): void 
           ms: Math.round((performance.now() - start) * 10) / 10,
           completed: reply.raw.writableFinished,
           remote: req.ip,
+          ...logFields.get(reply.raw),
         }),
       );
     });

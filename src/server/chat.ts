@@ -10,7 +10,7 @@
 import type { FastifyReply } from "fastify";
 import { parseAssistantOutput } from "../generate/output_parser.js";
 import { promptOpensThinking } from "../tokenizer/chat_template.js";
-import type { ServerDeps } from "./app.js";
+import { noteUsage, type ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import { ChatStream } from "./chat_stream.js";
@@ -40,6 +40,7 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
   if (!body.stream) {
     const results = await runRequest(deps, req, reply);
     if (!results) return reply;
+    noteUsage(reply, usageOf(promptTokens.length, results));
     return chatCompletion(
       meta,
       results.map((r) => ({
@@ -57,6 +58,7 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     text: (sse, i, delta, lps) => streams[i].push(delta, lps).forEach((c) => sse.send(c)),
   });
   if (!result) return reply;
+  noteUsage(reply, usageOf(promptTokens.length, result));
   const use = body.stream_options?.include_usage ? usageOf(promptTokens.length, result) : undefined;
   result.forEach((r, i) => streams[i].finish(r.finishReason, i === result.length - 1 ? use : undefined, r.logprobs).forEach((c) => sse.send(c)));
   sse.end();

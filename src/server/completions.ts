@@ -3,7 +3,7 @@
  * template, no parsing). `echo: true` puts the prompt in front of the completion, as the OpenAI API does.
  */
 import type { FastifyReply } from "fastify";
-import type { ServerDeps } from "./app.js";
+import { noteUsage, type ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import { checkModelName, textRequest, type CompletionBody } from "./requests.js";
@@ -26,6 +26,7 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
   if (!body.stream) {
     const results = await runRequest(deps, req, reply);
     if (!results) return reply;
+    noteUsage(reply, usageOf(promptTokens.length, results));
     return textCompletion(
       meta,
       results.map((r) => ({ text: echo + r.text, finishReason: r.finishReason, logprobs: logprobs(r.logprobs, echo.length) })),
@@ -45,6 +46,7 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
     },
   });
   if (!result) return reply;
+  noteUsage(reply, usageOf(promptTokens.length, result));
   result.forEach((r, i) => {
     const rest = r.logprobs?.slice(lpSent[i]);
     sse.send(textCompletion(meta, [{ text: "", finishReason: r.finishReason, logprobs: logprobs(rest, echo.length + sent[i]) }], undefined, i));

@@ -382,13 +382,15 @@ describe("endpoints and names", () => {
     await streamed.text();
   });
 
-  it("logs one JSON line per request (method, path, status, duration)", async () => {
+  it("logs one JSON line per request (method, path, status, duration, model, token counts)", async () => {
     const before = logLines.length;
     await t.client.completions.create({ model: t.model, prompt: "log me", max_tokens: 1 });
     await fetch(`${t.url}/nowhere`);
     for (let i = 0; i < 50 && logLines.length < before + 2; i++) await new Promise((r) => setTimeout(r, 20));
     const lines = logLines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ method: "POST", path: "/v1/completions", status: 200, completed: true }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ method: "POST", path: "/v1/completions", status: 200, completed: true, model: t.model, completion_tokens: 1, prompt_tokens: 2 }),
+    );
     expect(lines).toContainEqual(expect.objectContaining({ method: "GET", path: "/nowhere", status: 404 }));
     for (const l of lines) expect(typeof l.ms).toBe("number");
   });
