@@ -28,7 +28,7 @@ interface ServeFlags extends SessionFlags {
 export function register(program: Command): void {
   const cmd = program
     .command("serve")
-    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health)")
+    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /metrics, /health, /ready)")
     .option("--host <host>", "address to listen on", DEFAULTS.host)
     .option("--port <port>", "port to listen on (0: any free port)", positiveInt("--port", 0), DEFAULTS.port)
     .option("--max-concurrency <n>", "requests decoded together at most", positiveInt("--max-concurrency"), DEFAULTS.maxConcurrency)

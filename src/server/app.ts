@@ -109,17 +109,21 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeSchema } }, async (req) => handleTokenize(deps, req.body));
   app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeSchema } }, async (req) => handleDetokenize(deps, req.body));
 
-  const model = {
-    id: deps.served.name,
+  const created = Math.floor(Date.now() / 1000);
+  // Every served name is listed, as vLLM lists them; `root` is the checkpoint.
+  const models = [deps.served.name, ...(deps.served.aliases ?? [])].map((id) => ({
+    id,
     object: "model",
-    created: Math.floor(Date.now() / 1000),
+    created,
     owned_by: "qwen3-next-ts",
+    root: deps.served.modelPath ?? deps.served.name,
     max_model_len: deps.served.contextLength,
-  };
-  app.get("/v1/models", async () => ({ object: "list", data: [model] }));
+  }));
+  app.get("/v1/models", async () => ({ object: "list", data: models }));
   app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
-    if (req.params.id === model.id) return model;
-    throw new ApiError(404, `The model \`${req.params.id}\` does not exist; this server serves \`${model.id}\``, "not_found_error", "model", "model_not_found");
+    const found = models.find((m) => m.id === req.params.id);
+    if (found) return found;
+    throw new ApiError(404, `The model \`${req.params.id}\` does not exist; this server serves \`${deps.served.name}\``, "not_found_error", "model", "model_not_found");
   });
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>

@@ -60,8 +60,10 @@ export interface CompletionBody extends SamplingBody {
 export interface ServedModel {
   /** The name clients put in `model` (the first of `--served-model-name`). */
   name: string;
-  /** Other names accepted in `model` (further served names, the checkpoint path as given). */
+  /** Further served names: accepted in `model` and listed by /v1/models, as vLLM lists them. */
   aliases?: readonly string[];
+  /** The checkpoint path as given on the command line: accepted in `model`, not listed. */
+  modelPath?: string;
   /** Longest sequence (prompt + completion) in tokens. */
   contextLength: number;
   /** Rows of the logits (token ids a logit_bias may name). */
@@ -73,7 +75,7 @@ export interface ServedModel {
 }
 
 export function checkModelName(body: SamplingBody, served: ServedModel): void {
-  if (body.model !== served.name && !served.aliases?.includes(body.model)) {
+  if (body.model !== served.name && !served.aliases?.includes(body.model) && body.model !== served.modelPath) {
     throw new ApiError(
       400,
       `The model \`${body.model}\` does not exist; this server serves \`${served.name}\``,

@@ -81,10 +81,10 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
   });
   const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
   const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
-  const aliases = [...names.slice(1), ...(opts.modelPath !== undefined ? [opts.modelPath] : [])].filter((n) => n !== modelName);
   const served = {
     name: modelName,
-    aliases,
+    aliases: [...new Set(names.slice(1))].filter((n) => n !== modelName),
+    modelPath: opts.modelPath,
     contextLength: contextLimit(model.config),
     vocabSize: model.config.vocab_size,
     defaults: session.sampling,

@@ -296,8 +296,9 @@ describe("endpoints and names", () => {
     expect(a.body.tokens).not.toEqual(none.body.tokens);
   });
 
-  it("serves under every --served-model-name and the model path, reporting the first", async () => {
-    expect((await t.client.models.list()).data.map((m) => m.id)).toEqual(["demo"]);
+  it("serves under every --served-model-name (all listed) and the model path, reporting the first", async () => {
+    expect((await t.client.models.list()).data.map((m) => m.id)).toEqual(["demo", "demo-alias"]);
+    expect((await t.client.models.retrieve("demo-alias")).id).toBe("demo-alias");
     for (const model of ["demo", "demo-alias", "/models/demo"]) {
       const r = await t.client.completions.create({ model, prompt: "Hi", max_tokens: 1 });
       expect(r.model).toBe("demo");
