@@ -262,8 +262,10 @@ export class Scheduler<S extends SchedulableState> {
           this.startPrefill(this.queue.shift()!);
         }
         if (this.prefilling) {
-          await this.fetchMasks(this.prefilling.done ? [] : [this.prefilling, ...this.prefilling.siblings]);
-          this.prefillChunk(this.prefilling);
+          await this.fetchMasks([this.prefilling, ...this.prefilling.siblings]);
+          // A failed grammar ends the sequence (and its waiting siblings) while its mask is fetched.
+          if (this.prefilling.done) this.prefilling = undefined;
+          else this.prefillChunk(this.prefilling);
         }
         this.reap();
         await this.fetchMasks(this.active);
