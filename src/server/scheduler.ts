@@ -85,6 +85,12 @@ export interface SchedulerOptions {
   prefixCacheSize: number;
   /** Prompt tokens prefilled per loop iteration, between decode steps of the others. */
   prefillChunk: number;
+  /**
+   * Speculative decoding's report (the hook for MTP drafting): call once per verification step with the
+   * tokens drafted and how many of them were accepted. `startServer` wires it to /metrics
+   * (vllm:spec_decode_num_drafts_total, _num_draft_tokens_total, _num_accepted_tokens_total).
+   */
+  onSpecDecode?: (draftTokens: number, acceptedTokens: number) => void;
 }
 
 export interface SchedulerStats {

@@ -73,11 +73,13 @@ export const DEFAULTS = { host: "127.0.0.1", port: 8000, maxConcurrency: 8, maxQ
 
 export async function startServer(session: ServedSession, opts: ServeOptions = {}): Promise<RunningServer> {
   const { model, tokenizer, template } = session;
+  let metrics: ServerMetrics | undefined;
   const scheduler = new Scheduler<SchedulableState>(model, {
     maxConcurrency: opts.maxConcurrency ?? DEFAULTS.maxConcurrency,
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
+    onSpecDecode: (draft, accepted) => metrics?.specDecode(draft, accepted),
   });
   const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
   const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
@@ -90,7 +92,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
   };
-  const metrics = new ServerMetrics(modelName, () => scheduler.stats);
+  metrics = new ServerMetrics(modelName, () => scheduler.stats);
   const grammars = new Grammars(tokenizer, model.config.vocab_size);
   const responseCache = opts.responseCacheSize ? new ResponseCache(opts.responseCacheSize) : undefined;
   let draining = false;
@@ -118,5 +120,5 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
       app.server.closeAllConnections();
       await httpClosed;
     })());
-  return { url: address, app, scheduler, metrics, modelName, close };
+  return { url: address, app, scheduler, metrics: metrics!, modelName, close };
 }

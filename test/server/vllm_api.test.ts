@@ -347,6 +347,17 @@ describe("endpoints and names", () => {
     expect(b.samples.get(M("vllm:num_requests_running"))).toBe(0);
   });
 
+  it("exposes speculative-decoding acceptance through the hook MTP drafting reports to", async () => {
+    const a = await metrics();
+    t.server.metrics.specDecode(4, 3);
+    t.server.metrics.specDecode(4, 1);
+    const b = await metrics();
+    const delta = (k: string) => b.samples.get(M(k))! - a.samples.get(M(k))!;
+    expect(delta("vllm:spec_decode_num_drafts_total")).toBe(2);
+    expect(delta("vllm:spec_decode_num_draft_tokens_total")).toBe(8);
+    expect(delta("vllm:spec_decode_num_accepted_tokens_total")).toBe(4);
+  });
+
   it("--response-cache answers a repeated deterministic request from the cache, counted in /metrics", async () => {
     const a = await metrics();
     const req = { model: t.model, messages: user("Cache me."), max_tokens: 5, temperature: 0 };
