@@ -7,7 +7,7 @@
  *   tool_choice "required"               -> one or more (parallel_tool_calls) Qwen/Hermes tool calls:
  *        <tool_call>\n{"name": "<tool>", "arguments": <JSON of the tool's parameters schema>}\n</tool_call>
  *   tool_choice {function: {name}}       -> exactly one such call of that function
- * When the prompt opened `<think>` (thinking models) the reasoning is free text up to `</think>`.
+ * When the prompt opened `<think>` (thinking models) the reasoning is free text up to `</think>\n\n`.
  * JSON is written on one line with ", " and ": " separators: no free whitespace for a weak model to wander
  * into. After the grammar is complete only an end-of-sequence token is allowed, so generation stops there.
  * Compiled grammars are cached (compiling takes 0.3-1.5 s with Qwen's 151k-token vocabulary).
@@ -122,9 +122,9 @@ export class Grammars {
   }
 }
 
-/** Free reasoning up to `</think>`, then `then`. */
+/** Free reasoning up to `</think>` and the blank line Qwen writes after it, then `then`. */
 function sequenceAfterThinking(then: StructuralTagFormat): StructuralTagFormat {
-  return { type: "sequence", elements: [{ type: "tag", begin: "", content: { type: "any_text" }, end: "</think>" }, then] };
+  return { type: "sequence", elements: [{ type: "tag", begin: "", content: { type: "any_text" }, end: "</think>\n\n" }, then] };
 }
 
 /** A scheduler constraint over a fresh XGrammar matcher (created asynchronously, before the first mask). */
