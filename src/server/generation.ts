@@ -101,6 +101,8 @@ export function startGenerations(
   const onAbort = () => seqs.forEach((s) => s.cancel());
   signal?.addEventListener("abort", onAbort, { once: true });
   const all = Promise.all(runs.map((r) => r.done));
+  // One choice failing fails the request: the others stop too.
+  all.catch(() => seqs.forEach((s) => s.cancel()));
   // Every sequence ends (cancelled together), so removing the listener once all settle is enough.
   void Promise.allSettled(runs.map((r) => r.done)).then(() => signal?.removeEventListener("abort", onAbort));
   return all;
@@ -139,7 +141,9 @@ function completion(
     first = false;
   };
   // n > 1 with a seed: each completion gets its own stream (seed, seed + 1, ...), reproducibly.
-  const sampling = req.sampling.seed !== undefined && index > 0 ? { ...req.sampling, seed: req.sampling.seed + index } : req.sampling;
+  const seed = req.sampling.seed;
+  const sampling =
+    seed !== undefined && index > 0 ? { ...req.sampling, seed: Number.isSafeInteger(seed + index) ? seed + index : seed - index } : req.sampling;
   const request: SequenceRequest = {
     prompt: req.promptTokens,
     maxTokens: req.maxTokens,
