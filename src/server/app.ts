@@ -22,6 +22,7 @@ import { handleCompletion } from "./completions.js";
 import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
 import { chatCompletionSchema, completionSchema } from "./schemas.js";
 import { responseMeta, type Usage } from "./responses.js";
+import { replayAsStream } from "./replay.js";
 import type { Scheduler, SchedulableState } from "./scheduler.js";
 import type { Grammars } from "./grammar/grammars.js";
 import type { GenerationObserver } from "./generation.js";
@@ -127,10 +128,10 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   });
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionSchema } }, (req, reply) =>
-    cached(deps, "chat", req.body, reply, () => handleChat(deps, req.body, reply)),
+    cached(deps, "chat", req.body, reply, (keep) => handleChat(deps, req.body, reply, keep)),
   );
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionSchema } }, (req, reply) =>
-    cached(deps, "completions", req.body, reply, () => handleCompletion(deps, req.body, reply)),
+    cached(deps, "completions", req.body, reply, (keep) => handleCompletion(deps, req.body, reply, keep)),
   );
   return app;
 }
@@ -141,7 +142,7 @@ async function cached(
   route: string,
   body: ChatBody | CompletionBody,
   reply: FastifyReply,
-  run: () => Promise<unknown>,
+  run: (keep?: (response: Record<string, unknown>) => void) => Promise<unknown>,
 ): Promise<unknown> {
   noteForLog(reply, { model: body.model, stream: body.stream ?? false, n: body.n ?? 1 });
   const cache = deps.responseCache;
@@ -152,12 +153,11 @@ async function cached(
   noteForLog(reply, { response_cache: hit ? "hit" : "miss" });
   if (hit) {
     const fresh = responseMeta(route === "chat" ? "chatcmpl" : "cmpl", deps.served.name);
-    return { ...hit, id: fresh.id, created: fresh.created };
+    const response = { ...hit, id: fresh.id, created: fresh.created };
+    return body.stream ? replayAsStream(reply, response, body.stream_options?.include_usage ?? false) : response;
   }
-  const response = await run();
-  // A plain object is a complete response (a hijacked or abandoned reply returns the reply itself).
-  if (response !== null && typeof response === "object" && "choices" in response) cache.set(key, response as Record<string, unknown>);
-  return response;
+  // Handlers hand over the complete response of a finished generation, streamed or not.
+  return run((response) => cache.set(key, response));
 }
 
 /** CORS: the allowed origins get Access-Control-* headers; preflight OPTIONS requests get 204. */

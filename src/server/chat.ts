@@ -13,11 +13,18 @@ import { promptOpensThinking } from "../tokenizer/chat_template.js";
 import { noteUsage, type ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
+import type { TextResult } from "./generation.js";
 import { ChatStream } from "./chat_stream.js";
 import { chatMessages, checkModelName, chatOutputOptions, textRequest, toolChoice, type ChatBody } from "./requests.js";
 import { chatCompletion, chatLogprobs, responseMeta, usageOf } from "./responses.js";
 
-export async function handleChat(deps: ServerDeps, body: ChatBody, reply: FastifyReply): Promise<unknown> {
+/** `keep` receives the complete response once generation has finished (for the response cache). */
+export async function handleChat(
+  deps: ServerDeps,
+  body: ChatBody,
+  reply: FastifyReply,
+  keep?: (response: Record<string, unknown>) => void,
+): Promise<unknown> {
   checkModelName(body, deps.served);
   const messages = chatMessages(body);
   // tool_choice "none": the model is not shown the tools, so it does not call them.
@@ -41,6 +48,12 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
     const results = await runRequest(deps, req, reply);
     if (!results) return reply;
     noteUsage(reply, usageOf(promptTokens.length, results));
+    const response = whole(results);
+    keep?.(response);
+    return response;
+  }
+
+  function whole(results: TextResult[]) {
     return chatCompletion(
       meta,
       results.map((r) => ({
@@ -62,5 +75,6 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
   const use = body.stream_options?.include_usage ? usageOf(promptTokens.length, result) : undefined;
   result.forEach((r, i) => streams[i].finish(r.finishReason, i === result.length - 1 ? use : undefined, r.logprobs).forEach((c) => sse.send(c)));
   sse.end();
+  keep?.(whole(result));
   return reply;
 }

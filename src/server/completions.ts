@@ -6,10 +6,17 @@ import type { FastifyReply } from "fastify";
 import { noteUsage, type ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
+import type { TextResult } from "./generation.js";
 import { checkModelName, textRequest, type CompletionBody } from "./requests.js";
 import { completionLogprobs, responseMeta, textCompletion, usageChunk, usageOf } from "./responses.js";
 
-export async function handleCompletion(deps: ServerDeps, body: CompletionBody, reply: FastifyReply): Promise<unknown> {
+/** `keep` receives the complete response once generation has finished (for the response cache). */
+export async function handleCompletion(
+  deps: ServerDeps,
+  body: CompletionBody,
+  reply: FastifyReply,
+  keep?: (response: Record<string, unknown>) => void,
+): Promise<unknown> {
   checkModelName(body, deps.served);
   const { promptTokens, promptText } = completionPrompt(deps, body.prompt);
   const req = {
@@ -27,12 +34,18 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
     const results = await runRequest(deps, req, reply);
     if (!results) return reply;
     noteUsage(reply, usageOf(promptTokens.length, results));
+    const response = whole(results);
+    keep?.(response);
+    return response;
+  }
+  function whole(results: TextResult[]) {
     return textCompletion(
       meta,
       results.map((r) => ({ text: echo + r.text, finishReason: r.finishReason, logprobs: logprobs(r.logprobs, echo.length) })),
       usageOf(promptTokens.length, results),
     );
   }
+
   const sent = new Array<number>(req.n).fill(0); // text length sent per choice, for text_offset
   const lpSent = new Array<number>(req.n).fill(0);
   const { sse, result } = await runStreamed(deps, req, reply, {
@@ -55,6 +68,7 @@ export async function handleCompletion(deps: ServerDeps, body: CompletionBody, r
     sse.send(usageChunk(meta, "text_completion", usageOf(promptTokens.length, result)));
   }
   sse.end();
+  keep?.(whole(result));
   return reply;
 }
 

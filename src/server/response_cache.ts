@@ -4,7 +4,8 @@
  * temperature is 0 (greedy) or it names a seed: then the same request gives the same output, token for
  * token, so it can be answered from here. The key is everything that affects the output: the route, the
  * served model's defaults and the whole body except what only shapes the transport (stream,
- * stream_options, user). Streamed requests are not cached. Each hit gets a fresh id and timestamp.
+ * stream_options, user): a streamed and a non-streamed request share an entry, and a streamed hit is
+ * replayed as a stream (replay.ts). Each hit gets a fresh id and timestamp.
  */
 import type { SamplingBody } from "./requests.js";
 import type { SamplingParams } from "../generate/sampler.js";
@@ -20,7 +21,7 @@ export class ResponseCache {
 
   /** The cache key of a request, or undefined when its output is not determined by it. */
   key(route: string, body: SamplingBody, defaults: SamplingParams): string | undefined {
-    if (this.capacity <= 0 || body.stream) return undefined;
+    if (this.capacity <= 0) return undefined;
     const temperature = body.temperature ?? defaults.temperature;
     if (temperature !== 0 && body.seed == null && (body.top_k ?? defaults.top_k) !== 1) return undefined;
     const { stream: _s, stream_options: _o, user: _u, ...rest } = body as SamplingBody & { user?: unknown };

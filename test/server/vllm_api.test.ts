@@ -358,7 +358,7 @@ describe("endpoints and names", () => {
     expect(delta("vllm:spec_decode_num_accepted_tokens_total")).toBe(4);
   });
 
-  it("--response-cache answers a repeated deterministic request from the cache, counted in /metrics", async () => {
+  it("--response-cache answers a repeated deterministic request from the cache (streamed or not), counted in /metrics", async () => {
     const a = await metrics();
     const req = { model: t.model, messages: user("Cache me."), max_tokens: 5, temperature: 0 };
     const first = await t.client.chat.completions.create(req);
@@ -367,10 +367,18 @@ describe("endpoints and names", () => {
     expect(second.id).not.toBe(first.id);
     await t.client.chat.completions.create({ ...req, max_tokens: 4 }); // a different request: a miss
     await t.client.chat.completions.create({ ...req, temperature: 1 }); // not deterministic: not looked up
+    // A streamed request is answered from the same entry, replayed as a stream.
+    const replayed = await collectChat(await t.client.chat.completions.create({ ...req, stream: true, stream_options: { include_usage: true } }));
+    expect(replayed).toMatchObject({ role: "assistant", content: first.choices[0].message.content, finish: first.choices[0].finish_reason });
+    expect(replayed.usage).toEqual(first.usage);
+    // A streamed miss fills the cache for the same request unstreamed.
+    const live = await collectChat(await t.client.chat.completions.create({ ...req, max_tokens: 6, stream: true }));
+    const fromStream = await t.client.chat.completions.create({ ...req, max_tokens: 6 });
+    expect(fromStream.choices[0].message.content).toBe(live.content);
     const b = await metrics();
     const delta = (k: string) => b.samples.get(M(k))! - a.samples.get(M(k))!;
-    expect(delta("qwen3_next:response_cache_lookups_total")).toBe(3);
-    expect(delta("qwen3_next:response_cache_hits_total")).toBe(1);
+    expect(delta("qwen3_next:response_cache_lookups_total")).toBe(6);
+    expect(delta("qwen3_next:response_cache_hits_total")).toBe(3);
   });
 
   it("CORS: the allowed origin gets the headers and a preflight answer; another origin does not", async () => {
