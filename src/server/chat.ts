@@ -5,7 +5,7 @@
  *   --scheduler--> n texts --output parser--> reasoning / content / tool_calls per choice
  *
  * Streamed: the chunks of one `ChatStream` per choice (reasoning and content deltas as they are parsed,
- * the tool calls whole at the end, the finish chunk), usage, then `[DONE]`.
+ * tool calls as they are written, the finish chunk), usage, then `[DONE]`.
  */
 import type { FastifyReply } from "fastify";
 import { parseAssistantOutput } from "../generate/output_parser.js";
