@@ -72,6 +72,8 @@ describe("server: bad requests", () => {
     const big = await post("/v1/chat/completions", JSON.stringify(chat({ messages: [{ role: "user", content: "x".repeat(100_000) }] })));
     expect(big.status).toBe(413);
     expect(big.body.error?.type).toBe("invalid_request_error");
+    // The limit, stated once (it was "Request body is too large: Request body is too large").
+    expect(big.body.error?.message).toBe("Request body is larger than the limit of 65536 bytes");
     const res = await fetch(`${t.url}/v1/nothing`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe("not_found_error");
@@ -115,6 +117,8 @@ describe("server: API key and queue limit", () => {
       expect(statuses.sort()).toEqual([200, 200, 429]);
       const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
       expect(refused.reason).toBeInstanceOf(OpenAI.RateLimitError);
+      const retryAfter = Number((refused.reason as InstanceType<typeof OpenAI.RateLimitError>).headers?.get("retry-after"));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
       const again = await small.client.completions.create({ ...req, max_tokens: 2 });
       expect(again.choices[0].finish_reason).toBe("length");
     } finally {
