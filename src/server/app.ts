@@ -16,6 +16,7 @@ import { ApiError } from "./errors.js";
 import { handleChat } from "./chat.js";
 import { handleCompletion } from "./completions.js";
 import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
+import type { PromptWorkers } from "./prompt_workers.js";
 import { chatCompletionSchema, completionSchema } from "./schemas.js";
 import type { Scheduler, SchedulableState } from "./scheduler.js";
 
@@ -23,6 +24,8 @@ export interface ServerDeps {
   scheduler: Scheduler<SchedulableState>;
   tokenizer: QwenTokenizer;
   template: ChatTemplate;
+  /** Renders and tokenizes prompts off the event loop (see prompt_workers.ts). */
+  prompts: PromptWorkers;
   served: ServedModel;
 }
 

@@ -14,7 +14,7 @@ import type { ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import { ChatStream } from "./chat_stream.js";
-import { chatMessages, checkModelName, textRequest, toolChoice, type ChatBody } from "./requests.js";
+import { chatMessages, checkModelName, promptApiError, textRequest, toolChoice, type ChatBody } from "./requests.js";
 import { chatCompletion, responseMeta, usage } from "./responses.js";
 
 export async function handleChat(deps: ServerDeps, body: ChatBody, reply: FastifyReply): Promise<unknown> {
@@ -22,9 +22,9 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
   const messages = chatMessages(body);
   // tool_choice "none": the model is not shown the tools, so it does not call them.
   const tools = toolChoice(body) === "auto" ? body.tools ?? undefined : undefined;
-  let prompt: string;
+  let ctx: Record<string, unknown>;
   try {
-    prompt = deps.template.render(messages, {
+    ctx = deps.template.context(messages, {
       tools,
       enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
       addGenerationPrompt: true,
@@ -32,7 +32,10 @@ export async function handleChat(deps: ServerDeps, body: ChatBody, reply: Fastif
   } catch (err) {
     throw badRequest(`messages cannot be rendered by the chat template: ${(err as Error).message}`, "messages");
   }
-  const promptTokens = deps.tokenizer.encode(prompt);
+  // Rendered and tokenized in a worker thread, bounded in length, time and memory.
+  const { prompt, ids: promptTokens } = await deps.prompts.chat(ctx).catch((err: unknown) => {
+    throw promptApiError(err, deps.served.contextLength, "messages");
+  });
   const req = textRequest(body, promptTokens, deps.served);
   const thinkingOpened = promptOpensThinking(prompt);
   const meta = responseMeta("chatcmpl", deps.served.name);

@@ -5,13 +5,16 @@
 import type { FastifyReply } from "fastify";
 import type { ServerDeps } from "./app.js";
 import { runRequest, runStreamed } from "./run_request.js";
-import { checkModelName, textRequest, type CompletionBody } from "./requests.js";
+import { checkModelName, promptApiError, textRequest, type CompletionBody } from "./requests.js";
 import { responseMeta, textCompletion, usage, usageChunk } from "./responses.js";
 
 export async function handleCompletion(deps: ServerDeps, body: CompletionBody, reply: FastifyReply): Promise<unknown> {
   checkModelName(body, deps.served);
   const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
-  const promptTokens = deps.tokenizer.encode(prompt);
+  // Tokenized in a worker thread, bounded in length and time.
+  const promptTokens = await deps.prompts.encode(prompt).catch((err: unknown) => {
+    throw promptApiError(err, deps.served.contextLength, "prompt");
+  });
   const req = textRequest(body, promptTokens, deps.served);
   const meta = responseMeta("cmpl", deps.served.name);
   const echo = body.echo ? prompt : "";

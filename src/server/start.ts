@@ -11,6 +11,7 @@ import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js"
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { buildApp, DEFAULT_BODY_LIMIT, type ServerTimeouts } from "./app.js";
+import { PromptWorkers } from "./prompt_workers.js";
 import { Scheduler, type SchedulableState } from "./scheduler.js";
 
 export const DEMO_MODEL_NAME = "qwen3-next-demo";
@@ -44,6 +45,10 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Connection limits in milliseconds (see DEFAULT_TIMEOUTS in app.ts). */
   timeouts?: Partial<ServerTimeouts>;
+  /** Worker threads rendering and tokenizing prompts (default 2). */
+  promptWorkers?: number;
+  /** Longest a prompt's rendering + tokenizing may take, in milliseconds (default 30 s). */
+  promptTimeoutMs?: number;
 }
 export interface RunningServer {
   url: string;
@@ -84,11 +89,17 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
   };
-  const app = buildApp({ scheduler, tokenizer, template, served }, {
+  const prompts = new PromptWorkers(tokenizer, template, {
+    contextLength: served.contextLength,
+    workers: opts.promptWorkers,
+    timeoutMs: opts.promptTimeoutMs,
+  });
+  const app = buildApp({ scheduler, tokenizer, template, prompts, served }, {
     apiKey: opts.apiKey,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     timeouts: opts.timeouts,
   });
+  app.addHook("onClose", () => prompts.close());
   const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });
 
   let closed: Promise<void> | undefined;

@@ -83,6 +83,16 @@ export class ChatTemplate {
 
   /** The prompt text for `messages`. */
   render(messages: ChatMessage[], opts: RenderOptions = {}): string {
+    const ctx = this.context(messages, opts);
+    try {
+      return this.template.render(ctx);
+    } catch (err) {
+      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
+    }
+  }
+
+  /** The variables `source` is rendered with for `messages` (plain data: it can be sent to a worker thread). */
+  context(messages: ChatMessage[], opts: RenderOptions = {}): Record<string, unknown> {
     if (messages.length === 0) throw new Error("a chat needs at least one message");
     const ctx: Record<string, unknown> = {
       ...this.specialTokens,
@@ -91,11 +101,7 @@ export class ChatTemplate {
     };
     if (opts.tools !== undefined && opts.tools.length > 0) ctx.tools = opts.tools;
     if (opts.enableThinking !== undefined) ctx.enable_thinking = opts.enableThinking;
-    try {
-      return this.template.render(ctx);
-    } catch (err) {
-      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
-    }
+    return ctx;
   }
 }
 

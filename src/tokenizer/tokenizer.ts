@@ -50,11 +50,15 @@ export class QwenTokenizer {
   private readonly added = new Map<number, AddedTokenInfo>();
   private byteTable: Array<Uint8Array | undefined> | null = null;
 
+  private longest: number | undefined;
+
   private constructor(
     private readonly tok: Tokenizer,
     filesDir: string,
     tokenizerConfig: Record<string, unknown>,
     extraEos: number[],
+    /** The `tokenizer.json` object it was built from (what a worker thread needs to build the same tokenizer). */
+    readonly tokenizerJson: object,
   ) {
     this.filesDir = filesDir;
     this.tokenizerConfig = tokenizerConfig;
@@ -103,7 +107,7 @@ export class QwenTokenizer {
       const eot = tok.token_to_id("<|endoftext|>");
       if (eot !== undefined) extraEos.push(eot);
     }
-    return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos);
+    return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos, tokenizerJson);
   }
 
   /** Token ids of `text`; added/special tokens written in the text (`<|im_start|>`, `<think>`) are recognised. */
@@ -117,6 +121,27 @@ export class QwenTokenizer {
     const known = ids.filter((id) => this.checkId(id) < this.vocabSize);
     if (known.length === 0) return "";
     return this.tok.decode([...known], { skip_special_tokens: opts.skipSpecial ?? false });
+  }
+
+  /**
+   * UTF-8 bytes of the longest token's text (128 for Qwen: a run of spaces). No text of n bytes (after NFC)
+   * encodes to fewer than n / longestTokenBytes tokens, which bounds a prompt's length before tokenizing it.
+   */
+  get longestTokenBytes(): number {
+    if (this.longest === undefined) {
+      let longest = 1;
+      const vocab = this.tok.model?.vocab ?? [];
+      for (let id = 0; id < vocab.length; id++) {
+        const token = vocab[id];
+        if (typeof token !== "string") continue;
+        const added = this.added.get(id);
+        // A byte-level token spells each byte as one character.
+        longest = Math.max(longest, added ? Buffer.byteLength(added.content) : token.length);
+      }
+      for (const a of this.added.values()) longest = Math.max(longest, Buffer.byteLength(a.content));
+      this.longest = longest;
+    }
+    return this.longest;
   }
 
   /** Id of a token string (`"<think>"` -> 151667), or undefined. */
