@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_TIMEOUTS } from "../server/app.js";
+import { PROMPT_DEFAULTS } from "../server/prompt_workers.js";
 import { DEFAULTS, exposureWarning, startServer } from "../server/start.js";
 import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
 import { positiveInt } from "./options.js";
@@ -26,6 +27,8 @@ interface ServeFlags extends SessionFlags {
   headersTimeout: number;
   keepAliveTimeout: number;
   idleTimeout: number;
+  promptTimeout: number;
+  promptWorkers?: number;
 }
 
 export function register(program: Command): void {
@@ -45,6 +48,8 @@ export function register(program: Command): void {
     .option("--request-timeout <seconds>", "time a client has to send a whole request, body included (0: none)", seconds("--request-timeout"), DEFAULT_TIMEOUTS.request / 1000)
     .option("--headers-timeout <seconds>", "time a client has to send a request's headers (0: none)", seconds("--headers-timeout"), DEFAULT_TIMEOUTS.headers / 1000)
     .option("--keep-alive-timeout <seconds>", "how long an idle kept-alive connection stays open", seconds("--keep-alive-timeout"), DEFAULT_TIMEOUTS.keepAlive / 1000)
+    .option("--prompt-timeout <seconds>", "longest rendering + tokenizing one prompt may take (in a worker thread) before the request fails", seconds("--prompt-timeout"), PROMPT_DEFAULTS.timeoutMs / 1000)
+    .option("--prompt-workers <n>", "worker threads rendering and tokenizing prompts (default 2)", positiveInt("--prompt-workers"))
     .option("--idle-timeout <seconds>", "close a connection silent this long (0: never; a long prefill is silent)", seconds("--idle-timeout"), DEFAULT_TIMEOUTS.idle / 1000);
   addSessionOptions(cmd).action(run);
 }
@@ -66,6 +71,8 @@ async function run(o: ServeFlags): Promise<void> {
     prefillChunk: o.prefillChunk,
     // For requests without max_tokens: --max-tokens, else the same default as `generate`.
     defaultMaxTokens: maxTokens(o, session),
+    promptTimeoutMs: o.promptTimeout * 1000,
+    promptWorkers: o.promptWorkers,
     timeouts: {
       request: o.requestTimeout * 1000,
       headers: o.headersTimeout * 1000,
