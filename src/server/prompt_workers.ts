@@ -26,7 +26,7 @@ export interface PromptWorkerOptions {
   contextLength: number;
   /** Worker threads at most (started as needed; default: 2, or 1 on a single core). */
   workers?: number;
-  /** Longest a render + tokenize job may run, in milliseconds. */
+  /** Longest a render + tokenize job may run, in milliseconds (0: no limit). */
   timeoutMs?: number;
   /** Heap limit of each worker, in MB (the Qwen tokenizer itself takes about 150 MB). */
   heapMb?: number;
@@ -222,7 +222,7 @@ export class PromptWorkers {
 
   private start(slot: Slot): void {
     const p = slot.current!;
-    slot.timer = setTimeout(() => {
+    if (this.timeoutMs > 0) slot.timer = setTimeout(() => {
       const seconds = this.timeoutMs / 1000;
       this.drop(slot, new PromptError("timeout", `rendering and tokenizing the prompt took longer than ${seconds} s; it was stopped`));
       void slot.worker.terminate();
