@@ -16,6 +16,7 @@ import path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { readJsonFile } from "../io/json.js";
 import { bundledTokenizerDir, tokenContent } from "./tokenizer.js";
+import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -67,7 +68,7 @@ export class ChatTemplate {
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
       const jinjaFile = path.join(folder, "chat_template.jinja");
       const configFile = path.join(folder, "tokenizer_config.json");
-      const config = existsSync(configFile) ? ((await readJsonFile(configFile)) as Record<string, unknown>) : {};
+      const config = existsSync(configFile) ? checkTokenizerConfig(await readJsonFile(configFile), configFile) : {};
       const specials = specialTokenNames(config);
       if (existsSync(jinjaFile)) return new ChatTemplate(await readFile(jinjaFile, "utf8"), jinjaFile, specials);
       const t = config.chat_template;

