@@ -34,7 +34,8 @@ export interface PromptWorkerOptions {
 
 export const PROMPT_DEFAULTS = { timeoutMs: 30_000, heapMb: 1024 } as const;
 
-export type PromptFailure = "too_long" | "timeout" | "memory" | "template" | "tokenizer" | "closed";
+/** What went wrong: the prompt's fault (too_long, timeout, memory, template, tokenizer) or the server's (worker, closed). */
+export type PromptFailure = "too_long" | "timeout" | "memory" | "template" | "tokenizer" | "worker" | "closed";
 
 /** Why a prompt could not be rendered or tokenized; `message` is one line. */
 export class PromptError extends Error {
@@ -182,7 +183,8 @@ export class PromptWorkers {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(`(${promptWorkerMain.toString()})()`, {
+    // `__name` covers transpilers that keep function names (esbuild keepNames, as under tsx) inside the body.
+    const worker = new Worker(`const __name = (f) => f;\n(${promptWorkerMain.toString()})()`, {
       eval: true,
       workerData: this.workerData,
       resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
@@ -213,7 +215,9 @@ export class PromptWorkers {
       lost(
         err.code === "ERR_WORKER_OUT_OF_MEMORY"
           ? new PromptError("memory", `rendering and tokenizing the prompt needed more than ${this.heapMb} MB; it was stopped`)
-          : new PromptError("tokenizer", `the prompt worker failed: ${String(err.message).split("\n")[0]}`),
+          : slot.ready
+            ? new PromptError("tokenizer", `the prompt worker failed: ${String(err.message).split("\n")[0]}`)
+            : new PromptError("worker", `the prompt worker could not start: ${String(err.message).split("\n")[0]}`),
       ),
     );
     worker.on("exit", () => lost(new PromptError("tokenizer", "the prompt worker stopped unexpectedly")));

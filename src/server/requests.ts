@@ -67,10 +67,11 @@ export function checkModelName(body: SamplingBody, served: ServedModel): void {
   }
 }
 
-/** A prompt that could not be rendered or tokenized, as the client sees it (400; 503 when shutting down). */
+/** A prompt that could not be rendered or tokenized, as the client sees it (400; 500 / 503 for the server's own failures). */
 export function promptApiError(err: unknown, contextLength: number, param: "messages" | "prompt"): Error {
   if (!(err instanceof PromptError)) return err instanceof Error ? err : new Error(String(err));
   if (err.reason === "closed") return new ApiError(503, "The server is shutting down", "server_error", null, "shutting_down");
+  if (err.reason === "worker") return new ApiError(500, `Internal server error: ${err.message}`, "server_error");
   if (err.reason === "too_long") {
     return badRequest(
       `This model's maximum context length is ${contextLength} tokens, but the prompt is ${err.size!.bytes} bytes long, so at least ${err.size!.minTokens} tokens; shorten it`,
