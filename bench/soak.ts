@@ -14,12 +14,12 @@
  *
  * Bounded: each phase stops at --requests well-formed requests or --time-limit seconds, whichever is first.
  */
-import { spawn } from "node:child_process";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { machineFacts } from "./machine.js";
+import { startServeChild, type ServeChild } from "./serve_child.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const arg = (name: string, dflt: string): string => {
@@ -41,43 +41,12 @@ const OUT = arg("out", path.join(ROOT, "bench/soak-results.json"));
 const KEY = "soak-key";
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-interface Server {
-  url: string;
-  pid: number;
-  stop(): Promise<number | null>;
-}
-
-async function startServer(): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), "serve", "--host", "127.0.0.1", "--port", "0",
-      "--max-concurrency", "8", "--max-queue", "256", "--prompt-timeout", "10", "--request-timeout", "5",
+function startServer(): Promise<ServeChild> {
+  return startServeChild(
+    ["--host", "127.0.0.1", "--max-concurrency", "8", "--max-queue", "256", "--prompt-timeout", "10", "--request-timeout", "5",
       "--headers-timeout", "5", ...(MODEL ? ["--model", MODEL] : [])],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, QWEN3_NEXT_API_KEY: KEY } },
+    { QWEN3_NEXT_API_KEY: KEY },
   );
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on("close", r));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = /at (http:\/\/[^\s]+)\/v1/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr.trim()}`)));
-  });
-  return {
-    url,
-    pid: child.pid!,
-    stop: async () => {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
 }
 
 /** Resident memory of a process, in MiB (Linux /proc). */

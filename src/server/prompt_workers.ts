@@ -204,7 +204,7 @@ export class PromptWorkers {
       slot.current = undefined;
       if ("ids" in m) p.resolve({ ids: m.ids, prompt: m.prompt });
       else if (m.error === "too_long") p.reject(this.tooLong(m.bytes));
-      else if (m.error === "template") p.reject(new PromptError("template", `the chat template failed to render: ${m.message}`));
+      else if (m.error === "template") p.reject(new PromptError("template", m.message));
       else p.reject(new PromptError("tokenizer", `the prompt could not be tokenized: ${m.message}`));
       this.pump();
     });
