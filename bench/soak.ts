@@ -95,7 +95,7 @@ function raw(url: string, bytes: string, opts: { trickleMs?: number; stallMs?: n
     } else if (opts.stallMs) {
       s.write(bytes.slice(0, bytes.length >> 1));
     } else {
-      s.end(bytes);
+      s.write(bytes); // not end(): a half-closed client is taken as gone; `connection: close` ends it
     }
   });
 }

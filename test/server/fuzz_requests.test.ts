@@ -125,7 +125,7 @@ describe("server: fuzzed request bodies", () => {
           if (res.status >= 400) expect(json.error?.message.length).toBeGreaterThan(5);
         }
       }),
-      { numRuns: 400, seed: 2026 },
+      { numRuns: 250, seed: 2026 },
     );
     // Both refusals and real generations were exercised.
     expect(statuses.get(200) ?? 0).toBeGreaterThan(20);
@@ -133,5 +133,5 @@ describe("server: fuzzed request bodies", () => {
     expect((await t.health()).status).toBe("ok");
     const ok = await t.client.completions.create({ model: t.model, prompt: "Hi", max_tokens: 2 });
     expect(ok.choices).toHaveLength(1);
-  });
+  }, 400_000); // a few minutes when the whole suite shares two cores
 });

@@ -30,7 +30,9 @@ export function rawRequest(url: string, head: string, body = "", timeoutMs = 30_
       resolve(parseResponse(Buffer.concat(chunks).toString("utf8")));
     });
     const length = body.length > 0 ? `\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}` : "";
-    socket.end(`${head}\r\nconnection: close${length}\r\n\r\n${body}`);
+    // Written, not ended: a client that half-closes its socket is taken by Node's server as gone (the request is
+    // aborted); with `connection: close` the server closes once it has answered.
+    socket.write(`${head}\r\nconnection: close${length}\r\n\r\n${body}`);
   });
 }
 
