@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .option("--grace <seconds>", "on SIGTERM, how long in-flight requests may finish before they are cancelled", positiveInt("--grace", 0), 10)
     .option("--request-timeout <seconds>", "time a client has to send a whole request, body included (0: none)", seconds("--request-timeout"), DEFAULT_TIMEOUTS.request / 1000)
     .option("--headers-timeout <seconds>", "time a client has to send a request's headers (0: none)", seconds("--headers-timeout"), DEFAULT_TIMEOUTS.headers / 1000)
-    .option("--keep-alive-timeout <seconds>", "how long an idle kept-alive connection stays open", seconds("--keep-alive-timeout"), DEFAULT_TIMEOUTS.keepAlive / 1000)
+    .option("--keep-alive-timeout <seconds>", "how long an idle kept-alive connection stays open (0: no limit)", seconds("--keep-alive-timeout"), DEFAULT_TIMEOUTS.keepAlive / 1000)
     .option("--prompt-timeout <seconds>", "longest rendering + tokenizing one prompt may take (in a worker thread) before the request fails (0: none)", seconds("--prompt-timeout"), PROMPT_DEFAULTS.timeoutMs / 1000)
     .option("--prompt-workers <n>", "worker threads rendering and tokenizing prompts (default 2)", positiveInt("--prompt-workers"))
     .option("--idle-timeout <seconds>", "close a connection silent this long (0: never; a long prefill is silent)", seconds("--idle-timeout"), DEFAULT_TIMEOUTS.idle / 1000);

@@ -54,7 +54,7 @@ export interface ServerTimeouts {
 }
 export const DEFAULT_TIMEOUTS: ServerTimeouts = { request: 30_000, headers: 10_000, keepAlive: 5_000, idle: 0 };
 
-/** Seconds a refused (429) client is asked to wait before retrying. */
+/** Seconds a refused client (429 busy, 503 shutting down) is asked to wait before retrying. */
 const RETRY_AFTER_S = 1;
 
 export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstance {
