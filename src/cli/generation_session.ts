@@ -12,6 +12,7 @@ import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ropeWithScaling } from "../generate/rope_scaling.js";
+import { checkGenerationConfig } from "../generate/generation_config.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
 import { addKernelOptions, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
@@ -74,7 +75,7 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
   }
   const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await readJsonFile(path.join(dir, "config.json")), o.ropeScaling);
   const genFile = path.join(dir, "generation_config.json");
-  const defaults = defaultSamplingParams(existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
+  const defaults = defaultSamplingParams(existsSync(genFile) ? checkGenerationConfig(await readJsonFile(genFile), genFile) : undefined);
   const sampling = samplingFromFlags(defaults, o);
   const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
   const bar = progressBar("loading weights");

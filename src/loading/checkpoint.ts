@@ -10,6 +10,7 @@
  *   - fused (newer transformers): `mlp.experts.gate_up_proj` [E, 2I, H] (per expert: I gate rows, then I up
  *     rows) and `mlp.experts.down_proj` [E, H, I]. Each expert's slice is a contiguous byte range of the fused
  *     tensor, so it is read directly into its own per-expert weight: nothing fused is ever held in memory.
+ * Every float weight is scanned for NaN / Infinity as it arrives: a damaged tensor fails the load, named.
  * Tensors the config does not need (`mtp.*` without MTP, a stored `lm_head` when tied, ...) are ignored; a
  * checkpoint without any `mtp.*` tensor loads without the MTP head even if config.json has one (see mtpDropped).
  */
@@ -21,6 +22,7 @@ import { numel, SafetensorsError, type SafetensorsFile } from "../io/safetensors
 import { allocHostWeight } from "../kernels/ts/weights.js";
 import type { FloatDType, Weight, WeightDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
+import { checkFiniteWeight } from "./finite.js";
 import { openWeightFiles, type WeightFiles } from "./weight-files.js";
 
 /** Gives each weight its memory; `data` must hold exactly prod(shape) elements of `dtype`. */
@@ -56,6 +58,8 @@ export interface LoadOptions {
   allocator?: WeightAllocator;
   /** Called as bytes arrive (and once with 0 at the start). */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Scan every float weight for NaN / Infinity as it arrives (default true; a damaged tensor is named). */
+  checkFinite?: boolean;
 }
 
 /** Where one expected weight's bytes are: a tensor of a file, or a byte range of a fused tensor. */
@@ -204,6 +208,9 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
         .readInto(w.stored, weight.data, w.byteOffset, (n) => {
           done += n;
           opts.onProgress?.(done, plan.totalBytes);
+        })
+        .then(() => {
+          if (opts.checkFinite ?? true) checkFiniteWeight(weight, w.stored === w.name ? w.file.file : `${w.file.file} (${w.stored})`);
         })
         .catch((error: unknown) => {
           failure ??= { error };

@@ -20,6 +20,7 @@ import { ApiError } from "./errors.js";
 import { handleChat } from "./chat.js";
 import { handleCompletion } from "./completions.js";
 import type { ChatBody, CompletionBody, ServedModel } from "./requests.js";
+import type { PromptWorkers } from "./prompt_workers.js";
 import { chatCompletionSchema, completionSchema } from "./schemas.js";
 import { responseMeta, type Usage } from "./responses.js";
 import { replayAsStream } from "./replay.js";
@@ -34,6 +35,8 @@ export interface ServerDeps {
   scheduler: Scheduler<SchedulableState>;
   tokenizer: QwenTokenizer;
   template: ChatTemplate;
+  /** Renders and tokenizes prompts off the event loop (see prompt_workers.ts). */
+  prompts: PromptWorkers;
   served: ServedModel;
   /** Constrained decoding (response_format, forced tool calls). */
   grammars: Grammars;
@@ -43,7 +46,7 @@ export interface ServerDeps {
 }
 
 export interface AppOptions {
-  /** When set, /v1/* requires `Authorization: Bearer <apiKey>`. */
+  /** When set, every route but `GET /health` and `GET /ready` requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /** Largest request body in bytes (413 beyond). */
   bodyLimit?: number;
@@ -53,14 +56,42 @@ export interface AppOptions {
   requestLog?: (line: string) => void;
   /** False while draining: /ready answers 503. */
   isReady?: () => boolean;
+  /** Connection limits, in milliseconds (0: none); see DEFAULT_TIMEOUTS. */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 
+/**
+ * How long a client may take, in milliseconds (0: no limit). `request` bounds receiving a whole request
+ * (headers and body: a stalled or trickled body is cut off with 408), `headers` its headers alone,
+ * `keepAlive` an idle kept-alive connection between requests, `idle` any silence on a connection. `idle`
+ * is off by default: a long prefill writes nothing for as long as it takes, and must not be cut.
+ */
+export interface ServerTimeouts {
+  request: number;
+  headers: number;
+  keepAlive: number;
+  idle: number;
+}
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { request: 30_000, headers: 10_000, keepAlive: 5_000, idle: 0 };
+
+/** Seconds a refused client (429 busy, 503 shutting down) is asked to wait before retrying. */
+const RETRY_AFTER_S = 1;
+
 export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  // Node refuses a headers timeout above the request timeout; the request timeout covers the headers too.
+  const headersTimeout = t.request > 0 ? Math.min(t.headers || t.request, t.request) : t.headers;
   const app = Fastify({
-    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     logger: false,
+    requestTimeout: t.request,
+    connectionTimeout: t.idle,
+    keepAliveTimeout: t.keepAlive,
+    // Node checks the request and headers timeouts every `connectionsCheckingInterval` (default 30 s).
+    http: { headersTimeout, connectionsCheckingInterval: checkingInterval(t) },
     // A wrongly typed field is an error, not something to coerce ("0.5" is not a temperature).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, allowUnionTypes: true } },
   });
@@ -70,7 +101,8 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
   });
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    const e = toApiError(err);
+    const e = toApiError(err, bodyLimit);
+    if (e.status === 429 || e.status === 503) void reply.header("retry-after", String(RETRY_AFTER_S));
     void reply.code(e.status).send(e.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -83,8 +115,13 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
 
   if (opts.apiKey !== undefined) {
     const expected = Buffer.from(`Bearer ${opts.apiKey}`);
+    // Deny by default, decided on the route the request was matched to (never on the URL's spelling:
+    // percent-encoding, dot segments, double slashes and absolute-form targets all route somewhere, and
+    // that route is what is checked). Only the liveness and readiness probes are open; unknown routes need
+    // the key too.
     app.addHook("onRequest", async (req) => {
-      if (!req.url.startsWith("/v1/")) return;
+      const probe = req.routeOptions.url === "/health" || req.routeOptions.url === "/ready";
+      if (probe && (req.method === "GET" || req.method === "HEAD")) return;
       const got = Buffer.from(req.headers.authorization ?? "");
       if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
         throw new ApiError(
@@ -213,7 +250,7 @@ function addRequestLog(app: FastifyInstance, log: (line: string) => void): void 
 }
 
 /** Any error thrown while handling a request, as the client should see it. */
-function toApiError(err: FastifyError): ApiError {
+function toApiError(err: FastifyError, bodyLimit: number): ApiError {
   if (err instanceof ApiError) return err;
   if (err.validation) {
     const first = err.validation[0];
@@ -235,13 +272,19 @@ function toApiError(err: FastifyError): ApiError {
   }
   const status = err.statusCode ?? 500;
   if (status === 413) {
-    return new ApiError(413, `Request body is too large: ${err.message}`, "invalid_request_error", null, "request_too_large");
+    return new ApiError(413, `Request body is larger than the limit of ${bodyLimit} bytes`, "invalid_request_error", null, "request_too_large");
   }
   if (status >= 400 && status < 500) {
     // Malformed JSON, wrong content type, empty body: Fastify's message says which.
     return new ApiError(status, err.message, "invalid_request_error", null, err.code ?? null);
   }
   return new ApiError(500, `Internal server error: ${err.message}`, "server_error");
+}
+
+/** Often enough that a request or headers timeout is enforced within about a quarter of itself (at least 250 ms). */
+function checkingInterval(t: ServerTimeouts): number {
+  const shortest = Math.min(...[t.request, t.headers].filter((x) => x > 0));
+  return Number.isFinite(shortest) ? Math.max(250, Math.min(30_000, Math.floor(shortest / 4))) : 30_000;
 }
 
 /** "/messages/0/content" + "role" -> "messages[0].content.role" (OpenAI's `param` spelling). */

@@ -15,7 +15,7 @@ import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import type { TextResult } from "./generation.js";
 import { ChatStream } from "./chat_stream.js";
-import { chatMessages, checkModelName, chatOutputOptions, textRequest, toolChoice, type ChatBody } from "./requests.js";
+import { chatMessages, checkModelName, chatOutputOptions, promptApiError, textRequest, toolChoice, type ChatBody } from "./requests.js";
 import { chatCompletion, chatLogprobs, responseMeta, usageOf } from "./responses.js";
 
 /** `keep` receives the complete response once generation has finished (for the response cache). */
@@ -29,9 +29,9 @@ export async function handleChat(
   const messages = chatMessages(body);
   // tool_choice "none": the model is not shown the tools, so it does not call them.
   const tools = toolChoice(body) !== "none" ? body.tools ?? undefined : undefined;
-  let prompt: string;
+  let ctx: Record<string, unknown>;
   try {
-    prompt = deps.template.render(messages, {
+    ctx = deps.template.context(messages, {
       tools,
       enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
       addGenerationPrompt: true,
@@ -39,7 +39,10 @@ export async function handleChat(
   } catch (err) {
     throw badRequest(`messages cannot be rendered by the chat template: ${(err as Error).message}`, "messages");
   }
-  const promptTokens = deps.tokenizer.encode(prompt);
+  // Rendered and tokenized in a worker thread, bounded in length, time and memory.
+  const { prompt, ids: promptTokens } = await deps.prompts.chat(ctx).catch((err: unknown) => {
+    throw promptApiError(err, deps.served.contextLength, "messages");
+  });
   const thinkingOpened = promptOpensThinking(prompt);
   const req = { ...textRequest(body, promptTokens, deps.served), ...chatOutputOptions(body), constraint: await deps.grammars.forChat(body, thinkingOpened) };
   const meta = responseMeta("chatcmpl", deps.served.name);

@@ -7,7 +7,7 @@ import { noteUsage, type ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
 import { runRequest, runStreamed } from "./run_request.js";
 import type { TextResult } from "./generation.js";
-import { checkModelName, textRequest, type CompletionBody } from "./requests.js";
+import { checkModelName, promptApiError, textRequest, type CompletionBody } from "./requests.js";
 import { completionLogprobs, responseMeta, textCompletion, usageChunk, usageOf } from "./responses.js";
 
 /** `keep` receives the complete response once generation has finished (for the response cache). */
@@ -18,7 +18,7 @@ export async function handleCompletion(
   keep?: (response: Record<string, unknown>) => void,
 ): Promise<unknown> {
   checkModelName(body, deps.served);
-  const { promptTokens, promptText } = completionPrompt(deps, body.prompt);
+  const { promptTokens, promptText } = await completionPrompt(deps, body.prompt);
   const req = {
     ...textRequest(body, promptTokens, deps.served),
     n: body.n ?? 1,
@@ -72,10 +72,18 @@ export async function handleCompletion(
   return reply;
 }
 
-/** The prompt's ids and text: encoded from text, or given as ids (checked against the vocabulary). */
-function completionPrompt(deps: ServerDeps, prompt: CompletionBody["prompt"]): { promptTokens: number[]; promptText: string } {
+/**
+ * The prompt's ids and text: text is tokenized in a worker thread (bounded in length and time), ids are
+ * checked against the vocabulary.
+ */
+async function completionPrompt(deps: ServerDeps, prompt: CompletionBody["prompt"]): Promise<{ promptTokens: number[]; promptText: string }> {
   const one = Array.isArray(prompt) && (typeof prompt[0] === "string" || Array.isArray(prompt[0])) ? prompt[0] : prompt;
-  if (typeof one === "string") return { promptTokens: deps.tokenizer.encode(one), promptText: one };
+  if (typeof one === "string") {
+    const promptTokens = await deps.prompts.encode(one).catch((err: unknown) => {
+      throw promptApiError(err, deps.served.contextLength, "prompt");
+    });
+    return { promptTokens, promptText: one };
+  }
   const ids = one as number[];
   const bad = ids.findIndex((id) => id >= deps.tokenizer.vocabSize);
   if (bad >= 0) throw badRequest(`prompt token ${ids[bad]} at position ${bad} is not in the vocabulary, expected ids below ${deps.tokenizer.vocabSize}`, "prompt");

@@ -7,6 +7,7 @@ import type { ChatMessage, ToolSpec } from "../tokenizer/chat_template.js";
 import { samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { TextRequest } from "./generation.js";
+import { PromptError } from "./prompt_workers.js";
 
 /** Fields common to /v1/chat/completions and /v1/completions (after schema validation). */
 export interface SamplingBody {
@@ -84,6 +85,22 @@ export function checkModelName(body: SamplingBody, served: ServedModel): void {
       "model_not_found",
     );
   }
+}
+
+/** A prompt that could not be rendered or tokenized, as the client sees it (400; 500 / 503 for the server's own failures). */
+export function promptApiError(err: unknown, contextLength: number, param: "messages" | "prompt"): Error {
+  if (!(err instanceof PromptError)) return err instanceof Error ? err : new Error(String(err));
+  if (err.reason === "closed") return new ApiError(503, "The server is shutting down", "server_error", null, "shutting_down");
+  if (err.reason === "worker") return new ApiError(500, `Internal server error: ${err.message}`, "server_error");
+  if (err.reason === "too_long") {
+    return badRequest(
+      `This model's maximum context length is ${contextLength} tokens, but the prompt is ${err.size!.bytes} bytes long, so at least ${err.size!.minTokens} tokens; shorten it`,
+      param,
+      "context_length_exceeded",
+    );
+  }
+  if (err.reason === "template") return badRequest(`messages cannot be rendered by the chat template: ${err.message}`, "messages");
+  return badRequest(`The prompt cannot be processed: ${err.message}`, param, err.reason === "timeout" ? "prompt_timeout" : "prompt_too_costly");
 }
 
 /** The sampling, budget and stop settings of a request whose prompt is `promptTokens`. */

@@ -10,9 +10,10 @@ import type { SamplingParams } from "../generate/sampler.js";
 import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
-import { buildApp, DEFAULT_BODY_LIMIT } from "./app.js";
+import { buildApp, DEFAULT_BODY_LIMIT, type ServerTimeouts } from "./app.js";
 import { Grammars } from "./grammar/grammars.js";
 import { ServerMetrics } from "./metrics.js";
+import { PromptWorkers } from "./prompt_workers.js";
 import { ResponseCache } from "./response_cache.js";
 import { Scheduler, type SchedulableState } from "./scheduler.js";
 
@@ -58,6 +59,12 @@ export interface ServeOptions {
   /** max_tokens of requests that leave it out (default: the rest of the context). */
   defaultMaxTokens?: number;
   bodyLimit?: number;
+  /** Connection limits in milliseconds (see DEFAULT_TIMEOUTS in app.ts). */
+  timeouts?: Partial<ServerTimeouts>;
+  /** Worker threads rendering and tokenizing prompts (default 2). */
+  promptWorkers?: number;
+  /** Longest a prompt's rendering + tokenizing may take, in milliseconds (default 30 s). */
+  promptTimeoutMs?: number;
 }
 export interface RunningServer {
   url: string;
@@ -70,6 +77,18 @@ export interface RunningServer {
 }
 
 export const DEFAULTS = { host: "127.0.0.1", port: 8000, maxConcurrency: 8, maxQueue: 64, prefixCacheSize: 4, prefillChunk: 512 } as const;
+
+/** Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
+}
+
+/** The warning to print when the server would be reachable from other machines without an API key. */
+export function exposureWarning(host: string, apiKey: string | undefined): string | undefined {
+  if (apiKey !== undefined || isLoopbackHost(host)) return undefined;
+  return `warning: listening on ${host} without an API key: anyone who can reach this address can use the model; set --api-key-file, $QWEN3_NEXT_API_KEY or $VLLM_API_KEY`;
+}
 
 export async function startServer(session: ServedSession, opts: ServeOptions = {}): Promise<RunningServer> {
   const { model, tokenizer, template } = session;
@@ -96,16 +115,23 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
   const grammars = new Grammars(tokenizer, model.config.vocab_size);
   const responseCache = opts.responseCacheSize ? new ResponseCache(opts.responseCacheSize) : undefined;
   let draining = false;
+  const prompts = new PromptWorkers(tokenizer, template, {
+    contextLength: served.contextLength,
+    workers: opts.promptWorkers,
+    timeoutMs: opts.promptTimeoutMs,
+  });
   const app = buildApp(
-    { scheduler, tokenizer, template, served, grammars, metrics, observer: metrics, responseCache },
+    { scheduler, tokenizer, template, prompts, served, grammars, metrics, observer: metrics, responseCache },
     {
       apiKey: opts.apiKey,
       bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      timeouts: opts.timeouts,
       allowedOrigins: opts.allowedOrigins,
       requestLog: opts.requestLog,
       isReady: () => !draining,
     },
   );
+  app.addHook("onClose", () => prompts.close());
   const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });
 
   let closed: Promise<void> | undefined;

@@ -16,6 +16,7 @@ import path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { readJsonFile } from "../io/json.js";
 import { bundledTokenizerDir, tokenContent } from "./tokenizer.js";
+import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -67,7 +68,7 @@ export class ChatTemplate {
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
       const jinjaFile = path.join(folder, "chat_template.jinja");
       const configFile = path.join(folder, "tokenizer_config.json");
-      const config = existsSync(configFile) ? ((await readJsonFile(configFile)) as Record<string, unknown>) : {};
+      const config = existsSync(configFile) ? checkTokenizerConfig(await readJsonFile(configFile), configFile) : {};
       const specials = specialTokenNames(config);
       if (existsSync(jinjaFile)) return new ChatTemplate(await readFile(jinjaFile, "utf8"), jinjaFile, specials);
       const t = config.chat_template;
@@ -83,6 +84,16 @@ export class ChatTemplate {
 
   /** The prompt text for `messages`. */
   render(messages: ChatMessage[], opts: RenderOptions = {}): string {
+    const ctx = this.context(messages, opts);
+    try {
+      return this.template.render(ctx);
+    } catch (err) {
+      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
+    }
+  }
+
+  /** The variables `source` is rendered with for `messages` (plain data: it can be sent to a worker thread). */
+  context(messages: ChatMessage[], opts: RenderOptions = {}): Record<string, unknown> {
     if (messages.length === 0) throw new Error("a chat needs at least one message");
     const ctx: Record<string, unknown> = {
       ...this.specialTokens,
@@ -91,11 +102,7 @@ export class ChatTemplate {
     };
     if (opts.tools !== undefined && opts.tools.length > 0) ctx.tools = opts.tools;
     if (opts.enableThinking !== undefined) ctx.enable_thinking = opts.enableThinking;
-    try {
-      return this.template.render(ctx);
-    } catch (err) {
-      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
-    }
+    return ctx;
   }
 }
 
