@@ -144,7 +144,7 @@ export function buildApp(deps: ServerDeps, opts: AppOptions = {}): FastifyInstan
     const metrics = deps.metrics;
     app.get("/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
   }
-  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeSchema } }, async (req) => handleTokenize(deps, req.body));
+  app.post<{ Body: TokenizeBody }>("/tokenize", { schema: { body: tokenizeSchema } }, (req) => handleTokenize(deps, req.body));
   app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeSchema } }, async (req) => handleDetokenize(deps, req.body));
 
   const created = Math.floor(Date.now() / 1000);

@@ -3,11 +3,12 @@
  *   /tokenize   {prompt} or {messages, add_generation_prompt?, tools?, chat_template_kwargs?}
  *               -> {count, max_model_len, tokens, token_strs}
  *   /detokenize {tokens} -> {prompt}
- * `model`, when given, must name the served model.
+ * `model`, when given, must name the served model. Rendering and tokenizing run in the prompt worker
+ * threads, bounded like a completion's prompt (prompt_workers.ts).
  */
 import type { ServerDeps } from "./app.js";
 import { badRequest } from "./errors.js";
-import { chatMessages, checkModelName, type ChatBody } from "./requests.js";
+import { chatMessages, checkModelName, promptApiError, type ChatBody } from "./requests.js";
 
 export interface TokenizeBody {
   model?: string;
@@ -45,13 +46,14 @@ export const detokenizeSchema = {
   properties: { model: { type: "string" }, tokens: { type: "array", items: { type: "integer", minimum: 0 } } },
 } as const;
 
-export function handleTokenize(deps: ServerDeps, body: TokenizeBody) {
+export async function handleTokenize(deps: ServerDeps, body: TokenizeBody) {
   if (body.model !== undefined) checkModelName({ model: body.model }, deps.served);
-  let text: string;
+  let tokens: number[];
   if (body.messages !== undefined) {
     if (body.prompt !== undefined) throw badRequest("send either prompt or messages, not both", "prompt");
+    let ctx: Record<string, unknown>;
     try {
-      text = deps.template.render(chatMessages({ model: "", messages: body.messages }), {
+      ctx = deps.template.context(chatMessages({ model: "", messages: body.messages }), {
         tools: body.tools ?? undefined,
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
         addGenerationPrompt: body.add_generation_prompt ?? true,
@@ -59,12 +61,18 @@ export function handleTokenize(deps: ServerDeps, body: TokenizeBody) {
     } catch (err) {
       throw badRequest(`messages cannot be rendered by the chat template: ${(err as Error).message}`, "messages");
     }
+    tokens = (
+      await deps.prompts.chat(ctx).catch((err: unknown) => {
+        throw promptApiError(err, deps.served.contextLength, "messages");
+      })
+    ).ids;
   } else if (body.prompt !== undefined) {
-    text = body.prompt;
+    tokens = await deps.prompts.encode(body.prompt).catch((err: unknown) => {
+      throw promptApiError(err, deps.served.contextLength, "prompt");
+    });
   } else {
     throw badRequest("Missing required parameter: 'prompt' (or 'messages')", "prompt", "missing_required_parameter");
   }
-  const tokens = deps.tokenizer.encode(text);
   return {
     count: tokens.length,
     max_model_len: deps.served.contextLength,
