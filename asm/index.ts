@@ -3,6 +3,7 @@
 // threads can run the same module on one memory.
 export { permute8, permute8Rows } from "./widen";
 export * from "./matvec";
+export * from "./quant";
 export { axpy } from "./mem";
 export * from "./ops";
 export * from "./attention";

@@ -8,6 +8,7 @@
  */
 import type { Qwen3NextConfig } from "../src/config.js";
 import { numel } from "../src/io/safetensors.js";
+import { bytesPerToken as weightBytesPerToken } from "../src/loading/bytes_per_token.js";
 import { expectedTensors } from "../src/loading/expected.js";
 
 export interface TokenBytes {
@@ -16,22 +17,9 @@ export interface TokenBytes {
   total: number;
 }
 
-const ROUTED = /^model\.layers\.(\d+)\.mlp\.experts\.\d+\./;
-
 export function bytesPerToken(c: Qwen3NextConfig, contextLen: number, bytesPerParam = 2): TokenBytes {
-  let weights = 0;
-  for (const t of expectedTensors(c)) {
-    if (t.name.startsWith("mtp.")) continue;
-    const n = numel(t.shape);
-    const m = ROUTED.exec(t.name);
-    if (m) {
-      weights += (n * bytesPerParam * c.num_experts_per_tok) / c.num_experts; // top-k of E experts
-    } else if (t.name === "model.embed_tokens.weight" && !c.tie_word_embeddings) {
-      weights += c.hidden_size * bytesPerParam; // one row (tied: the whole table is the lm_head)
-    } else {
-      weights += n * bytesPerParam;
-    }
-  }
+  // The weights' rule (top-k of E routed experts, one embedding row unless tied, no MTP) is src/loading's.
+  const weights = weightBytesPerToken(c, expectedTensors(c).map((t) => ({ name: t.name, byteLength: numel(t.shape) * bytesPerParam })));
   let state = 0;
   const convChannels = 2 * c.linear_num_key_heads * c.linear_key_head_dim + c.linear_num_value_heads * c.linear_value_head_dim;
   for (const type of c.layer_types) {

@@ -6,9 +6,34 @@
  *   - published:          flat `rope_theta`, `partial_rotary_factor`, `rope_scaling: {...} | null`;
  *   - newer transformers: nested `rope_parameters: {rope_type, rope_theta, partial_rotary_factor, ...}`.
  * Both parse into the same `rope` field. Absent fields take `transformers`' `Qwen3NextConfig` defaults.
+ *
+ * The Qwen3.5 family (`model_type` "qwen3_5" dense, "qwen3_5_moe") is the same architecture in a multimodal
+ * wrapper: the text model's settings are nested in `text_config` (model_type "qwen3_5_text" /
+ * "qwen3_5_moe_text"; a bare text config parses too), with transformers' `Qwen3_5TextConfig` /
+ * `Qwen3_5MoeTextConfig` defaults. Its `rope_parameters` carry `mrope_section` / `mrope_interleaved`
+ * (multimodal RoPE): for text alone the three position ids are equal, so that is plain partial RoPE, and only
+ * the sections' total (rotary dims / 2) is checked. Image and video input are out of scope: `vision_config` is
+ * not read. Qwen3.5 dense layers are all SwiGLU (`intermediate_size`); Qwen3.5-MoE layers are all sparse MoE with
+ * a shared expert, top-k weights renormalised.
  */
 
 export type LayerType = "linear_attention" | "full_attention";
+
+/**
+ * Which input projections the checkpoint's gated DeltaNet layers have, per pair: grouped per key head
+ * (`in_proj_qkvz`, `in_proj_ba`: Qwen3-Next) or split (`in_proj_qkv` + `in_proj_z`, `in_proj_b` + `in_proj_a`:
+ * Qwen3.5). Not a config.json field: it follows from the model type (and, for GGUF, from the tensors present).
+ */
+export interface DeltaNetProjections {
+  qkvz: "grouped" | "split";
+  ba: "grouped" | "split";
+  /**
+   * Order of the value heads in every per-value-head parameter: grouped by key head (value head h reads key head
+   * h / r; every Hugging Face checkpoint) or tiled (h reads key head h mod Hk; llama.cpp's qwen35 GGUF files).
+   * Absent: grouped.
+   */
+  valueHeads?: "grouped" | "tiled";
+}
 
 /** RoPE setup after parsing: plain rotary, linear interpolation, or YaRN. */
 export interface RopeConfig {
@@ -26,8 +51,11 @@ export interface RopeConfig {
   attention_factor: number;
 }
 
+/** The checkpoint's family: its top-level `model_type`. */
+export type ModelFamily = "qwen3_next" | "qwen3_5" | "qwen3_5_moe";
+
 export interface Qwen3NextConfig {
-  model_type: "qwen3_next";
+  model_type: ModelFamily;
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -48,6 +76,7 @@ export interface Qwen3NextConfig {
   linear_value_head_dim: number;
   linear_num_key_heads: number;
   linear_num_value_heads: number;
+  deltanet_projections: DeltaNetProjections;
   // Mixture of experts
   decoder_sparse_step: number;
   mlp_only_layers: number[];
@@ -73,7 +102,7 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-const DEFAULTS = {
+export const QWEN3_NEXT_DEFAULTS = {
   vocab_size: 151936,
   hidden_size: 2048,
   intermediate_size: 5632,
@@ -102,6 +131,39 @@ const DEFAULTS = {
   full_attention_interval: 4,
   mtp_num_hidden_layers: 0,
 } as const;
+const DEFAULTS = QWEN3_NEXT_DEFAULTS;
+
+type Defaults = { readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? number : (typeof DEFAULTS)[K] extends boolean ? boolean : string };
+
+/** transformers' Qwen3_5TextConfig defaults (the Qwen3.5-9B-style text model), no experts. */
+const QWEN3_5_DEFAULTS: Defaults = {
+  ...DEFAULTS,
+  vocab_size: 248320,
+  hidden_size: 4096,
+  intermediate_size: 12288,
+  num_hidden_layers: 32,
+  num_attention_heads: 16,
+  num_key_value_heads: 4,
+  num_experts: 0,
+  num_experts_per_tok: 0,
+};
+
+/** transformers' Qwen3_5MoeTextConfig defaults (the Qwen3.5-35B-A3B-style text model). */
+const QWEN3_5_MOE_DEFAULTS: Defaults = {
+  ...DEFAULTS,
+  vocab_size: 248320,
+  hidden_size: 2048,
+  num_hidden_layers: 40,
+  num_attention_heads: 16,
+  num_key_value_heads: 2,
+  moe_intermediate_size: 512,
+  shared_expert_intermediate_size: 512,
+  num_experts_per_tok: 8,
+  num_experts: 256,
+};
+
+/** The text model type each Qwen3.5 wrapper nests. */
+const TEXT_MODEL_TYPE = { qwen3_5: "qwen3_5_text", qwen3_5_moe: "qwen3_5_moe_text" } as const;
 
 /**
  * Upper bounds on every size, checked before anything is built from the config (layer lists, the expected
@@ -141,14 +203,14 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${where}: expected a JSON object, got ${describe(raw)}`);
   }
-  const j = raw as Json;
+  const top = raw as Json;
   const fail = (msg: string): never => {
     throw new ConfigError(`${where}: ${msg}`);
   };
-  // Multimodal-style configs nest the language model under text_config; Qwen3-Next does not.
-  if (j.model_type !== "qwen3_next") {
-    fail(`model_type is ${brief(j.model_type)}, expected "qwen3_next"`);
-  }
+  const family = familyOf(top.model_type);
+  if (!family) fail(`model_type is ${brief(top.model_type)}, expected "qwen3_next", "qwen3_5" or "qwen3_5_moe"`);
+  const j = family === "qwen3_next" ? top : qwen3_5TextConfig(top, family!, fail);
+  const DEFAULTS = family === "qwen3_next" ? QWEN3_NEXT_DEFAULTS : family === "qwen3_5" ? QWEN3_5_DEFAULTS : QWEN3_5_MOE_DEFAULTS;
 
   const int = (key: keyof typeof DEFAULTS, min = 1): number => {
     const v = key in j && j[key] !== null ? j[key] : DEFAULTS[key];
@@ -174,8 +236,9 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
   const hidden_act = j.hidden_act ?? DEFAULTS.hidden_act;
   if (hidden_act !== "silu") fail(`hidden_act is ${brief(hidden_act)}, expected "silu"`);
 
+  const dense = family === "qwen3_5";
   const cfg: Qwen3NextConfig = {
-    model_type: "qwen3_next",
+    model_type: family!,
     vocab_size: int("vocab_size"),
     hidden_size: int("hidden_size"),
     intermediate_size: int("intermediate_size"),
@@ -188,19 +251,20 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
     num_key_value_heads: int("num_key_value_heads"),
     head_dim: int("head_dim"),
     attention_bias: bool("attention_bias"),
-    rope: parseRope(j, fail, num),
+    rope: parseRope(j, fail, num, DEFAULTS),
     linear_conv_kernel_dim: int("linear_conv_kernel_dim"),
     linear_key_head_dim: int("linear_key_head_dim"),
     linear_value_head_dim: int("linear_value_head_dim"),
     linear_num_key_heads: int("linear_num_key_heads"),
     linear_num_value_heads: int("linear_num_value_heads"),
-    decoder_sparse_step: int("decoder_sparse_step"),
-    mlp_only_layers: parseLayerList(j.mlp_only_layers, num_hidden_layers, fail),
-    num_experts: int("num_experts", 0),
-    num_experts_per_tok: int("num_experts_per_tok", 0),
+    deltanet_projections: family === "qwen3_next" ? { qkvz: "grouped", ba: "grouped" } : { qkvz: "split", ba: "split" },
+    decoder_sparse_step: family === "qwen3_next" ? int("decoder_sparse_step") : 1,
+    mlp_only_layers: family === "qwen3_next" ? parseLayerList(j.mlp_only_layers, num_hidden_layers, fail) : [],
+    num_experts: dense ? 0 : int("num_experts", 0),
+    num_experts_per_tok: dense ? 0 : int("num_experts_per_tok", 0),
     moe_intermediate_size: int("moe_intermediate_size"),
     shared_expert_intermediate_size: int("shared_expert_intermediate_size", 0),
-    norm_topk_prob: bool("norm_topk_prob"),
+    norm_topk_prob: family === "qwen3_next" ? bool("norm_topk_prob") : true,
     full_attention_interval: int("full_attention_interval"),
     layer_types: [],
     mtp_num_hidden_layers: int("mtp_num_hidden_layers", 0),
@@ -210,6 +274,7 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
   };
   cfg.layer_types = parseLayerTypes(j.layer_types, cfg, fail);
   validate(cfg, fail);
+  checkMropeSection(j.rope_parameters, rotaryDim(cfg), fail);
   return cfg;
 }
 
@@ -217,6 +282,7 @@ function parseRope(
   j: Json,
   fail: (m: string) => never,
   num: (key: string, dflt: number, src?: Json) => number,
+  DEFAULTS: Defaults,
 ): RopeConfig {
   // Newer transformers: everything under rope_parameters. Published: flat keys plus rope_scaling.
   const nested = j.rope_parameters;
@@ -358,6 +424,46 @@ function validate(c: Qwen3NextConfig, fail: (m: string) => never): void {
       fail(`num_experts_per_tok (${c.num_experts_per_tok}) must be between 1 and num_experts (${c.num_experts})`);
     }
   }
+}
+
+/**
+ * Multimodal RoPE splits the rotary frequencies into sections for the temporal, height and width position ids;
+ * with text alone all three are the token position, so the sections only have to cover the rotary dims.
+ */
+function checkMropeSection(rope: unknown, rotary: number, fail: (m: string) => never): void {
+  const section = typeof rope === "object" && rope !== null ? (rope as Json).mrope_section : undefined;
+  if (section === undefined || section === null) return;
+  if (!Array.isArray(section) || !section.every((x) => Number.isInteger(x) && x >= 0)) {
+    fail(`rope_parameters.mrope_section is ${brief(section)}, expected a list of non-negative integers`);
+  }
+  const total = (section as number[]).reduce((a, b) => a + b, 0);
+  if (total !== rotary / 2) {
+    fail(`rope_parameters.mrope_section ${brief(section)} covers ${total} frequencies, expected rotary dims / 2 = ${rotary / 2}`);
+  }
+}
+
+function familyOf(t: unknown): ModelFamily | null {
+  return t === "qwen3_next" || t === "qwen3_5_text" ? (t === "qwen3_next" ? "qwen3_next" : "qwen3_5") : t === "qwen3_5" ? "qwen3_5" : t === "qwen3_5_moe" || t === "qwen3_5_moe_text" ? "qwen3_5_moe" : null;
+}
+
+/**
+ * The text model's settings of a Qwen3.5 config: `text_config` of the multimodal wrapper (or the config itself
+ * when it is a bare text config), with the wrapper's `tie_word_embeddings` / `torch_dtype` where the text
+ * config has none.
+ */
+function qwen3_5TextConfig(top: Json, family: "qwen3_5" | "qwen3_5_moe", fail: (m: string) => never): Json {
+  if (top.model_type === TEXT_MODEL_TYPE[family]) return top;
+  const text = top.text_config;
+  if (typeof text !== "object" || text === null || Array.isArray(text)) {
+    return fail(`text_config is ${describe(text)}, expected an object with the text model's settings (model_type "${TEXT_MODEL_TYPE[family]}")`);
+  }
+  const t = text as Json;
+  if (t.model_type !== undefined && t.model_type !== TEXT_MODEL_TYPE[family]) {
+    fail(`text_config.model_type is ${brief(t.model_type)}, expected "${TEXT_MODEL_TYPE[family]}"`);
+  }
+  const inherited: Json = {};
+  for (const key of ["tie_word_embeddings", "torch_dtype", "dtype", "eos_token_id", "bos_token_id"]) if (!(key in t) && key in top) inherited[key] = top[key];
+  return { ...inherited, ...t };
 }
 
 /** Number of leading head dims that are rotated: int(head_dim * partial_rotary_factor), truncated as transformers does. */

@@ -34,8 +34,10 @@ export { router } from "./kernels/ts/router.js";
 // The model
 export { loadModel } from "./model/load.js";
 export type { LoadModelOptions } from "./model/load.js";
-export { Qwen3NextForCausalLM } from "./model/qwen3_next_for_causal_lm.js";
-export type { ForwardOptions } from "./model/qwen3_next_for_causal_lm.js";
+export { Qwen3NextForCausalLM, qwen3NextParams, listParams } from "./model/qwen3_next_for_causal_lm.js";
+export type { ForwardOptions, Qwen3NextParams } from "./model/qwen3_next_for_causal_lm.js";
+export { recordParams, weightParams } from "./model/params.js";
+export type { ParamDecl, Params } from "./model/params.js";
 export { SequenceState, KVCache, DeltaNetState } from "./model/state.js";
 export type { WeightSource } from "./model/weights.js";
 // RoPE: inverse frequencies (default, linear, YaRN) and cos/sin
@@ -60,9 +62,14 @@ export type { SafetensorsTensor, SafetensorsHeader, TensorInfo, TensorToWrite } 
 export { loadCheckpoint, planCheckpoint, readConfigFile, typedArrayAllocator } from "./loading/checkpoint.js";
 export type { LoadedCheckpoint, LoadOptions, WeightAllocator } from "./loading/checkpoint.js";
 export { expectedTensors } from "./loading/expected.js";
+export { QWEN3_NEXT_SAFETENSORS, QWEN3_5_SAFETENSORS, safetensorsLayout, STORED_ONE_PLUS_W, STORED_NEG_EXP } from "./loading/layout.js";
+export type { CheckpointLayout, Spelling, StoredTransform } from "./loading/layout.js";
+export { planWeights, readWeights, CheckpointError } from "./loading/plan.js";
+export type { PlannedWeight, StoredTensor, TensorStore, WeightsPlan } from "./loading/plan.js";
 export { countParameters, weightBytes, sequenceStateBytes } from "./loading/parameters.js";
 export type { ParameterCounts, SequenceStateBytes } from "./loading/parameters.js";
 export { compareFiles, compareValues } from "./io/compare-dumps.js";
+export { NameMap } from "./io/name_map.js";
 export type { CompareReport, TensorComparison, Tolerance } from "./io/compare-dumps.js";
 
 // Text in, text out: tokenizer, chat template, output parsing, sampling, generation, random checkpoints
@@ -70,13 +77,16 @@ export { QwenTokenizer, StreamDecoder, bundledTokenizerDir } from "./tokenizer/t
 export { ChatTemplate, promptOpensThinking } from "./tokenizer/chat_template.js";
 export type { ChatMessage, ToolSpec, RenderOptions } from "./tokenizer/chat_template.js";
 export { parseAssistantOutput, StreamingOutputParser } from "./generate/output_parser.js";
+export { parseToolCalls, parseHermesToolCalls, parseXmlToolCalls } from "./generate/tool_call_parsers.js";
+export { thinkingSwitch } from "./tokenizer/thinking_mode.js";
+export type { ThinkingSwitch } from "./tokenizer/thinking_mode.js";
 export type { ParsedOutput, OutputDelta, ToolCall } from "./generate/output_parser.js";
 export { Sampler, defaultSamplingParams, samplingParamsError, QWEN3_NEXT_INSTRUCT_SAMPLING } from "./generate/sampler.js";
 export type { SamplingParams } from "./generate/sampler.js";
 export { Xoshiro128 } from "./generate/prng.js";
 export { generate, contextLimit, checkPromptLength } from "./generate/generate.js";
 export { StopStringText } from "./generate/stop_strings.js";
-export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM } from "./generate/generate.js";
+export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM, Continuation } from "./generate/generate.js";
 export { ropeWithScaling } from "./generate/rope_scaling.js";
 export { writeRandomCheckpoint } from "./init/random_checkpoint.js";
 export { ensureDemoCheckpoint, DEMO_CONFIG, cacheRoot } from "./init/demo.js";
@@ -90,3 +100,15 @@ export { Scheduler } from "./server/scheduler.js";
 export type { DecodeModel, SchedulerOptions, SchedulerStats, SequenceRequest } from "./server/scheduler.js";
 export { PrefixCache } from "./server/prefix_cache.js";
 export { ApiError } from "./server/errors.js";
+
+// GGUF (llama.cpp files): reader and writer, config, layout and tokenizer from a file's metadata, model paths
+export { GgufFile, GgufError, GgufType, readGgufHeader, parseGgufHeader } from "./io/gguf.js";
+export type { GgufHeader, GgufTensorInfo, GgufMetadataEntry, GgufValue } from "./io/gguf.js";
+export { writeGguf, encodeGgufHeader, meta as ggufMeta } from "./io/gguf_write.js";
+export type { GgufMetaToWrite, GgufTensorToWrite } from "./io/gguf_write.js";
+export { configFromGguf, rawConfigFromGguf } from "./loading/gguf_config.js";
+export { GGUF_QWEN3NEXT } from "./loading/gguf_layout.js";
+export { tokenizerFromGguf } from "./tokenizer/gguf_tokenizer.js";
+export { locateModel } from "./loading/model_path.js";
+export type { ModelLocation } from "./loading/model_path.js";
+export { bytesPerToken } from "./loading/bytes_per_token.js";

@@ -45,6 +45,24 @@ describe("config size limits", () => {
     });
   }
 
+  it("Qwen3.5 configs are bounded the same way, the sizes read from text_config", () => {
+    const qwen35 = (): Record<string, unknown> =>
+      JSON.parse(readFileSync(path.join(ROOT, "reference/qwen35-dense-mtp-tied/config.json"), "utf8"));
+    for (const [key, value] of [["num_hidden_layers", 1e9], ["vocab_size", 2 ** 40], ["linear_num_value_heads", 1e6]] as const) {
+      const c = qwen35();
+      c.text_config = { ...(c.text_config as object), [key]: value };
+      expect(() => parseConfig(c)).toThrow(new ConfigError(`config.json: ${key} is ${value}, over the limit of ${CONFIG_LIMITS[key]}`));
+    }
+    // Qwen3.5 MoE: the wrapper's defaults plus an absurd expert count, nested or as a bare text config.
+    const moe = { model_type: "qwen3_5_moe", text_config: { model_type: "qwen3_5_moe_text", num_experts: 1e12 } };
+    expect(() => parseConfig(moe)).toThrow(new ConfigError(`config.json: num_experts is 1000000000000, over the limit of ${CONFIG_LIMITS.num_experts}`));
+    expect(() => parseConfig({ model_type: "qwen3_5_moe_text", num_experts: 1e12 })).toThrow(/num_experts is 1000000000000, over the limit/);
+    const many = { model_type: "qwen3_5_moe", text_config: { num_hidden_layers: 1000, num_experts: 2048, num_experts_per_tok: 8 } };
+    expect(() => parseConfig(many)).toThrow(new ConfigError(`config.json: 1000 MoE layers x num_experts 2048 = 2048000 experts, over the limit of ${MAX_TOTAL_EXPERTS}`));
+    // A long model_type is cut in the message, for every family's check.
+    expect(() => parseConfig({ model_type: "x".repeat(500) })).toThrow(/^config\.json: model_type is "x{56}\.\.\., expected "qwen3_next", "qwen3_5" or "qwen3_5_moe"$/);
+  });
+
   it("every limit is far above Qwen3-Next-80B-A3B's sizes, which parse", () => {
     const published = {
       model_type: "qwen3_next", vocab_size: 151936, hidden_size: 2048, intermediate_size: 5120, num_hidden_layers: 48,

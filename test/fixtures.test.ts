@@ -13,29 +13,19 @@ import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { ropeCosSin, ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
 import { Trace } from "../src/model/trace.js";
 import { rotaryDim } from "../src/config.js";
-import { maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, type RefTensor } from "./helpers/reference.js";
+import { COMBOS, expectTraceMatches, maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, TOL } from "./helpers/reference.js";
 
-const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
-/** The shipped fixtures, then two made by reference/generate.py with transformers (other shapes). */
-const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied"];
-
-/** Every expected tensor (except the input ids) matches the trace: ids exactly, floats within tol. */
-function expectTraceMatches(trace: Trace, expected: Map<string, RefTensor>, tol: number): void {
-  for (const [name, ref] of expected) {
-    if (name === "input_ids") continue;
-    expect(trace.has(name), `trace has ${name}`).toBe(true);
-    const got = trace.get(name);
-    expect(got.shape, name).toEqual(ref.shape);
-    if (ref.dtype === "I64") expect(Array.from(got.data), name).toEqual(Array.from(ref.data));
-    else expect(maxAbsDiff(got.data, ref.data), name).toBeLessThanOrEqual(tol);
-  }
-}
+/**
+ * The shipped fixtures, then two made by reference/generate.py with transformers (other shapes), then a Qwen3.5
+ * checkpoint (nested text_config, `model.language_model.*`, split DeltaNet projections, dense SwiGLU, a vision
+ * tower to skip, tied, MTP).
+ */
+const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied", "qwen35-dense-mtp-tied"];
 
 /**
  * Both backends, both precisions (the wasm backend's f64 mode runs the TypeScript kernels over weights in
  * WASM memory). One kernel set per combination, shared by the tests and closed at the end.
  */
-const COMBOS: Array<[Backend, Precision]> = [["ts", "f64"], ["ts", "f32"], ["wasm", "f64"], ["wasm", "f32"]];
 const kernelSets = new Map<string, Promise<Kernels>>();
 function kernelsFor(backend: Backend, precision: Precision): Promise<Kernels> {
   const key = `${backend}/${precision}`;
@@ -80,6 +70,17 @@ describe.each(MODELS)("fixture %s", (name) => {
 });
 
 describe("config of the fixtures", () => {
+  it("the Qwen3.5 fixture loads as a Qwen3.5 model with MTP, skipping its vision tower with a note", async () => {
+    const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied"));
+    expect(ckpt.config.model_type).toBe("qwen3_5");
+    expect(ckpt.config.deltanet_projections).toEqual({ qkvz: "split", ba: "split" });
+    expect(ckpt.config.mtp_num_hidden_layers).toBe(1);
+    expect(ckpt.notes).toHaveLength(1);
+    expect(ckpt.notes[0]).toMatch(/^skipped the vision tower \(\d+ tensors under model\.visual\.\*\)/);
+    const { tensors } = await readReference("qwen35-dense-mtp-tied/expected.safetensors");
+    expect(tensors.has("mtp_logits")).toBe(true);
+  });
+
   it("has MTP in one model and not the other", async () => {
     const { tensors } = await readReference("tiny-moe-mtp/expected.safetensors");
     expect(tensors.has("mtp_logits")).toBe(true);

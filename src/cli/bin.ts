@@ -1,7 +1,8 @@
-/** Process entry point: runs the CLI and turns any error into one line on stderr and exit code 1. */
+/** Process entry point: runs the CLI and turns any error into one line on stderr and exit code 1 (2: usage). */
 import { main } from "./main.js";
+import { UsageError } from "./options.js";
 
 main(process.argv).catch((err: unknown) => {
   process.stderr.write(`qwen3-next: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
+  process.exitCode = err instanceof UsageError ? 2 : 1;
 });

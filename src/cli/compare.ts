@@ -16,12 +16,16 @@
  *   only in A: <names...>           (when any)
  *   only in B: <names...>           (when any)
  *   first divergence: <name> (layer <i> | <name>) at token <t>, element [i,j]: a=<x> b=<x>   or   first divergence: none
+ *     (tensors whose first axis is not the token, e.g. deltanet.{i}.state [head, dk, dv]: "at element [i,j,k]
+ *     (head, dk, dv)")
  *   result: PASS|FAIL (<n> of <m> shared tensors over tolerance)
  * then, on stderr, a one-line hint about tolerances for the precisions compared.
  * `--json` prints the CompareReport object instead (non-finite numbers as null).
  */
 import { Command, InvalidArgumentError } from "commander";
 import { compareFiles, layerOf, type CompareReport, type TensorComparison } from "../io/compare-dumps.js";
+import { readJsonFile } from "../io/json.js";
+import { NameMap } from "../io/name_map.js";
 import { SafetensorsError } from "../io/safetensors.js";
 
 export function register(program: Command): void {
@@ -32,11 +36,20 @@ export function register(program: Command): void {
     .argument("<b>", "reference dump (.safetensors)")
     .option("--atol <x>", "absolute tolerance", nonNegative, 1e-4)
     .option("--rtol <x>", "relative tolerance (times |b|)", nonNegative, 0)
+    .option("--map <file>", 'JSON renaming A\'s tensors to B\'s names, e.g. {"hidden_states.{i+1}": "hidden.{i}"}')
+    .option("--allow-missing", "compare the shared tensors even when some of B's are missing from A (warns)")
     .option("--json", "print a machine-readable report")
-    .action(async (a: string, b: string, opts: { atol: number; rtol: number; json?: boolean }) => {
+    .action(async (a: string, b: string, opts: { atol: number; rtol: number; json?: boolean; map?: string; allowMissing?: boolean }) => {
       let report: CompareReport;
+      let map: NameMap | undefined;
       try {
-        report = await compareFiles(a, b, { atol: opts.atol, rtol: opts.rtol });
+        if (opts.map !== undefined) map = new NameMap(await readJsonFile(opts.map), opts.map);
+      } catch (e) {
+        badInput((e as Error).message);
+        return;
+      }
+      try {
+        report = await compareFiles(a, b, { atol: opts.atol, rtol: opts.rtol }, map);
       } catch (e) {
         if (!(e instanceof SafetensorsError)) throw e;
         badInput(e.message);
@@ -46,7 +59,13 @@ export function register(program: Command): void {
         badInput(`${a} and ${b} have no tensor name in common, nothing to compare`);
         return;
       }
-      process.stdout.write(opts.json ? JSON.stringify(report, jsonNumbers, 2) + "\n" : formatReport(report));
+      const missing = report.onlyInB.length;
+      const missingFails = missing > 0 && !opts.allowMissing;
+      if (missingFails) report.ok = false;
+      process.stdout.write(opts.json ? JSON.stringify({ ...report, missing_fails: missingFails }, jsonNumbers, 2) + "\n" : formatReport(report, missingFails));
+      if (missing > 0 && opts.allowMissing) {
+        process.stderr.write(`WARNING: ${missing} of ${missing + report.tensors.length} tensors of ${b} are not in ${a} and were NOT compared (--allow-missing)\n`);
+      }
       if (!opts.json) process.stderr.write(hint(report) + "\n");
       process.exitCode = report.ok ? 0 : 1;
     });
@@ -67,12 +86,16 @@ function jsonNumbers(_key: string, v: unknown): unknown {
   return typeof v === "number" && !Number.isFinite(v) ? null : v;
 }
 
-export function formatReport(r: CompareReport): string {
+export function formatReport(r: CompareReport, missingFails = false): string {
   const lines = [`compare: A=${r.a} B=${r.b}`, `tolerance: |a - b| <= atol + rtol * |b| with atol=${r.tolerance.atol} rtol=${r.tolerance.rtol}`];
   const width = Math.max(...r.tensors.map((t) => t.name.length));
   for (const t of r.tensors) lines.push(`${t.name.padEnd(width)} ${formatTensor(t)}`);
   if (r.onlyInA.length) lines.push(`only in A: ${r.onlyInA.join(" ")}`);
   if (r.onlyInB.length) lines.push(`only in B: ${r.onlyInB.join(" ")}`);
+  lines.push(`coverage: ${r.tensors.length} of ${r.tensors.length + r.onlyInB.length} tensors of B compared`);
+  if (r.onlyInB.length) {
+    lines.push(`missing: ${r.onlyInB.length} tensors of B are not in A (${missingFails ? "FAIL; --allow-missing compares the shared ones" : "allowed by --allow-missing"})`);
+  }
   const f = r.firstDivergence;
   if (!f) lines.push("first divergence: none");
   else {
@@ -81,11 +104,13 @@ export function formatReport(r: CompareReport): string {
     const at =
       f.status === "shape"
         ? `shapes differ: A ${shape(f.shapeA)} vs B ${shape(f.shapeB)}`
-        : `${f.worst!.token === null ? "at" : `at token ${f.worst!.token},`} element ${shape(f.worst!.index)}: a=${num(f.worst!.a)} b=${num(f.worst!.b)}`;
+        : f.worst!.token === null
+          ? `at element ${shape(f.worst!.index)} (${f.worst!.axes.join(", ")}): a=${num(f.worst!.a)} b=${num(f.worst!.b)}`
+          : `at token ${f.worst!.token}, element ${shape(f.worst!.index)}: a=${num(f.worst!.a)} b=${num(f.worst!.b)}`;
     lines.push(`first divergence: ${f.name} (${where}) ${at}`);
   }
   const bad = r.tensors.filter((t) => t.status !== "ok").length;
-  lines.push(`result: ${r.ok ? "PASS" : "FAIL"} (${bad} of ${r.tensors.length} shared tensors over tolerance)`);
+  lines.push(`result: ${r.ok ? "PASS" : "FAIL"} (${bad} of ${r.tensors.length} shared tensors over tolerance${missingFails ? `; ${r.onlyInB.length} of B's tensors missing from A` : ""})`);
   return lines.join("\n") + "\n";
 }
 

@@ -1,21 +1,26 @@
 /**
- * `qwen3-next generate --prompt TEXT`: one answer, streamed to stdout.
+ * `qwen3-next generate [PROMPT]` (or -p TEXT, -f FILE, or stdin): one answer, streamed to stdout.
  *
  * The prompt goes through the chat template (with --system, --think/--no-think) unless --raw. On a terminal,
- * reasoning is shown dimmed and tool calls are listed after the answer; piped, stdout gets the generated text
- * exactly. --json prints one JSON object instead (reasoning, content and tool calls split, usage, timings).
- * A summary line (tokens, tokens/s) goes to stderr. Ctrl-C stops: what was generated is printed, exit 130.
+ * reasoning is labelled and dimmed and tool calls are listed after the answer; piped, stdout gets the generated
+ * text exactly (its <think> / </think> tags included). --json prints one JSON object instead (reasoning,
+ * content and tool calls split, usage, timings). A summary line (seed, load time, tokens, tokens/s) goes to
+ * stderr. Ctrl-C stops: what was generated is printed, exit 130.
  */
+import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { generate, type GenerateResult } from "../generate/generate.js";
 import { parseAssistantOutput, StreamingOutputParser, type ParsedOutput } from "../generate/output_parser.js";
 import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_template.js";
-import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
+import { thinkingSwitch, noSwitchNotice } from "../tokenizer/thinking_mode.js";
+import { addSessionOptions, maxTokens, openSession, seeded, speculationFromFlags, type GenerationSession, type SessionFlags } from "./generation_session.js";
+import { UsageError } from "./options.js";
 import { progressBar } from "./progress.js";
 import { TerminalWriter } from "./terminal.js";
 
 interface GenerateFlags extends SessionFlags {
   prompt?: string;
+  file?: string;
   system?: string;
   think?: boolean;
   raw?: boolean;
@@ -28,7 +33,9 @@ export function register(program: Command): void {
   const cmd = program
     .command("generate")
     .description("generate text for a prompt (streamed); without --model, a built-in demo checkpoint with random weights")
-    .option("--prompt <text>", "the user's message (default: read from stdin)")
+    .argument("[prompt...]", "the user's message (or -p TEXT, -f FILE; default: read from stdin)")
+    .option("-p, --prompt <text>", "the user's message")
+    .option("-f, --file <file>", "read the user's message from a file")
     .option("--system <text>", "a system message")
     .option("--think", "let a hybrid-thinking model reason first (enable_thinking true)")
     .option("--no-think", "ask for an answer without reasoning (enable_thinking false)")
@@ -39,10 +46,13 @@ export function register(program: Command): void {
   addSessionOptions(cmd).action(run);
 }
 
-async function run(o: GenerateFlags): Promise<void> {
-  const userText = o.prompt ?? (process.stdin.isTTY ? undefined : await readStdin());
+async function run(words: string[], o: GenerateFlags): Promise<void> {
+  const given = [words.length > 0 ? "a prompt argument" : null, o.prompt !== undefined ? "--prompt" : null, o.file !== undefined ? "--file" : null].filter((x) => x !== null);
+  if (given.length > 1) throw new UsageError(`${given.join(" and ")} both give the prompt; pass one`);
+  const userText =
+    words.length > 0 ? words.join(" ") : o.prompt ?? (o.file !== undefined ? await readPromptFile(o.file) : process.stdin.isTTY ? undefined : await readStdin());
   if (userText === undefined || userText.length === 0) {
-    throw new Error("no prompt: pass --prompt TEXT or pipe the prompt on stdin");
+    throw new UsageError("no prompt: pass it as an argument, -p TEXT, -f FILE, or pipe it on stdin");
   }
   // Ctrl-C: while loading, quit at once; while generating, stop and print what was generated; twice, quit.
   const abort = new AbortController();
@@ -53,6 +63,12 @@ async function run(o: GenerateFlags): Promise<void> {
   };
   process.on("SIGINT", onSigint);
   const s = await openSession(o);
+  const speculative = speculationFromFlags(o, s);
+  const sampling = seeded(s);
+  if (o.think !== undefined && !o.raw) {
+    const notice = noSwitchNotice(thinkingSwitch(s.template), o.think ? "--think" : "--no-think");
+    if (notice !== null) process.stderr.write(`note: ${notice}\n`);
+  }
   const messages: ChatMessage[] = [];
   if (o.system !== undefined) messages.push({ role: "system", content: o.system });
   messages.push({ role: "user", content: userText });
@@ -63,11 +79,13 @@ async function run(o: GenerateFlags): Promise<void> {
   generating = true;
   const bar = progressBar("prefill", "tokens");
   const g = generate(s.model, s.tokenizer, promptIds, {
-    sampling: s.sampling,
+    sampling,
     maxTokens: maxTokens(o, s),
+    contextSize: o.ctxSize,
     stopStrings: o.stop,
     signal: abort.signal,
     onPrefillProgress: bar.update,
+    speculative,
   });
   const out = new TerminalWriter(process.stdout);
   const parser = o.raw ? null : new StreamingOutputParser({ thinkingOpened });
@@ -89,19 +107,28 @@ async function run(o: GenerateFlags): Promise<void> {
   } else {
     if (live && out.isTTY && parser) out.writeDeltas(parser.flush());
     if (!live) out.write(r.text);
-    if (out.isTTY && parsed) for (const c of parsed.toolCalls) out.write(`\n[tool call] ${c.name}(${c.arguments})`, "dim");
-    out.write("\n");
+    if (out.isTTY && parser) {
+      out.endDeltas();
+      for (const c of parsed!.toolCalls) out.write(`[tool call] ${c.name}(${c.arguments})\n`, "dim");
+      for (const err of parsed!.errors) out.write(`(${err})\n`, "dim");
+    } else out.write("\n");
   }
-  process.stderr.write(`${summary(r)}\n`);
+  process.stderr.write(`${summary(r, s, sampling.seed)}\n`);
   if (r.finishReason === "abort") process.exitCode = 130;
 }
 
-/** One line for stderr: sizes, speeds, why it stopped. */
-export function summary(r: GenerateResult): string {
+/** One line for stderr: seed, load time, sizes, speeds, draft acceptance, why it stopped (and whether the context capped it). */
+export function summary(r: GenerateResult, s: GenerationSession, seed: number): string {
   return (
-    `[${r.promptTokens} prompt tokens in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
-    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); finish: ${r.finishReason}]`
+    `[seed ${seed}; loaded in ${s.loadSeconds.toFixed(2)}s; ${r.promptTokens} prompt tokens in ${r.prefillSeconds.toFixed(2)}s (${r.prefillTokensPerSecond.toFixed(1)} tok/s); ` +
+    `${r.completionTokens} generated in ${r.decodeSeconds.toFixed(2)}s (${r.tokensPerSecond.toFixed(1)} tok/s); ${draftStats(r)}finish: ${r.finishReason}` +
+    `${r.capped ? `; output capped: the context (${r.promptTokens + r.tokens.length} tokens) is full` : ""}]`
   );
+}
+
+/** Speculative decoding's acceptance for a stats line ("drafts accepted A/D (x%); "), or "" without drafts. */
+export function draftStats(r: GenerateResult): string {
+  return r.draftTokens > 0 ? `drafts accepted ${r.acceptedTokens}/${r.draftTokens} (${((100 * r.acceptedTokens) / r.draftTokens).toFixed(0)}%); ` : "";
 }
 
 function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
@@ -112,6 +139,7 @@ function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
     tool_calls: parsed?.toolCalls.map((c) => ({ type: "function", function: { name: c.name, arguments: c.arguments } })) ?? [],
     parse_errors: parsed?.errors ?? [],
     finish_reason: r.finishReason,
+    output_capped: r.capped,
     tokens: r.tokens,
     usage: { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens },
     timings: {
@@ -119,8 +147,18 @@ function jsonResult(r: GenerateResult, parsed: ParsedOutput | null) {
       decode_seconds: r.decodeSeconds,
       prefill_tokens_per_second: r.prefillTokensPerSecond,
       tokens_per_second: r.tokensPerSecond,
+      draft_tokens: r.draftTokens,
+      accepted_tokens: r.acceptedTokens,
     },
   };
+}
+
+async function readPromptFile(file: string): Promise<string> {
+  try {
+    return (await readFile(file, "utf8")).replace(/\r?\n$/, "");
+  } catch (e) {
+    throw new Error(`cannot read the prompt file ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 async function readStdin(): Promise<string> {

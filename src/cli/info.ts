@@ -1,9 +1,10 @@
 /**
- * `qwen3-next info (--model DIR | --config FILE) [--context N] [--json]`
+ * `qwen3-next info (--model DIR|FILE.gguf | --config FILE) [--context N] [--json]`
  *
- * Describes a model without loading its weights: the architecture from config.json, parameter counts
- * (total and active per token), the memory its weights need (from the safetensors headers with --model, or
- * from `torch_dtype` with --config) and the per-sequence state (KV cache, DeltaNet state) at a context length.
+ * Describes a model without loading its weights: the architecture from config.json (or a GGUF file's metadata),
+ * parameter counts (total and active per token), the memory its weights need and their stored types (from the
+ * safetensors or GGUF headers with --model, or from `torch_dtype` with --config), the weight bytes one decoded
+ * token reads, and the per-sequence state (KV cache, DeltaNet state) at a context length.
  */
 import path from "node:path";
 import { Command } from "commander";
@@ -11,13 +12,19 @@ import type { Qwen3NextConfig } from "../config.js";
 import type { WeightDType } from "../kernels/types.js";
 import { planCheckpoint, readConfigFile } from "../loading/checkpoint.js";
 import { countParameters, describeArchitecture, sequenceStateBytes, weightBytes } from "../loading/parameters.js";
+import { bytesPerToken } from "../loading/bytes_per_token.js";
+import { expectedTensors } from "../loading/expected.js";
+import { ggufFileOf } from "../loading/model_path.js";
+import { DTYPE_BYTES } from "../io/dtype.js";
+import { numel } from "../io/safetensors.js";
 import { positiveInt } from "./options.js";
+import { warnUnknownConfigKeys } from "./config_warnings.js";
 
 export function register(program: Command): void {
   program
     .command("info")
     .description("describe a model (architecture, parameter counts, memory) without loading its weights")
-    .option("--model <dir>", "checkpoint folder (config.json + safetensors)")
+    .option("-m, --model <path>", "checkpoint folder (config.json + safetensors) or a .gguf file")
     .option("--config <file>", "a config.json alone (e.g. the published 80B config)")
     .option("--context <n>", "context length for the per-sequence state", positiveInt("--context"), 4096)
     .option("--json", "print a machine-readable summary")
@@ -25,6 +32,7 @@ export function register(program: Command): void {
       if ((opts.model === undefined) === (opts.config === undefined)) {
         this.error("error: give exactly one of --model DIR or --config FILE", { exitCode: 2 });
       }
+      await warnUnknownConfigKeys(opts.model !== undefined ? path.join(opts.model, "config.json") : opts.config!);
       const info = opts.model !== undefined ? await fromModel(opts.model) : await fromConfig(opts.config!);
       const summary = summarize(info, opts.context);
       process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + "\n" : format(summary));
@@ -34,38 +42,61 @@ export function register(program: Command): void {
 interface Source {
   what: string;
   config: Qwen3NextConfig;
-  /** Bytes of weights per stored dtype. */
+  /** Bytes of weights in memory. */
+  memoryBytes: number;
+  /** Bytes of weights per stored dtype (the file's type mix), and how many stored tensors have each. */
   weightBytes: Partial<Record<WeightDType, number>>;
-  weightsFrom: "safetensors headers" | "torch_dtype";
+  tensors?: Partial<Record<WeightDType, number>>;
+  /** Weight bytes one decoded token reads (`bytesPerToken`). */
+  bytesPerToken: number;
+  weightsFrom: "safetensors headers" | "GGUF header" | "torch_dtype";
   notes: string[];
 }
 
 async function fromModel(dir: string): Promise<Source> {
   const plan = await planCheckpoint(dir);
-  await plan.files.close();
+  await plan.store.close();
   const weightBytes: Partial<Record<WeightDType, number>> = {};
-  for (const w of plan.weights) weightBytes[w.dtype] = (weightBytes[w.dtype] ?? 0) + w.byteLength;
-  const files = plan.files.files.length;
-  const notes = plan.mtpDropped ? ["config.json asks for an MTP head but the checkpoint has no mtp.* tensor: described without it"] : [];
-  return { what: `${dir} (config.json + ${files} safetensors file${files === 1 ? "" : "s"})`, config: plan.config, weightBytes, weightsFrom: "safetensors headers", notes };
+  const stored = new Map<string, WeightDType>();
+  for (const w of plan.weights) {
+    weightBytes[w.storedDType] = (weightBytes[w.storedDType] ?? 0) + w.readBytes;
+    stored.set(w.stored, w.storedDType);
+  }
+  const tensors: Partial<Record<WeightDType, number>> = {};
+  for (const d of stored.values()) tensors[d] = (tensors[d] ?? 0) + 1;
+  const files = plan.store.files.length;
+  const notes = [...plan.notes];
+  const gguf = ggufFileOf(dir) !== undefined;
+  if (plan.mtpDropped) notes.push(`${gguf ? "the metadata" : "config.json"} asks for an MTP head but the checkpoint has none of its tensors: described without it`);
+  return {
+    what: gguf ? `${plan.dir} (GGUF: config from its metadata)` : `${dir} (config.json + ${files} safetensors file${files === 1 ? "" : "s"})`,
+    config: plan.config,
+    memoryBytes: plan.totalBytes,
+    weightBytes,
+    tensors,
+    bytesPerToken: bytesPerToken(plan.config, plan.weights.map((w) => ({ name: w.name, byteLength: w.readBytes }))),
+    weightsFrom: gguf ? "GGUF header" : "safetensors headers",
+    notes,
+  };
 }
 
 async function fromConfig(file: string): Promise<Source> {
   const config = await readConfigFile(file);
   const dtype: WeightDType =
     config.torch_dtype === "float32" ? "F32" : config.torch_dtype === "float16" ? "F16" : config.torch_dtype === "float64" ? "F64" : "BF16";
-  return { what: `${path.resolve(file)} (config only)`, config, weightBytes: { [dtype]: weightBytes(config, dtype) }, weightsFrom: "torch_dtype", notes: [] };
+  const all = weightBytes(config, dtype);
+  const perToken = bytesPerToken(config, expectedTensors(config).map((t) => ({ name: t.name, byteLength: numel(t.shape) * DTYPE_BYTES[dtype] })));
+  return { what: `${path.resolve(file)} (config only)`, config, memoryBytes: all, weightBytes: { [dtype]: all }, bytesPerToken: perToken, weightsFrom: "torch_dtype", notes: [] };
 }
 
 function summarize(s: Source, context: number) {
   const p = countParameters(s.config);
-  const weights = Object.values(s.weightBytes).reduce((a, b) => a + (b ?? 0), 0);
   return {
     model: s.what,
     notes: s.notes,
     architecture: describeArchitecture(s.config),
     parameters: { ...p, totalWithoutMtp: p.total - p.mtp },
-    weights: { bytes: weights, byDtype: s.weightBytes, from: s.weightsFrom },
+    weights: { bytes: s.memoryBytes, byDtype: s.weightBytes, tensorsByDtype: s.tensors, bytesPerToken: s.bytesPerToken, from: s.weightsFrom },
     state: { context, float32: sequenceStateBytes(s.config, context, 4), float64: sequenceStateBytes(s.config, context, 8) },
   };
 }
@@ -73,8 +104,10 @@ function summarize(s: Source, context: number) {
 function format(x: ReturnType<typeof summarize>): string {
   const p = x.parameters;
   const s = x.state.float32;
+  const counts = x.weights.tensorsByDtype;
   const dtypes = Object.entries(x.weights.byDtype)
-    .map(([d, b]) => `${d} ${bytes(b ?? 0)}`)
+    .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
+    .map(([d, b]) => `${d} ${bytes(b ?? 0)}${counts ? ` in ${counts[d as WeightDType]} tensor${counts[d as WeightDType] === 1 ? "" : "s"}` : ""}`)
     .join(", ");
   return [
     `model: ${x.model}`,
@@ -84,6 +117,7 @@ function format(x: ReturnType<typeof summarize>): string {
     `  active counts every non-expert weight plus top-k routed experts, without embedding, lm_head and MTP; with embedding and lm_head: ${billions(p.activeWithEmbeddings)}`,
     `  embedding + lm_head ${billions(p.embeddings)}, routed experts ${billions(p.routedExperts)}, MTP head ${billions(p.mtp)}`,
     `weights: ${bytes(x.weights.bytes)} (${dtypes}; from the ${x.weights.from})`,
+    `bytes read per decoded token: ${bytes(x.weights.bytesPerToken)} (every weight as stored, k/E of the routed experts, one embedding row unless tied, no MTP)`,
     `state per sequence at ${x.state.context} tokens: ${bytes(s.total)} in float32 (KV cache ${bytes(s.kvCache)}, DeltaNet state ${bytes(s.deltaState)}, conv state ${bytes(s.convState)}); ${bytes(x.state.float64.total)} in float64`,
     `memory for one sequence: about ${bytes(x.weights.bytes + s.total)} (weights + float32 state)`,
     ...x.notes.map((n) => `note: ${n}`),

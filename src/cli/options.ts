@@ -8,6 +8,18 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Accumulate, Backend, KernelOptions, Precision } from "../kernels/types.js";
 
+/** A mistake in how the command was called (a missing input, flags that conflict): exit code 2, not 1. */
+export class UsageError extends Error {}
+
+/** Runs `f`, turning the one-line error it throws about a flag's value into a usage error. */
+export function asUsageError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof Error && !(e instanceof UsageError) ? new UsageError(e.message) : e;
+  }
+}
+
 export interface KernelFlags {
   backend: Backend;
   threads?: number;
@@ -23,7 +35,7 @@ export function backendOption(): Option {
 }
 
 export function threadsOption(): Option {
-  return new Option("--threads <n>", "worker threads for the wasm backend (default: all cores)").argParser(positiveInt("--threads"));
+  return new Option("-t, --threads <n>", "worker threads for the wasm backend (default: all cores)").argParser(positiveInt("--threads"));
 }
 
 export function precisionOption(): Option {

@@ -5,12 +5,14 @@
  * leave them out.
  */
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_TIMEOUTS } from "../server/app.js";
 import { PROMPT_DEFAULTS } from "../server/prompt_workers.js";
 import { DEFAULTS, exposureWarning, startServer } from "../server/start.js";
-import { addSessionOptions, maxTokens, openSession, type SessionFlags } from "./generation_session.js";
-import { positiveInt } from "./options.js";
+import { addSessionOptions, maxTokens, openSession, speculationFromFlags, type SessionFlags } from "./generation_session.js";
+import { positiveInt, UsageError } from "./options.js";
+import { thinkingSwitch } from "../tokenizer/thinking_mode.js";
 
 interface ServeFlags extends SessionFlags {
   host: string;
@@ -63,11 +65,15 @@ export function register(program: Command): void {
 }
 
 async function run(o: ServeFlags): Promise<void> {
-  if (o.port > 65535) throw new Error(`--port ${o.port} is out of range; expected 0..65535`);
+  if (o.port > 65535) throw new UsageError(`--port ${o.port} is out of range; expected 0..65535`);
   const apiKey = resolveApiKey(o);
   const warning = exposureWarning(o.host, apiKey);
   if (warning) process.stderr.write(`qwen3-next: ${warning}\n`);
+  await checkCanListen(o.host, o.port); // before minutes of loading, not after
   const session = await openSession(o);
+  if (thinkingSwitch(session.template) !== "switchable") {
+    process.stderr.write(`note: this chat template has no thinking switch: requests' enable_thinking changes nothing\n`);
+  }
   const server = await startServer(session, {
     host: o.host,
     port: o.port,
@@ -92,6 +98,7 @@ async function run(o: ServeFlags): Promise<void> {
       keepAlive: o.keepAliveTimeout * 1000,
       idle: o.idleTimeout * 1000,
     },
+    draftTokens: speculationFromFlags(o, session)?.draftTokens ?? 0,
   });
   process.stdout.write(`Serving ${server.modelName} at ${server.url}/v1 (OpenAI-compatible; Ctrl-C or SIGTERM to stop)\n`);
   const signal = await new Promise<string>((resolve) => {
@@ -134,4 +141,24 @@ function seconds(flag: string): (v: string) => number {
     }
     return n;
   };
+}
+
+/** Throws a one-line error when `host:port` cannot be listened on (in use, not allowed, not an address here). */
+function checkCanListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === "EADDRINUSE"
+          ? "is in use by another process; pick another with --port"
+          : e.code === "EACCES"
+            ? "needs privileges (ports below 1024); pick another with --port"
+            : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
+              ? `cannot be listened on: --host ${host} is not an address of this machine`
+              : `cannot be listened on (${e.code ?? e.message})`;
+      reject(new Error(`port ${port} on ${host} ${why}`));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }

@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
-import { parseTokenIds } from "./options.js";
+import { asUsageError, parseTokenIds, UsageError } from "./options.js";
 
 interface TokenizeFlags {
   text?: string;
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .description("text -> token ids (--text), or token ids -> text (--decode)")
     .option("--text <text>", "text to encode (special tokens such as <|im_start|> are recognised)")
     .option("--decode <ids>", "comma-separated token ids to decode")
-    .option("--model <dir>", "use this checkpoint's tokenizer (default: the bundled Qwen3 tokenizer)")
+    .option("-m, --model <dir>", "use this checkpoint's tokenizer (default: the bundled Qwen3 tokenizer)")
     .option("--chat", "with --text: render it as a user turn of the chat template first")
     .option("--tokens", "with --text: print one line per token: id and the token's text")
     .action(run);
@@ -30,7 +30,7 @@ export function register(program: Command): void {
 
 async function run(o: TokenizeFlags): Promise<void> {
   if ((o.text === undefined) === (o.decode === undefined)) {
-    throw new Error("give exactly one of --text TEXT or --decode IDS");
+    throw new UsageError("give exactly one of --text TEXT or --decode IDS");
   }
   const tok = await QwenTokenizer.load(o.model);
   if (o.decode !== undefined) {
@@ -48,7 +48,7 @@ async function run(o: TokenizeFlags): Promise<void> {
 
 /** The --decode ids, each below the tokenizer's vocabulary size. */
 function parseIds(list: string, vocabSize: number): number[] {
-  const ids = parseTokenIds(list, "--decode");
+  const ids = asUsageError(() => parseTokenIds(list, "--decode"));
   const outside = ids.find((id) => id >= vocabSize);
   if (outside !== undefined) throw new Error(`--decode: token id ${outside} is out of range, expected integers in [0, ${vocabSize})`);
   return ids;

@@ -9,18 +9,39 @@
  *
  * The work starts at once and runs whether or not `events` is read (events are buffered), yielding to the
  * event loop between forward passes so that an abort signal (Ctrl-C) is seen between tokens.
+ *
+ * With `speculative`, each decode step drafts tokens with the model's MTP head and verifies them in one
+ * forward pass (src/generate/speculative.ts): the same tokens greedy, the same distribution sampling, and
+ * the same kept state (a continuation holds exactly what plain decoding would have fed).
  */
 import type { Qwen3NextConfig } from "../config.js";
 import type { Vec } from "../kernels/types.js";
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "./sampler.js";
+import { AdaptiveDraftLength, roundDraftLength, speculativeRound, type SpeculationCounts, type SpeculativeLM } from "./speculative.js";
 import { StopStringText } from "./stop_strings.js";
 
 /** What generation needs of a model (Qwen3NextForCausalLM provides it). */
 export interface CausalLM<S extends { free(): void }> {
   readonly config: Qwen3NextConfig;
   newState(): S;
-  forward(tokens: readonly number[], state: S, opts: { lastOnly: true }): Vec;
+  forward(tokens: readonly number[], state: S, opts: { lastOnly: true; mtp?: boolean }): Vec;
+}
+
+/** Speculative decoding with the model's MTP head. */
+export interface SpeculativeOptions {
+  /** Tokens drafted per step (K >= 1). */
+  draftTokens: number;
+}
+
+/** Throws a one-line error unless `model` can run speculative decoding with `spec`. */
+export function checkSpeculative(model: { config: Qwen3NextConfig }, spec: SpeculativeOptions): void {
+  if (!(Number.isInteger(spec.draftTokens) && spec.draftTokens >= 1)) {
+    throw new Error(`draft tokens is ${spec.draftTokens}, expected an integer >= 1`);
+  }
+  if (model.config.mtp_num_hidden_layers === 0) {
+    throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
+  }
 }
 
 export interface GenerateOptions {
@@ -34,6 +55,21 @@ export interface GenerateOptions {
   onPrefillProgress?(done: number, total: number): void;
   /** Prompt tokens per prefill forward pass (bounds activation memory, paces progress). Default 512. */
   prefillChunk?: number;
+  /**
+   * Continue a kept sequence (chat): `promptIds` are then only the new tokens, prefilled after
+   * `continuation.tokens`; the state is kept (not freed) and `continuation` updated to what it has consumed.
+   */
+  continuation?: Continuation<{ free(): void }>;
+  /** Use at most this many tokens of context (prompt + output; default: the model's whole context). */
+  contextSize?: number;
+  /** Draft with the MTP head and verify (needs a model with one). */
+  speculative?: SpeculativeOptions;
+}
+
+/** A sequence kept across generations: its state (null: none yet) and every token the state has consumed. */
+export interface Continuation<S extends { free(): void }> {
+  state: S | null;
+  tokens: number[];
 }
 
 export interface GenerateEvent {
@@ -48,14 +84,24 @@ export interface GenerateResult {
   /** Generated tokens, without the stop token. */
   tokens: number[];
   finishReason: "stop" | "length" | "abort";
+  /** Tokens of context before generation: reused (already in a continued state) plus prefilled. */
   promptTokens: number;
+  /** Prompt tokens run through the model by this call. */
+  prefilledTokens: number;
+  /** Prompt tokens that a continued state already held (0 without a continuation). */
+  reusedTokens: number;
+  /** The output stopped at the context limit (the prompt fitted, the room for output did not). */
+  capped: boolean;
   /** Tokens sampled, the stop token included (OpenAI's completion_tokens). */
   completionTokens: number;
   prefillSeconds: number;
   decodeSeconds: number;
   /** completionTokens / decodeSeconds. */
   tokensPerSecond: number;
-  /** promptTokens / prefillSeconds. */
+  /** Speculative decoding: draft tokens proposed, and how many of them were accepted (both 0 without it). */
+  draftTokens: number;
+  acceptedTokens: number;
+  /** prefilledTokens / prefillSeconds. */
   prefillTokensPerSecond: number;
 }
 
@@ -73,13 +119,15 @@ export function contextLimit(config: Qwen3NextConfig): number {
   return r.rope_type === "yarn" ? Math.max(config.max_position_embeddings, Math.floor(r.factor * r.original_max_position_embeddings)) : config.max_position_embeddings;
 }
 
-/** Throws a one-line error when `promptTokens` cannot fit the model's context. */
-export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number): void {
-  const limit = contextLimit(config);
+/** Throws a one-line error when `promptTokens` cannot fit the model's context (or `contextSize`, when smaller). */
+export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number, contextSize?: number): void {
+  const limit = Math.min(contextLimit(config), contextSize ?? Infinity);
   if (promptTokens === 0) throw new Error("the prompt is empty, expected at least one token");
   if (promptTokens >= limit) {
     const hint =
-      config.rope.rope_type === "yarn"
+      limit < contextLimit(config)
+        ? ` (--ctx-size ${limit}; the model's is ${contextLimit(config)})`
+        : config.rope.rope_type === "yarn"
         ? ""
         : `; enable YaRN to extend it, e.g. --rope-scaling '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":${config.max_position_embeddings}}'`;
     throw new Error(`the prompt is ${promptTokens} tokens, the model's context is ${limit} tokens (room for the prompt and at least one new token)${hint}`);
@@ -87,12 +135,12 @@ export function checkPromptLength(config: Qwen3NextConfig, promptTokens: number)
 }
 
 export function generate<S extends { free(): void }>(
-  model: CausalLM<S>,
+  model: CausalLM<S> | (CausalLM<S> & SpeculativeLM<S>),
   tokenizer: QwenTokenizer,
   promptIds: readonly number[],
   opts: GenerateOptions,
 ): Generation {
-  checkPromptLength(model.config, promptIds.length);
+  checkPromptLength(model.config, (opts.continuation?.tokens.length ?? 0) + promptIds.length, opts.contextSize);
   const V = model.config.vocab_size;
   const outside = promptIds.find((id) => !(Number.isInteger(id) && id >= 0 && id < V));
   if (outside !== undefined) {
@@ -100,6 +148,10 @@ export function generate<S extends { free(): void }>(
   }
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) {
     throw new Error(`max tokens is ${opts.maxTokens}, expected an integer >= 1`);
+  }
+  if (opts.speculative) {
+    checkSpeculative(model, opts.speculative);
+    if (!("draft" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
   }
   const sampler = new Sampler(opts.sampling);
   const queue = new EventQueue<GenerateEvent>();
@@ -118,7 +170,7 @@ export function generate<S extends { free(): void }>(
 }
 
 async function run<S extends { free(): void }>(
-  model: CausalLM<S>,
+  model: CausalLM<S> | (CausalLM<S> & SpeculativeLM<S>),
   tokenizer: QwenTokenizer,
   prompt: number[],
   opts: GenerateOptions,
@@ -126,55 +178,94 @@ async function run<S extends { free(): void }>(
   emit: (e: GenerateEvent) => void,
 ): Promise<GenerateResult> {
   const stopIds = new Set(opts.stopIds ?? tokenizer.eosIds);
-  const limit = contextLimit(model.config);
+  const limit = Math.min(contextLimit(model.config), opts.contextSize ?? Infinity);
   const chunk = Math.max(1, opts.prefillChunk ?? 512);
   const text = new StopStringText(opts.stopStrings ?? []);
   const decoder = new StreamDecoder(tokenizer);
   const tokens: number[] = [];
   let completionTokens = 0;
-  let finishReason: GenerateResult["finishReason"] = "length";
-  const state = model.newState();
+  let finishReason = "length" as GenerateResult["finishReason"]; // set inside handOut too
+  const kept = opts.continuation as Continuation<S> | undefined;
+  const reused = kept?.tokens.length ?? 0;
+  const state = kept?.state ?? model.newState();
+  const context = kept ? [...kept.tokens, ...prompt] : prompt; // what the sampler's penalties see as the prompt
+  let done = 0; // prompt tokens the state has consumed
+  const fed: number[] = []; // generated tokens the state has consumed
+  let capped = false;
+  const spec = opts.speculative && "draft" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens) } : null;
+  const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
+  const view = (logits: Vec) => logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length));
+  let ended = false;
+  /**
+   * Hands out newly chosen tokens in order until one ends the generation. Returns how many of them plain
+   * decoding would have fed to the state: all but the last, or those before the one that ended it.
+   */
+  const handOut = (ids: readonly number[]): number => {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      completionTokens++;
+      if (stopIds.has(id)) {
+        finishReason = "stop";
+        ended = true;
+        return i;
+      }
+      tokens.push(id);
+      const { emit: delta, stopped } = text.add(decoder.push(id));
+      emit({ token: id, text: delta });
+      if (stopped) finishReason = "stop";
+      if (stopped || tokens.length >= opts.maxTokens) {
+        ended = true;
+        return i;
+      }
+      if (context.length + tokens.length >= limit) {
+        capped = ended = true;
+        return i;
+      }
+    }
+    return ids.length - 1;
+  };
   const t0 = performance.now();
   let t1 = t0;
   try {
     let logits: Vec | null = null;
-    for (let done = 0; done < prompt.length; ) {
+    for (; done < prompt.length; ) {
       if (opts.signal?.aborted) break;
       const n = Math.min(chunk, prompt.length - done);
-      logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true });
+      logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true, mtp: spec !== null });
       done += n;
       opts.onPrefillProgress?.(done, prompt.length);
       await nextTurn();
     }
     t1 = performance.now();
-    let position = prompt.length;
-    while (logits !== null) {
+    if (logits === null) finishReason = "abort";
+    else if (!opts.signal?.aborted) handOut([sampler.sample(view(logits), tokens, context)]);
+    while (logits !== null && !ended) {
       if (opts.signal?.aborted) {
         finishReason = "abort";
         break;
       }
-      // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
-      const id = sampler.sample(logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length)), tokens, prompt);
-      completionTokens++;
-      if (stopIds.has(id)) {
-        finishReason = "stop";
-        break;
+      const id = tokens[tokens.length - 1]; // the last token handed out, not yet fed
+      if (spec) {
+        const K = roundDraftLength(spec.K.next(), opts.maxTokens - tokens.length, limit - context.length - tokens.length + 1);
+        const chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, (ids) => {
+          const f = handOut(ids);
+          fed.push(id, ...ids.slice(0, f));
+          return f;
+        });
+        spec.K.update(K, chosen.length - 1);
+      } else {
+        logits = model.forward([id], state, { lastOnly: true });
+        fed.push(id);
+        handOut([sampler.sample(view(logits), tokens, context)]);
       }
-      tokens.push(id);
-      const { emit: delta, stopped } = text.add(decoder.push(id));
-      emit({ token: id, text: delta });
-      if (stopped) {
-        finishReason = "stop";
-        break;
-      }
-      if (tokens.length >= opts.maxTokens || position + 1 >= limit) break;
-      logits = model.forward([id], state, { lastOnly: true });
-      position++;
       await nextTurn();
     }
-    if (logits === null) finishReason = "abort";
   } finally {
-    state.free();
+    if (kept) {
+      kept.state = state;
+      kept.tokens = [...context.slice(0, reused + done), ...fed];
+    } else state.free();
   }
   const tail = text.end(finishReason === "stop" && text.stopped ? "" : decoder.flush());
   if (tail.length > 0) emit({ token: null, text: tail });
@@ -185,12 +276,17 @@ async function run<S extends { free(): void }>(
     text: text.value,
     tokens,
     finishReason,
-    promptTokens: prompt.length,
+    promptTokens: context.length,
+    prefilledTokens: prompt.length,
+    reusedTokens: reused,
+    capped,
     completionTokens,
     prefillSeconds,
     decodeSeconds,
     tokensPerSecond: decodeSeconds > 0 ? completionTokens / decodeSeconds : 0,
     prefillTokensPerSecond: prefillSeconds > 0 ? prompt.length / prefillSeconds : 0,
+    draftTokens: counts.draftTokens,
+    acceptedTokens: counts.acceptedTokens,
   };
 }
 

@@ -1,30 +1,38 @@
 /**
- * Splits an assistant turn into reasoning, answer and tool calls, as vLLM's Qwen3 reasoning parser and Hermes
- * tool parser do.
+ * Splits an assistant turn into reasoning, answer and tool calls, as vLLM's Qwen3 reasoning parser and its tool
+ * parsers (Hermes JSON, Qwen3-Coder XML: see tool_call_parsers.ts) do.
  *
- *   text      = [ws] "<think>" reasoning "</think>" content        (or no <think> block at all)
- *   content   = text with <tool_call> {"name": N, "arguments": A} </tool_call> blocks taken out
+ *   text = [ws] ["<think>"] reasoning "</think>" answer            (or no reasoning at all)
  *
- * Rules (the one-shot parser and the streaming parser implement the same ones):
- *   - Reasoning is open when the prompt already opened `<think>` (`thinkingOpened`, thinking models) or the
- *     output starts, after whitespace, with `<think>`. It runs to the first `</think>`, or to the end when the
- *     output was cut off. No open reasoning: `reasoning` is null and everything is content.
- *   - Tool calls are recognised in the content only. An unterminated `<tool_call>` runs to the end.
- *   - Reasoning and content are trimmed of surrounding whitespace (the chat template adds newlines around them).
- *   - A tool call whose body is not `{"name": string, "arguments"?: object|string}` JSON is reported in
- *     `errors` (and left out of content and calls); parsing never throws.
+ * Reasoning (vLLM's Qwen3ReasoningParser):
+ *   - A leading `<think>` is stripped. Reasoning is open when the prompt opened `<think>` (`thinkingOpened`:
+ *     the Thinking template does this, so the output has only `</think>`) or the output starts with `<think>`.
+ *   - The first `</think>` ends the reasoning. When the prompt is unknown (`thinkingOpened` not given) a
+ *     `</think>` splits the output even with no `<think>` seen, as vLLM does; when the prompt is known not to
+ *     have opened reasoning (false) and the output does not open it, there is no reasoning.
+ *   - A `<tool_call>` followed by `<function` (Qwen3.5 / Coder style; only the first `<tool_call>` counts) ends
+ *     open reasoning implicitly when it comes before any `</think>`. Open reasoning with neither: the output
+ *     was cut off inside the reasoning; everything is reasoning and the content is null.
+ * The answer's tool calls then come out as vLLM's tool parsers take them; an invalid call gives the raw answer
+ * as content and the error in `errors`. Parsing never throws.
+ *
+ * Deliberate differences from vLLM: reasoning and content are trimmed of surrounding whitespace (the chat
+ * template puts newlines around them) and an answer that is only whitespace is null; a `<think>` that is not
+ * at the start stays text (vLLM drops everything before it); a tool call before a later `</think>` ends the
+ * reasoning in the one-shot parse as in the streamed one (vLLM's one-shot parse prefers the `</think>`).
  */
+import type { ToolSpec } from "../tokenizer/chat_template.js";
 import { partialTagLength } from "./stop_strings.js";
+import { FUNCTION_OPEN, parseToolCalls, TOOL_OPEN, type ToolCall } from "./tool_call_parsers.js";
 
-export interface ToolCall {
-  name: string;
-  /** The arguments as JSON text (OpenAI's `function.arguments`). */
-  arguments: string;
-}
+export type { ToolCall } from "./tool_call_parsers.js";
+export { TOOL_OPEN, TOOL_CLOSE } from "./tool_call_parsers.js";
 
 export interface ParsedOutput {
+  /** null: the output had no reasoning section. */
   reasoning: string | null;
-  content: string;
+  /** null: nothing but reasoning and tool calls (or the output was cut off inside the reasoning). */
+  content: string | null;
   toolCalls: ToolCall[];
   errors: string[];
 }
@@ -34,76 +42,58 @@ export interface OutputDelta {
   text: string;
 }
 
-export const THINK_OPEN = "<think>";
-export const THINK_CLOSE = "</think>";
-export const TOOL_OPEN = "<tool_call>";
-export const TOOL_CLOSE = "</tool_call>";
-
-/** Parses a whole assistant output. */
-export function parseAssistantOutput(text: string, opts: { thinkingOpened?: boolean } = {}): ParsedOutput {
-  let reasoning: string | null = null;
-  let rest = text;
-  const lead = text.trimStart();
-  if (opts.thinkingOpened || lead.startsWith(THINK_OPEN)) {
-    const body = opts.thinkingOpened ? text : lead.slice(THINK_OPEN.length);
-    const close = body.indexOf(THINK_CLOSE);
-    reasoning = (close < 0 ? body : body.slice(0, close)).trim();
-    rest = close < 0 ? "" : body.slice(close + THINK_CLOSE.length);
-  }
-  const toolCalls: ToolCall[] = [];
-  const errors: string[] = [];
-  let content = "";
-  for (;;) {
-    const open = rest.indexOf(TOOL_OPEN);
-    if (open < 0) {
-      content += rest;
-      break;
-    }
-    content += rest.slice(0, open);
-    const after = rest.slice(open + TOOL_OPEN.length);
-    const close = after.indexOf(TOOL_CLOSE);
-    readToolCall(close < 0 ? after : after.slice(0, close), toolCalls, errors);
-    if (close < 0) break;
-    rest = after.slice(close + TOOL_CLOSE.length);
-  }
-  return { reasoning, content: content.trim(), toolCalls, errors };
+export interface ParseOptions {
+  /** The prompt ends inside an open `<think>` (see `promptOpensThinking`); undefined: unknown. */
+  thinkingOpened?: boolean;
+  /** The request's tools, for typing Qwen3-Coder XML parameters. */
+  tools?: readonly ToolSpec[];
 }
 
-/** Parses one `<tool_call>` body into `calls`, or reports why it cannot be parsed. */
-function readToolCall(body: string, calls: ToolCall[], errors: string[]): void {
-  const n = calls.length + errors.length + 1;
-  const shown = body.trim().length > 80 ? `${body.trim().slice(0, 77)}...` : body.trim();
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch (err) {
-    errors.push(`tool call ${n} is not valid JSON (${(err as Error).message}): ${shown}`);
-    return;
+export const THINK_OPEN = "<think>";
+export const THINK_CLOSE = "</think>";
+
+/** Where open reasoning implicitly ends: a `<tool_call>` (only the first one counts) followed by `<function`. */
+function implicitEnd(body: string): number {
+  const at = body.indexOf(TOOL_OPEN);
+  return at >= 0 && /^<function[\s=]/.test(body.slice(at + TOOL_OPEN.length).trimStart()) ? at : -1;
+}
+
+/** Parses a whole assistant output. */
+export function parseAssistantOutput(text: string, opts: ParseOptions = {}): ParsedOutput {
+  const lead = text.trimStart();
+  const ledByThink = lead.startsWith(THINK_OPEN);
+  const body = ledByThink ? lead.slice(THINK_OPEN.length) : text;
+  const open = ledByThink || opts.thinkingOpened === true;
+  let reasoning: string | null = null;
+  let answer: string | null = body;
+  const close = body.indexOf(THINK_CLOSE);
+  const end = open ? implicitEnd(body) : -1;
+  if (end >= 0 && (close < 0 || end < close)) {
+    reasoning = end > 0 ? body.slice(0, end) : null;
+    answer = body.slice(end);
+  } else if (close >= 0 && (open || opts.thinkingOpened === undefined)) {
+    reasoning = body.slice(0, close);
+    answer = body.slice(close + THINK_CLOSE.length);
+  } else if (open) {
+    reasoning = body;
+    answer = null;
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    errors.push(`tool call ${n} is not a JSON object: ${shown}`);
-    return;
-  }
-  const { name, arguments: args } = value as { name?: unknown; arguments?: unknown };
-  if (typeof name !== "string" || name.length === 0) {
-    errors.push(`tool call ${n} has no "name" string: ${shown}`);
-    return;
-  }
-  if (args === undefined || args === null) {
-    calls.push({ name, arguments: "{}" });
-  } else if (typeof args === "string") {
-    calls.push({ name, arguments: args });
-  } else if (typeof args === "object" && !Array.isArray(args)) {
-    calls.push({ name, arguments: JSON.stringify(args) });
-  } else {
-    errors.push(`tool call ${n} ("${name}") has arguments that are not an object: ${shown}`);
-  }
+  const tools = answer === null ? { content: null, toolCalls: [], errors: [] } : parseToolCalls(answer, opts.tools);
+  const content = tools.content?.trim() ?? null;
+  return {
+    reasoning: reasoning?.trim() ?? null,
+    content: content === "" && (reasoning !== null || tools.toolCalls.length > 0) ? null : content,
+    toolCalls: tools.toolCalls,
+    errors: tools.errors,
+  };
 }
 
 /** Emits one trimmed section (reasoning or content) piece by piece: whitespace only once text follows it. */
 class TrimmedSection {
   private started = false;
   private heldSpace = "";
+  /** Everything emitted so far. */
+  written = "";
   constructor(private readonly kind: OutputDelta["kind"]) {}
 
   write(text: string, out: OutputDelta[]): void {
@@ -117,7 +107,10 @@ class TrimmedSection {
         this.started = true;
       }
     }
-    if (emit.length > 0) push(out, this.kind, emit);
+    if (emit.length > 0) {
+      this.written += emit;
+      push(out, this.kind, emit);
+    }
   }
 }
 
@@ -127,56 +120,63 @@ function push(out: OutputDelta[], kind: OutputDelta["kind"], text: string): void
   else out.push({ kind, text });
 }
 
-type State = "start" | "reasoning" | "content" | "tool";
+/** Longest suffix of `s` that may still grow into one of `tags`. */
+function partialOf(s: string, tags: string[]): number {
+  return Math.max(...tags.map((t) => partialTagLength(s, t)));
+}
+
+type State = "start" | "reasoning" | "content" | "tail";
 
 /**
  * The same parse, fed text as it is generated: `push` returns the reasoning/content text that is now certain
- * (a possible partial tag or trailing whitespace is held back); `flush` returns what was held at the end;
- * `finish` gives the full result, equal to `parseAssistantOutput` of all the text pushed.
+ * (a possible partial tag or trailing whitespace is held back; from the first tool-call tag on, the answer is
+ * held to the end, where it is either tool calls or, when they do not parse, raw content); `flush` returns
+ * what was held at the end; `finish` gives the full result, equal to `parseAssistantOutput` of all the text
+ * pushed with the same `thinkingOpened` (undefined counts as false here: a stream must know its prompt).
  */
 export class StreamingOutputParser {
-  private state: State;
+  private state: State = "start";
   private pending = "";
-  private toolBody = "";
+  private all = "";
+  private readonly opened: boolean;
+  private readonly tools?: readonly ToolSpec[];
   private readonly reasoningOut = new TrimmedSection("reasoning");
   private readonly contentOut = new TrimmedSection("content");
-  private reasoning: string[] | null = null;
-  private content: string[] = [];
-  private readonly toolCalls: ToolCall[] = [];
-  private readonly errors: string[] = [];
-  private ended = false;
+  /** The first <tool_call> inside the reasoning was not a tool call: no implicit end any more. */
+  private toolTagSeen = false;
+  private result: ParsedOutput | null = null;
 
-  constructor(opts: { thinkingOpened?: boolean } = {}) {
-    this.state = opts.thinkingOpened ? "reasoning" : "start";
-    if (opts.thinkingOpened) this.reasoning = [];
+  constructor(opts: ParseOptions = {}) {
+    this.opened = opts.thinkingOpened === true;
+    this.tools = opts.tools;
   }
 
   push(textDelta: string): OutputDelta[] {
-    if (this.ended) throw new Error("StreamingOutputParser: push after flush/finish");
+    if (this.result !== null) throw new Error("StreamingOutputParser: push after flush/finish");
+    this.all += textDelta;
     this.pending += textDelta;
     const out: OutputDelta[] = [];
     this.advance(out, false);
     return out;
   }
 
-  /** Ends the stream; returns the last deltas (text that had been held back as a possible tag). */
+  /** Ends the stream; returns the last deltas (text that had been held back). */
   flush(): OutputDelta[] {
     const out: OutputDelta[] = [];
-    if (!this.ended) {
+    if (this.result === null) {
       this.advance(out, true);
-      this.ended = true;
+      this.result = parseAssistantOutput(this.all, { thinkingOpened: this.opened, tools: this.tools });
+      // The held answer: tool calls (nothing more to show) or, when they did not parse, raw content.
+      const rest = (this.result.content ?? "").slice(this.contentOut.written.length);
+      if (rest.length > 0) push(out, "content", rest);
     }
     return out;
   }
 
   finish(): ParsedOutput {
     this.flush();
-    return {
-      reasoning: this.reasoning === null ? null : this.reasoning.join(""),
-      content: this.content.join(""),
-      toolCalls: [...this.toolCalls],
-      errors: [...this.errors],
-    };
+    const r = this.result!;
+    return { ...r, toolCalls: [...r.toolCalls], errors: [...r.errors] };
   }
 
   /** Consumes `pending` as far as it is unambiguous (all of it when `final`). */
@@ -189,53 +189,62 @@ export class StreamingOutputParser {
           if (lead.startsWith(THINK_OPEN)) {
             this.pending = lead.slice(THINK_OPEN.length);
             this.state = "reasoning";
-            this.reasoning = [];
             continue;
           }
           if (!final && THINK_OPEN.startsWith(lead)) return; // maybe "<thi" of "<think>"
-          this.state = "content";
+          this.state = this.opened ? "reasoning" : "content";
           continue;
         }
-        case "reasoning":
-        case "content": {
-          const tag = this.state === "reasoning" ? THINK_CLOSE : TOOL_OPEN;
-          const at = p.indexOf(tag);
-          const keep = at >= 0 ? at : final ? p.length : p.length - partialTagLength(p, tag);
+        case "reasoning": {
+          const close = p.indexOf(THINK_CLOSE);
+          const tool = this.toolTagSeen ? -1 : p.indexOf(TOOL_OPEN);
+          if (tool >= 0 && (close < 0 || tool < close)) {
+            const after = p.slice(tool + TOOL_OPEN.length).trimStart();
+            if (!final && "<function".startsWith(after)) {
+              this.emit(p.slice(0, tool), out); // wait for what follows the <tool_call>
+              this.pending = p.slice(tool);
+              return;
+            }
+            this.toolTagSeen = true;
+            if (/^<function[\s=]/.test(after)) {
+              this.emit(p.slice(0, tool), out);
+              this.pending = p.slice(tool);
+              this.state = "content";
+            }
+            continue;
+          }
+          if (close >= 0) {
+            this.emit(p.slice(0, close), out);
+            this.pending = p.slice(close + THINK_CLOSE.length);
+            this.state = "content";
+            continue;
+          }
+          const keep = final ? p.length : p.length - partialOf(p, this.toolTagSeen ? [THINK_CLOSE] : [THINK_CLOSE, TOOL_OPEN]);
           this.emit(p.slice(0, keep), out);
-          if (at < 0) {
-            this.pending = p.slice(keep);
-            return;
-          }
-          this.pending = p.slice(at + tag.length);
-          this.state = this.state === "reasoning" ? "content" : "tool";
-          continue;
+          this.pending = p.slice(keep);
+          return;
         }
-        case "tool": {
-          const at = p.indexOf(TOOL_CLOSE);
-          if (at < 0 && !final) {
-            const keep = p.length - partialTagLength(p, TOOL_CLOSE);
-            this.toolBody += p.slice(0, keep);
-            this.pending = p.slice(keep);
-            return;
+        case "content": {
+          const marks = [TOOL_OPEN, FUNCTION_OPEN].map((t) => p.indexOf(t)).filter((i) => i >= 0);
+          if (marks.length > 0) {
+            const at = Math.min(...marks);
+            this.emit(p.slice(0, at), out);
+            this.pending = p.slice(at);
+            this.state = "tail";
+            continue;
           }
-          readToolCall(this.toolBody + (at < 0 ? p : p.slice(0, at)), this.toolCalls, this.errors);
-          this.toolBody = "";
-          this.pending = at < 0 ? "" : p.slice(at + TOOL_CLOSE.length);
-          this.state = "content";
-          if (at < 0) return;
-          continue;
+          const keep = final ? p.length : p.length - partialOf(p, [TOOL_OPEN, FUNCTION_OPEN]);
+          this.emit(p.slice(0, keep), out);
+          this.pending = p.slice(keep);
+          return;
         }
+        case "tail":
+          return; // held whole: the answer from here on is decided at the end
       }
     }
   }
 
   private emit(text: string, out: OutputDelta[]): void {
-    const section = this.state === "reasoning" ? this.reasoningOut : this.contentOut;
-    const written: OutputDelta[] = [];
-    section.write(text, written);
-    for (const d of written) {
-      (d.kind === "reasoning" ? this.reasoning! : this.content).push(d.text);
-      push(out, d.kind, d.text);
-    }
+    (this.state === "reasoning" ? this.reasoningOut : this.contentOut).write(text, out);
   }
 }

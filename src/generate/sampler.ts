@@ -117,6 +117,52 @@ export class Sampler {
     return this.draw(kept);
   }
 
+  /** Whether sampling is the argmax (temperature 0 or top-k 1): no randomness. */
+  get greedy(): boolean {
+    return this.params.temperature === 0 || this.params.top_k === 1;
+  }
+
+  /**
+   * The distribution `sample` draws from, as probabilities over every id of `logits` (zero for ids cut by
+   * top-k / top-p / min-p; one-hot on the argmax when greedy). Speculative sampling compares two of them.
+   */
+  distribution(logits: Float32Array | Float64Array, generated: readonly number[], promptTokens: readonly number[] = []): Float64Array {
+    if (logits.length === 0) throw new Error("no logits to sample from, expected at least one");
+    const z = this.penalized(logits, generated, promptTokens);
+    const p = this.params;
+    const out = new Float64Array(z.length);
+    if (this.greedy) {
+      out[argmax(z)] = 1;
+      return out;
+    }
+    const kept = p.top_k <= 0 && p.top_p === 1 && p.min_p === 0 ? this.candidatesUnsorted(z) : truncate(this.candidates(z), p.top_p, p.min_p);
+    let total = 0;
+    for (const c of kept) total += c.p;
+    for (const c of kept) out[c.id] = c.p / total;
+    return out;
+  }
+
+  /** A draw from the weights `w` (non-negative, not necessarily normalised), with this sampler's random stream. */
+  drawFrom(w: ArrayLike<number>): number {
+    let total = 0;
+    for (let i = 0; i < w.length; i++) total += w[i];
+    if (!(total > 0)) throw new Error("cannot sample: every weight is zero");
+    let u = this.rng.nextFloat() * total;
+    let last = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i] === 0) continue;
+      last = i;
+      u -= w[i];
+      if (u < 0) return i;
+    }
+    return last;
+  }
+
+  /** A uniform number in [0, 1) from this sampler's random stream. */
+  uniform(): number {
+    return this.rng.nextFloat();
+  }
+
   /** Logits after the repetition / presence / frequency penalties (a copy when any applies). */
   private penalized(logits: Float32Array | Float64Array, generated: readonly number[], prompt: readonly number[]): Float32Array | Float64Array {
     const p = this.params;
@@ -148,6 +194,17 @@ export class Sampler {
     const weights = ids.map((id) => Math.exp((z[id] - max) * invT));
     const total = weights.reduce((a, b) => a + b, 0);
     return ids.map((id, i) => ({ id, p: weights[i] / total }));
+  }
+
+  /** softmax(z / T) over every (non-NaN) id, in id order. */
+  private candidatesUnsorted(z: Float32Array | Float64Array): Candidate[] {
+    const ids = allIds(z);
+    if (ids.length === 0) throw new Error("cannot sample: every logit is NaN");
+    const max = z[argmax(z)];
+    const invT = 1 / this.params.temperature;
+    const w = ids.map((id) => Math.exp((z[id] - max) * invT));
+    const total = w.reduce((a, b) => a + b, 0);
+    return ids.map((id, i) => ({ id, p: w[i] / total }));
   }
 
   /** A draw from softmax(z / T) over the whole vocabulary (nothing cut: no sorting needed). */

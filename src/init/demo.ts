@@ -7,7 +7,7 @@
  * processes racing never leave a half-written cache. About 21 MB (BF16, tied embeddings).
  */
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { writeRandomCheckpoint } from "./random_checkpoint.js";
@@ -68,7 +68,7 @@ export function cacheRoot(): string {
 export async function ensureDemoCheckpoint(opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<string> {
   const dir = path.join(cacheRoot(), DEMO_NAME);
   if (existsSync(path.join(dir, "config.json"))) return dir;
-  await mkdir(cacheRoot(), { recursive: true });
+  await checkWritable(cacheRoot());
   try {
     await writeRandomCheckpoint(DEMO_CONFIG, dir, { seed: DEMO_SEED, onProgress: opts.onProgress });
   } catch (err) {
@@ -77,6 +77,27 @@ export async function ensureDemoCheckpoint(opts: { onProgress?: (done: number, t
     throw new Error(`cannot create the demo checkpoint in ${dir}: ${(err as Error).message}`);
   }
   return dir;
+}
+
+/** Throws one line when the cache folder cannot be created or written (before minutes of work, not after). */
+async function checkWritable(root: string): Promise<void> {
+  const where = process.env.QWEN3_NEXT_CACHE ? `$QWEN3_NEXT_CACHE (${root})` : `the cache folder ${root}`;
+  try {
+    // One level at a time: Node's recursive mkdir loops for ever under /proc.
+    const missing: string[] = [];
+    for (let p = root; !existsSync(p); p = path.dirname(p)) missing.unshift(p);
+    for (const p of missing) {
+      await mkdir(p).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "EEXIST") throw e; // another caller made it first
+      });
+    }
+    const probe = path.join(root, `.write-test-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    await writeFile(probe, "");
+    await rm(probe, { force: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new Error(`${where} is not a writable folder (${code}); set QWEN3_NEXT_CACHE to one, e.g. QWEN3_NEXT_CACHE=/tmp/qwen3-next`);
+  }
 }
 
 /** The line every command prints on stderr when it runs the demo checkpoint. */

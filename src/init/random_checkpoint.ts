@@ -1,8 +1,11 @@
 /**
- * Writes a random-weight Qwen3-Next checkpoint folder in the published layout, for demos and tests:
- *   config.json, generation_config.json, tokenizer.json + tokenizer_config.json (the bundled Qwen3 tokenizer),
- *   model.safetensors (or model-0000k-of-0000n.safetensors + model.safetensors.index.json above 2 GiB),
- *   BF16, one tensor per expert, `mtp.*` when configured; tensor names and shapes from `expectedTensors`.
+ * Writes a random-weight checkpoint folder in the published layout of its family, for demos and tests:
+ *   config.json (as given), generation_config.json, tokenizer.json + tokenizer_config.json (the bundled Qwen3
+ *   tokenizer), model.safetensors (or model-0000k-of-0000n.safetensors + model.safetensors.index.json above 2 GiB),
+ *   BF16, `mtp.*` when configured. The parameters are the model's declared ones (`expectedTensors`), stored as the
+ *   family's layout spells them first (`safetensorsLayout`): Qwen3-Next one tensor per expert; Qwen3.5 under
+ *   `model.language_model.*` with split DeltaNet projections, Qwen3.5-MoE with fused experts
+ *   (`mlp.experts.gate_up_proj` [E, 2I, H], `mlp.experts.down_proj` [E, H, I]). No vision tower is written.
  *
  * Initialisation follows `transformers`' Qwen3NextPreTrainedModel._init_weights (and PyTorch's defaults where
  * it defers to them), seeded (xoshiro128**, Box-Muller), so the same config and seed give the same bytes:
@@ -19,6 +22,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseConfig, type Qwen3NextConfig } from "../config.js";
 import { expectedTensors, type ExpectedTensor } from "../loading/expected.js";
+import { safetensorsLayout, type Spelling } from "../loading/layout.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { f32ToBf16 } from "../io/dtype.js";
 import { NormalRandom, Xoshiro128 } from "../generate/prng.js";
@@ -34,6 +38,22 @@ export interface InitOptions {
   maxShardBytes?: number;
   /** Called after each tensor with the bytes written so far and the total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Stops between tensors (the temporary folder is removed, nothing is left behind). */
+  signal?: AbortSignal;
+}
+
+/** Throws when `outDir` exists and is not an empty folder. */
+export function checkOutDir(outDir: string): void {
+  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
+    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
+  }
+}
+
+/** Bytes `writeRandomCheckpoint` writes for a config: the BF16 weights plus the tokenizer files (headers aside). */
+export function randomCheckpointBytes(rawConfig: unknown): number {
+  const weights = storedTensors(parseConfig(rawConfig, "config")).reduce((s, t) => s + 2 * count(t.shape), 0);
+  const tokenizer = ["tokenizer.json", "tokenizer_config.json"].reduce((s, f) => s + statSync(path.join(bundledTokenizerDir(), f)).size, 0);
+  return weights + tokenizer;
 }
 
 /**
@@ -42,9 +62,7 @@ export interface InitOptions {
  */
 export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, opts: InitOptions = {}): Promise<Qwen3NextConfig> {
   const config = parseConfig(rawConfig, "config");
-  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
-    throw new Error(`${outDir} already exists; expected a folder that does not exist yet`);
-  }
+  checkOutDir(outDir);
   const tmp = `${outDir.replace(/[\\/]+$/, "")}.tmp-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
   try {
@@ -65,10 +83,32 @@ export async function writeRandomCheckpoint(rawConfig: unknown, outDir: string, 
   return config;
 }
 
+/** A tensor to store and the declared parameters whose rows it holds (one, unless fused). */
+interface StoredPlan {
+  name: string;
+  shape: readonly number[];
+  parts: Array<{ decl: ExpectedTensor; rowStart: number }>;
+}
+
+/** Every declared parameter placed in the tensor its layout's first spelling names, in order of first use. */
+function storedTensors(config: Qwen3NextConfig): StoredPlan[] {
+  const layout = safetensorsLayout(config);
+  const byName = new Map<string, StoredPlan>();
+  for (const decl of expectedTensors(config)) {
+    const s: Spelling = layout.spell(decl, config)[0];
+    if (s.transform) throw new Error(`init cannot write "${s.stored}": it is stored as ${s.transform.stored}`);
+    let t = byName.get(s.stored);
+    if (!t) byName.set(s.stored, (t = { name: s.stored, shape: s.storedShape ?? decl.shape, parts: [] }));
+    t.parts.push({ decl, rowStart: s.rowStart ?? 0 });
+  }
+  return [...byName.values()];
+}
+
 async function writeFolder(raw: Record<string, unknown>, config: Qwen3NextConfig, dir: string, opts: InitOptions): Promise<void> {
   const seed = opts.seed ?? 0;
-  const std = typeof raw.initializer_range === "number" ? raw.initializer_range : 0.02;
-  const tensors = expectedTensors(config);
+  const text = (raw.text_config ?? raw) as Record<string, unknown>;
+  const std = typeof text.initializer_range === "number" ? text.initializer_range : 0.02;
+  const tensors = storedTensors(config);
   const total = tensors.reduce((s, t) => s + 2 * count(t.shape), 0);
   const shards = planShards(tensors, opts.maxShardBytes ?? MAX_SHARD_BYTES);
   const rng = new Xoshiro128(seed);
@@ -79,7 +119,11 @@ async function writeFolder(raw: Record<string, unknown>, config: Qwen3NextConfig
     const file = shards.length === 1 ? "model.safetensors" : `model-${pad(s + 1)}-of-${pad(shards.length)}.safetensors`;
     const toWrite: TensorToWrite[] = [];
     for (const t of shards[s]) {
-      const data = randomTensor(t, config, std, rng, normal);
+      if (opts.signal) await new Promise((resolve) => setImmediate(resolve)); // let a signal handler run
+      if (opts.signal?.aborted) throw new Error("interrupted");
+      const data = new Uint16Array(count(t.shape));
+      const cols = t.shape[t.shape.length - 1];
+      for (const { decl, rowStart } of t.parts) data.set(randomTensor(decl, config, std, rng, normal), rowStart * cols);
       toWrite.push({ name: t.name, dtype: "BF16", shape: [...t.shape], data });
       weightMap[t.name] = file;
       done += data.byteLength;
@@ -91,7 +135,7 @@ async function writeFolder(raw: Record<string, unknown>, config: Qwen3NextConfig
     const index = { metadata: { total_size: total }, weight_map: weightMap };
     await writeFile(path.join(dir, "model.safetensors.index.json"), JSON.stringify(index, null, 2) + "\n");
   }
-  const cfgOut = { architectures: ["Qwen3NextForCausalLM"], ...raw, torch_dtype: "bfloat16" };
+  const cfgOut = { architectures: [ARCHITECTURE[config.model_type]], ...raw, torch_dtype: "bfloat16" };
   await writeFile(path.join(dir, "config.json"), JSON.stringify(cfgOut, null, 2) + "\n");
   const eos = config.eos_token_id.length > 0 ? config.eos_token_id : [151645, 151643];
   const generation = {
@@ -130,9 +174,16 @@ function randomTensor(t: ExpectedTensor, config: Qwen3NextConfig, std: number, r
   return out;
 }
 
+/** The model class a family's config.json names (when the given config names none). */
+const ARCHITECTURE = {
+  qwen3_next: "Qwen3NextForCausalLM",
+  qwen3_5: "Qwen3_5ForConditionalGeneration",
+  qwen3_5_moe: "Qwen3_5MoeForConditionalGeneration",
+} as const;
+
 /** Tensors grouped into shards of at most `maxBytes` (a bigger single tensor gets its own shard). */
-function planShards(tensors: ExpectedTensor[], maxBytes: number): ExpectedTensor[][] {
-  const shards: ExpectedTensor[][] = [[]];
+function planShards(tensors: StoredPlan[], maxBytes: number): StoredPlan[][] {
+  const shards: StoredPlan[][] = [[]];
   let bytes = 0;
   for (const t of tensors) {
     const b = 2 * count(t.shape);

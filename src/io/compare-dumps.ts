@@ -12,15 +12,42 @@
  */
 import { isFloatDType, toFloat64, type SafetensorsDType } from "./dtype.js";
 import { numel, SafetensorsFile } from "./safetensors.js";
+import type { NameMap } from "./name_map.js";
+
+/** Axis names of a dump tensor by its kind (see reference/README.md); unknown names: token, then dim, dim2... */
+export function axesOf(name: string, rank: number): string[] {
+  const kind = name.replace(/\.\d+\./, ".");
+  const known: Record<string, string[]> = {
+    "deltanet.state": ["head", "dk", "dv"],
+    "deltanet.conv_state": ["channel", "tap"],
+    "attention.k_cache": ["position", "kv_head", "dim"],
+    "attention.v_cache": ["position", "kv_head", "dim"],
+    "attention.q": ["token", "head", "dim"],
+    "attention.k": ["token", "kv_head", "dim"],
+    "attention.gate": ["token", "head", "dim"],
+    "deltanet.core": ["token", "head", "dv"],
+    "deltanet.g": ["token", "head"],
+    "deltanet.beta": ["token", "head"],
+    "router.experts": ["token", "slot"],
+    "router.weights": ["token", "slot"],
+    logits: ["token", "vocab"],
+    mtp_logits: ["token", "vocab"],
+  };
+  const axes = known[kind];
+  if (axes !== undefined && axes.length === rank) return axes;
+  return Array.from({ length: rank }, (_, d) => (d === 0 ? "token" : d === 1 ? "dim" : `dim${d}`));
+}
 
 export interface Tolerance {
   atol: number;
   rtol: number;
 }
 
-/** Where the largest error is: flat index, its multi-index, and for [T, ...] tensors the token index. */
+/** Where the largest error is: its multi-index, the axes' names, and for [tokens, ...] tensors the token. */
 export interface Worst {
   index: number[];
+  /** What each index counts, e.g. ["token", "head", "dim"] or ["head", "dk", "dv"] for a DeltaNet state. */
+  axes: string[];
   token: number | null;
   a: number;
   b: number;
@@ -81,7 +108,7 @@ export function compareValues(
         if (over++ === 0) worstAt = i;
       }
     }
-    return { ...base, status: over ? "over" : "ok", maxAbs: null, maxRel: null, over, worst: worst(b.shape, worstAt, x, y) };
+    return { ...base, status: over ? "over" : "ok", maxAbs: null, maxRel: null, over, worst: worst(name, b.shape, worstAt, x, y) };
   }
   let maxAbs = 0;
   let maxRel = 0;
@@ -100,10 +127,10 @@ export function compareValues(
     }
     if (bi !== 0 && err / Math.abs(bi) > maxRel) maxRel = err / Math.abs(bi);
   }
-  return { ...base, status: over ? "over" : "ok", maxAbs, maxRel, over, worst: worst(b.shape, worstAt, x, y) };
+  return { ...base, status: over ? "over" : "ok", maxAbs, maxRel, over, worst: worst(name, b.shape, worstAt, x, y) };
 }
 
-function worst(shape: readonly number[], flat: number, x: Float64Array, y: Float64Array): Worst | null {
+function worst(name: string, shape: readonly number[], flat: number, x: Float64Array, y: Float64Array): Worst | null {
   if (flat < 0) return null;
   const index: number[] = new Array(shape.length);
   let rest = flat;
@@ -111,20 +138,29 @@ function worst(shape: readonly number[], flat: number, x: Float64Array, y: Float
     index[d] = rest % shape[d];
     rest = Math.floor(rest / shape[d]);
   }
-  return { index, token: shape.length >= 1 ? index[0] : null, a: x[flat], b: y[flat] };
+  const axes = axesOf(name, shape.length);
+  return { index, axes, token: axes[0] === "token" ? index[0] : null, a: x[flat], b: y[flat] };
 }
 
+/** Order of a layer's tensors: the mixer's internals as computed, its states, then the MLP's, then the layer output. */
+const LAYER_ORDER = [
+  "attention.q", "attention.k", "attention.gate", "attention.k_cache", "attention.v_cache", "attention.out",
+  "deltanet.conv", "deltanet.conv_state", "deltanet.g", "deltanet.beta", "deltanet.core", "deltanet.state", "deltanet.out",
+  "router.experts", "router.weights", "moe.shared", "moe.shared_gate", "moe.out", "mlp.out",
+];
+
 /**
- * Sort key putting dump tensors in computation order: input_ids; then per layer i (in order): its mixer state
- * (`deltanet.{i}.*`, any other `<kind>.{i}.*`), its router (`router.{i}.*`), its output `hidden.{i}`; then
+ * Sort key putting dump tensors in computation order: input_ids, embedding; then per layer i (in order) its
+ * tensors in LAYER_ORDER (other `<kind>.{i}.*` names after the known ones), its output `hidden.{i}`; then
  * final_hidden, logits, mtp_* and any other names alphabetically.
  */
 export function computationOrder(name: string): [number, number, number, string] {
   if (name === "input_ids") return [0, 0, 0, name];
+  if (name === "embedding") return [0, 1, 0, name];
   const m = /^([A-Za-z_]+)\.(\d+)(\..*)?$/.exec(name);
   if (m) {
-    const kind = m[1];
-    const sub = kind === "hidden" ? 3 : kind === "router" ? 2 : 1;
+    const known = LAYER_ORDER.indexOf(`${m[1]}${m[3] ?? ""}`);
+    const sub = m[1] === "hidden" ? LAYER_ORDER.length + 1 : known >= 0 ? known : LAYER_ORDER.length;
     return [1, Number(m[2]), sub, name];
   }
   if (name === "final_hidden") return [2, 0, 0, name];
@@ -146,8 +182,11 @@ export function layerOf(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Compares two dump files, reading one pair of tensors at a time. Throws SafetensorsError on bad input. */
-export async function compareFiles(pathA: string, pathB: string, tol: Tolerance): Promise<CompareReport> {
+/**
+ * Compares two dump files, reading one pair of tensors at a time; `map` renames A's tensors to B's names first.
+ * Throws SafetensorsError on bad input.
+ */
+export async function compareFiles(pathA: string, pathB: string, tol: Tolerance, map?: NameMap): Promise<CompareReport> {
   const fa = await SafetensorsFile.open(pathA);
   let fb: SafetensorsFile;
   try {
@@ -157,10 +196,13 @@ export async function compareFiles(pathA: string, pathB: string, tol: Tolerance)
     throw e;
   }
   try {
-    const shared = fa.names().filter((n) => fb.has(n)).sort(byComputationOrder);
+    // Our name -> A's name (the first A tensor mapped to it).
+    const inA = new Map<string, string>();
+    for (const n of fa.names()) if (!inA.has(map ? map.map(n) : n)) inA.set(map ? map.map(n) : n, n);
+    const shared = [...inA.keys()].filter((n) => fb.has(n)).sort(byComputationOrder);
     const tensors: TensorComparison[] = [];
     for (const name of shared) {
-      const ta = await fa.read(name);
+      const ta = await fa.read(inA.get(name)!);
       const tb = await fb.read(name);
       tensors.push(
         compareValues(
@@ -177,8 +219,8 @@ export async function compareFiles(pathA: string, pathB: string, tol: Tolerance)
       b: pathB,
       tolerance: tol,
       tensors,
-      onlyInA: fa.names().filter((n) => !fb.has(n)).sort(byComputationOrder),
-      onlyInB: fb.names().filter((n) => !fa.has(n)).sort(byComputationOrder),
+      onlyInA: [...inA.keys()].filter((n) => !fb.has(n)).sort(byComputationOrder),
+      onlyInB: fb.names().filter((n) => !inA.has(n)).sort(byComputationOrder),
       firstDivergence,
       ok: firstDivergence === null,
     };

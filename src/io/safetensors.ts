@@ -63,7 +63,7 @@ export function headerLength(file: string, fileSize: number, first8: Uint8Array)
     throw new SafetensorsError(`${file}: ${msg}`);
   };
   if (fileSize < 8) fail(`file is ${fileSize} bytes, too short for a safetensors header (8-byte length first)`);
-  const n64 = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
+  const n64 = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n64} is absurd (limit ${MAX_HEADER_BYTES} bytes); not a safetensors file?`);
   const n = Number(n64);
   if (8 + n > fileSize) fail(`header length ${n} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);

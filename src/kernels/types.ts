@@ -36,7 +36,7 @@ export type FloatDType = "BF16" | "F16" | "F32" | "F64";
  * ggml block-quantized types (GGUF files), kept quantized in memory: `data` holds the raw blocks
  * (a Uint8Array), each row of a weight [out, in] being in / blockSize whole blocks (`src/io/ggml_types.ts`).
  */
-export type QuantDType = "Q8_0" | "Q4_0" | "Q4_K" | "Q5_K" | "Q6_K";
+export type QuantDType = "Q8_0" | "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q4_K" | "Q5_K" | "Q6_K";
 /** Every dtype a parameter may be stored in. */
 export type WeightDType = FloatDType | QuantDType;
 export type WeightData = Uint8Array | Uint16Array | Float32Array | Float64Array;

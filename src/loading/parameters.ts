@@ -89,13 +89,24 @@ export function describeArchitecture(c: Qwen3NextConfig): string[] {
       : r.rope_type === "linear"
         ? `linear scaling factor ${r.factor}`
         : "plain";
+  const family =
+    c.model_type === "qwen3_next"
+      ? "Qwen3-Next (qwen3_next)"
+      : `${c.model_type === "qwen3_5" ? "Qwen3.5" : "Qwen3.5-MoE"} (${c.model_type}), text only (image and video input are not supported)`;
+  const projections =
+    c.deltanet_projections.qkvz === "split"
+      ? `split input projections (in_proj_qkv, in_proj_z, ${c.deltanet_projections.ba === "split" ? "in_proj_b, in_proj_a" : "in_proj_ba"})`
+      : `grouped input projections (in_proj_qkvz, ${c.deltanet_projections.ba === "split" ? "in_proj_b, in_proj_a" : "in_proj_ba"})`;
   return [
+    `family: ${family}`,
     `layers: ${c.num_hidden_layers} (${c.num_hidden_layers - full.length} gated DeltaNet, ${full.length} gated attention at ${ranges(full)})`,
     `mlp: ${moe.length} MoE layers${moe.length ? ` (${ranges(moe)})` : ""}, ${dense.length} dense SwiGLU${dense.length ? ` (${ranges(dense)}, intermediate ${c.intermediate_size})` : ""}`,
-    `experts: ${c.num_experts} routed, top-${c.num_experts_per_tok}${c.norm_topk_prob ? " (weights renormalised)" : ""}, width ${c.moe_intermediate_size}; shared expert width ${c.shared_expert_intermediate_size} with a sigmoid gate`,
+    moe.length === 0
+      ? "experts: none"
+      : `experts: ${c.num_experts} routed, top-${c.num_experts_per_tok}${c.norm_topk_prob ? " (weights renormalised)" : ""}, width ${c.moe_intermediate_size}; shared expert width ${c.shared_expert_intermediate_size} with a sigmoid gate`,
     `hidden: ${c.hidden_size}, vocab: ${c.vocab_size}, lm_head: ${c.tie_word_embeddings ? "tied to the embedding" : "separate"}`,
     `gated attention: ${c.num_attention_heads} query heads / ${c.num_key_value_heads} kv heads of ${c.head_dim}${c.attention_bias ? ", with bias" : ""}`,
-    `gated DeltaNet: ${c.linear_num_key_heads} key heads of ${c.linear_key_head_dim}, ${c.linear_num_value_heads} value heads of ${c.linear_value_head_dim}, conv kernel ${c.linear_conv_kernel_dim}`,
+    `gated DeltaNet: ${c.linear_num_key_heads} key heads of ${c.linear_key_head_dim}, ${c.linear_num_value_heads} value heads of ${c.linear_value_head_dim}, conv kernel ${c.linear_conv_kernel_dim}, ${projections}`,
     `rope: theta ${r.rope_theta}, rotary dims ${rotaryDim(c)} of ${c.head_dim} (partial ${r.partial_rotary_factor}), ${rope}; max positions ${c.max_position_embeddings}`,
     `mtp: ${c.mtp_num_hidden_layers === 0 ? "none" : `${c.mtp_num_hidden_layers} layer(s)`}`,
   ];

@@ -3,26 +3,23 @@
  *
  *   single:  DIR/model.safetensors
  *   sharded: DIR/model.safetensors.index.json = { "metadata": {...}, "weight_map": { "<tensor>": "<shard file>" } }
- * Only headers are read here; tensor data is read later, one tensor at a time.
+ * Only headers are read here; tensor data is read later, one tensor at a time. Seen by the planner as a
+ * `TensorStore` (plan.ts).
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { SafetensorsError, SafetensorsFile, type TensorInfo } from "../io/safetensors.js";
+import { SafetensorsError, SafetensorsFile } from "../io/safetensors.js";
+import type { FloatDType } from "../kernels/types.js";
+import type { StoredTensor, TensorStore } from "./plan.js";
 
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
 
-export interface WeightFiles {
-  /** The open files, in the order of the index (or the single file). */
-  readonly files: readonly SafetensorsFile[];
-  /** Where each tensor lives. */
-  locate(name: string): { file: SafetensorsFile; info: TensorInfo } | undefined;
-  names(): string[];
-  close(): Promise<void>;
-}
+/** The dtypes a safetensors parameter may have. */
+const WEIGHT_DTYPES: readonly FloatDType[] = ["BF16", "F16", "F32", "F64"];
 
 /** Opens the weights of a checkpoint folder (headers only). Throws one line naming the folder or the file. */
-export async function openWeightFiles(dir: string): Promise<WeightFiles> {
+export async function openWeightFiles(dir: string): Promise<TensorStore> {
   const indexPath = path.join(dir, INDEX_FILE);
   const singlePath = path.join(dir, SINGLE_FILE);
   if (await exists(indexPath)) return openSharded(dir, indexPath);
@@ -30,7 +27,7 @@ export async function openWeightFiles(dir: string): Promise<WeightFiles> {
   throw new SafetensorsError(`${dir}: no ${SINGLE_FILE} or ${INDEX_FILE} (expected a Hugging Face checkpoint folder)`);
 }
 
-async function openSharded(dir: string, indexPath: string): Promise<WeightFiles> {
+async function openSharded(dir: string, indexPath: string): Promise<TensorStore> {
   let index: unknown;
   try {
     index = JSON.parse(await fsp.readFile(indexPath, "utf8"));
@@ -69,15 +66,26 @@ async function openSharded(dir: string, indexPath: string): Promise<WeightFiles>
 }
 
 /** Every tensor of every file is addressable; the index decides where a name lives if two files hold it. */
-function fromFiles(files: SafetensorsFile[], mapped: Map<string, SafetensorsFile>): WeightFiles {
+function fromFiles(files: SafetensorsFile[], mapped: Map<string, SafetensorsFile>): TensorStore {
   const where = new Map<string, SafetensorsFile>();
   for (const f of files) for (const n of f.names()) if (!where.has(n)) where.set(n, f);
   for (const [n, f] of mapped) where.set(n, f);
   return {
-    files,
-    locate(name) {
+    files: files.map((f) => f.file),
+    weightDTypes: WEIGHT_DTYPES,
+    get(name): StoredTensor | undefined {
       const file = where.get(name);
-      return file ? { file, info: file.info(name) } : undefined;
+      if (!file) return undefined;
+      const info = file.info(name);
+      return {
+        file: info.file,
+        dtype: info.dtype,
+        shape: info.shape,
+        byteLength: info.byteLength,
+        fileIndex: files.indexOf(file),
+        fileOffset: info.fileOffset,
+        readInto: (dest, byteOffset, onBytes) => file.readInto(name, dest, byteOffset, onBytes),
+      };
     },
     names: () => [...where.keys()],
     close: async () => {

@@ -14,6 +14,11 @@ export interface Segment {
   start: number;
   /** Number of rows (tokens). */
   T: number;
+  /**
+   * A speculative verify step: its rows are computed exactly as T single-token decode steps would compute them
+   * (the recurrent delta rule), and what a rollback to a prefix needs is recorded (see `VerifyRecord`).
+   */
+  verify?: boolean;
 }
 
 export interface Batch {

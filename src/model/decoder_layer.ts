@@ -2,17 +2,37 @@
  * Qwen3NextDecoderLayer:  x = x + mixer(input_layernorm(x));  x = x + mlp(post_attention_layernorm(x))
  * The mixer is gated DeltaNet (`linear_attn`) or gated attention (`self_attn`) by `layer_types`; the mlp is
  * the sparse MoE block or a dense SwiGLU by `decoder_sparse_step` / `mlp_only_layers`.
+ * Parameters: input_layernorm.weight, post_attention_layernorm.weight [H]; linear_attn.* or self_attn.*; mlp.*.
  */
 import { isMoeLayer, type LayerType, type Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec } from "../kernels/types.js";
+import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
-import { Qwen3NextAttention } from "./gated_attention.js";
-import { Qwen3NextGatedDeltaNet } from "./gated_deltanet.js";
-import { Qwen3NextMLP } from "./mlp.js";
+import { attentionParams, Qwen3NextAttention } from "./gated_attention.js";
+import { gatedDeltaNetParams, Qwen3NextGatedDeltaNet } from "./gated_deltanet.js";
+import { mlpParams, Qwen3NextMLP } from "./mlp.js";
+import type { Params } from "./params.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
-import { Qwen3NextSparseMoeBlock } from "./sparse_moe_block.js";
+import { Qwen3NextSparseMoeBlock, sparseMoeParams } from "./sparse_moe_block.js";
 import { DeltaNetState, KVCache, type LayerState } from "./state.js";
-import type { WeightSource } from "./weights.js";
+
+/**
+ * The parameters of a decoder layer under `p` (e.g. `model.layers.3`, `mtp.layers.0`) with this mixer;
+ * `moeIndex` is the layer index that decides MoE vs dense (an MTP layer j follows the main-model rule for j, as vLLM).
+ */
+export function decoderLayerParams<W>(p: Params<W>, c: Qwen3NextConfig, layerType: LayerType, moeIndex: number) {
+  const H = c.hidden_size;
+  return {
+    layerType,
+    input_layernorm: p.param("input_layernorm.weight", H),
+    post_attention_layernorm: p.param("post_attention_layernorm.weight", H),
+    linear_attn: layerType === "linear_attention" ? gatedDeltaNetParams(p.at("linear_attn"), c) : null,
+    self_attn: layerType === "full_attention" ? attentionParams(p.at("self_attn"), c) : null,
+    mlp: isMoeLayer(c, moeIndex)
+      ? { moe: sparseMoeParams(p.at("mlp"), c), dense: null }
+      : { moe: null, dense: mlpParams(p.at("mlp"), H, c.intermediate_size) },
+  };
+}
+export type DecoderLayerParams<W> = ReturnType<typeof decoderLayerParams<W>>;
 
 export class Qwen3NextDecoderLayer {
   readonly input_layernorm: Qwen3NextRMSNorm;
@@ -20,29 +40,21 @@ export class Qwen3NextDecoderLayer {
   readonly self_attn: Qwen3NextAttention | null = null;
   readonly linear_attn: Qwen3NextGatedDeltaNet | null = null;
   readonly mlp: Qwen3NextSparseMoeBlock | Qwen3NextMLP;
+  readonly layerType: LayerType;
 
-  /**
-   * @param prefix   e.g. `model.layers.3` or `mtp.layers.0`
-   * @param moeIndex the layer index that decides MoE vs dense (the MTP layer follows layer 0's rule)
-   * @param traceName the `{i}` of `router.{i}.*` in traces, or null to record nothing
-   */
+  /** @param traceName the `{i}` of `router.{i}.*` in traces, or null to record nothing */
   constructor(
     private readonly k: Kernels,
-    src: WeightSource,
-    prefix: string,
+    w: DecoderLayerParams<Weight>,
     cfg: Qwen3NextConfig,
-    readonly layerType: LayerType,
-    moeIndex: number,
     private readonly traceName: string | null,
   ) {
-    const H = cfg.hidden_size;
-    this.input_layernorm = new Qwen3NextRMSNorm(k, src, `${prefix}.input_layernorm.weight`, H, cfg.rms_norm_eps);
-    this.post_attention_layernorm = new Qwen3NextRMSNorm(k, src, `${prefix}.post_attention_layernorm.weight`, H, cfg.rms_norm_eps);
-    if (layerType === "full_attention") this.self_attn = new Qwen3NextAttention(k, src, `${prefix}.self_attn`, cfg);
-    else this.linear_attn = new Qwen3NextGatedDeltaNet(k, src, `${prefix}.linear_attn`, cfg);
-    this.mlp = isMoeLayer(cfg, moeIndex)
-      ? new Qwen3NextSparseMoeBlock(k, src, `${prefix}.mlp`, cfg)
-      : new Qwen3NextMLP(k, src, `${prefix}.mlp`, H, cfg.intermediate_size);
+    this.layerType = w.layerType;
+    this.input_layernorm = new Qwen3NextRMSNorm(k, w.input_layernorm, cfg.rms_norm_eps);
+    this.post_attention_layernorm = new Qwen3NextRMSNorm(k, w.post_attention_layernorm, cfg.rms_norm_eps);
+    if (w.self_attn) this.self_attn = new Qwen3NextAttention(k, w.self_attn, cfg);
+    if (w.linear_attn) this.linear_attn = new Qwen3NextGatedDeltaNet(k, w.linear_attn, cfg);
+    this.mlp = w.mlp.moe ? new Qwen3NextSparseMoeBlock(k, w.mlp.moe, cfg) : new Qwen3NextMLP(k, w.mlp.dense!);
   }
 
   newState(): LayerState {
@@ -60,9 +72,11 @@ export class Qwen3NextDecoderLayer {
     this.k.axpy(1, y, h);
     this.post_attention_layernorm.forward(h, normed);
     if (this.mlp instanceof Qwen3NextSparseMoeBlock) {
-      const trace = batch.trace && this.traceName !== null ? { trace: batch.trace, layer: this.traceName } : undefined;
-      this.mlp.forward(normed, N, ws, y, trace);
-    } else this.mlp.forward(normed, N, ws, y);
+      this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
+    } else {
+      this.mlp.forward(normed, N, ws, y);
+      if (this.traceName !== null) batch.trace?.rows("mlp.out", [y.length / N], y);
+    }
     this.k.axpy(1, y, h);
   }
 }

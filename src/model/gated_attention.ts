@@ -4,13 +4,35 @@
  *   q = rope(q_norm(q));  k = rope(k_norm(k))           (zero-centred RMSNorm over head_dim; partial rotary)
  *   o = softmax(q k^T / sqrt(head_dim), causal) v       (query head h reads kv head h / (heads / kv_heads))
  *   y = o_proj(o * sigmoid(gate))
+ * Parameters: q_proj.weight [2 heads hd, H] (query and gate per head), k_proj.weight, v_proj.weight [kv hd, H],
+ *   o_proj.weight [H, heads hd], q_norm.weight, k_norm.weight [hd]; a .bias for each projection if attention_bias.
  */
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import { KVCache } from "./state.js";
-import { param, type WeightSource } from "./weights.js";
+import type { Params } from "./params.js";
+
+/** The parameters of a gated attention module under `p`. */
+export function attentionParams<W>(p: Params<W>, c: Qwen3NextConfig) {
+  const H = c.hidden_size;
+  const hd = c.head_dim;
+  const q = 2 * c.num_attention_heads * hd;
+  const kv = c.num_key_value_heads * hd;
+  return {
+    q_proj: p.param("q_proj.weight", q, H),
+    k_proj: p.param("k_proj.weight", kv, H),
+    v_proj: p.param("v_proj.weight", kv, H),
+    o_proj: p.param("o_proj.weight", H, c.num_attention_heads * hd),
+    bias: c.attention_bias
+      ? { q: p.param("q_proj.bias", q), k: p.param("k_proj.bias", kv), v: p.param("v_proj.bias", kv), o: p.param("o_proj.bias", H) }
+      : null,
+    q_norm: p.param("q_norm.weight", hd),
+    k_norm: p.param("k_norm.weight", hd),
+  };
+}
+export type AttentionParams<W> = ReturnType<typeof attentionParams<W>>;
 
 export class Qwen3NextAttention {
   readonly q_proj: Weight;
@@ -25,25 +47,16 @@ export class Qwen3NextAttention {
   private readonly d: number;
   private readonly rd: number;
 
-  constructor(private readonly k: Kernels, src: WeightSource, prefix: string, cfg: Qwen3NextConfig) {
-    const { hidden_size: hidden, num_attention_heads: H, num_key_value_heads: Hkv, head_dim: d } = cfg;
-    this.H = H;
-    this.Hkv = Hkv;
-    this.d = d;
+  constructor(private readonly k: Kernels, w: AttentionParams<Weight>, cfg: Qwen3NextConfig) {
+    this.H = cfg.num_attention_heads;
+    this.Hkv = cfg.num_key_value_heads;
+    this.d = cfg.head_dim;
     this.rd = rotaryDim(cfg);
-    this.q_proj = param(src, `${prefix}.q_proj.weight`, [H * d * 2, hidden]);
-    this.k_proj = param(src, `${prefix}.k_proj.weight`, [Hkv * d, hidden]);
-    this.v_proj = param(src, `${prefix}.v_proj.weight`, [Hkv * d, hidden]);
-    this.o_proj = param(src, `${prefix}.o_proj.weight`, [hidden, H * d]);
-    this.q_norm = new Qwen3NextRMSNorm(k, src, `${prefix}.q_norm.weight`, d, cfg.rms_norm_eps);
-    this.k_norm = new Qwen3NextRMSNorm(k, src, `${prefix}.k_norm.weight`, d, cfg.rms_norm_eps);
-    this.bias = cfg.attention_bias
-      ? {
-          q: k.toVec(param(src, `${prefix}.q_proj.bias`, [H * d * 2])),
-          k: k.toVec(param(src, `${prefix}.k_proj.bias`, [Hkv * d])),
-          v: k.toVec(param(src, `${prefix}.v_proj.bias`, [Hkv * d])),
-          o: k.toVec(param(src, `${prefix}.o_proj.bias`, [hidden])),
-        }
+    ({ q_proj: this.q_proj, k_proj: this.k_proj, v_proj: this.v_proj, o_proj: this.o_proj } = w);
+    this.q_norm = new Qwen3NextRMSNorm(k, w.q_norm, cfg.rms_norm_eps);
+    this.k_norm = new Qwen3NextRMSNorm(k, w.k_norm, cfg.rms_norm_eps);
+    this.bias = w.bias
+      ? { q: k.toVec(w.bias.q), k: k.toVec(w.bias.k), v: k.toVec(w.bias.v), o: k.toVec(w.bias.o) }
       : null;
   }
 
@@ -79,6 +92,9 @@ export class Qwen3NextAttention {
     this.k_norm.forward(kk, kk);
     k.rope(q, N, H, d, rd, batch.cos, batch.sin);
     k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
+    batch.trace?.rows("attention.q", [H, d], q);
+    batch.trace?.rows("attention.k", [Hkv, d], kk);
+    batch.trace?.rows("attention.gate", [H, d], gate);
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
@@ -96,9 +112,12 @@ export class Qwen3NextAttention {
         out: rows(o, H * d),
       });
     });
+    batch.trace?.whole("attention.k_cache", [caches[0].length, Hkv, d], caches[0].k);
+    batch.trace?.whole("attention.v_cache", [caches[0].length, Hkv, d], caches[0].v);
     k.sigmoidMul(o, gate);
     k.linear(this.o_proj, o, N, out);
     if (this.bias) addBias(k, out, this.bias.o, N);
+    batch.trace?.rows("attention.out", [out.length / N], out);
   }
 }
 

@@ -13,11 +13,14 @@ export interface LoadModelOptions extends KernelOptions {
   rope?: RopeConfig;
   /** Scan the weights for NaN / Infinity while loading (default true). */
   checkFinite?: boolean;
+  /** Told each one-line note about the checkpoint (e.g. a skipped vision tower). */
+  onNote?: (note: string) => void;
 }
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Qwen3NextForCausalLM> {
   const kernels = await createKernels(opts);
   const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress, checkFinite: opts.checkFinite });
+  for (const note of ckpt.notes) opts.onNote?.(note);
   if (opts.rope) ckpt.config = { ...ckpt.config, rope: opts.rope };
   return Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);
 }

@@ -2,16 +2,28 @@
  * Qwen3NextModel (`model.*`):  h = embed_tokens(ids);  h = layer_i(h) for each decoder layer;  out = norm(h)
  * The residual stream h is kept in float64 (see `forward`).
  * RoPE cos/sin are computed once per call for every row's position and shared by the attention layers.
+ * Parameters: embed_tokens.weight [V, H], layers.{i}.*, norm.weight [H].
  */
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch, Segment } from "./batch.js";
-import { Qwen3NextDecoderLayer } from "./decoder_layer.js";
+import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
+import type { Params } from "./params.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import { Qwen3NextRotaryEmbedding } from "./rotary_embedding.js";
 import { DeltaNetState } from "./state.js";
 import type { Trace } from "./trace.js";
-import { param, type WeightSource, type Workspace } from "./weights.js";
+import type { Workspace } from "./weights.js";
+
+/** The parameters of the decoder stack under `p` (`model`). */
+export function modelParams<W>(p: Params<W>, c: Qwen3NextConfig) {
+  return {
+    embed_tokens: p.param("embed_tokens.weight", c.vocab_size, c.hidden_size),
+    layers: c.layer_types.map((type, i) => decoderLayerParams(p.at(`layers.${i}`), c, type, i)),
+    norm: p.param("norm.weight", c.hidden_size),
+  };
+}
+export type ModelParams<W> = ReturnType<typeof modelParams<W>>;
 
 export class Qwen3NextModel {
   readonly embed_tokens: Weight;
@@ -19,12 +31,10 @@ export class Qwen3NextModel {
   readonly norm: Qwen3NextRMSNorm;
   readonly rotary_emb: Qwen3NextRotaryEmbedding;
 
-  constructor(private readonly k: Kernels, src: WeightSource, readonly cfg: Qwen3NextConfig) {
-    this.embed_tokens = param(src, "model.embed_tokens.weight", [cfg.vocab_size, cfg.hidden_size]);
-    this.layers = cfg.layer_types.map(
-      (type, i) => new Qwen3NextDecoderLayer(k, src, `model.layers.${i}`, cfg, type, i, String(i)),
-    );
-    this.norm = new Qwen3NextRMSNorm(k, src, "model.norm.weight", cfg.hidden_size, cfg.rms_norm_eps);
+  constructor(private readonly k: Kernels, w: ModelParams<Weight>, readonly cfg: Qwen3NextConfig) {
+    this.embed_tokens = w.embed_tokens;
+    this.layers = w.layers.map((layer, i) => new Qwen3NextDecoderLayer(k, layer, cfg, String(i)));
+    this.norm = new Qwen3NextRMSNorm(k, w.norm, cfg.rms_norm_eps);
     this.rotary_emb = new Qwen3NextRotaryEmbedding(cfg.rope, rotaryDim(cfg));
   }
 
@@ -46,7 +56,8 @@ export class Qwen3NextModel {
 
   /**
    * Runs the token rows `ids` through every layer, advancing each segment's state; writes the final normed
-   * hidden states [N, hidden] into `out`. Traces hidden.{i}, router.{i}.*, deltanet.{i}.state.
+   * hidden states [N, hidden] into `out`. Traces the embedding, hidden.{i}, deltanet.{i}.state,
+   * and (through the modules) every module's output and internals.
    */
   forward(
     ids: readonly number[],
@@ -64,7 +75,9 @@ export class Qwen3NextModel {
     // float32 rounding along the depth (the mixers and MLPs still compute in the chosen precision).
     const h = ws.getF64("model.h", ids.length * H);
     this.embed(ids, h);
+    trace?.rows("embedding", [H], h);
     this.layers.forEach((layer, i) => {
+      if (trace) trace.layer = i;
       layer.forward(
         h,
         batch,
@@ -80,6 +93,7 @@ export class Qwen3NextModel {
       }
       onProgress?.(i + 1, this.layers.length);
     });
+    if (trace) trace.layer = null;
     this.norm.forward(h, out);
     for (const seg of segments) seg.state.position += seg.T;
   }

@@ -1,17 +1,19 @@
 /**
  * Qwen3NextRMSNorm (zero-centred):  y = x / sqrt(mean(x^2) + eps) * (1 + w)
  * Qwen3NextRMSNormGated (DeltaNet's output norm, plain weight):  y = x / sqrt(mean(x^2) + eps) * w * silu(z)
+ * Their weight [size] is declared by the module that holds the norm.
  */
-import type { Kernels, Vec } from "../kernels/types.js";
-import { param, type WeightSource } from "./weights.js";
+import type { Kernels, Vec, Weight } from "../kernels/types.js";
 
 export class Qwen3NextRMSNorm {
   /** The effective scale 1 + w. */
   private readonly scale: Vec;
+  readonly size: number;
 
-  constructor(private readonly k: Kernels, src: WeightSource, name: string, readonly size: number, private readonly eps: number) {
-    this.scale = k.toVec(param(src, name, [size]));
-    for (let i = 0; i < size; i++) this.scale[i] += 1;
+  constructor(private readonly k: Kernels, weight: Weight, private readonly eps: number) {
+    this.size = weight.shape[0];
+    this.scale = k.toVec(weight);
+    for (let i = 0; i < this.size; i++) this.scale[i] += 1;
   }
 
   /** Normalises each row of width `size`; out may be x. */
@@ -22,9 +24,11 @@ export class Qwen3NextRMSNorm {
 
 export class Qwen3NextRMSNormGated {
   private readonly weight: Vec;
+  readonly size: number;
 
-  constructor(private readonly k: Kernels, src: WeightSource, name: string, readonly size: number, private readonly eps: number) {
-    this.weight = k.toVec(param(src, name, [size]));
+  constructor(private readonly k: Kernels, weight: Weight, private readonly eps: number) {
+    this.size = weight.shape[0];
+    this.weight = k.toVec(weight);
   }
 
   /** Normalises each row of width `size` and gates it with silu(z); out may be x. */

@@ -3,13 +3,29 @@
  *   p = softmax(gate(x)) over all experts;  top-k experts E_t with weights p_e (divided by their sum when
  *   norm_topk_prob);  y = sum_{e in E_t} p_e expert_e(x) + sigmoid(shared_expert_gate(x)) shared_expert(x)
  * Every expert runs once per call on the rows routed to it.
+ * Parameters: gate.weight [E, H] (the router); experts.{e}.* (SwiGLU of width moe_intermediate_size);
+ *   shared_expert.* (width shared_expert_intermediate_size) and shared_expert_gate.weight [1, H] unless that width is 0.
  */
 import type { Qwen3NextConfig } from "../config.js";
 import { sigmoid } from "../kernels/ts/elementwise.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
-import { Qwen3NextMLP } from "./mlp.js";
+import { mlpParams, Qwen3NextMLP } from "./mlp.js";
+import type { Params } from "./params.js";
 import type { Trace } from "./trace.js";
-import { param, type WeightSource, type Workspace } from "./weights.js";
+import type { Workspace } from "./weights.js";
+
+/** The parameters of a sparse MoE block under `p`. */
+export function sparseMoeParams<W>(p: Params<W>, c: Qwen3NextConfig) {
+  const H = c.hidden_size;
+  const S = c.shared_expert_intermediate_size;
+  return {
+    gate: p.param("gate.weight", c.num_experts, H),
+    experts: Array.from({ length: c.num_experts }, (_, e) => mlpParams(p.at(`experts.${e}`), H, c.moe_intermediate_size)),
+    shared_expert: S > 0 ? mlpParams(p.at("shared_expert"), H, S) : null,
+    shared_expert_gate: S > 0 ? p.param("shared_expert_gate.weight", 1, H) : null,
+  };
+}
+export type SparseMoeParams<W> = ReturnType<typeof sparseMoeParams<W>>;
 
 export class Qwen3NextSparseMoeBlock {
   /** The router [num_experts, hidden]. */
@@ -22,35 +38,27 @@ export class Qwen3NextSparseMoeBlock {
   private readonly topK: number;
   private readonly normTopK: boolean;
 
-  constructor(private readonly k: Kernels, src: WeightSource, prefix: string, cfg: Qwen3NextConfig) {
-    const hidden = (this.hidden = cfg.hidden_size);
+  constructor(private readonly k: Kernels, w: SparseMoeParams<Weight>, cfg: Qwen3NextConfig) {
+    this.hidden = cfg.hidden_size;
     this.E = cfg.num_experts;
     this.topK = cfg.num_experts_per_tok;
     this.normTopK = cfg.norm_topk_prob;
-    this.gate = param(src, `${prefix}.gate.weight`, [this.E, hidden]);
-    this.experts = Array.from(
-      { length: this.E },
-      (_, e) => new Qwen3NextMLP(k, src, `${prefix}.experts.${e}`, hidden, cfg.moe_intermediate_size),
-    );
-    const shared = cfg.shared_expert_intermediate_size > 0;
-    this.shared_expert = shared
-      ? new Qwen3NextMLP(k, src, `${prefix}.shared_expert`, hidden, cfg.shared_expert_intermediate_size)
-      : null;
-    this.shared_expert_gate = shared ? param(src, `${prefix}.shared_expert_gate.weight`, [1, hidden]) : null;
+    this.gate = w.gate;
+    this.experts = w.experts.map((e) => new Qwen3NextMLP(k, e));
+    this.shared_expert = w.shared_expert ? new Qwen3NextMLP(k, w.shared_expert) : null;
+    this.shared_expert_gate = w.shared_expert_gate;
   }
 
-  /** x [N, hidden] -> out [N, hidden]; the routing goes to `trace` as router.{layer}.experts / .weights. */
-  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: { trace: Trace; layer: string }): void {
+  /** x [N, hidden] -> out [N, hidden]; traced: router.{layer}.experts / .weights, moe.{layer}.shared / .shared_gate / .out. */
+  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: Trace): void {
     const { k, hidden: H, E, topK } = this;
     const logits = ws.get("moe.logits", N * E);
     const weights = ws.get("moe.weights", N * topK);
     const experts = new Int32Array(N * topK);
     k.linear(this.gate, x, N, logits);
     k.router({ logits, T: N, numExperts: E, k: topK, normalize: this.normTopK, experts, weights });
-    if (trace) {
-      trace.trace.append(`router.${trace.layer}.experts`, [topK], experts, "int");
-      trace.trace.append(`router.${trace.layer}.weights`, [topK], weights, "float");
-    }
+    trace?.rows("router.experts", [topK], experts, "int");
+    trace?.rows("router.weights", [topK], weights);
 
     // Rows routed to each expert, with their weights.
     const rowsOf: number[][] = Array.from({ length: E }, () => []);
@@ -76,9 +84,12 @@ export class Qwen3NextSparseMoeBlock {
       const gateLogit = ws.get("moe.shared_gate", N);
       k.linear(this.shared_expert_gate, x, N, gateLogit);
       this.shared_expert.forward(x, N, ws, ye);
+      trace?.rows("moe.shared", [H], ye.subarray(0, N * H));
+      trace?.rows("moe.shared_gate", [], gateLogit.subarray(0, N).map(sigmoid));
       for (let t = 0; t < N; t++) {
         k.axpy(sigmoid(gateLogit[t]), ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
       }
     }
+    trace?.rows("moe.out", [H], out);
   }
 }

@@ -3,8 +3,10 @@
  *   - full-attention layers: the KV cache [positions, kv_heads, head_dim] for keys and values;
  *   - gated DeltaNet layers: the conv state [conv channels, kernel - 1] and the recurrent state
  *     [value_heads, dk, dv] (fixed size, whatever the length: a snapshot is a copy of these);
- *   - the MTP head: its own KV caches and the last final hidden state it has not yet paired with a token.
- * `clone()` gives an independent snapshot (prefix reuse, speculative decoding).
+ *   - the MTP head: its own KV caches and the final hidden states it has not yet paired with their next token.
+ * `clone()` gives an independent snapshot (prefix reuse). A speculative verify step leaves in each DeltaNet
+ * state a `VerifyRecord` (the state before the step and the step's per-token inputs) so that the step can be
+ * cut back to an accepted prefix without keeping one state copy per token.
  */
 import type { Kernels, Vec } from "../kernels/types.js";
 
@@ -41,6 +43,14 @@ export class KVCache {
     return this.vBuf.subarray(0, this.length * this.rowWidth);
   }
 
+  /** Forgets every position from `length` on (speculative rollback). */
+  truncate(length: number): void {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.length)) {
+      throw new Error(`cannot truncate a KV cache of ${this.length} positions to ${length}`);
+    }
+    this.length = length;
+  }
+
   /** Hands the buffers back to the kernels. */
   release(): void {
     this.kernels.free(this.kBuf);
@@ -62,14 +72,41 @@ export class KVCache {
   }
 }
 
+/**
+ * What a verify step of T tokens leaves behind in a DeltaNet state: the conv and recurrent states before the
+ * step (one copy of each), and the step's per-token conv inputs and delta-rule inputs. Cutting the step back
+ * to its first n tokens restores the copies and replays those n tokens (no matrix products). Buffers are
+ * kept and reused from one step to the next.
+ */
+export interface VerifyRecord {
+  /** Tokens in the recorded step (0: nothing to roll back). */
+  T: number;
+  conv: Vec;
+  recurrent: Vec;
+  /** Per token: conv input [T, C]; q, k [T, Hk dk]; v [T, Hv dv]; g, beta [T, Hv]. */
+  rows: { mixed: Vec; q: Vec; k: Vec; v: Vec; g: Vec; beta: Vec };
+}
+
 /** The two states of a gated DeltaNet layer. */
 export class DeltaNetState {
+  /** Left by the last verify step (see VerifyRecord); null before any. */
+  verify: VerifyRecord | null = null;
+
   constructor(
     /** [conv channels, kernel - 1]: the last inputs of the causal conv, oldest first. */
     readonly conv: Vec,
     /** [value_heads, dk, dv]: the delta-rule memory S. */
     readonly recurrent: Vec,
   ) {}
+
+  /** Hands the buffers (and the verify record's) back to the kernels. */
+  release(kernels: Kernels): void {
+    kernels.free(this.conv);
+    kernels.free(this.recurrent);
+    const r = this.verify;
+    if (r) for (const v of [r.conv, r.recurrent, ...Object.values(r.rows)]) kernels.free(v);
+    this.verify = null;
+  }
 
   clone(kernels: Kernels): DeltaNetState {
     const conv = kernels.vec(this.conv.length);
@@ -82,6 +119,16 @@ export class DeltaNetState {
 
 export type LayerState = KVCache | DeltaNetState;
 
+/**
+ * The MTP head's inputs still to run: final hidden states h_s .. h_{s+m-1} of the main model (rows [m, H]) and
+ * the tokens x_{s+1} .. x_{s+m-1} known to follow all but the last (the pairs (h_t, x_{t+1}) the head takes).
+ */
+export interface MtpPending {
+  hidden: Vec;
+  rows: number;
+  next: number[];
+}
+
 export class SequenceState {
   constructor(
     private readonly kernels: Kernels,
@@ -91,13 +138,17 @@ export class SequenceState {
     readonly mtp: KVCache[],
     /** Tokens processed so far (the position of the next token). */
     public position = 0,
-    /** The final hidden state of the last token, waiting for the next token to form an MTP input. */
-    public mtpPendingHidden: Vec | null = null,
+    /** Final hidden states waiting for the MTP head (see `Qwen3NextMTP.observe`). */
+    public mtpPending: MtpPending | null = null,
   ) {}
 
   clone(): SequenceState {
-    const pending = this.mtpPendingHidden ? this.kernels.vec(this.mtpPendingHidden.length) : null;
-    if (pending && this.mtpPendingHidden) pending.set(this.mtpPendingHidden);
+    let pending: MtpPending | null = null;
+    if (this.mtpPending) {
+      const hidden = this.kernels.vec(this.mtpPending.hidden.length);
+      hidden.set(this.mtpPending.hidden);
+      pending = { hidden, rows: this.mtpPending.rows, next: [...this.mtpPending.next] };
+    }
     return new SequenceState(
       this.kernels,
       this.layers.map((l) => l.clone(this.kernels)),
@@ -110,12 +161,11 @@ export class SequenceState {
   /** Hands every buffer back to the kernels; the state must not be used afterwards. */
   free(): void {
     for (const l of this.layers) {
-      if (l instanceof DeltaNetState) {
-        this.kernels.free(l.conv);
-        this.kernels.free(l.recurrent);
-      } else l.release();
+      if (l instanceof DeltaNetState) l.release(this.kernels);
+      else l.release();
     }
     for (const c of this.mtp) c.release();
-    if (this.mtpPendingHidden) this.kernels.free(this.mtpPendingHidden);
+    if (this.mtpPending) this.kernels.free(this.mtpPending.hidden);
+    this.mtpPending = null;
   }
 }

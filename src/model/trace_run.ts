@@ -7,7 +7,7 @@ import { byComputationOrder } from "../io/compare-dumps.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { Precision } from "../kernels/types.js";
 import type { Qwen3NextForCausalLM } from "./qwen3_next_for_causal_lm.js";
-import { Trace } from "./trace.js";
+import { Trace, type TraceFilter } from "./trace.js";
 
 export interface TraceRun {
   trace: Trace;
@@ -24,13 +24,14 @@ export function traceTokens(
   tokens: readonly number[],
   decodeFrom?: number,
   onProgress?: (layersDone: number, layers: number) => void,
+  filter: TraceFilter = {},
 ): TraceRun {
   const T = tokens.length;
   const nPrefill = decodeFrom ?? T;
   if (!Number.isInteger(nPrefill) || nPrefill < 1 || nPrefill > T) {
     throw new Error(`decodeFrom is ${decodeFrom}, expected an integer between 1 and the number of tokens (${T})`);
   }
-  const trace = new Trace();
+  const trace = new Trace(filter);
   const state = model.newState();
   model.forward(tokens.slice(0, nPrefill), state, { trace, onProgress });
   for (const id of tokens.slice(nPrefill)) model.forward([id], state, { trace });

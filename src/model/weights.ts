@@ -18,11 +18,6 @@ export function expectShape(w: Weight, shape: readonly number[]): Weight {
   return w;
 }
 
-/** Gets a weight and checks its shape. */
-export function param(src: WeightSource, name: string, shape: readonly number[]): Weight {
-  return expectShape(src.get(name), shape);
-}
-
 /**
  * Activation buffers reused across calls, by name: `get("attn.q", n)` returns n elements of a buffer that
  * grows when needed. Two buffers alive at the same time must have different names. Contents are undefined.

@@ -60,7 +60,7 @@ export async function handleChat(
     return chatCompletion(
       meta,
       results.map((r) => ({
-        parsed: parseAssistantOutput(r.text, { thinkingOpened }),
+        parsed: parseAssistantOutput(r.text, { thinkingOpened, tools }),
         ended: r.finishReason,
         logprobs: r.logprobs ? chatLogprobs(deps.tokenizer, r.logprobs) : null,
       })),
@@ -68,7 +68,7 @@ export async function handleChat(
     );
   }
 
-  const streams = Array.from({ length: req.n ?? 1 }, (_, i) => new ChatStream(meta, { thinkingOpened }, i, deps.tokenizer));
+  const streams = Array.from({ length: req.n ?? 1 }, (_, i) => new ChatStream(meta, { thinkingOpened, tools }, i, deps.tokenizer));
   const { sse, result } = await runStreamed(deps, req, reply, {
     start: (sse) => streams.forEach((s) => s.start().forEach((c) => sse.send(c))),
     text: (sse, i, delta, lps) => streams[i].push(delta, lps).forEach((c) => sse.send(c)),

@@ -9,6 +9,7 @@
  * Pure: the route handler writes the chunks; the same parser rules as the non-streamed answer.
  */
 import { StreamingOutputParser, type OutputDelta } from "../generate/output_parser.js";
+import type { ToolSpec } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { randomBytes } from "node:crypto";
 import { THINK_CLOSE, THINK_OPEN, TOOL_CLOSE, TOOL_OPEN } from "../generate/output_parser.js";
@@ -25,11 +26,11 @@ export class ChatStream {
 
   constructor(
     private readonly meta: ResponseMeta,
-    opts: { thinkingOpened: boolean },
+    opts: { thinkingOpened: boolean; tools?: readonly ToolSpec[] },
     private readonly index = 0,
     private readonly tokenizer?: QwenTokenizer,
   ) {
-    this.parser = new StreamingOutputParser({ thinkingOpened: opts.thinkingOpened });
+    this.parser = new StreamingOutputParser({ thinkingOpened: opts.thinkingOpened, tools: opts.tools });
     this.calls = new ToolCallStreamer(opts.thinkingOpened);
   }
 

@@ -25,6 +25,8 @@ export interface TextRequest {
   topLogprobs?: number;
   /** A fresh grammar per completion (constrained decoding), or undefined. */
   constraint?: () => TokenConstraint;
+  /** Tokens drafted per step with the MTP head (0 or absent: no speculative decoding). */
+  draftTokens?: number;
 }
 
 export interface TextResult {
@@ -38,6 +40,8 @@ export interface TextResult {
   logprobs?: TokenLogprob[];
   /** Leading prompt tokens taken from the prefix cache. */
   cachedTokens: number;
+  /** Speculative decoding's draft counts, when the request drafted. */
+  speculation?: { draftTokens: number; acceptedTokens: number };
 }
 
 /** Timing and token counts of each request, for /metrics (see metrics.ts). */
@@ -153,6 +157,7 @@ function completion(
     logitBias: req.logitBias,
     topLogprobs: req.topLogprobs,
     constraint: req.constraint?.(),
+    draftTokens: req.draftTokens,
     onToken(id, lp) {
       firstToken();
       if (lp) pending.push(lp);
@@ -181,6 +186,7 @@ function completion(
         tokens: s.generated.slice(),
         logprobs: req.topLogprobs === undefined ? undefined : s.logprobs.slice(),
         cachedTokens: s.cachedTokens,
+        ...(req.draftTokens ? { speculation: { ...s.speculation } } : {}),
       });
     },
   };

@@ -28,6 +28,7 @@ export interface SamplingBody {
   logit_bias?: Record<string, number> | null;
   n?: number | null;
   response_format?: ResponseFormat | null;
+  num_speculative_tokens?: number | null;
 }
 
 /** OpenAI `response_format`. */
@@ -73,6 +74,8 @@ export interface ServedModel {
   defaults: SamplingParams;
   /** max_tokens when a request leaves it out (undefined: the rest of the context). */
   defaultMaxTokens?: number;
+  /** Speculative decoding: draft tokens per step for requests that leave num_speculative_tokens out (0: off). */
+  draftTokens?: number;
 }
 
 export function checkModelName(body: SamplingBody, served: ServedModel): void {
@@ -133,7 +136,18 @@ export function textRequest(body: SamplingBody, promptTokens: number[], served: 
     maxTokens: asked ?? Math.min(room, served.defaultMaxTokens ?? room),
     stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
     logitBias: logitBias(body.logit_bias, served.vocabSize),
+    draftTokens: draftTokens(body.num_speculative_tokens, served.draftTokens ?? 0),
   };
+}
+
+/** A request may lower the server's draft length (or turn speculation off with 0), never raise it. */
+function draftTokens(asked: number | null | undefined, server: number): number {
+  if (asked == null) return server;
+  if (asked > server) {
+    const why = server === 0 ? "this server runs without speculative decoding (start it with --speculative mtp)" : `the server's --draft-tokens is ${server}`;
+    throw badRequest(`num_speculative_tokens is ${asked}, expected at most ${server}: ${why}`, "num_speculative_tokens");
+  }
+  return asked;
 }
 
 function samplingParams(body: SamplingBody, d: SamplingParams): SamplingParams {

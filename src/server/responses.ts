@@ -20,6 +20,11 @@ export interface Usage {
   total_tokens: number;
   /** Prompt tokens whose state came from the prefix cache. */
   prompt_tokens_details?: { cached_tokens: number };
+  /**
+   * Speculative decoding (requests that drafted): OpenAI's prediction counts, here the MTP head's drafts
+   * that the model accepted and rejected (drafts proposed = accepted + rejected).
+   */
+  completion_tokens_details?: { accepted_prediction_tokens: number; rejected_prediction_tokens: number };
 }
 
 export interface ToolCallOut {
@@ -39,18 +44,39 @@ export function responseMeta(prefix: "chatcmpl" | "cmpl", model: string): Respon
   return { id: `${prefix}-${randomBytes(12).toString("hex")}`, created: Math.floor(Date.now() / 1000), model };
 }
 
-export function usage(promptTokens: number, completionTokens: number, cachedTokens?: number): Usage {
+export function usage(
+  promptTokens: number,
+  completionTokens: number,
+  cachedTokens?: number,
+  speculation?: { draftTokens: number; acceptedTokens: number },
+): Usage {
   const u: Usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
   if (cachedTokens !== undefined) u.prompt_tokens_details = { cached_tokens: cachedTokens };
+  if (speculation) {
+    u.completion_tokens_details = {
+      accepted_prediction_tokens: speculation.acceptedTokens,
+      rejected_prediction_tokens: speculation.draftTokens - speculation.acceptedTokens,
+    };
+  }
   return u;
 }
 
-/** Usage of n completions of one prompt: the prompt counted once, the completions summed. */
-export function usageOf(promptTokens: number, results: ReadonlyArray<{ completionTokens: number; cachedTokens: number }>): Usage {
+/** Usage of n completions of one prompt: the prompt counted once, the completions (and their drafts) summed. */
+export function usageOf(
+  promptTokens: number,
+  results: ReadonlyArray<{ completionTokens: number; cachedTokens: number; speculation?: { draftTokens: number; acceptedTokens: number } }>,
+): Usage {
+  const drafted = results.filter((r) => r.speculation);
   return usage(
     promptTokens,
     results.reduce((n, r) => n + r.completionTokens, 0),
     results.length > 0 ? results[0].cachedTokens : 0,
+    drafted.length === 0
+      ? undefined
+      : {
+          draftTokens: drafted.reduce((n, r) => n + r.speculation!.draftTokens, 0),
+          acceptedTokens: drafted.reduce((n, r) => n + r.speculation!.acceptedTokens, 0),
+        },
   );
 }
 

@@ -17,12 +17,22 @@
  * A grammar's mask is fetched before the step that needs it (XGrammar's API is asynchronous).
  * `submitGroup` runs n sequences over one prompt (OpenAI `n`): one prefill, then each sibling
  * continues from a clone of the prompt's state.
+ *
+ * Speculative decoding (`draftTokens`): a sequence that asks for drafts gets them from the MTP head before
+ * the batched step, and its row in that step is [next token, drafts...] as a verify step; it then keeps the
+ * accepted drafts plus one token of the model's (src/generate/speculative.ts) and is rolled back to them.
+ * Plain and speculative sequences share the one batched step. Every prefill feeds the MTP head, so every
+ * prefix-cache snapshot holds an MTP head in step with its prompt (and never any speculative state).
+ * A sequence with a grammar or with logprobs decodes without speculation (its drafts would need a mask per
+ * drafted position and a logprob per accepted token): it asks for drafts in vain, and its usage reports none.
+ * Each verify step is reported to `onSpecDecode(drafted, accepted)` (the vllm:spec_decode_* metrics).
  */
 import { ApiError } from "./errors.js";
 import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import type { Sampler } from "../generate/sampler.js";
+import { AdaptiveDraftLength, draftTokens, finishRound, roundDraftLength, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
 export interface SchedulableState extends FreeableState {
@@ -34,6 +44,9 @@ export interface DecodeModel<S extends SchedulableState> extends CausalLM<S> {
   /** One decode step for N sequences: token i continues states[i]; returns logits [N, V] row-major. */
   decodeBatch(tokens: readonly number[], states: S[]): Vec;
 }
+
+/** A model the scheduler can also run speculative decoding on (`Qwen3NextForCausalLM` with an MTP head). */
+export type SpeculativeDecodeModel<S extends SchedulableState> = DecodeModel<S> & SpeculativeLM<S>;
 
 export type EndReason = "stop" | "length" | "cancelled" | "error";
 
@@ -72,6 +85,11 @@ export interface SequenceRequest {
   topLogprobs?: number;
   /** When set, only tokens the grammar allows are sampled (the constraint is freed at the end). */
   constraint?: TokenConstraint;
+  /**
+   * Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`).
+   * Ignored (plain decoding) when the sequence has a `constraint` or `topLogprobs`.
+   */
+  draftTokens?: number;
   /** Receives each generated token (with its logprobs when asked); returning false ends the sequence with "stop". */
   onToken(id: number, logprob?: TokenLogprob): boolean;
   /** Called exactly once when the sequence leaves the scheduler. */
@@ -91,6 +109,8 @@ export interface SchedulerOptions {
    * (vllm:spec_decode_num_drafts_total, _num_draft_tokens_total, _num_accepted_tokens_total).
    */
   onSpecDecode?: (draftTokens: number, acceptedTokens: number) => void;
+  /** Speculative decoding with the MTP head: the most draft tokens a sequence may ask for (0 or absent: off). */
+  draftTokens?: number;
 }
 
 export interface SchedulerStats {
@@ -107,6 +127,9 @@ export interface SchedulerStats {
   cancelled: number;
   /** Most sequences advanced by one decodeBatch call, since start. */
   largestBatch: number;
+  /** Speculative decoding since start: draft tokens verified, and of which accepted. */
+  draftTokens: number;
+  acceptedTokens: number;
 }
 
 /** A sequence inside the scheduler; `cancel()` frees its slot at the next step. */
@@ -129,10 +152,18 @@ export class Sequence<S extends SchedulableState = SchedulableState> {
   siblings: Sequence<S>[] = [];
   /** Logits of an exact prefix-cache hit, sampled once the mask is ready. */
   pendingLogits: Vec | undefined;
+  /** Speculative decoding: draft tokens verified and accepted so far. */
+  readonly speculation: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  /** Speculative decoding: the draft length of each step (absent: plain decoding). */
+  readonly draftLength: AdaptiveDraftLength | undefined;
   constructor(
     readonly request: SequenceRequest,
     private readonly onCancel: (seq: Sequence<S>) => void,
-  ) {}
+  ) {
+    // Drafts are checked against neither a grammar's mask nor given logprobs: such sequences decode plainly.
+    const speculative = request.draftTokens && !request.constraint && request.topLogprobs === undefined;
+    this.draftLength = speculative ? new AdaptiveDraftLength(request.draftTokens!) : undefined;
+  }
 
   cancel(): void {
     if (this.done || this.cancelled) return;
@@ -155,14 +186,23 @@ export class Scheduler<S extends SchedulableState> {
   private completed = 0;
   private cancelledCount = 0;
   private largestBatch = 0;
+  private readonly totals: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  /** The model's speculative steps, when `draftTokens` > 0. */
+  private readonly spec: SpeculativeDecodeModel<S> | null;
 
   constructor(
-    private readonly model: DecodeModel<S>,
+    private readonly model: DecodeModel<S> | SpeculativeDecodeModel<S>,
     private readonly opts: SchedulerOptions,
   ) {
     if (!(opts.maxConcurrency >= 1)) throw new Error(`maxConcurrency is ${opts.maxConcurrency}, expected >= 1`);
     if (!(opts.maxQueue >= 0)) throw new Error(`maxQueue is ${opts.maxQueue}, expected >= 0`);
     if (!(opts.prefillChunk >= 1)) throw new Error(`prefillChunk is ${opts.prefillChunk}, expected >= 1`);
+    const K = opts.draftTokens ?? 0;
+    if (!(Number.isInteger(K) && K >= 0)) throw new Error(`draftTokens is ${K}, expected an integer >= 0`);
+    if (K > 0 && !("draft" in model && model.config.mtp_num_hidden_layers > 0)) {
+      throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
+    }
+    this.spec = K > 0 ? (model as SpeculativeDecodeModel<S>) : null;
     this.cache = new PrefixCache<S>(opts.prefixCacheSize);
   }
 
@@ -178,6 +218,8 @@ export class Scheduler<S extends SchedulableState> {
       completed: this.completed,
       cancelled: this.cancelledCount,
       largestBatch: this.largestBatch,
+      draftTokens: this.totals.draftTokens,
+      acceptedTokens: this.totals.acceptedTokens,
     };
   }
 
@@ -196,6 +238,12 @@ export class Scheduler<S extends SchedulableState> {
     if (requests.length === 0) throw new Error("submitGroup needs at least one request");
     const prompt = requests[0].prompt;
     if (prompt.length === 0) throw new ApiError(400, "The prompt is empty", "invalid_request_error", "prompt");
+    for (const request of requests) {
+      const K = request.draftTokens ?? 0;
+      if (!(Number.isInteger(K) && K >= 0 && K <= (this.opts.draftTokens ?? 0))) {
+        throw new ApiError(400, `num_speculative_tokens is ${K}, expected an integer in [0, ${this.opts.draftTokens ?? 0}] (the server's --draft-tokens)`, "invalid_request_error", "num_speculative_tokens");
+      }
+    }
     if (requests.some((r) => r.prompt.length !== prompt.length || r.prompt.some((t, i) => t !== prompt[i]))) {
       throw new Error("submitGroup: every request of a group must have the same prompt");
     }
@@ -353,7 +401,7 @@ export class Scheduler<S extends SchedulableState> {
         return this.activate(seq, logits);
       }
       const end = Math.min(prompt.length, seq.prefilled + this.opts.prefillChunk);
-      const logits = this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true });
+      const logits = this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true, mtp: this.spec !== null });
       seq.prefilled = end;
       if (end < prompt.length) return;
       if (this.opts.prefixCacheSize > 0) {
@@ -395,27 +443,98 @@ export class Scheduler<S extends SchedulableState> {
     this.emit(seq, logits);
   }
 
-  /** One token for every active sequence, in one batched forward. */
+  /**
+   * One batched forward for every active sequence: one token each, or, for a speculative sequence, its next
+   * token and its drafts as a verify step.
+   */
   private decodeStep(): void {
-    const batch = this.active.slice();
+    let batch = this.active.slice();
     this.largestBatch = Math.max(this.largestBatch, batch.length);
     const V = this.model.config.vocab_size;
+    const drafts = new Map<Sequence<S>, Drafts>();
     let logits: Vec;
+    let hidden: Vec | undefined;
+    if (this.spec !== null) {
+      // Drafts first, each sequence on its own: one that fails to draft ends alone, not the whole batch.
+      for (const seq of batch) {
+        const req = seq.request;
+        if (!seq.draftLength) continue;
+        // K = 0: a plain step, whose hidden state goes to the MTP head below.
+        const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
+        try {
+          if (K > 0) drafts.set(seq, draftTokens(this.spec, seq.state!, seq.next, K, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt));
+        } catch (err) {
+          this.finish(seq, "error", asError(err));
+        }
+      }
+      batch = batch.filter((seq) => !seq.done);
+      if (batch.length === 0) return;
+    }
     try {
-      logits = this.model.decodeBatch(
-        batch.map((s) => s.next),
-        batch.map((s) => s.state!),
-      );
+      if (this.spec === null) {
+        logits = this.model.decodeBatch(
+          batch.map((s) => s.next),
+          batch.map((s) => s.state!),
+        );
+      } else {
+        const rows = batch.map((seq) => {
+          const d = drafts.get(seq);
+          return d ? { tokens: [seq.next, ...d.tokens], state: seq.state!, verify: true } : { tokens: [seq.next], state: seq.state! };
+        });
+        ({ logits, hidden } = this.spec.step(rows));
+      }
     } catch (err) {
       for (const seq of batch) this.finish(seq, "error", asError(err));
       return;
     }
-    batch.forEach((seq, i) => {
-      if (!seq.done && !seq.cancelled) this.emit(seq, logits.subarray(i * V, (i + 1) * V));
-    });
+    let row = 0;
+    for (const seq of batch) {
+      const d = drafts.get(seq);
+      const first = row;
+      row += 1 + (d?.tokens.length ?? 0);
+      if (seq.done || seq.cancelled) continue;
+      if (!d) {
+        if (seq.draftLength) {
+          const H = this.model.config.hidden_size;
+          try {
+            this.spec!.observeMtp(hidden!.subarray(first * H, (first + 1) * H), [seq.next], seq.state!);
+          } catch (err) {
+            this.finish(seq, "error", asError(err));
+            continue;
+          }
+        }
+        this.emit(seq, logits.subarray(first * V, (first + 1) * V));
+        continue;
+      }
+      try {
+        const req = seq.request;
+        const tokens = finishRound(this.spec!, seq.state!, seq.next, d, { logits, hidden: hidden!, first }, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt, seq.speculation);
+        this.totals.draftTokens += d.tokens.length;
+        this.totals.acceptedTokens += tokens.length - 1;
+        seq.draftLength!.update(d.tokens.length, tokens.length - 1);
+        this.opts.onSpecDecode?.(d.tokens.length, tokens.length - 1);
+        // A sequence cancelled from inside onToken gets no further token (as in plain decoding, one step later).
+        for (const token of tokens) if (!this.deliver(seq, token) || seq.cancelled) break;
+      } catch (err) {
+        this.finish(seq, "error", asError(err));
+      }
+    }
   }
 
-  /** Samples one token from `logits` for `seq`, hands it over, and ends the sequence when it should. */
+  /**
+   * The logits a speculative sequence drafts and accepts from: its logit bias added, cut to the sampleable
+   * ids (the same as `emit`'s for a sequence without a grammar).
+   */
+  private view(seq: Sequence<S>, logits: Vec): Vec {
+    const req = seq.request;
+    if (req.logitBias && req.logitBias.size > 0) {
+      logits = logits.slice();
+      for (const [id, bias] of req.logitBias) if (id < logits.length) logits[id] += bias;
+    }
+    return logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
+  }
+
+  /** Samples one token from `logits` for `seq` (grammar mask, logit bias) and hands it over with its logprob. */
   private emit(seq: Sequence<S>, logits: Vec): void {
     const req = seq.request;
     try {
@@ -428,19 +547,34 @@ export class Scheduler<S extends SchedulableState> {
       }
       if (req.logitBias) for (const [id, bias] of req.logitBias) if (id < sampleable.length) sampleable[id] += bias;
       const token = req.sampler.sample(sampleable, seq.generated, req.prompt);
-      seq.generated.push(token);
-      if (req.constraint && !req.constraint.accept(token)) {
-        return this.finish(seq, "error", new Error(`the grammar rejected token ${token} it had allowed`));
-      }
       const lp = req.topLogprobs === undefined ? undefined : tokenLogprob(raw, token, req.topLogprobs);
-      if (lp) seq.logprobs.push(lp);
-      if (req.stopTokenIds.has(token)) return this.finish(seq, "stop");
-      const more = req.onToken(token, lp);
-      if (!more) return this.finish(seq, "stop");
-      if (seq.generated.length >= req.maxTokens) return this.finish(seq, "length");
-      seq.next = token;
+      this.deliver(seq, token, lp);
     } catch (err) {
       this.finish(seq, "error", asError(err));
+    }
+  }
+
+  /**
+   * Hands `token` over (advancing the grammar, recording its logprob) and ends the sequence when it should;
+   * returns whether the sequence goes on.
+   */
+  private deliver(seq: Sequence<S>, token: number, lp?: TokenLogprob): boolean {
+    const req = seq.request;
+    try {
+      seq.generated.push(token);
+      if (req.constraint && !req.constraint.accept(token)) {
+        return this.finish(seq, "error", new Error(`the grammar rejected token ${token} it had allowed`)), false;
+      }
+      if (lp) seq.logprobs.push(lp);
+      if (req.stopTokenIds.has(token)) return this.finish(seq, "stop"), false;
+      const more = req.onToken(token, lp);
+      if (!more) return this.finish(seq, "stop"), false;
+      if (seq.generated.length >= req.maxTokens) return this.finish(seq, "length"), false;
+      seq.next = token;
+      return true;
+    } catch (err) {
+      this.finish(seq, "error", asError(err));
+      return false;
     }
   }
 

@@ -40,6 +40,8 @@ const sampling = {
     additionalProperties: num(-100, 100),
   }),
   user: { type: "string" },
+  // Speculative decoding: draft tokens per step, at most the server's --draft-tokens (0: none).
+  num_speculative_tokens: nullable({ type: "integer", minimum: 0 }),
   // json_object and json_schema are generated under a grammar (src/server/grammar/).
   response_format: nullable({
     type: "object",

@@ -65,6 +65,8 @@ export interface ServeOptions {
   promptWorkers?: number;
   /** Longest a prompt's rendering + tokenizing may take, in milliseconds (default 30 s). */
   promptTimeoutMs?: number;
+  /** Speculative decoding with the MTP head: draft tokens per step (requests may ask for fewer); 0: off. */
+  draftTokens?: number;
 }
 export interface RunningServer {
   url: string;
@@ -99,9 +101,10 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
     onSpecDecode: (draft, accepted) => metrics?.specDecode(draft, accepted),
+    draftTokens: opts.draftTokens ?? 0,
   });
   const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
-  const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)));
+  const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
   const served = {
     name: modelName,
     aliases: [...new Set(names.slice(1))].filter((n) => n !== modelName),
@@ -110,6 +113,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     vocabSize: model.config.vocab_size,
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
+    draftTokens: opts.draftTokens ?? 0,
   };
   metrics = new ServerMetrics(modelName, () => scheduler.stats);
   const grammars = new Grammars(tokenizer, model.config.vocab_size);

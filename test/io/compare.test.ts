@@ -120,9 +120,9 @@ describe("qwen3-next compare", () => {
     expect(r.stdout).toMatch(/^hidden\.1 +ok /m);
     expect(r.stdout).toMatch(/^first divergence: hidden\.2 \(layer 2\) at token 5, element \[5,17\]: a=/m);
     expect(r.stdout).toContain("only in B: mtp_logits");
-    expect(r.stdout).toContain("result: FAIL (2 of 15 shared tensors over tolerance)");
-    // Within a looser tolerance it passes.
-    const loose = await runCli(["compare", p, EXPECTED, "--atol", "2"]);
+    expect(r.stdout).toContain("result: FAIL (2 of 15 shared tensors over tolerance; 1 of B's tensors missing from A)");
+    // Within a looser tolerance, and accepting the missing tensor, it passes.
+    const loose = await runCli(["compare", p, EXPECTED, "--atol", "2", "--allow-missing"]);
     expect(loose.code).toBe(0);
   });
 
@@ -161,5 +161,67 @@ describe("qwen3-next compare", () => {
     const badFlag = await runCli(["compare", EXPECTED, EXPECTED, "--atol", "abc"]);
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/expected a number >= 0, got "abc"/);
+  });
+
+  it("fails when the reference's tensors are missing from A, unless --allow-missing (which warns)", async () => {
+    const p = await variant("few.safetensors", (ts) => {
+      for (const name of [...ts.keys()]) if (!["input_ids", "hidden.0", "logits"].includes(name)) ts.delete(name);
+    });
+    const r = await runCli(["compare", p, EXPECTED]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("coverage: 3 of 16 tensors of B compared");
+    expect(r.stdout).toContain("missing: 13 tensors of B are not in A (FAIL; --allow-missing compares the shared ones)");
+    expect(r.stdout).toContain("first divergence: none");
+    expect(r.stdout).toMatch(/^result: FAIL \(0 of 3 shared tensors over tolerance; 13 of B's tensors missing from A\)$/m);
+    const allowed = await runCli(["compare", p, EXPECTED, "--allow-missing"]);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stderr).toMatch(/^WARNING: 13 of 16 tensors of .* are not in .* and were NOT compared \(--allow-missing\)$/m);
+    expect(allowed.stdout).toContain("result: PASS");
+    // Extra tensors in A (a trace has more than the fixture) are fine.
+    const extra = await variant("extra.safetensors", (ts) => {
+      ts.set("embedding", { name: "embedding", dtype: "F64", shape: [14, 64], data: new Float64Array(14 * 64) });
+    });
+    expect((await runCli(["compare", extra, EXPECTED])).code).toBe(0);
+  });
+
+  it("--map renames another runtime's tensors (Hugging Face output_hidden_states)", async () => {
+    // HF's hidden_states tuple: [embeddings, layer 0 out, ..., layer N-2 out, final norm]; here N = 4.
+    const hf = await variant("hf.safetensors", (ts) => {
+      const keep = new Map(ts);
+      ts.clear();
+      for (const i of [0, 1, 2]) ts.set(`hidden_states.${i + 1}`, { ...keep.get(`hidden.${i}`)!, name: `hidden_states.${i + 1}` });
+      ts.set("hidden_states.4", { ...keep.get("final_hidden")!, name: "hidden_states.4" });
+    });
+    const map = path.join(tmp, "hf-map.json");
+    await fsp.writeFile(map, JSON.stringify({ "hidden_states.{i+1}": "hidden.{i}", "hidden_states.4": "final_hidden" }));
+    const unmapped = await runCli(["compare", hf, EXPECTED]);
+    expect(unmapped.code).toBe(2);
+    expect(unmapped.stderr).toMatch(/no tensor name in common/);
+    const r = await runCli(["compare", hf, EXPECTED, "--map", map, "--allow-missing"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^hidden\.0 +ok /m);
+    expect(r.stdout).toMatch(/^hidden\.2 +ok /m);
+    expect(r.stdout).toMatch(/^final_hidden +ok /m);
+    expect(r.stdout).toContain("coverage: 4 of 16 tensors of B compared");
+    const badMap = path.join(tmp, "bad-map.json");
+    await fsp.writeFile(badMap, JSON.stringify({ "a.{i}.{i}": "b" }));
+    const bad = await runCli(["compare", hf, EXPECTED, "--map", badMap]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/has more than one \{i\}/);
+  });
+
+  it("labels the axes of tensors that are not per token: deltanet.{i}.state is [head, dk, dv]", async () => {
+    const state = (bump: number) => (ts: Map<string, TensorToWrite>) => {
+      const data = Float64Array.from({ length: 4 * 16 * 16 }, (_, i) => Math.sin(i));
+      data[2 * 256 + 3 * 16 + 4] += bump;
+      ts.set("deltanet.1.state", { name: "deltanet.1.state", dtype: "F64", shape: [4, 16, 16], data });
+    };
+    const ref = await variant("state-ref.safetensors", state(0));
+    const p = await variant("state.safetensors", state(0.5));
+    const r = await runCli(["compare", p, ref, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).firstDivergence.worst).toMatchObject({ index: [2, 3, 4], axes: ["head", "dk", "dv"], token: null });
+    const text = await runCli(["compare", p, ref]);
+    expect(text.stdout).toMatch(/^first divergence: deltanet\.1\.state \(layer 1\) at element \[2,3,4\] \(head, dk, dv\): a=/m);
   });
 });

@@ -45,7 +45,8 @@ describe("qwen3-next info", () => {
     expect(single.weights.bytes).toBe(await dataBytes(path.join(MOE, "model.safetensors")));
     expect(single.weights.byDtype).toEqual({ BF16: single.weights.bytes });
     expect(single.weights.from).toBe("safetensors headers");
-    expect(single.architecture[0]).toBe("layers: 4 (3 gated DeltaNet, 1 gated attention at 3)");
+    expect(single.architecture[0]).toBe("family: Qwen3-Next (qwen3_next)");
+    expect(single.architecture[1]).toBe("layers: 4 (3 gated DeltaNet, 1 gated attention at 3)");
     const dir = path.join(tmp, "sharded");
     await rewriteCheckpoint(MOE, dir, { shards: 3, tensors: fuseExperts });
     const sharded = await runCli(["info", "--model", dir]);

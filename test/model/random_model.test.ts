@@ -1,7 +1,8 @@
 /**
  * Any valid configuration works, not just the fixtures': randomly configured tiny models (head counts and
  * ratios, conv width, attention interval, MoE/dense mix, shared expert or not, tied or not, YaRN or not,
- * MTP or not, attention bias or not) in float64, checked for
+ * MTP or not, attention bias or not; Qwen3-Next or the Qwen3.5 family, dense or MoE, with its split DeltaNet
+ * projections) in float64, checked for
  *   - a sequence split into arbitrary pieces (prefill, single-token decode, chunks crossing 64) == one pass,
  *     for the logits and the MTP logits;
  *   - decodeBatch of several sequences == each sequence decoded alone;
@@ -14,7 +15,7 @@ import type { WeightDType } from "../../src/kernels/types.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { Trace } from "../../src/model/trace.js";
 import { maxScaledDiff, rng } from "../helpers/random.js";
-import { parseTiny, randomWeights, tinyConfig } from "../helpers/random_model.js";
+import { anyTinyConfig, parseTiny, randomWeights } from "../helpers/random_model.js";
 
 const TOL = 1e-9;
 
@@ -32,7 +33,7 @@ describe("randomly configured models (float64)", () => {
   it("any split of the sequence into calls gives the logits and MTP logits of one pass", () => {
     fc.assert(
       fc.property(
-        tinyConfig,
+        anyTinyConfig,
         fc.integer(),
         fc.constantFrom<WeightDType>("F64", "BF16", "F32"),
         fc.integer({ min: 2, max: 75 }),
@@ -59,13 +60,13 @@ describe("randomly configured models (float64)", () => {
           expect(one.has("mtp_logits")).toBe(model.config.mtp_num_hidden_layers > 0);
         },
       ),
-      { numRuns: 12 },
+      { numRuns: 16 },
     );
   });
 
   it("decodeBatch equals decoding each sequence alone, and clones continue like the original", () => {
     fc.assert(
-      fc.property(tinyConfig, fc.integer(), fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 4 }), (raw, seed, lengths) => {
+      fc.property(anyTinyConfig, fc.integer(), fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 4 }), (raw, seed, lengths) => {
         const model = build(raw, seed, "BF16");
         const V = model.config.vocab_size;
         const prompts = lengths.map((n, i) => tokens(seed + i, n, V));
@@ -87,7 +88,7 @@ describe("randomly configured models (float64)", () => {
           expect(maxScaledDiff(b2.subarray(i * V, (i + 1) * V), l2)).toBeLessThan(TOL);
         });
       }),
-      { numRuns: 10 },
+      { numRuns: 14 },
     );
   });
 });
@@ -109,28 +110,29 @@ describe("model API", () => {
     expect(maxScaledDiff(last, full.subarray(3 * 20))).toBe(0);
   });
 
-  it("mtpStep drafts what the next call's MTP would compute for that token", () => {
+  it("draft's first step is what the next call's MTP computes for that token", () => {
     const model = build(raw, 2, "F64");
     const ids = [4, 9, 2, 11, 6];
     const ref = new Trace();
     model.forward(ids, model.newState(), { trace: ref });
     const s = model.newState();
     model.forward(ids.slice(0, 3), s, { mtp: true });
-    const draft = model.mtpStep(ids[3], s); // MTP at position 2: (h_2, x_3)
+    let seen: Float64Array | null = null;
+    model.draft(s, ids[3], 1, (logits) => ((seen = Float64Array.from(logits)), 0)); // MTP at position 2: (h_2, x_3)
     const all = ref.get("mtp_logits");
-    expect(maxScaledDiff(draft, all.data.subarray(2 * 20, 3 * 20))).toBeLessThan(TOL);
-    expect(() => model.mtpStep(ids[4], s)).toThrow(/pending hidden state/);
+    expect(maxScaledDiff(seen!, all.data.subarray(2 * 20, 3 * 20))).toBeLessThan(TOL);
+    expect(() => model.draft(s, ids[4], 1, () => 0)).toThrow(/no hidden state to pair/);
   });
 
-  it("refuses to run the MTP head once a call without it (decodeBatch) has left its cache behind", () => {
+  it("refuses to run the MTP head once a call without it (decodeBatch) has left it behind", () => {
     const model = build(raw, 5, "F64");
     const s = model.newState();
-    model.forward([4, 9, 2], s, { mtp: true }); // MTP cache: positions 0, 1
-    model.decodeBatch([11], [s]); // position 3 -> 4, MTP cache untouched
-    model.forward([6], s, { mtp: true }); // no pair yet; (h_4, x_5) waits for the next token
-    expect(() => model.mtpStep(3, s)).toThrow("the MTP head is out of step with this sequence (its cache holds 2 positions, expected 4)");
-    expect(() => model.forward([3, 8], s, { mtp: true })).toThrow(/out of step/);
-    expect(s.position).toBe(5);
+    model.forward([4, 9, 2], s, { mtp: true }); // MTP cache: positions 0, 1; h_2 waits
+    model.decodeBatch([11], [s]); // position 3 -> 4, the MTP head does not see it
+    expect(() => model.forward([6], s, { mtp: true })).toThrow(
+      "the MTP head is out of step with this sequence (it has seen 3 positions, expected 4): pass every step's hidden states to it (forward with { mtp: true }; decodeBatch does not)",
+    );
+    expect(s.position).toBe(4);
   });
 
   it("rejects token ids out of range and mismatched batches with one-line errors, leaving the state untouched", () => {

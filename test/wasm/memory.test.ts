@@ -87,7 +87,7 @@ describe("weights spread over several instances", () => {
 
   it("rejects a weight dtype it cannot compute with", async () => {
     const k = await createWasmKernels();
-    expect(() => k.allocWeight("model.x", "I64" as never, [2])).toThrow(/model.x: dtype I64 cannot be a weight, expected BF16, F16, F32 or F64/);
+    expect(() => k.allocWeight("model.x", "I64" as never, [2])).toThrow(/model.x: dtype I64 cannot be a weight of the wasm backend, expected one of BF16, F16, F32, F64, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K/);
   });
 
   it("rejects an instance cap out of range", async () => {

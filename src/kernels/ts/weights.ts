@@ -5,6 +5,7 @@
 import { f16ArrayToF32 } from "../../io/dtype.js";
 import { numel } from "../../io/safetensors.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
+import { dequantizeRow, isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
 import type { Precision, Vec, Weight, WeightDType } from "../types.js";
 
 /**
@@ -22,7 +23,10 @@ export class RowScratch {
   }
 }
 
-/** Row `row` of a 2-D weight [rows, n] as numbers; 16-bit rows are widened into the scratch. */
+/**
+ * Row `row` of a 2-D weight [rows, n] as numbers; 16-bit rows are widened into the scratch, quantized rows
+ * are dequantized into it (ggml's float32 values, bit for bit).
+ */
 export function weightRow(w: Weight, row: number, n: number, scratch: RowScratch): ArrayLike<number> {
   const start = row * n;
   if (w.dtype === "F32" || w.dtype === "F64") return (w.data as Float32Array | Float64Array).subarray(start, start + n);
@@ -34,6 +38,10 @@ export function weightRow(w: Weight, row: number, n: number, scratch: RowScratch
     return scratch.f32;
   }
   if (w.dtype === "F16") return f16ArrayToF32(words.subarray(start, start + n), scratch.f32.subarray(0, n));
+  if (isQuantDType(w.dtype)) {
+    dequantizeRow(w.dtype, w.data as Uint8Array, row * quantRowBytes(w.dtype, n), scratch.f32, n);
+    return scratch.f32;
+  }
   throw new Error(`${w.name}: dtype ${w.dtype} has no row reader yet`);
 }
 
@@ -58,7 +66,7 @@ export function allocHostWeight(name: string, dtype: WeightDType, shape: readonl
 
 /** A whole weight widened to the compute precision (for small parameters). */
 export function widenWeight(w: Weight, precision: Precision): Vec {
-  const n = w.data.length;
+  const n = numel(w.shape);
   const out = newVec(precision, n);
   const row = weightRow(w, 0, n, new RowScratch());
   for (let i = 0; i < n; i++) out[i] = row[i];

@@ -11,6 +11,7 @@ import { createTsKernels } from "../ts/index.js";
 import { numel } from "../../io/safetensors.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
 import { widenWeight } from "../ts/weights.js";
+import { isQuantDType, QUANT_DTYPES } from "../../io/ggml_quants.js";
 import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
 import { ThreadPool } from "./pool.js";
@@ -35,8 +36,9 @@ const checkAccumulate = (a: unknown): Accumulate => {
   return a;
 };
 
-/** dtype codes of asm/widen.ts (the dtypes these kernels compute with). */
+/** dtype codes of asm/widen.ts (the plain dtypes these kernels compute with; quantized ones have asm/quant.ts). */
 const DT: Partial<Record<WeightDType, number>> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
+const storable = (d: WeightDType): boolean => d in DT || isQuantDType(d);
 
 export interface WasmKernels extends Kernels {
   readonly heap: WasmHeap;
@@ -97,7 +99,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const [rows, cols] = w.shape;
     const { arena, ptr: wPtr } = weightLoc(w);
     const e = arena.exports;
-    const sixteen = w.dtype !== "F32";
+    // 16-bit weights are widened in de-interleaved order (asm/widen.ts); F32 and quantized ones take x as is.
+    const sixteen = w.dtype === "BF16" || w.dtype === "F16";
     const perToken = ((exact ? 4 : 2) * cols + rows) * 4;
     const chunk = Math.max(1, Math.min(T, Math.floor((heap.reserveBytes - 256) / perToken)));
     const parallel = rows >= 8 && w.data.byteLength >= minParallel;
@@ -220,10 +223,15 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       if (loc) loc.arena.release(loc.ptr);
     },
     allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight {
-      if (!(dtype in DT)) throw new Error(`${name}: dtype ${dtype} cannot be a weight of the wasm backend, expected BF16, F16, F32 or F64`);
+      if (!storable(dtype)) {
+        throw new Error(`${name}: dtype ${dtype} cannot be a weight of the wasm backend, expected one of BF16, F16, F32, F64, ${QUANT_DTYPES.join(", ")}`);
+      }
       const n = numel(shape);
-      const { arena, ptr } = heap.alloc(ggmlByteLength(dtype, shape), name);
-      const data = dtype === "F64" ? arena.f64(ptr, n) : dtype === "F32" ? arena.f32(ptr, n) : arena.u16(ptr, n);
+      const bytes = ggmlByteLength(dtype, shape);
+      const { arena, ptr } = heap.alloc(bytes, name);
+      const data = isQuantDType(dtype)
+        ? new Uint8Array(arena.buffer(), ptr, bytes)
+        : dtype === "F64" ? arena.f64(ptr, n) : dtype === "F32" ? arena.f32(ptr, n) : arena.u16(ptr, n);
       return { name, dtype, shape: [...shape], data };
     },
     freeWeight(w: Weight): void {
@@ -233,7 +241,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       loc.arena.release(loc.ptr);
     },
     toVec(w: Weight): Vec {
-      const v = vec(w.data.length);
+      const v = vec(numel(w.shape));
       v.set(widenWeight(w, "f32"));
       return v;
     },
@@ -247,7 +255,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const loc = weightLoc(w);
       const st = new Staging(heap, [out]);
       if (st.arena !== loc.arena) return ts.embedding(w, id, out); // a row copy: no need to stage the table
-      loc.arena.exports.embeddingRow(loc.ptr, id, H, DT[w.dtype]!, st.ptr(out, "out"));
+      if (isQuantDType(w.dtype)) loc.arena.exports[`dequantRow${w.dtype}`](loc.ptr, id, H, st.ptr(out, "out"));
+      else loc.arena.exports.embeddingRow(loc.ptr, id, H, DT[w.dtype]!, st.ptr(out, "out"));
       st.done();
     },
     rmsNorm(x, weight, eps, n, out) {

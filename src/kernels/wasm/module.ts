@@ -6,7 +6,6 @@
  */
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import "./wasm-globals.js";
 
 /** The exports of asm/index.ts: every argument is an address or a count (numbers; addresses < 4 GiB). */
 export interface KernelExports {

@@ -38,11 +38,11 @@ export function partRange(total: number, n: number, p: number, align: number): [
 
 /**
  * The worker, as source (a function whose only free name is `partRange`, defined beside it in the source),
- * run with `eval: true` so that no TypeScript loader is needed in the worker.
+ * run with `eval: true` so that no TypeScript loader is needed in the worker. `wt` is node:worker_threads, as
+ * `require`d in the worker's source (a string, so that bundlers leave it alone; the browser explorer supplies
+ * its own, web/src/platform/worker_threads.ts).
  */
-export function workerMain(): void {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const wt = require("node:worker_threads");
+export function workerMain(wt: typeof import("node:worker_threads")): void {
   const { module, memories, ctrlBuf, argsBuf, names, id, port, slots, spinMs } = wt.workerData;
   const [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR] = slots;
   const ctrl = new Int32Array(ctrlBuf);
@@ -52,7 +52,7 @@ export function workerMain(): void {
     inst.push(new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("abort"); } } }).exports as never);
   memories.forEach(add);
   let seen = Atomics.load(ctrl, GEN); // before "ready": the first job may be posted right after it
-  wt.parentPort.postMessage("ready");
+  wt.parentPort!.postMessage("ready");
   const a: number[] = [];
   for (;;) {
     const idleSince = performance.now();
@@ -113,7 +113,7 @@ export class ThreadPool {
     const names = Object.keys(arenas[0].exports).filter((k) => typeof arenas[0].exports[k] === "function");
     const pool = new ThreadPool(threads, names);
     // `__name` covers transpilers that keep function names (esbuild keepNames) inside the stringified body.
-    const source = `const __name = (f) => f;\nconst partRange = ${partRange.toString()};\n(${workerMain.toString()})()`;
+    const source = `const __name = (f) => f;\nconst partRange = ${partRange.toString()};\n(${workerMain.toString()})(require("node:worker_threads"))`;
     const ready: Promise<unknown>[] = [];
     for (let id = 1; id < threads; id++) {
       const { port1, port2 } = new MessageChannel();

@@ -1,6 +1,7 @@
 /**
  * The parts of the WebAssembly JS API used here. Node has them at run time, but this project compiles
- * without the DOM lib, which is where TypeScript declares them.
+ * without the DOM lib, which is where TypeScript declares them. A declaration file (included by tsconfig.json,
+ * imported by nothing), so that the browser explorer's build (web/, with the DOM lib) never sees it.
  */
 declare global {
   namespace WebAssembly {

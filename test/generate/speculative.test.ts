@@ -1,0 +1,274 @@
+/**
+ * Speculative decoding with the MTP head is exact: on randomly configured models (every configuration kind of
+ * both families, Qwen3-Next and Qwen3.5 with grouped or tiled value heads, one or two MTP layers; random weights, where drafts are nearly always wrong, and noisy "accepting"
+ * checkpoints, where they are right some of the time), greedy speculative generation gives plain greedy's
+ * tokens, token for token, for K = 1..4 drafts. On an accepting checkpoint every draft is accepted.
+ */
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { generate, type GenerateResult } from "../../src/generate/generate.js";
+import { AdaptiveDraftLength, MAX_BACKOFF } from "../../src/generate/speculative.js";
+import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
+import { createTsKernels } from "../../src/kernels/ts/index.js";
+import type { WeightDType } from "../../src/kernels/types.js";
+import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
+import { bundledTokenizerDir, QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { rng } from "../helpers/random.js";
+import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
+import { acceptingWeights, successor } from "../helpers/accepting_model.js";
+
+const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1 };
+
+let tok: QwenTokenizer;
+beforeAll(async () => {
+  tok = await QwenTokenizer.load(bundledTokenizerDir());
+});
+
+function tokens(seed: number, n: number, vocab: number): number[] {
+  const rand = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(rand() * vocab));
+}
+
+async function run(model: Qwen3NextForCausalLM, prompt: number[], maxTokens: number, sampling: SamplingParams, K?: number): Promise<GenerateResult> {
+  const g = generate(model, tok, prompt, { sampling, maxTokens, stopIds: [], speculative: K === undefined ? undefined : { draftTokens: K } });
+  for await (const _ of g.events);
+  return g.result;
+}
+
+describe("speculative decoding (MTP), greedy", () => {
+  it("gives plain greedy's tokens for K = 1..4 on random models of every configuration kind", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        anyTinyConfig,
+        fc.integer(),
+        fc.constantFrom(1, 2),
+        fc.constantFrom<WeightDType>("F64", "BF16"),
+        fc.constantFrom<"f32" | "f64">("f32", "f64"),
+        fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 1, max: 14 }),
+        fc.constantFrom(0, 0.5),
+        fc.constantFrom(null, 0.1, 0.7, 1.5),
+        fc.boolean(),
+        async (raw, seed, mtpLayers, dtype, precision, promptLength, maxTokens, penalty, noise, tiled) => {
+          const parsed = parseTiny(raw);
+          const cfg = { ...parsed, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: noise === null ? parsed.tie_word_embeddings : false };
+          let src = noise === null ? randomWeights(cfg, seed, dtype) : acceptingWeights(cfg, seed, { noise, dtype });
+          // Qwen3.5's split projections may also come with llama.cpp's tiled value-head order.
+          if (tiled && cfg.deltanet_projections.qkvz === "split") src = withTiledValueHeads(src);
+          const model = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels(precision));
+          const prompt = tokens(seed ^ 0x5eed, promptLength, model.config.vocab_size);
+          const sampling = { ...GREEDY, presence_penalty: penalty, repetition_penalty: 1 + penalty };
+          const plain = await run(model, prompt, maxTokens, sampling);
+          for (const K of [1, 2, 3, 4]) {
+            const spec = await run(model, prompt, maxTokens, sampling, K);
+            expect(spec.tokens, `K=${K}`).toEqual(plain.tokens);
+            expect(spec.finishReason).toBe(plain.finishReason);
+            expect(spec.acceptedTokens).toBeLessThanOrEqual(spec.draftTokens);
+          }
+          expect(plain.draftTokens).toBe(0);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it("accepts every draft on a checkpoint whose drafts are always right", async () => {
+    await fc.assert(
+      fc.asyncProperty(tinyConfig, fc.integer(), fc.constantFrom(1, 2), fc.integer({ min: 1, max: 4 }), async (raw, seed, mtpLayers, K) => {
+        const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: false, hidden_size: 32, vocab_size: 24 });
+        const model = Qwen3NextForCausalLM.fromCheckpoint(acceptingWeights(cfg, seed), createTsKernels("f64"));
+        const prompt = tokens(seed, 3, 24);
+        const r = await run(model, prompt, 13, GREEDY, K);
+        const expected = [successor(prompt[2], 24)];
+        while (expected.length < 13) expected.push(successor(expected[expected.length - 1], 24));
+        expect(r.tokens).toEqual(expected);
+        expect(r.draftTokens).toBeGreaterThan(0);
+        expect(r.acceptedTokens).toBe(r.draftTokens);
+      }),
+      { numRuns: 10 },
+    );
+  });
+});
+
+/** softmax(z / T) with top-k (0: all), penalties over `seen` (presence, frequency): computed here, not by the sampler. */
+function plainDistribution(z: ArrayLike<number>, temperature: number, topK: number, presence: number, frequency: number, seen: number[]): number[] {
+  const w = Array.from(z);
+  const counts = new Map<number, number>();
+  for (const t of seen) counts.set(t, (counts.get(t) ?? 0) + 1);
+  for (const [t, n] of counts) w[t] -= presence + frequency * n;
+  const order = w.map((_, i) => i).sort((a, b) => w[b] - w[a] || a - b);
+  const kept = new Set(topK > 0 ? order.slice(0, topK) : order);
+  const max = Math.max(...w);
+  const e = w.map((x, i) => (kept.has(i) ? Math.exp((x - max) / temperature) : 0));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / total);
+}
+
+/** The 1 - 1e-4 quantile of chi-square with df degrees of freedom (Wilson-Hilferty). */
+function chiSquareCritical(df: number): number {
+  const z = 3.719;
+  return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
+}
+
+describe("speculative decoding (MTP), kept state (chat continuation)", () => {
+  it("leaves exactly plain decoding's state when a stop token, max tokens or a stop string ends a round early", async () => {
+    const raw = fc.sample(tinyConfig, { seed: 5, numRuns: 1 })[0];
+    const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: 1, tie_word_embeddings: false, hidden_size: 32, vocab_size: 24 });
+    const model = Qwen3NextForCausalLM.fromCheckpoint(acceptingWeights(cfg, 5), createTsKernels("f64"));
+    // Greedy counts up from the prompt's last token (x + 1, x + 2, ...), so every draft is accepted and the
+    // ending token sits inside a round of accepted drafts.
+    const turn = async (c: { state: null | { free(): void }; tokens: number[] }, ids: number[], stopIds: number[], maxTokens: number, K?: number) => {
+      const g = generate(model, tok, ids, { sampling: GREEDY, maxTokens, stopIds, continuation: c, speculative: K ? { draftTokens: K } : undefined });
+      for await (const _ of g.events);
+      return g.result;
+    };
+    for (const [stopIds, maxTokens] of [[[7], 20], [[], 4], [[9], 6]] as const) {
+      for (const K of [2, 3, 4]) {
+        const plain = { state: null, tokens: [] as number[] };
+        const spec = { state: null, tokens: [] as number[] };
+        for (const ids of [[1, 2, 3], [11, 12]]) {
+          const a = await turn(plain, ids, [...stopIds], maxTokens);
+          const b = await turn(spec, ids, [...stopIds], maxTokens, K);
+          expect(b.tokens).toEqual(a.tokens);
+          expect(b.finishReason).toBe(a.finishReason);
+          expect(spec.tokens).toEqual(plain.tokens);
+          expect((spec.state as unknown as { position: number }).position).toBe(spec.tokens.length);
+        }
+        // Both kept states continue alike.
+        const a = model.forward([5], plain.state as never, { lastOnly: true });
+        const b = model.forward([5], spec.state as never, { lastOnly: true });
+        expect(Array.from(b)).toEqual(Array.from(a));
+      }
+    }
+  });
+});
+
+describe("Sampler.distribution (the p and q of speculative sampling)", () => {
+  /** softmax(z / T) -> top-k -> top-p (smallest prefix reaching it) -> min-p, renormalised: computed here. */
+  function expected(z: number[], T: number, topK: number, topP: number, minP: number): number[] {
+    const order = z.map((_, i) => i).sort((a, b) => z[b] - z[a] || a - b);
+    let kept = topK > 0 ? order.slice(0, topK) : order;
+    const max = z[order[0]];
+    const w = new Map(kept.map((i) => [i, Math.exp((z[i] - max) / T)]));
+    const total = [...w.values()].reduce((a, b) => a + b, 0);
+    let cum = 0;
+    const cut = kept.findIndex((i) => (cum += w.get(i)! / total) >= topP);
+    if (topP < 1 && cut >= 0) kept = kept.slice(0, cut + 1);
+    kept = kept.filter((i, j) => j === 0 || w.get(i)! >= minP * w.get(kept[0])!);
+    const sum = kept.reduce((a, i) => a + w.get(i)!, 0);
+    return z.map((_, i) => (kept.includes(i) ? w.get(i)! / sum : 0));
+  }
+
+  it("equals the distribution sample() draws from, for any temperature, top-k, top-p and min-p", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -8, max: 8, noNaN: true }), { minLength: 1, maxLength: 12 }),
+        fc.double({ min: 0.2, max: 2, noNaN: true }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 0.5, noNaN: true }),
+        (z, temperature, top_k, top_p, min_p) => {
+          const sampler = new Sampler({ temperature, top_k, top_p, min_p, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, seed: 1 });
+          const got = sampler.distribution(Float64Array.from(z), []);
+          const want = expected(z, temperature, top_k, top_p, min_p);
+          want.forEach((p, i) => expect(got[i]).toBeCloseTo(p, 12));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("adaptive draft length", () => {
+  it("backs off 1, 2, 4 .. 32 plain steps while drafts fail, probes with one draft, and returns to K on an acceptance", () => {
+    const d = new AdaptiveDraftLength(3);
+    const lengths: number[] = [];
+    for (let round = 0; round < 140; round++) {
+      const k = d.next();
+      lengths.push(k);
+      d.update(k, 0); // nothing ever accepted
+    }
+    const probes = lengths.flatMap((k, i) => (k > 0 ? [i] : []));
+    // A probe, then 1, 2, 4, 8, 16, 32, 32 plain steps between probes.
+    expect(probes).toEqual([0, 2, 5, 10, 19, 36, 69, 102, 135]);
+    expect(probes.map((i) => lengths[i])).toEqual([3, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
+    let k = d.next();
+    while (k === 0) k = d.next();
+    expect(k).toBe(1);
+    d.update(k, 1); // the next probe is accepted
+    expect(d.next()).toBe(3);
+  });
+});
+
+describe("speculative decoding (MTP), usage", () => {
+  it("refuses a model without an MTP head, and a draft length below 1, with one line", () => {
+    const raw = fc.sample(tinyConfig, { seed: 2, numRuns: 1 })[0];
+    const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 0 }), 2), createTsKernels("f64"));
+    const opts = (draftTokens: number) => ({ sampling: GREEDY, maxTokens: 4, speculative: { draftTokens } });
+    expect(() => generate(model, tok, [1, 2], opts(1))).toThrow(
+      "speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)",
+    );
+    const withMtp = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 1 }), 2), createTsKernels("f64"));
+    expect(() => generate(withMtp, tok, [1, 2], opts(0))).toThrow("draft tokens is 0, expected an integer >= 1");
+  });
+});
+
+describe("speculative decoding (MTP), sampling", () => {
+  it.each([
+    { name: "K 1, temperature 0.9", K: 1, V: 4, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
+    { name: "K 2, top-k 2, penalties", K: 2, V: 3, temperature: 1.2, top_k: 2, presence: 0.4, frequency: 0.3 },
+  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency }) => {
+    const raw = fc.sample(tinyConfig, { seed: 7, numRuns: 1 })[0];
+    const cfg = parseTiny({ ...raw, vocab_size: V, mtp_num_hidden_layers: 1, num_hidden_layers: 2, full_attention_interval: 2 });
+    const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 7), createTsKernels("f64"));
+    const prompt = [1, 2, 0];
+    const sampling: SamplingParams = { temperature, top_k, top_p: 1, min_p: 0, presence_penalty: presence, frequency_penalty: frequency, repetition_penalty: 1 };
+    const n = K + 2; // tokens per run: the first is plain sampling's, then K drafts (or resamples) and one more
+    // Expected probability of each sequence of n tokens, from the model's logits over every prefix.
+    const expected = new Map<string, number>();
+    const walk = (seq: number[], prob: number) => {
+      if (seq.length === n) return void expected.set(seq.join(","), prob);
+      const logits = model.forward([...prompt, ...seq], model.newState(), { lastOnly: true });
+      plainDistribution(logits, temperature, top_k, presence, frequency, seq).forEach((p, t) => p > 0 && walk([...seq, t], prob * p));
+    };
+    walk([], 1);
+    const runs = 3000;
+    const observed = new Map<string, number>();
+    let drafts = 0;
+    let accepted = 0;
+    for (let seed = 0; seed < runs; seed++) {
+      const r = await run(model, prompt, n, { ...sampling, seed }, K);
+      const key = r.tokens.join(",");
+      expect(expected.has(key), key).toBe(true);
+      observed.set(key, (observed.get(key) ?? 0) + 1);
+      drafts += r.draftTokens;
+      accepted += r.acceptedTokens;
+    }
+    // Both paths are exercised: some drafts accepted, some rejected (and resampled).
+    expect(accepted).toBeGreaterThan(0.1 * drafts);
+    expect(accepted).toBeLessThan(0.9 * drafts);
+    // Chi-square over the cells expected at least 5 times, the rest pooled.
+    let chi = 0;
+    let cells = 0;
+    let restE = 0;
+    let restO = 0;
+    for (const [key, p] of expected) {
+      const e = p * runs;
+      const o = observed.get(key) ?? 0;
+      if (e >= 5) {
+        chi += (o - e) ** 2 / e;
+        cells++;
+      } else {
+        restE += e;
+        restO += o;
+      }
+    }
+    if (restE > 0) {
+      chi += (restO - restE) ** 2 / restE;
+      cells++;
+    }
+    expect(cells).toBeGreaterThan(8);
+    expect(chi).toBeLessThan(chiSquareCritical(cells - 1));
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * The scheduler with speculative decoding on: plain and speculative sequences (each with its own draft
+ * length) share one batched step, with the prefix cache on, arrivals at any time and cancellations, and
+ * every sequence still gets exactly its tokens alone: greedy ones plain greedy's tokens, sampled plain ones
+ * plain sampling's, sampled speculative ones those of the same speculative loop run alone with the same seed.
+ * The model is a noisy accepting checkpoint (drafts right part of the time), in float64.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
+import { AdaptiveDraftLength, roundDraftLength, speculativeRound, type SpeculationCounts } from "../../src/generate/speculative.js";
+import { createTsKernels } from "../../src/kernels/ts/index.js";
+import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
+import type { SequenceState } from "../../src/model/state.js";
+import { Scheduler, type EndReason } from "../../src/server/scheduler.js";
+import { acceptingWeights } from "../helpers/accepting_model.js";
+import { parseTiny, tinyConfig } from "../helpers/random_model.js";
+
+const K_MAX = 3;
+const raw = fc.sample(tinyConfig, { seed: 11, numRuns: 1 })[0];
+const model = Qwen3NextForCausalLM.fromCheckpoint(
+  acceptingWeights(parseTiny({ ...raw, vocab_size: 32, hidden_size: 24, mtp_num_hidden_layers: 1, tie_word_embeddings: false }), 11, { noise: 0.6 }),
+  createTsKernels("f64"),
+);
+const V = 32;
+
+const sampling = (seed: number, greedy: boolean): SamplingParams => ({
+  temperature: greedy ? 0 : 0.8, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, seed,
+});
+
+/** One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. */
+function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number): number[] {
+  const sampler = new Sampler(params);
+  const state = model.newState();
+  const out: number[] = [];
+  const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+  const view = (z: Float32Array | Float64Array) => z;
+  const draftLength = new AdaptiveDraftLength(K);
+  let chosen = [sampler.sample(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }), out, prompt)];
+  for (;;) {
+    for (const t of chosen) {
+      out.push(t);
+      if (out.length >= maxTokens) return state.free(), out;
+    }
+    const y = out[out.length - 1];
+    if (K > 0) {
+      const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
+      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
+      draftLength.update(k, chosen.length - 1);
+    } else chosen = [sampler.sample(model.forward([y], state, { lastOnly: true }), out, prompt)];
+  }
+}
+
+const request = fc.record({
+  prompt: fc.integer({ min: 0, max: 2 }),
+  maxTokens: fc.integer({ min: 1, max: 10 }),
+  seed: fc.integer({ min: 0, max: 1000 }),
+  greedy: fc.boolean(),
+  draftTokens: fc.integer({ min: 0, max: K_MAX }),
+  cancelAfter: fc.integer({ min: 1, max: 14 }),
+  delay: fc.integer({ min: 0, max: 6 }),
+});
+
+describe("Scheduler with speculative decoding", () => {
+  it("gives every sequence its tokens alone, plain and speculative in one batch, with the prefix cache", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(fc.integer({ min: 0, max: V - 1 }), { minLength: 1, maxLength: 12 }), { minLength: 3, maxLength: 3 }),
+        fc.array(request, { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 2 }),
+        async (prompts, picks, maxConcurrency, prefixCacheSize) => {
+          const reqs = picks.map((r) => ({ ...r, prompt: prompts[r.prompt] }));
+          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize, prefillChunk: 5, draftTokens: K_MAX });
+          const runs = reqs.map(async (r) => {
+            for (let i = 0; i < r.delay; i++) await new Promise((res) => setImmediate(res));
+            const tokens: number[] = [];
+            let counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+            const reason = await new Promise<EndReason>((resolve) => {
+              const seq = sched.submit({
+                prompt: r.prompt,
+                maxTokens: r.maxTokens,
+                stopTokenIds: new Set(),
+                sampler: new Sampler(sampling(r.seed, r.greedy)),
+                sampleableTokens: V,
+                draftTokens: r.draftTokens,
+                onToken: (id) => {
+                  tokens.push(id);
+                  if (tokens.length === r.cancelAfter) seq.cancel();
+                  return true;
+                },
+                onEnd: (why) => ((counts = seq.speculation), resolve(why)),
+              });
+            });
+            return { tokens, reason, counts };
+          });
+          const got = await Promise.all(runs);
+          let drafts = 0;
+          reqs.forEach((r, i) => {
+            // Greedy: plain greedy's tokens whatever the draft length; sampled: the same loop alone.
+            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens);
+            const n = Math.min(r.cancelAfter, r.maxTokens);
+            expect(got[i].reason).toBe(r.cancelAfter < r.maxTokens ? "cancelled" : "length");
+            expect(got[i].tokens).toEqual(expected.slice(0, n));
+            if (r.draftTokens === 0) expect(got[i].counts.draftTokens).toBe(0);
+            drafts += got[i].counts.draftTokens;
+          });
+          expect(sched.stats.draftTokens).toBe(drafts);
+          expect(sched.stats.acceptedTokens).toBeLessThanOrEqual(drafts);
+          expect(sched.stats.active).toBe(0);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("refuses a request asking for more drafts than the server's, and a server without an MTP head", () => {
+    const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 2 });
+    const req = { prompt: [1, 2], maxTokens: 2, stopTokenIds: new Set<number>(), sampler: new Sampler(sampling(1, true)), sampleableTokens: V, onToken: () => true, onEnd: () => {} };
+    expect(() => sched.submit({ ...req, draftTokens: 3 })).toThrow(
+      expect.objectContaining({ status: 400, message: "num_speculative_tokens is 3, expected an integer in [0, 2] (the server's --draft-tokens)" }),
+    );
+    const noMtp = Qwen3NextForCausalLM.fromCheckpoint(
+      acceptingWeights(parseTiny({ ...raw, vocab_size: 32, hidden_size: 24, mtp_num_hidden_layers: 0, tie_word_embeddings: false }), 1),
+      createTsKernels("f64"),
+    );
+    expect(() => new Scheduler<SequenceState>(noMtp, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 1 })).toThrow(/needs the checkpoint's MTP head/);
+  });
+});
