@@ -19,7 +19,9 @@ export function router(logits: usize, t: i32, e: i32, k: i32, normalize: i32, ex
       let bv = -1.0;
       for (let i = 0; i < e; i++) {
         const x = load<f64>(p + (<usize>i << 3));
-        if (x > bv) {
+        // A NaN probability (non-finite router logits) never compares greater: take the first expert not yet
+        // taken, so the ids stay in range and the NaN weights carry the failure to this token's output alone.
+        if (x > bv || (best < 0 && x != -2.0)) {
           bv = x;
           best = i;
         }

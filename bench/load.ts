@@ -11,12 +11,12 @@
  * bench/load-results.json. Without --model it serves the demo checkpoint (random weights, hidden 64): the
  * cost per token is then mostly the 151,936-row lm_head, and batching shows as tokens/s rising with C.
  */
-import { spawn } from "node:child_process";
 import { writeFile, rename } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
+import { startServeChild, type ServeChild } from "./serve_child.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const arg = (name: string, dflt?: string) => {
@@ -45,36 +45,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-async function startServer(maxConcurrency: number): Promise<{ url: string; stop: () => Promise<number | null> }> {
+function startServer(maxConcurrency: number): Promise<ServeChild> {
   const extra = ["model", "backend", "threads"].flatMap((k) => (arg(k) ? [`--${k}`, arg(k) as string] : []));
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(ROOT, "src/cli/bin.ts"), "serve", "--port", "0", "--max-concurrency", String(maxConcurrency),
-      "--max-queue", String(N), "--prefix-cache", "0", ...extra],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on("close", r));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = /at (http:\/\/[^\s]+)\/v1/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr.trim()}`)));
-  });
-  return {
-    url,
-    stop: async () => {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+  return startServeChild(["--max-concurrency", String(maxConcurrency), "--max-queue", String(N), "--prefix-cache", "0", ...extra]);
 }
 
 async function one(client: OpenAI, model: string, i: number): Promise<Sample> {

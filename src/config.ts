@@ -166,6 +166,39 @@ export const QWEN3_5_MOE_DEFAULTS: Defaults = {
 /** The text model type each Qwen3.5 wrapper nests. */
 const TEXT_MODEL_TYPE = { qwen3_5: "qwen3_5_text", qwen3_5_moe: "qwen3_5_moe_text" } as const;
 
+/**
+ * Upper bounds on every size, checked before anything is built from the config (layer lists, the expected
+ * tensors, RoPE tables): far above any published model (Qwen3-Next-80B: vocab 151936, hidden 2048, 48 layers,
+ * 512 experts, context 262144), low enough that an absurd config (num_experts 1e12) fails at once instead of
+ * after exhausting memory.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 1 << 22,
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 20,
+  num_hidden_layers: 1024,
+  max_position_embeddings: 1 << 24,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  linear_conv_kernel_dim: 64,
+  linear_key_head_dim: 4096,
+  linear_value_head_dim: 4096,
+  linear_num_key_heads: 1024,
+  linear_num_value_heads: 1024,
+  decoder_sparse_step: 1024,
+  num_experts: 1 << 16,
+  num_experts_per_tok: 1 << 16,
+  moe_intermediate_size: 1 << 20,
+  shared_expert_intermediate_size: 1 << 20,
+  full_attention_interval: 1024,
+  mtp_num_hidden_layers: 16,
+};
+/** Experts over all MoE layers at most (Qwen3-Next-80B: 48 x 512 = 24,576), each one a few tensors to find. */
+export const MAX_TOTAL_EXPERTS = 1 << 20;
+/** Largest RoPE scaling factor, and longest YaRN original context. */
+const MAX_ROPE_FACTOR = 1024;
+
 /** Parses a `config.json` object; `where` names the file in error messages. */
 export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
@@ -176,31 +209,33 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
     throw new ConfigError(`${where}: ${msg}`);
   };
   const family = familyOf(top.model_type);
-  if (!family) fail(`model_type is ${JSON.stringify(top.model_type)}, expected "qwen3_next", "qwen3_5" or "qwen3_5_moe"`);
+  if (!family) fail(`model_type is ${brief(top.model_type)}, expected "qwen3_next", "qwen3_5" or "qwen3_5_moe"`);
   const j = family === "qwen3_next" ? top : qwen3_5TextConfig(top, family!, fail);
   const DEFAULTS = family === "qwen3_next" ? QWEN3_NEXT_DEFAULTS : family === "qwen3_5" ? QWEN3_5_DEFAULTS : QWEN3_5_MOE_DEFAULTS;
 
   const int = (key: keyof typeof DEFAULTS, min = 1): number => {
     const v = key in j && j[key] !== null ? j[key] : DEFAULTS[key];
     if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-      fail(`${key} is ${JSON.stringify(v)}, expected an integer >= ${min}`);
+      fail(`${key} is ${brief(v)}, expected an integer >= ${min}`);
     }
+    const limit = CONFIG_LIMITS[key];
+    if (limit !== undefined && (v as number) > limit) fail(`${key} is ${v}, over the limit of ${limit}`);
     return v as number;
   };
   const num = (key: string, dflt: number, src: Json = j): number => {
     const v = key in src && src[key] !== null ? src[key] : dflt;
-    if (typeof v !== "number" || !Number.isFinite(v)) fail(`${key} is ${JSON.stringify(v)}, expected a number`);
+    if (typeof v !== "number" || !Number.isFinite(v)) fail(`${key} is ${brief(v)}, expected a number`);
     return v as number;
   };
   const bool = (key: keyof typeof DEFAULTS): boolean => {
     const v = key in j && j[key] !== null ? j[key] : DEFAULTS[key];
-    if (typeof v !== "boolean") fail(`${key} is ${JSON.stringify(v)}, expected true or false`);
+    if (typeof v !== "boolean") fail(`${key} is ${brief(v)}, expected true or false`);
     return v as boolean;
   };
 
   const num_hidden_layers = int("num_hidden_layers");
   const hidden_act = j.hidden_act ?? DEFAULTS.hidden_act;
-  if (hidden_act !== "silu") fail(`hidden_act is ${JSON.stringify(hidden_act)}, expected "silu"`);
+  if (hidden_act !== "silu") fail(`hidden_act is ${brief(hidden_act)}, expected "silu"`);
 
   const dense = family === "qwen3_5";
   const cfg: Qwen3NextConfig = {
@@ -234,9 +269,9 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3NextConfi
     full_attention_interval: int("full_attention_interval"),
     layer_types: [],
     mtp_num_hidden_layers: int("mtp_num_hidden_layers", 0),
-    bos_token_id: typeof j.bos_token_id === "number" ? j.bos_token_id : null,
+    bos_token_id: parseBos(j.bos_token_id, fail),
     eos_token_id: parseEos(j.eos_token_id, fail),
-    torch_dtype: typeof j.torch_dtype === "string" ? j.torch_dtype : typeof j.dtype === "string" ? j.dtype : "bfloat16",
+    torch_dtype: parseDType(j, fail),
   };
   cfg.layer_types = parseLayerTypes(j.layer_types, cfg, fail);
   validate(cfg, fail);
@@ -273,7 +308,7 @@ function parseRope(
   }
   const type = params.rope_type ?? params.type ?? "default";
   if (type !== "default" && type !== "linear" && type !== "yarn") {
-    fail(`rope type ${JSON.stringify(type)} is not supported, expected "default", "linear" or "yarn"`);
+    fail(`rope type ${brief(type)} is not supported, expected "default", "linear" or "yarn"`);
   }
   const rope_theta = num("rope_theta", DEFAULTS.rope_theta, params);
   const partial_rotary_factor = num("partial_rotary_factor", DEFAULTS.partial_rotary_factor, params);
@@ -287,11 +322,15 @@ function parseRope(
     fail(`rope_scaling.original_max_position_embeddings is required for YaRN and must be > 0`);
   }
   const factor = type === "default" ? 1 : num("factor", NaN, params);
-  if (!(factor >= 1)) fail(`rope scaling factor is ${JSON.stringify(params.factor)}, expected a number >= 1`);
+  if (!(factor >= 1)) fail(`rope scaling factor is ${brief(params.factor)}, expected a number >= 1`);
+  if (factor > MAX_ROPE_FACTOR) fail(`rope scaling factor is ${factor}, over the limit of ${MAX_ROPE_FACTOR}`);
   const maxPos = typeof j.max_position_embeddings === "number" ? j.max_position_embeddings : 0;
   const original = num("original_max_position_embeddings", type === "yarn" ? NaN : maxPos, params);
   if (type === "yarn" && !(original > 0)) {
-    fail(`rope_scaling.original_max_position_embeddings is ${JSON.stringify(params.original_max_position_embeddings)}, expected a number > 0`);
+    fail(`rope_scaling.original_max_position_embeddings is ${brief(params.original_max_position_embeddings)}, expected a number > 0`);
+  }
+  if (original > CONFIG_LIMITS.max_position_embeddings) {
+    fail(`rope_scaling.original_max_position_embeddings is ${original}, over the limit of ${CONFIG_LIMITS.max_position_embeddings}`);
   }
   const attention_factor = num(
     "attention_factor",
@@ -312,8 +351,8 @@ function parseRope(
 
 function parseLayerList(v: unknown, layers: number, fail: (m: string) => never): number[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x < layers)) {
-    fail(`mlp_only_layers is ${JSON.stringify(v)}, expected a list of layer indices in [0, ${layers})`);
+  if (!Array.isArray(v) || v.length > layers || !v.every((x) => Number.isInteger(x) && x >= 0 && x < layers)) {
+    fail(`mlp_only_layers is ${brief(v)}, expected a list of layer indices in [0, ${layers})`);
   }
   return [...(v as number[])];
 }
@@ -337,11 +376,27 @@ function parseLayerTypes(v: unknown, cfg: Qwen3NextConfig, fail: (m: string) => 
   return [...(v as LayerType[])];
 }
 
+function parseBos(v: unknown, fail: (m: string) => never): number | null {
+  if (v === undefined || v === null) return null;
+  if (Number.isInteger(v) && (v as number) >= 0) return v as number;
+  return fail(`bos_token_id is ${brief(v)}, expected a token id or null`);
+}
+
+function parseDType(j: Json, fail: (m: string) => never): string {
+  for (const key of ["torch_dtype", "dtype"]) {
+    const v = j[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") fail(`${key} is ${brief(v)}, expected a dtype name such as "bfloat16"`);
+    return v as string;
+  }
+  return "bfloat16";
+}
+
 function parseEos(v: unknown, fail: (m: string) => never): number[] {
   if (v === undefined || v === null) return [];
   const ids = Array.isArray(v) ? v : [v];
   if (ids.length > 0 && ids.every((x) => Number.isInteger(x) && x >= 0)) return [...(ids as number[])];
-  return fail(`eos_token_id is ${JSON.stringify(v)}, expected a token id or a list of them`);
+  return fail(`eos_token_id is ${brief(v)}, expected a token id or a list of them`);
 }
 
 function validate(c: Qwen3NextConfig, fail: (m: string) => never): void {
@@ -359,7 +414,11 @@ function validate(c: Qwen3NextConfig, fail: (m: string) => never): void {
   if (rotary < 2 || rotary % 2 !== 0) {
     fail(`head_dim * partial_rotary_factor = ${c.head_dim * c.rope.partial_rotary_factor}, expected an even integer >= 2`);
   }
-  const anyMoe = c.layer_types.some((_, i) => isMoeLayer(c, i));
+  const moeLayers = c.layer_types.filter((_, i) => isMoeLayer(c, i)).length;
+  if (moeLayers * c.num_experts > MAX_TOTAL_EXPERTS) {
+    fail(`${moeLayers} MoE layers x num_experts ${c.num_experts} = ${moeLayers * c.num_experts} experts, over the limit of ${MAX_TOTAL_EXPERTS}`);
+  }
+  const anyMoe = moeLayers > 0;
   if (anyMoe) {
     if (c.num_experts < 1) fail(`num_experts is ${c.num_experts}, expected >= 1 when a layer is MoE`);
     if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > c.num_experts) {
@@ -376,11 +435,11 @@ function checkMropeSection(rope: unknown, rotary: number, fail: (m: string) => n
   const section = typeof rope === "object" && rope !== null ? (rope as Json).mrope_section : undefined;
   if (section === undefined || section === null) return;
   if (!Array.isArray(section) || !section.every((x) => Number.isInteger(x) && x >= 0)) {
-    fail(`rope_parameters.mrope_section is ${JSON.stringify(section)}, expected a list of non-negative integers`);
+    fail(`rope_parameters.mrope_section is ${brief(section)}, expected a list of non-negative integers`);
   }
   const total = (section as number[]).reduce((a, b) => a + b, 0);
   if (total !== rotary / 2) {
-    fail(`rope_parameters.mrope_section ${JSON.stringify(section)} covers ${total} frequencies, expected rotary dims / 2 = ${rotary / 2}`);
+    fail(`rope_parameters.mrope_section ${brief(section)} covers ${total} frequencies, expected rotary dims / 2 = ${rotary / 2}`);
   }
 }
 
@@ -401,7 +460,7 @@ function qwen3_5TextConfig(top: Json, family: "qwen3_5" | "qwen3_5_moe", fail: (
   }
   const t = text as Json;
   if (t.model_type !== undefined && t.model_type !== TEXT_MODEL_TYPE[family]) {
-    fail(`text_config.model_type is ${JSON.stringify(t.model_type)}, expected "${TEXT_MODEL_TYPE[family]}"`);
+    fail(`text_config.model_type is ${brief(t.model_type)}, expected "${TEXT_MODEL_TYPE[family]}"`);
   }
   const inherited: Json = {};
   for (const key of ["tie_word_embeddings", "torch_dtype", "dtype", "eos_token_id", "bos_token_id"]) if (!(key in t) && key in top) inherited[key] = top[key];
@@ -418,6 +477,17 @@ export function isMoeLayer(c: Qwen3NextConfig, layer: number): boolean {
   return (
     c.num_experts > 0 && !c.mlp_only_layers.includes(layer) && (layer + 1) % c.decoder_sparse_step === 0
   );
+}
+
+/** A value as JSON for an error message, cut to 60 characters (a config may hold anything, of any size). */
+export function brief(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function describe(v: unknown): string {

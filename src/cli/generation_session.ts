@@ -15,6 +15,7 @@ import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ropeWithScaling } from "../generate/rope_scaling.js";
+import { checkGenerationConfig } from "../generate/generation_config.js";
 import { checkSpeculative, type SpeculativeOptions } from "../generate/generate.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
 import { addKernelOptions, asUsageError, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
@@ -101,7 +102,7 @@ export async function openSession(o: SessionFlags): Promise<GenerationSession> {
   const rope = o.ropeScaling === undefined ? undefined : ropeWithScaling(await rawConfig(), o.ropeScaling);
   // A GGUF file carries no sampling defaults: Hugging Face's apply.
   const genFile = gguf ? undefined : path.join(dir, "generation_config.json");
-  const defaults = defaultSamplingParams(genFile && existsSync(genFile) ? ((await readJsonFile(genFile)) as object) : undefined);
+  const defaults = defaultSamplingParams(genFile && existsSync(genFile) ? checkGenerationConfig(await readJsonFile(genFile), genFile) : undefined);
   const sampling = samplingFromFlags(defaults, o);
   const [tokenizer, template] = await Promise.all([QwenTokenizer.load(dir), ChatTemplate.load(dir)]);
   const notes: string[] = [];

@@ -1,6 +1,7 @@
 /**
  * Next-token sampling, in the order Hugging Face `generate` and vLLM apply it:
  *
+ *   0. logits holding NaN or +Infinity are refused (NonFiniteLogitsError): no token is drawn from them;
  *   1. penalties on the raw logits z:
  *        repetition (over prompt + generated tokens):  z_i = z_i > 0 ? z_i / r : z_i * r
  *        presence / frequency (generated tokens only, OpenAI):  z_i -= frequency * count_i + presence * [count_i > 0]
@@ -74,6 +75,20 @@ export function samplingParamsError(p: SamplingParams): string | null {
   return null;
 }
 
+/** Thrown when the logits hold NaN or +Infinity (-Infinity is a masked token, and allowed). */
+export class NonFiniteLogitsError extends Error {
+  override name = "NonFiniteLogitsError";
+}
+
+/** Index of the first NaN or +Infinity in `z`, or -1. */
+export function firstNonFinite(z: ArrayLike<number>): number {
+  for (let i = 0; i < z.length; i++) {
+    const x = z[i];
+    if (x !== x || x === Infinity) return i;
+  }
+  return -1;
+}
+
 export class Sampler {
   private readonly rng: Xoshiro128;
 
@@ -89,6 +104,10 @@ export class Sampler {
    */
   sample(logits: Float32Array | Float64Array, generated: readonly number[], promptTokens: readonly number[] = []): number {
     if (logits.length === 0) throw new Error("no logits to sample from, expected at least one");
+    const bad = firstNonFinite(logits);
+    if (bad >= 0) {
+      throw new NonFiniteLogitsError(`the model produced non-finite logits (${logits[bad]} at token ${bad} of ${logits.length}); refusing to sample from them`);
+    }
     const z = this.penalized(logits, generated, promptTokens);
     const p = this.params;
     if (p.temperature === 0 || p.top_k === 1) return argmax(z);

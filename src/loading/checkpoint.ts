@@ -9,6 +9,8 @@
  * stored one tensor per expert and projection (published) or fused as `mlp.experts.gate_up_proj` [E, 2I, H] and
  * `mlp.experts.down_proj` [E, H, I] (newer transformers): each expert's slice is a contiguous byte range of the
  * fused tensor, read directly into its own weight, so nothing fused is ever held in memory.
+ * Every weight is scanned for NaN / Infinity as it arrives (float elements; quantized blocks' scales): a damaged
+ * tensor fails the load, named.
  * Tensors the config does not need (`mtp.*` without MTP, a stored `lm_head` when tied, ...) are ignored; a
  * checkpoint without any `mtp.*` tensor loads without the MTP head even if config.json has one (see mtpDropped).
  */
@@ -51,6 +53,8 @@ export interface LoadOptions {
   allocator?: WeightAllocator;
   /** Called as bytes arrive (and once with 0 at the start). */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Scan every float weight for NaN / Infinity as it arrives (default true; a damaged tensor is named). */
+  checkFinite?: boolean;
 }
 
 /** A checkpoint's config and the location of every weight it needs, from headers only. */
@@ -136,7 +140,7 @@ export async function loadPlanned(plan: CheckpointPlan, opts: LoadOptions = {}):
   const { dir } = plan;
   let weights: Map<string, Weight>;
   try {
-    weights = await readWeights(plan.weights, opts.allocator ?? typedArrayAllocator, opts.onProgress);
+    weights = await readWeights(plan.weights, opts.allocator ?? typedArrayAllocator, opts.onProgress, opts.checkFinite ?? true);
   } finally {
     await plan.store.close();
   }

@@ -14,6 +14,7 @@ import { numel } from "../io/safetensors.js";
 import type { Weight, WeightDType } from "../kernels/types.js";
 import type { ParamDecl } from "../model/params.js";
 import { expectedTensors } from "./expected.js";
+import { checkFiniteWeight } from "./finite.js";
 import type { CheckpointLayout, Spelling, StoredTransform } from "./layout.js";
 
 /** A checkpoint that does not hold what the config declares; the message is one line naming file and tensor. */
@@ -155,12 +156,15 @@ const READS_IN_FLIGHT = 4;
 
 /**
  * Reads every planned weight into memory from `allocator`, in disk order, and returns them by canonical name.
- * `onProgress` gets the stored bytes read so far and their total (once with 0 first).
+ * `onProgress` gets the stored bytes read so far and their total (once with 0 first). With `checkFinite`, each
+ * weight is scanned for NaN / Infinity (`finite.ts`: float elements, quantized blocks' scales) as soon as its
+ * bytes are in, and the first damaged one fails the read, named.
  */
 export async function readWeights(
   weights: readonly PlannedWeight[],
   allocator: WeightAllocator,
   onProgress?: (doneBytes: number, totalBytes: number) => void,
+  checkFinite = false,
 ): Promise<Map<string, Weight>> {
   const out = new Map<string, Weight>();
   const total = weights.reduce((s, w) => s + w.readBytes, 0);
@@ -185,6 +189,9 @@ export async function readWeights(
       onProgress?.(done, total);
     };
     const read = readOne(w, weight, onBytes)
+      .then(() => {
+        if (checkFinite) checkFiniteWeight(weight, w.stored === w.name ? w.source.file : `${w.source.file} (${w.stored})`);
+      })
       .catch((error: unknown) => {
         failure ??= { error };
       })

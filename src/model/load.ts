@@ -11,13 +11,15 @@ export interface LoadModelOptions extends KernelOptions {
   onProgress?: (done: number, total: number) => void;
   /** Replaces the checkpoint's RoPE setup (e.g. YaRN for long prompts, like vLLM's --rope-scaling). */
   rope?: RopeConfig;
+  /** Scan the weights for NaN / Infinity while loading (default true). */
+  checkFinite?: boolean;
   /** Told each one-line note about the checkpoint (e.g. a skipped vision tower). */
   onNote?: (note: string) => void;
 }
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Qwen3NextForCausalLM> {
   const kernels = await createKernels(opts);
-  const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress });
+  const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress, checkFinite: opts.checkFinite });
   for (const note of ckpt.notes) opts.onNote?.(note);
   if (opts.rope) ckpt.config = { ...ckpt.config, rope: opts.rope };
   return Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);

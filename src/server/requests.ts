@@ -7,6 +7,7 @@ import type { ChatMessage, ToolSpec } from "../tokenizer/chat_template.js";
 import { samplingParamsError, type SamplingParams } from "../generate/sampler.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { TextRequest } from "./generation.js";
+import { PromptError } from "./prompt_workers.js";
 
 /** Fields common to /v1/chat/completions and /v1/completions (after schema validation). */
 export interface SamplingBody {
@@ -25,26 +26,46 @@ export interface SamplingBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
   logit_bias?: Record<string, number> | null;
+  n?: number | null;
+  response_format?: ResponseFormat | null;
   num_speculative_tokens?: number | null;
 }
 
+/** OpenAI `response_format`. */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown>; strict?: boolean | null; description?: string } };
+
 type ContentPart = { type: "text"; text: string };
 export interface ChatBody extends SamplingBody {
-  messages: Array<Omit<ChatMessage, "role" | "content"> & { role: ChatMessage["role"] | "developer"; content?: string | null | ContentPart[] }>;
+  messages: Array<
+    Omit<ChatMessage, "role" | "content"> & { role: ChatMessage["role"] | "developer"; content?: string | null | ContentPart[]; reasoning?: string | null }
+  >;
   tools?: ToolSpec[] | null;
   tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
   chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
+  parallel_tool_calls?: boolean | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
 }
 
 export interface CompletionBody extends SamplingBody {
-  prompt: string | [string];
+  /** Text, or token ids (one prompt). */
+  prompt: string | [string] | number[] | [number[]];
   echo?: boolean | null;
+  /** Number of alternatives per token (OpenAI's completions logprobs). */
+  logprobs?: number | null;
 }
 
 /** What the server knows about the model it serves. */
 export interface ServedModel {
-  /** The name clients put in `model`. */
+  /** The name clients put in `model` (the first of `--served-model-name`). */
   name: string;
+  /** Further served names: accepted in `model` and listed by /v1/models, as vLLM lists them. */
+  aliases?: readonly string[];
+  /** The checkpoint path as given on the command line: accepted in `model`, not listed. */
+  modelPath?: string;
   /** Longest sequence (prompt + completion) in tokens. */
   contextLength: number;
   /** Rows of the logits (token ids a logit_bias may name). */
@@ -58,7 +79,7 @@ export interface ServedModel {
 }
 
 export function checkModelName(body: SamplingBody, served: ServedModel): void {
-  if (body.model !== served.name) {
+  if (body.model !== served.name && !served.aliases?.includes(body.model) && body.model !== served.modelPath) {
     throw new ApiError(
       400,
       `The model \`${body.model}\` does not exist; this server serves \`${served.name}\``,
@@ -67,6 +88,22 @@ export function checkModelName(body: SamplingBody, served: ServedModel): void {
       "model_not_found",
     );
   }
+}
+
+/** A prompt that could not be rendered or tokenized, as the client sees it (400; 500 / 503 for the server's own failures). */
+export function promptApiError(err: unknown, contextLength: number, param: "messages" | "prompt"): Error {
+  if (!(err instanceof PromptError)) return err instanceof Error ? err : new Error(String(err));
+  if (err.reason === "closed") return new ApiError(503, "The server is shutting down", "server_error", null, "shutting_down");
+  if (err.reason === "worker") return new ApiError(500, `Internal server error: ${err.message}`, "server_error");
+  if (err.reason === "too_long") {
+    return badRequest(
+      `This model's maximum context length is ${contextLength} tokens, but the prompt is ${err.size!.bytes} bytes long, so at least ${err.size!.minTokens} tokens; shorten it`,
+      param,
+      "context_length_exceeded",
+    );
+  }
+  if (err.reason === "template") return badRequest(`messages cannot be rendered by the chat template: ${err.message}`, "messages");
+  return badRequest(`The prompt cannot be processed: ${err.message}`, param, err.reason === "timeout" ? "prompt_timeout" : "prompt_too_costly");
 }
 
 /** The sampling, budget and stop settings of a request whose prompt is `promptTokens`. */
@@ -150,21 +187,41 @@ export function chatMessages(body: ChatBody): ChatMessage[] {
       throw badRequest(`messages[${i}] has role "tool" but no tool_call_id`, `messages[${i}].tool_call_id`);
     }
     const out: ChatMessage = { ...m, role: m.role === "developer" ? "system" : m.role, content };
-    if (out.tool_calls === null) delete out.tool_calls;
-    if (out.reasoning_content === null) delete out.reasoning_content;
-    return out;
+    // vLLM's current name for the reasoning is `reasoning`; the template reads `reasoning_content`.
+    const { reasoning, ...rest } = out as ChatMessage & { reasoning?: string | null };
+    if (rest.reasoning_content == null && typeof reasoning === "string") rest.reasoning_content = reasoning;
+    if (rest.tool_calls === null) delete rest.tool_calls;
+    if (rest.reasoning_content === null) delete rest.reasoning_content;
+    return rest;
   });
 }
 
-/** Whether the model's output is parsed for tool calls: tools given and tool_choice not "none". */
-export function toolChoice(body: ChatBody): "auto" | "none" {
+/**
+ * How tools are used: "none" (not shown to the model), "auto" (the model decides), "required" (a call is
+ * forced by a grammar), or the one named function (forced too).
+ */
+export function toolChoice(body: ChatBody): "auto" | "none" | "required" | { name: string } {
   const choice = body.tool_choice ?? "auto";
-  if (choice === "none" || !body.tools || body.tools.length === 0) return "none";
-  if (choice !== "auto") {
+  if (choice === "none") return "none";
+  if (!body.tools || body.tools.length === 0) {
+    if (choice === "auto") return "none";
+    throw badRequest(`tool_choice ${JSON.stringify(choice)} needs tools, but the request has none`, "tool_choice");
+  }
+  if (choice === "auto" || choice === "required") return choice;
+  const name = choice.function.name;
+  if (!body.tools.some((t) => t.function.name === name)) {
     throw badRequest(
-      `tool_choice ${JSON.stringify(choice)} is not supported (it needs constrained decoding); expected "auto" or "none"`,
+      `tool_choice names the function "${name}", expected one of the tools: ${body.tools.map((t) => t.function.name).join(", ")}`,
       "tool_choice",
     );
   }
-  return "auto";
+  return { name };
+}
+
+/** The chat request's n and logprobs settings. */
+export function chatOutputOptions(body: ChatBody): { n: number; topLogprobs?: number } {
+  if (body.top_logprobs != null && !body.logprobs) {
+    throw badRequest("top_logprobs needs logprobs: true", "top_logprobs");
+  }
+  return { n: body.n ?? 1, topLogprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined };
 }

@@ -5,7 +5,8 @@
  */
 import type { FastifyReply } from "fastify";
 import { ApiError } from "./errors.js";
-import { CancelledError, startGeneration, type GenerationDeps, type TextRequest, type TextResult } from "./generation.js";
+import { CancelledError, startGenerations, type GenerationDeps, type TextRequest, type TextResult } from "./generation.js";
+import type { TokenLogprob } from "./scheduler.js";
 import { SseStream } from "./sse.js";
 
 const SHUTTING_DOWN = () =>
@@ -21,11 +22,11 @@ function disconnectSignal(reply: FastifyReply): { signal: AbortSignal; release: 
   return { signal: ac.signal, release: () => reply.raw.off("close", onClose) };
 }
 
-/** Non-streamed: the result, or undefined when the client has gone (the reply is then abandoned). */
-export async function runRequest(deps: GenerationDeps, req: TextRequest, reply: FastifyReply): Promise<TextResult | undefined> {
+/** Non-streamed: the `req.n` results, or undefined when the client has gone (the reply is then abandoned). */
+export async function runRequest(deps: GenerationDeps, req: TextRequest, reply: FastifyReply): Promise<TextResult[] | undefined> {
   const { signal, release } = disconnectSignal(reply);
   try {
-    return await startGeneration(deps, req, () => {}, signal);
+    return await startGenerations(deps, req, () => {}, signal);
   } catch (err) {
     if (!(err instanceof CancelledError)) throw err;
     if (!signal.aborted) throw SHUTTING_DOWN();
@@ -39,8 +40,8 @@ export async function runRequest(deps: GenerationDeps, req: TextRequest, reply: 
 export interface StreamHandlers {
   /** Sends what goes before the first token (e.g. the chat role chunk). */
   start(sse: SseStream): void;
-  /** Receives each text delta. */
-  text(sse: SseStream, delta: string): void;
+  /** Receives each text delta of completion `index`, with the logprobs of the tokens behind it. */
+  text(sse: SseStream, index: number, delta: string, logprobs: TokenLogprob[]): void;
 }
 
 /**
@@ -53,13 +54,13 @@ export async function runStreamed(
   req: TextRequest,
   reply: FastifyReply,
   on: StreamHandlers,
-): Promise<{ sse: SseStream; result: TextResult | undefined }> {
+): Promise<{ sse: SseStream; result: TextResult[] | undefined }> {
   const { signal, release } = disconnectSignal(reply);
   let sse: SseStream | undefined;
-  let done: Promise<TextResult>;
+  let done: Promise<TextResult[]>;
   try {
-    // Callbacks never run inside startGeneration, so `sse` exists before the first delta.
-    done = startGeneration(deps, req, (delta) => on.text(sse!, delta), signal);
+    // Callbacks never run inside startGenerations, so `sse` exists before the first delta.
+    done = startGenerations(deps, req, (i, delta, lps) => on.text(sse!, i, delta, lps), signal);
   } catch (err) {
     release();
     throw err;

@@ -10,13 +10,22 @@
  *   3. yields to the event loop, so HTTP I/O (new requests, disconnects, SSE writes) proceeds.
  * Every sequence owns its sampler (and so its seeded random stream), and the logits row it samples
  * from depends only on its own tokens, so its output is the one it would get alone.
+ * Beyond `maxConcurrency` active and `maxQueue` waiting, `submit` refuses with 429.
+ *
+ * Per token, in order (`emit`):  raw logits -> logprobs (log-softmax of the raw logits, as vLLM's
+ * default `raw_logprobs`) -> grammar mask (disallowed ids to -inf) -> logit_bias -> sampler.
+ * A grammar's mask is fetched before the step that needs it (XGrammar's API is asynchronous).
+ * `submitGroup` runs n sequences over one prompt (OpenAI `n`): one prefill, then each sibling
+ * continues from a clone of the prompt's state.
  *
  * Speculative decoding (`draftTokens`): a sequence that asks for drafts gets them from the MTP head before
  * the batched step, and its row in that step is [next token, drafts...] as a verify step; it then keeps the
  * accepted drafts plus one token of the model's (src/generate/speculative.ts) and is rolled back to them.
  * Plain and speculative sequences share the one batched step. Every prefill feeds the MTP head, so every
  * prefix-cache snapshot holds an MTP head in step with its prompt (and never any speculative state).
- * Beyond `maxConcurrency` active and `maxQueue` waiting, `submit` refuses with 429.
+ * A sequence with a grammar or with logprobs decodes without speculation (its drafts would need a mask per
+ * drafted position and a logprob per accepted token): it asks for drafts in vain, and its usage reports none.
+ * Each verify step is reported to `onSpecDecode(drafted, accepted)` (the vllm:spec_decode_* metrics).
  */
 import { ApiError } from "./errors.js";
 import { PrefixCache, type FreeableState } from "./prefix_cache.js";
@@ -41,6 +50,26 @@ export type SpeculativeDecodeModel<S extends SchedulableState> = DecodeModel<S> 
 
 export type EndReason = "stop" | "length" | "cancelled" | "error";
 
+/**
+ * A grammar restricting the next token (constrained decoding): see src/server/grammar/.
+ * The mask has bit (id & 31) of word (id >> 5) set for each allowed id.
+ */
+export interface TokenConstraint {
+  nextMask(): Promise<Int32Array>;
+  /** Advances past `id`; false when the grammar rejects it. */
+  accept(id: number): boolean;
+  free(): void;
+}
+
+/** The log-probability of a generated token and the most likely alternatives at its position. */
+export interface TokenLogprob {
+  /** The generated token. */
+  id: number;
+  logprob: number;
+  /** The `topLogprobs` most likely ids, most likely first. */
+  top: Array<{ id: number; logprob: number }>;
+}
+
 export interface SequenceRequest {
   prompt: number[];
   /** Upper bound on generated tokens (the end-of-sequence token included). */
@@ -52,12 +81,19 @@ export interface SequenceRequest {
   sampleableTokens: number;
   /** OpenAI `logit_bias`: added to the logit of each listed token before sampling. */
   logitBias?: ReadonlyMap<number, number>;
-  /** Receives each generated token; returning false ends the sequence with "stop" (e.g. a stop string). */
-  onToken(id: number): boolean;
+  /** When set, each token comes with its logprob and this many alternatives (0: none). */
+  topLogprobs?: number;
+  /** When set, only tokens the grammar allows are sampled (the constraint is freed at the end). */
+  constraint?: TokenConstraint;
+  /**
+   * Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`).
+   * Ignored (plain decoding) when the sequence has a `constraint` or `topLogprobs`.
+   */
+  draftTokens?: number;
+  /** Receives each generated token (with its logprobs when asked); returning false ends the sequence with "stop". */
+  onToken(id: number, logprob?: TokenLogprob): boolean;
   /** Called exactly once when the sequence leaves the scheduler. */
   onEnd(reason: EndReason, error?: Error): void;
-  /** Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`). */
-  draftTokens?: number;
 }
 
 export interface SchedulerOptions {
@@ -67,6 +103,12 @@ export interface SchedulerOptions {
   prefixCacheSize: number;
   /** Prompt tokens prefilled per loop iteration, between decode steps of the others. */
   prefillChunk: number;
+  /**
+   * Speculative decoding's report (the hook for MTP drafting): call once per verification step with the
+   * tokens drafted and how many of them were accepted. `startServer` wires it to /metrics
+   * (vllm:spec_decode_num_drafts_total, _num_draft_tokens_total, _num_accepted_tokens_total).
+   */
+  onSpecDecode?: (draftTokens: number, acceptedTokens: number) => void;
   /** Speculative decoding with the MTP head: the most draft tokens a sequence may ask for (0 or absent: off). */
   draftTokens?: number;
 }
@@ -79,6 +121,8 @@ export interface SchedulerStats {
   prefixCacheEntries: number;
   /** Prompt tokens whose prefill was skipped thanks to the prefix cache, since start. */
   prefixCacheHitTokens: number;
+  /** Prompt tokens looked up in the prefix cache, since start (vLLM's prefix_cache_queries). */
+  prefixCacheQueryTokens: number;
   completed: number;
   cancelled: number;
   /** Most sequences advanced by one decodeBatch call, since start. */
@@ -91,22 +135,34 @@ export interface SchedulerStats {
 /** A sequence inside the scheduler; `cancel()` frees its slot at the next step. */
 export class Sequence<S extends SchedulableState = SchedulableState> {
   readonly generated: number[] = [];
+  /** With `topLogprobs` set: one entry per generated token (the end-of-sequence token included). */
+  readonly logprobs: TokenLogprob[] = [];
   state: S | undefined;
   /** The token to feed at the next decode step. */
   next = -1;
   /** Prompt tokens already in `state`. */
   prefilled = 0;
+  cancelled = false;
+  done = false;
+  /** Leading prompt tokens taken from the prefix cache (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens = 0;
+  /** The grammar's mask for the next token, when constrained (undefined: to be fetched). */
+  mask: Int32Array | undefined;
+  /** Sequences of the same group (`submitGroup`) waiting for this one's prefill. */
+  siblings: Sequence<S>[] = [];
+  /** Logits of an exact prefix-cache hit, sampled once the mask is ready. */
+  pendingLogits: Vec | undefined;
   /** Speculative decoding: draft tokens verified and accepted so far. */
   readonly speculation: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   /** Speculative decoding: the draft length of each step (absent: plain decoding). */
   readonly draftLength: AdaptiveDraftLength | undefined;
-  cancelled = false;
-  done = false;
   constructor(
     readonly request: SequenceRequest,
     private readonly onCancel: (seq: Sequence<S>) => void,
   ) {
-    this.draftLength = request.draftTokens ? new AdaptiveDraftLength(request.draftTokens) : undefined;
+    // Drafts are checked against neither a grammar's mask nor given logprobs: such sequences decode plainly.
+    const speculative = request.draftTokens && !request.constraint && request.topLogprobs === undefined;
+    this.draftLength = speculative ? new AdaptiveDraftLength(request.draftTokens!) : undefined;
   }
 
   cancel(): void {
@@ -126,6 +182,7 @@ export class Scheduler<S extends SchedulableState> {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   private hitTokens = 0;
+  private queryTokens = 0;
   private completed = 0;
   private cancelledCount = 0;
   private largestBatch = 0;
@@ -137,26 +194,27 @@ export class Scheduler<S extends SchedulableState> {
     private readonly model: DecodeModel<S> | SpeculativeDecodeModel<S>,
     private readonly opts: SchedulerOptions,
   ) {
+    if (!(opts.maxConcurrency >= 1)) throw new Error(`maxConcurrency is ${opts.maxConcurrency}, expected >= 1`);
+    if (!(opts.maxQueue >= 0)) throw new Error(`maxQueue is ${opts.maxQueue}, expected >= 0`);
+    if (!(opts.prefillChunk >= 1)) throw new Error(`prefillChunk is ${opts.prefillChunk}, expected >= 1`);
     const K = opts.draftTokens ?? 0;
     if (!(Number.isInteger(K) && K >= 0)) throw new Error(`draftTokens is ${K}, expected an integer >= 0`);
     if (K > 0 && !("draft" in model && model.config.mtp_num_hidden_layers > 0)) {
       throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
     }
     this.spec = K > 0 ? (model as SpeculativeDecodeModel<S>) : null;
-    if (!(opts.maxConcurrency >= 1)) throw new Error(`maxConcurrency is ${opts.maxConcurrency}, expected >= 1`);
-    if (!(opts.maxQueue >= 0)) throw new Error(`maxQueue is ${opts.maxQueue}, expected >= 0`);
-    if (!(opts.prefillChunk >= 1)) throw new Error(`prefillChunk is ${opts.prefillChunk}, expected >= 1`);
     this.cache = new PrefixCache<S>(opts.prefixCacheSize);
   }
 
   get stats(): SchedulerStats {
     return {
       active: this.slotsInUse(),
-      queued: this.queue.length,
+      queued: this.queued(),
       maxConcurrency: this.opts.maxConcurrency,
       maxQueue: this.opts.maxQueue,
       prefixCacheEntries: this.cache.size,
       prefixCacheHitTokens: this.hitTokens,
+      prefixCacheQueryTokens: this.queryTokens,
       completed: this.completed,
       cancelled: this.cancelledCount,
       largestBatch: this.largestBatch,
@@ -167,26 +225,48 @@ export class Scheduler<S extends SchedulableState> {
 
   /** Queues a sequence; throws ApiError 429 when the queue is full, 503 once closing. */
   submit(request: SequenceRequest): Sequence<S> {
+    return this.submitGroup([request])[0];
+  }
+
+  /**
+   * Queues sequences that share one prompt (OpenAI `n`): the prompt is prefilled once and every other
+   * sequence starts from a clone of its state. They hold a slot each. Siblings that have not started
+   * yet end with the first one when it is cancelled or fails before its prefill is done.
+   */
+  submitGroup(requests: SequenceRequest[]): Sequence<S>[] {
     if (this.closed) throw new ApiError(503, "The server is shutting down", "server_error", null, "shutting_down");
-    if (request.prompt.length === 0) throw new ApiError(400, "The prompt is empty", "invalid_request_error", "prompt");
-    const K = request.draftTokens ?? 0;
-    if (!(Number.isInteger(K) && K >= 0 && K <= (this.opts.draftTokens ?? 0))) {
-      throw new ApiError(400, `num_speculative_tokens is ${K}, expected an integer in [0, ${this.opts.draftTokens ?? 0}] (the server's --draft-tokens)`, "invalid_request_error", "num_speculative_tokens");
+    if (requests.length === 0) throw new Error("submitGroup needs at least one request");
+    const prompt = requests[0].prompt;
+    if (prompt.length === 0) throw new ApiError(400, "The prompt is empty", "invalid_request_error", "prompt");
+    for (const request of requests) {
+      const K = request.draftTokens ?? 0;
+      if (!(Number.isInteger(K) && K >= 0 && K <= (this.opts.draftTokens ?? 0))) {
+        throw new ApiError(400, `num_speculative_tokens is ${K}, expected an integer in [0, ${this.opts.draftTokens ?? 0}] (the server's --draft-tokens)`, "invalid_request_error", "num_speculative_tokens");
+      }
+    }
+    if (requests.some((r) => r.prompt.length !== prompt.length || r.prompt.some((t, i) => t !== prompt[i]))) {
+      throw new Error("submitGroup: every request of a group must have the same prompt");
     }
     // Room for maxConcurrency running plus maxQueue waiting (queued ones not yet admitted count as either).
-    if (this.slotsInUse() + this.queue.length >= this.opts.maxConcurrency + this.opts.maxQueue) {
+    if (this.slotsInUse() + this.queued() + requests.length > this.opts.maxConcurrency + this.opts.maxQueue) {
       throw new ApiError(
         429,
-        `The server is busy: ${this.slotsInUse()} requests running and ${this.queue.length} queued (--max-queue ${this.opts.maxQueue}); retry later`,
+        `The server is busy: ${this.slotsInUse()} requests running and ${this.queued()} queued (--max-queue ${this.opts.maxQueue}); retry later`,
         "rate_limit_error",
         null,
         "queue_full",
       );
     }
-    const seq = new Sequence<S>(request, (s) => this.onCancel(s));
-    this.queue.push(seq);
+    const seqs = requests.map((r) => new Sequence<S>(r, (s) => this.onCancel(s)));
+    seqs[0].siblings = seqs.slice(1);
+    this.queue.push(seqs[0]);
     this.kick();
-    return seq;
+    return seqs;
+  }
+
+  /** Sequences waiting for admission (a queued group counts each of its sequences). */
+  private queued(): number {
+    return this.queue.reduce((n, s) => n + 1 + s.siblings.length, 0);
   }
 
   /** Stops admitting new requests; resolves when every sequence has ended, cancelling those left after `graceMs`. */
@@ -198,7 +278,10 @@ export class Scheduler<S extends SchedulableState> {
     const outcome = await Promise.race([idle.then(() => "idle" as const), timeout]);
     clearTimeout(timer);
     if (outcome === "timeout") {
-      for (const seq of [...this.queue, ...this.active, ...(this.prefilling ? [this.prefilling] : [])]) seq.cancel();
+      for (const seq of [...this.queue, ...this.active, ...(this.prefilling ? [this.prefilling] : [])]) {
+        for (const sib of seq.siblings) sib.cancel();
+        seq.cancel();
+      }
       await idle;
     }
     this.cache.clear();
@@ -229,10 +312,17 @@ export class Scheduler<S extends SchedulableState> {
   private async loop(): Promise<void> {
     try {
       while (this.queue.length > 0 || this.active.length > 0 || this.prefilling) {
-        if (!this.prefilling && this.slotsInUse() < this.opts.maxConcurrency && this.queue.length > 0) {
+        if (!this.prefilling && this.queue.length > 0 && this.canAdmit(this.queue[0])) {
           this.startPrefill(this.queue.shift()!);
         }
-        if (this.prefilling) this.prefillChunk(this.prefilling);
+        if (this.prefilling) {
+          await this.fetchMasks([this.prefilling, ...this.prefilling.siblings]);
+          // A failed grammar ends the sequence (and its waiting siblings) while its mask is fetched.
+          if (this.prefilling.done) this.prefilling = undefined;
+          else this.prefillChunk(this.prefilling);
+        }
+        this.reap();
+        await this.fetchMasks(this.active);
         this.reap();
         if (this.active.length > 0) this.decodeStep();
         this.reap();
@@ -253,9 +343,30 @@ export class Scheduler<S extends SchedulableState> {
     }
   }
 
-  /** Sequences holding a slot: decoding, or being prefilled. */
+  /** Sequences holding a slot: decoding, or being prefilled (with the siblings waiting for that prefill). */
   private slotsInUse(): number {
-    return this.active.length + (this.prefilling ? 1 : 0);
+    return this.active.length + (this.prefilling ? 1 + this.prefilling.siblings.length : 0);
+  }
+
+  /** A group is admitted when all of it fits, or when nothing else runs (a group larger than the limit). */
+  private canAdmit(seq: Sequence<S>): boolean {
+    const used = this.slotsInUse();
+    return used === 0 || used + 1 + seq.siblings.length <= this.opts.maxConcurrency;
+  }
+
+  /** Fetches the grammar mask of each constrained sequence that needs one (no await when none does). */
+  private async fetchMasks(seqs: readonly Sequence<S>[]): Promise<void> {
+    const need = seqs.filter((s) => s.request.constraint && s.mask === undefined && !s.done && !s.cancelled);
+    if (need.length === 0) return;
+    await Promise.all(
+      need.map(async (s) => {
+        try {
+          s.mask = await s.request.constraint!.nextMask();
+        } catch (err) {
+          this.finish(s, "error", asError(err));
+        }
+      }),
+    );
   }
 
   /** Starts a prefill from the longest cached prefix; an exact hit goes straight to its first token. */
@@ -264,9 +375,12 @@ export class Scheduler<S extends SchedulableState> {
     try {
       const hit = this.cache.lookup(prompt);
       this.hitTokens += hit?.length ?? 0;
+      this.queryTokens += prompt.length;
       seq.state = hit ? (hit.snapshot.state.clone() as S) : this.model.newState();
       seq.prefilled = hit?.length ?? 0;
-      if (hit && hit.length === prompt.length) return this.activate(seq, hit.snapshot.logits.slice());
+      seq.cachedTokens = seq.prefilled;
+      // An exact hit has nothing left to prefill: its first token is sampled at the next prefill step.
+      if (hit && hit.length === prompt.length) seq.pendingLogits = hit.snapshot.logits.slice();
       this.prefilling = seq;
     } catch (err) {
       this.finish(seq, "error", asError(err));
@@ -281,6 +395,11 @@ export class Scheduler<S extends SchedulableState> {
     const prompt = seq.request.prompt;
     try {
       if (seq.cancelled) return this.finish(seq, "cancelled");
+      if (seq.pendingLogits) {
+        const logits = seq.pendingLogits;
+        seq.pendingLogits = undefined;
+        return this.activate(seq, logits);
+      }
       const end = Math.min(prompt.length, seq.prefilled + this.opts.prefillChunk);
       const logits = this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true, mtp: this.spec !== null });
       seq.prefilled = end;
@@ -297,8 +416,29 @@ export class Scheduler<S extends SchedulableState> {
     }
   }
 
-  /** A prefilled sequence joins the decode batch, with its first token sampled from the prompt's logits. */
+  /**
+   * A prefilled sequence joins the decode batch, with its first token sampled from the prompt's logits;
+   * so do its siblings, each from a clone of the prompt's state.
+   */
   private activate(seq: Sequence<S>, logits: Vec): void {
+    const siblings = seq.siblings;
+    seq.siblings = [];
+    for (const sib of siblings) {
+      if (sib.cancelled) {
+        this.finish(sib, "cancelled");
+        continue;
+      }
+      try {
+        sib.state = seq.state!.clone() as S;
+      } catch (err) {
+        this.finish(sib, "error", asError(err));
+        continue;
+      }
+      sib.prefilled = seq.prefilled;
+      sib.cachedTokens = seq.cachedTokens;
+      this.active.push(sib);
+      this.emit(sib, logits);
+    }
     this.active.push(seq);
     this.emit(seq, logits);
   }
@@ -372,6 +512,7 @@ export class Scheduler<S extends SchedulableState> {
         this.totals.draftTokens += d.tokens.length;
         this.totals.acceptedTokens += tokens.length - 1;
         seq.draftLength!.update(d.tokens.length, tokens.length - 1);
+        this.opts.onSpecDecode?.(d.tokens.length, tokens.length - 1);
         // A sequence cancelled from inside onToken gets no further token (as in plain decoding, one step later).
         for (const token of tokens) if (!this.deliver(seq, token) || seq.cancelled) break;
       } catch (err) {
@@ -380,7 +521,10 @@ export class Scheduler<S extends SchedulableState> {
     }
   }
 
-  /** The logits `seq` samples from: its logit bias added, cut to the sampleable ids. */
+  /**
+   * The logits a speculative sequence drafts and accepts from: its logit bias added, cut to the sampleable
+   * ids (the same as `emit`'s for a sequence without a grammar).
+   */
   private view(seq: Sequence<S>, logits: Vec): Vec {
     const req = seq.request;
     if (req.logitBias && req.logitBias.size > 0) {
@@ -390,23 +534,40 @@ export class Scheduler<S extends SchedulableState> {
     return logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
   }
 
-  /** Samples one token from `logits` for `seq` and hands it over. */
+  /** Samples one token from `logits` for `seq` (grammar mask, logit bias) and hands it over with its logprob. */
   private emit(seq: Sequence<S>, logits: Vec): void {
+    const req = seq.request;
     try {
-      const req = seq.request;
-      this.deliver(seq, req.sampler.sample(this.view(seq, logits), seq.generated, req.prompt));
+      let sampleable = logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
+      const raw = sampleable;
+      if (seq.mask || (req.logitBias && req.logitBias.size > 0)) sampleable = sampleable.slice();
+      if (seq.mask) {
+        applyMask(sampleable, seq.mask);
+        seq.mask = undefined;
+      }
+      if (req.logitBias) for (const [id, bias] of req.logitBias) if (id < sampleable.length) sampleable[id] += bias;
+      const token = req.sampler.sample(sampleable, seq.generated, req.prompt);
+      const lp = req.topLogprobs === undefined ? undefined : tokenLogprob(raw, token, req.topLogprobs);
+      this.deliver(seq, token, lp);
     } catch (err) {
       this.finish(seq, "error", asError(err));
     }
   }
 
-  /** Hands `token` over and ends the sequence when it should; returns whether the sequence goes on. */
-  private deliver(seq: Sequence<S>, token: number): boolean {
+  /**
+   * Hands `token` over (advancing the grammar, recording its logprob) and ends the sequence when it should;
+   * returns whether the sequence goes on.
+   */
+  private deliver(seq: Sequence<S>, token: number, lp?: TokenLogprob): boolean {
     const req = seq.request;
     try {
       seq.generated.push(token);
+      if (req.constraint && !req.constraint.accept(token)) {
+        return this.finish(seq, "error", new Error(`the grammar rejected token ${token} it had allowed`)), false;
+      }
+      if (lp) seq.logprobs.push(lp);
       if (req.stopTokenIds.has(token)) return this.finish(seq, "stop"), false;
-      const more = req.onToken(token);
+      const more = req.onToken(token, lp);
       if (!more) return this.finish(seq, "stop"), false;
       if (seq.generated.length >= req.maxTokens) return this.finish(seq, "length"), false;
       seq.next = token;
@@ -428,6 +589,9 @@ export class Scheduler<S extends SchedulableState> {
     seq.done = true;
     seq.state?.free();
     seq.state = undefined;
+    seq.request.constraint?.free();
+    // Siblings still waiting for this sequence's prefill share its fate.
+    for (const sib of seq.siblings.splice(0)) this.finish(sib, reason === "cancelled" ? "cancelled" : "error", error);
     if (reason === "cancelled") this.cancelledCount++;
     else this.completed++;
     try {
@@ -436,6 +600,45 @@ export class Scheduler<S extends SchedulableState> {
       // A failing listener must not stop the loop for everyone else.
     }
   }
+}
+
+/** Sets the logits of ids the mask does not allow to -inf (ids beyond the mask are not allowed). */
+export function applyMask(logits: Float32Array | Float64Array, mask: Int32Array): void {
+  const n = logits.length;
+  // Word by word: a grammar usually allows all of a word's 32 ids or none of them.
+  for (let base = 0; base < n; base += 32) {
+    const bits = mask[base >> 5] ?? 0;
+    if (bits === -1) continue;
+    const end = Math.min(base + 32, n);
+    if (bits === 0) {
+      for (let id = base; id < end; id++) logits[id] = -Infinity;
+      continue;
+    }
+    for (let id = base; id < end; id++) if (((bits >>> (id - base)) & 1) === 0) logits[id] = -Infinity;
+  }
+}
+
+/** log softmax(raw)[token], and the `top` most likely ids with theirs (NaN logits count as impossible). */
+export function tokenLogprob(raw: Float32Array | Float64Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < raw.length; i++) if (raw[i] > max) max = raw[i];
+  let sum = 0;
+  for (let i = 0; i < raw.length; i++) if (!Number.isNaN(raw[i])) sum += Math.exp(raw[i] - max);
+  const lse = max + Math.log(sum);
+  const best: Array<{ id: number; logprob: number }> = [];
+  if (top > 0) {
+    // Insertion into a short sorted list: top <= 20, so O(V * top) at worst and O(V) typically.
+    for (let i = 0; i < raw.length; i++) {
+      const v = raw[i];
+      if (Number.isNaN(v) || (best.length === top && v <= best[top - 1].logprob)) continue;
+      let j = best.length;
+      while (j > 0 && best[j - 1].logprob < v) j--;
+      best.splice(j, 0, { id: i, logprob: v });
+      if (best.length > top) best.pop();
+    }
+    for (const b of best) b.logprob = Math.min(0, b.logprob - lse);
+  }
+  return { id: token, logprob: Math.min(0, raw[token] - lse), top: best };
 }
 
 function asError(err: unknown): Error {

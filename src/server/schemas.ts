@@ -28,7 +28,7 @@ const sampling = {
       { type: "array", maxItems: 16, items: { type: "string", minLength: 1 } },
     ],
   }),
-  n: nullable({ type: "integer", minimum: 1, maximum: 1 }),
+  n: nullable({ type: "integer", minimum: 1, maximum: 16 }),
   stream: nullable({ type: "boolean" }),
   stream_options: nullable({
     type: "object",
@@ -42,8 +42,26 @@ const sampling = {
   user: { type: "string" },
   // Speculative decoding: draft tokens per step, at most the server's --draft-tokens (0: none).
   num_speculative_tokens: nullable({ type: "integer", minimum: 0 }),
-  // Constrained output (json_object, json_schema) needs guided decoding, which this server does not do.
-  response_format: nullable({ type: "object", required: ["type"], properties: { type: { const: "text" } } }),
+  // json_object and json_schema are generated under a grammar (src/server/grammar/).
+  response_format: nullable({
+    type: "object",
+    required: ["type"],
+    properties: {
+      type: { enum: ["text", "json_object", "json_schema"] },
+      json_schema: {
+        type: "object",
+        required: ["name"],
+        properties: {
+          name: { type: "string", minLength: 1, maxLength: 64 },
+          description: { type: "string" },
+          schema: { type: "object" },
+          strict: nullable({ type: "boolean" }),
+        },
+      },
+    },
+    if: { properties: { type: { const: "json_schema" } } },
+    then: { required: ["json_schema"] },
+  }),
 } as const;
 
 const textPart = {
@@ -73,6 +91,7 @@ const message = {
     role: { enum: ["system", "developer", "user", "assistant", "tool"] },
     content: { anyOf: [{ type: "null" }, { type: "string" }, { type: "array", items: textPart }] },
     reasoning_content: nullable({ type: "string" }),
+    reasoning: nullable({ type: "string" }),
     name: { type: "string" },
     tool_calls: nullable({ type: "array", items: toolCall }),
     tool_call_id: { type: "string" },
@@ -118,6 +137,8 @@ export const chatCompletionSchema = {
       ],
     }),
     parallel_tool_calls: nullable({ type: "boolean" }),
+    logprobs: nullable({ type: "boolean" }),
+    top_logprobs: nullable({ type: "integer", minimum: 0, maximum: 20 }),
     chat_template_kwargs: nullable({
       type: "object",
       properties: { enable_thinking: nullable({ type: "boolean" }) },
@@ -134,8 +155,11 @@ export const completionSchema = {
       anyOf: [
         { type: "string" },
         { type: "array", minItems: 1, maxItems: 1, items: { type: "string" } },
+        { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } },
+        { type: "array", minItems: 1, maxItems: 1, items: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } },
       ],
     },
     echo: nullable({ type: "boolean" }),
+    logprobs: nullable({ type: "integer", minimum: 0, maximum: 20 }),
   },
 } as const;

@@ -10,7 +10,11 @@ import type { SamplingParams } from "../generate/sampler.js";
 import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
-import { buildApp, DEFAULT_BODY_LIMIT } from "./app.js";
+import { buildApp, DEFAULT_BODY_LIMIT, type ServerTimeouts } from "./app.js";
+import { Grammars } from "./grammar/grammars.js";
+import { ServerMetrics } from "./metrics.js";
+import { PromptWorkers } from "./prompt_workers.js";
+import { ResponseCache } from "./response_cache.js";
 import { Scheduler, type SchedulableState } from "./scheduler.js";
 
 export const DEMO_MODEL_NAME = "qwen3-next-demo";
@@ -33,8 +37,21 @@ export interface ServeOptions {
   maxConcurrency?: number;
   maxQueue?: number;
   apiKey?: string;
-  /** The name clients put in `model` (default: the folder's name, or "qwen3-next-demo"). */
-  servedModelName?: string;
+  /**
+   * The names clients may put in `model`, the first one reported (default: the folder's name, or
+   * "qwen3-next-demo"). The checkpoint path as given on the command line is accepted too (`modelPath`).
+   */
+  servedModelName?: string | readonly string[];
+  /** The checkpoint path as the user gave it (accepted as a model name, as vLLM accepts it). */
+  modelPath?: string;
+  /** Complete responses of deterministic requests kept (0: off). */
+  responseCacheSize?: number;
+  /** Origins allowed by CORS ("*": any). */
+  allowedOrigins?: readonly string[];
+  /** Receives one JSON line per request (absent: no request log). */
+  requestLog?: (line: string) => void;
+  /** On close, how long /ready answers 503 before the listener stops (load balancers take the hint). */
+  drainDelayMs?: number;
   /** Prompt snapshots kept for prefix reuse (0: off). */
   prefixCacheSize?: number;
   /** Prompt tokens prefilled between two decode steps of the other requests. */
@@ -42,6 +59,12 @@ export interface ServeOptions {
   /** max_tokens of requests that leave it out (default: the rest of the context). */
   defaultMaxTokens?: number;
   bodyLimit?: number;
+  /** Connection limits in milliseconds (see DEFAULT_TIMEOUTS in app.ts). */
+  timeouts?: Partial<ServerTimeouts>;
+  /** Worker threads rendering and tokenizing prompts (default 2). */
+  promptWorkers?: number;
+  /** Longest a prompt's rendering + tokenizing may take, in milliseconds (default 30 s). */
+  promptTimeoutMs?: number;
   /** Speculative decoding with the MTP head: draft tokens per step (requests may ask for fewer); 0: off. */
   draftTokens?: number;
 }
@@ -49,6 +72,7 @@ export interface RunningServer {
   url: string;
   app: FastifyInstance;
   scheduler: Scheduler<SchedulableState>;
+  metrics: ServerMetrics;
   modelName: string;
   /** Stops accepting; waits up to `graceMs` for in-flight requests, cancels the rest; closes. */
   close(graceMs?: number): Promise<void>;
@@ -56,30 +80,69 @@ export interface RunningServer {
 
 export const DEFAULTS = { host: "127.0.0.1", port: 8000, maxConcurrency: 8, maxQueue: 64, prefixCacheSize: 4, prefillChunk: 512 } as const;
 
+/** Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
+}
+
+/** The warning to print when the server would be reachable from other machines without an API key. */
+export function exposureWarning(host: string, apiKey: string | undefined): string | undefined {
+  if (apiKey !== undefined || isLoopbackHost(host)) return undefined;
+  return `warning: listening on ${host} without an API key: anyone who can reach this address can use the model; set --api-key-file, $QWEN3_NEXT_API_KEY or $VLLM_API_KEY`;
+}
+
 export async function startServer(session: ServedSession, opts: ServeOptions = {}): Promise<RunningServer> {
   const { model, tokenizer, template } = session;
+  let metrics: ServerMetrics | undefined;
   const scheduler = new Scheduler<SchedulableState>(model, {
     maxConcurrency: opts.maxConcurrency ?? DEFAULTS.maxConcurrency,
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
     prefixCacheSize: opts.prefixCacheSize ?? DEFAULTS.prefixCacheSize,
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
+    onSpecDecode: (draft, accepted) => metrics?.specDecode(draft, accepted),
     draftTokens: opts.draftTokens ?? 0,
   });
-  const modelName = opts.servedModelName ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
+  const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
+  const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));
   const served = {
     name: modelName,
+    aliases: [...new Set(names.slice(1))].filter((n) => n !== modelName),
+    modelPath: opts.modelPath,
     contextLength: contextLimit(model.config),
     vocabSize: model.config.vocab_size,
     defaults: session.sampling,
     defaultMaxTokens: opts.defaultMaxTokens,
     draftTokens: opts.draftTokens ?? 0,
   };
-  const app = buildApp({ scheduler, tokenizer, template, served }, { apiKey: opts.apiKey, bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  metrics = new ServerMetrics(modelName, () => scheduler.stats);
+  const grammars = new Grammars(tokenizer, model.config.vocab_size);
+  const responseCache = opts.responseCacheSize ? new ResponseCache(opts.responseCacheSize) : undefined;
+  let draining = false;
+  const prompts = new PromptWorkers(tokenizer, template, {
+    contextLength: served.contextLength,
+    workers: opts.promptWorkers,
+    timeoutMs: opts.promptTimeoutMs,
+  });
+  const app = buildApp(
+    { scheduler, tokenizer, template, prompts, served, grammars, metrics, observer: metrics, responseCache },
+    {
+      apiKey: opts.apiKey,
+      bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      timeouts: opts.timeouts,
+      allowedOrigins: opts.allowedOrigins,
+      requestLog: opts.requestLog,
+      isReady: () => !draining,
+    },
+  );
+  app.addHook("onClose", () => prompts.close());
   const address = await app.listen({ host: opts.host ?? DEFAULTS.host, port: opts.port ?? DEFAULTS.port });
 
   let closed: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
     (closed ??= (async () => {
+      draining = true; // /ready: 503
+      if (opts.drainDelayMs) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
       const httpClosed = app.close(); // stops listening; keep-alive requests now get 503
       await scheduler.drain(graceMs);
       // Every sequence has ended, so every response has been completed; drop lingering sockets.
@@ -87,5 +150,5 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
       app.server.closeAllConnections();
       await httpClosed;
     })());
-  return { url: address, app, scheduler, modelName, close };
+  return { url: address, app, scheduler, metrics: metrics!, modelName, close };
 }

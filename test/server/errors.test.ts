@@ -42,11 +42,15 @@ describe("server: bad requests", () => {
     ["max_tokens 0", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 0 }), 400, "max_tokens"],
     ["max_tokens beyond the context", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 10_000_000 }), 400, "max_tokens"],
     ["a fractional max_tokens", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 2.5 }), 400, "max_tokens"],
-    ["n = 2", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], n: 2 }), 400, "n"],
+    ["n = 17 (at most 16)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], n: 17 }), 400, "n"],
+    ["top_logprobs without logprobs", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], top_logprobs: 2 }), 400, "top_logprobs"],
+    ["top_logprobs 21 (at most 20)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], logprobs: true, top_logprobs: 21 }), 400, "top_logprobs"],
+    ["tool_choice required without tools", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], tool_choice: "required" }), 400, "tool_choice"],
     ["an unknown model", JSON.stringify({ model: "gpt-4", messages: [{ role: "user", content: "Hi" }] }), 400, "model"],
     ["a logit_bias for a token outside the vocabulary", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], logit_bias: { "999999": 1 } }), 400, "logit_bias"],
     ["an unsafe integer seed", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], seed: 1e20 }), 400, "seed"],
-    ["response_format json_object (needs guided decoding)", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_object" } }), 400, "response_format.type"],
+    ["an unknown response_format type", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "yaml" } }), 400, "response_format.type"],
+    ["a json_schema format without its json_schema", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_schema" } }), 400, "response_format.json_schema"],
     ["a tool message without tool_call_id", JSON.stringify({ model: "qwen3-next-demo", messages: [{ role: "tool", content: "x" }] }), 400, "messages[0].tool_call_id"],
   ];
   for (const [what, body, status, param] of cases) {
@@ -72,6 +76,8 @@ describe("server: bad requests", () => {
     const big = await post("/v1/chat/completions", JSON.stringify(chat({ messages: [{ role: "user", content: "x".repeat(100_000) }] })));
     expect(big.status).toBe(413);
     expect(big.body.error?.type).toBe("invalid_request_error");
+    // The limit, stated once (it was "Request body is too large: Request body is too large").
+    expect(big.body.error?.message).toBe("Request body is larger than the limit of 65536 bytes");
     const res = await fetch(`${t.url}/v1/nothing`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe("not_found_error");
@@ -106,15 +112,24 @@ describe("server: API key and queue limit", () => {
     }
   });
 
-  it("answers 429 beyond --max-concurrency + --max-queue, then serves again", async () => {
+  it("answers 429 beyond --max-concurrency + --max-queue, with Retry-After, then serves again", async () => {
     const small = await startTestServer({ session, maxConcurrency: 1, maxQueue: 1 });
     try {
-      const req = { model: small.model, prompt: "count", max_tokens: 12, seed: 1 };
-      const results = await Promise.allSettled([0, 1, 2].map(() => small.client.completions.create(req)));
-      const statuses = results.map((r) => (r.status === "fulfilled" ? 200 : (r.reason as { status: number }).status));
-      expect(statuses.sort()).toEqual([200, 200, 429]);
-      const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
-      expect(refused.reason).toBeInstanceOf(OpenAI.RateLimitError);
+      const req = { model: small.model, prompt: "count", max_tokens: 4000, seed: 1 };
+      // Two long streams hold the slot and the queue place (the first has started once a chunk arrived).
+      const first = await small.client.completions.create({ ...req, stream: true });
+      const it1 = first[Symbol.asyncIterator]();
+      await it1.next();
+      const second = small.client.completions.create({ ...req, stream: true });
+      for (let i = 0; i < 200 && (await small.health()).queued !== 1; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await small.health()).toMatchObject({ active: 1, queued: 1 });
+      const refused = await small.client.completions.create({ ...req, max_tokens: 2 }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+      const retryAfter = Number((refused as InstanceType<typeof OpenAI.RateLimitError>).headers?.get("retry-after"));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      first.controller.abort();
+      (await second).controller.abort();
+      for (let i = 0; i < 200 && (await small.health()).active !== 0; i++) await new Promise((r) => setTimeout(r, 25));
       const again = await small.client.completions.create({ ...req, max_tokens: 2 });
       expect(again.choices[0].finish_reason).toBe("length");
     } finally {

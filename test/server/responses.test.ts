@@ -13,7 +13,7 @@ const CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"
 describe("chat responses", () => {
   it("turns a thinking + tool-call output into reasoning_content, tool_calls and finish_reason tool_calls", () => {
     const parsed = parseAssistantOutput(`<think>\nThe user wants weather.\n</think>\n\n${CALL}`);
-    const body = chatCompletion(meta, parsed, "stop", usage(10, 5));
+    const body = chatCompletion(meta, [{ parsed, ended: "stop" }], usage(10, 5));
     expect(body.object).toBe("chat.completion");
     expect(body.id).toMatch(/^chatcmpl-/);
     const choice = body.choices[0];
@@ -21,6 +21,7 @@ describe("chat responses", () => {
     expect(choice.message.role).toBe("assistant");
     expect(choice.message.content).toBeNull();
     expect(choice.message.reasoning_content).toBe("The user wants weather.");
+    expect(choice.message.reasoning).toBe("The user wants weather.");
     const calls = choice.message.tool_calls as Array<{ id: string; type: string; function: { name: string; arguments: string } }>;
     expect(calls).toHaveLength(1);
     expect(calls[0].id).toMatch(/^call_/);
@@ -32,14 +33,14 @@ describe("chat responses", () => {
 
   it("keeps plain answers as content with the generation's finish reason", () => {
     const parsed = parseAssistantOutput("Hello there.");
-    const body = chatCompletion(meta, parsed, "length", usage(3, 4));
+    const body = chatCompletion(meta, [{ parsed, ended: "length" }], usage(3, 4));
     expect(body.choices[0].finish_reason).toBe("length");
     expect(body.choices[0].message).toEqual({ role: "assistant", content: "Hello there." });
   });
 
   it("keeps the text around a tool call as content, and numbers streamed calls", () => {
     const parsed = parseAssistantOutput(`Let me check.\n${CALL}\n${CALL.replace("Paris", "Oslo")}`);
-    const body = chatCompletion(meta, parsed, "stop", usage(1, 1));
+    const body = chatCompletion(meta, [{ parsed, ended: "stop" }], usage(1, 1));
     expect(body.choices[0].message.content).toBe("Let me check.");
     const deltas = toolCallDeltas(parsed);
     expect(deltas.map((d) => d.index)).toEqual([0, 1]);
@@ -52,7 +53,7 @@ describe("chat responses", () => {
 
   it("does not report a malformed tool call as a call", () => {
     const parsed = parseAssistantOutput("<tool_call>{not json</tool_call>");
-    const body = chatCompletion(meta, parsed, "stop", usage(1, 1));
+    const body = chatCompletion(meta, [{ parsed, ended: "stop" }], usage(1, 1));
     expect(body.choices[0].finish_reason).toBe("stop");
     expect(body.choices[0].message.tool_calls).toBeUndefined();
   });

@@ -1,8 +1,10 @@
 /**
  * `serve --speculative mtp` seen from a client: greedy completions equal those without speculation (per
  * request, num_speculative_tokens 0 turns it off), also when the prompt's state comes from the prefix
- * cache; usage counts the drafts (accepted and rejected prediction tokens); a request may lower the draft
- * length but not raise it.
+ * cache; usage counts the drafts (accepted and rejected prediction tokens) and /metrics' vllm:spec_decode_*
+ * counters move by the same amounts; a request may lower the draft length but not raise it. Requests with a
+ * grammar or logprobs decode without drafts (same tokens, same logprobs as without speculation); `n` choices
+ * each draft and each equal greedy's text.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
@@ -56,6 +58,53 @@ describe("server: speculative decoding", () => {
     const got = await collectChat(stream);
     expect(got.content).toBe(expected.choices[0].message.content);
     expect(details(got.usage)).toBeDefined();
+  });
+
+  it("moves /metrics' spec-decode counters by the drafts that usage reports", async () => {
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${spec.url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{`));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    const names = ["vllm:spec_decode_num_drafts_total", "vllm:spec_decode_num_draft_tokens_total", "vllm:spec_decode_num_accepted_tokens_total"];
+    const before = await Promise.all(names.map(metric));
+    const body = { model: spec.model, messages: [{ role: "user" as const, content: "Metrics please" }], max_tokens: 8, temperature: 0, num_speculative_tokens: 2 };
+    const r = await spec.client.chat.completions.create(body as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
+    const d = details(r.usage)!;
+    const after = await Promise.all(names.map(metric));
+    expect(after[1] - before[1]).toBe(d.accepted_prediction_tokens + d.rejected_prediction_tokens);
+    expect(after[2] - before[2]).toBe(d.accepted_prediction_tokens);
+    // One draft per verify step of at most 2 tokens.
+    expect(after[0] - before[0]).toBeGreaterThanOrEqual(Math.ceil((after[1] - before[1]) / 2));
+    expect(after[0] - before[0]).toBeGreaterThan(0);
+  });
+
+  it("decodes requests with a grammar or logprobs without drafts: the same tokens and logprobs as without speculation", async () => {
+    const messages = [{ role: "user" as const, content: "Give me JSON" }];
+    const json = { messages, max_tokens: 12, temperature: 0, response_format: { type: "json_object" as const } };
+    const expected = await plain.client.chat.completions.create({ model: plain.model, ...json });
+    const got = await spec.client.chat.completions.create({ model: spec.model, ...json, num_speculative_tokens: 3 } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
+    expect(got.choices[0].message.content).toBe(expected.choices[0].message.content);
+    expect(got.usage!.completion_tokens).toBe(expected.usage!.completion_tokens);
+    expect(details(got.usage)).toEqual({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
+
+    const lp = { messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 };
+    const plainLp = await plain.client.chat.completions.create({ model: plain.model, ...lp });
+    const specLp = await spec.client.chat.completions.create({ model: spec.model, ...lp, num_speculative_tokens: 3 } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
+    expect(specLp.choices[0].message.content).toBe(plainLp.choices[0].message.content);
+    expect(specLp.choices[0].logprobs!.content!.length).toBe(specLp.usage!.completion_tokens);
+    expect(specLp.choices[0].logprobs).toEqual(plainLp.choices[0].logprobs);
+    expect(details(specLp.usage)).toEqual({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
+  });
+
+  it("drafts for each of n greedy choices, each equal to greedy's text, the drafts summed in usage", async () => {
+    const base = { messages: [{ role: "user" as const, content: "Twice" }], max_tokens: 8, temperature: 0 };
+    const expected = await plain.client.chat.completions.create({ model: plain.model, ...base });
+    const r = await spec.client.chat.completions.create({ model: spec.model, ...base, n: 3, num_speculative_tokens: 2 } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
+    expect(r.choices.map((c) => c.message.content)).toEqual([0, 1, 2].map(() => expected.choices[0].message.content));
+    expect(r.usage!.completion_tokens).toBe(3 * expected.usage!.completion_tokens);
+    const d = details(r.usage)!;
+    expect(d.accepted_prediction_tokens + d.rejected_prediction_tokens).toBeGreaterThan(0);
   });
 
   it("refuses more drafts than the server's --draft-tokens, and any on a server without speculation (400)", async () => {

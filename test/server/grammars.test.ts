@@ -1,0 +1,95 @@
+/**
+ * The grammars of constrained decoding, fed real token sequences (the Qwen tokenizer's encoding of a
+ * text) through XGrammar: what they must accept (a tool call in Qwen's Hermes format, after free reasoning
+ * for thinking prompts; several calls when parallel) and what they must refuse (an unknown tool, arguments
+ * outside the schema, a second call when parallel_tool_calls is false, trailing text).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { Grammars } from "../../src/server/grammar/grammars.js";
+import type { ChatBody } from "../../src/server/requests.js";
+import type { TokenConstraint } from "../../src/server/scheduler.js";
+import { QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
+
+let tokenizer: QwenTokenizer;
+let grammars: Grammars;
+beforeAll(async () => {
+  tokenizer = await QwenTokenizer.load();
+  grammars = new Grammars(tokenizer, 151_936);
+});
+
+const tools = [
+  { type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"] } } },
+  { type: "function" as const, function: { name: "add", parameters: { type: "object", properties: { a: { type: "integer" } }, required: ["a"] } } },
+];
+const call = (name: string, args: object) => `<tool_call>\n{"name": "${name}", "arguments": ${JSON.stringify(args).replace(/":/g, '": ').replace(/,"/g, ', "')}}\n</tool_call>`;
+
+/** Feeds `text`'s tokens, then the end token; true when every token (and the end) was accepted. */
+async function accepts(c: TokenConstraint, text: string): Promise<boolean> {
+  try {
+    for (const id of [...tokenizer.encode(text), tokenizer.eosIds[0]]) {
+      const mask = await c.nextMask();
+      if (((mask[id >> 5] >>> (id & 31)) & 1) === 0) return false;
+      if (!c.accept(id)) return false;
+    }
+    return true;
+  } finally {
+    c.free();
+  }
+}
+
+const chat = (extra: Partial<ChatBody>) => ({ model: "m", messages: [{ role: "user" as const, content: "x" }], tools, ...extra }) as ChatBody;
+
+describe("tool-call grammars", () => {
+  it("tool_choice required: one call of any tool, or several; nothing else", async () => {
+    const g = (await grammars.forChat(chat({ tool_choice: "required" }), false))!;
+    expect(await accepts(g(), call("get_weather", { city: "Oslo", unit: "c" }))).toBe(true);
+    expect(await accepts(g(), `${call("add", { a: 2 })}\n${call("get_weather", { city: "Rome", unit: "f" })}`)).toBe(true);
+    expect(await accepts(g(), call("get_weather", { city: "Oslo", unit: "k" }))).toBe(false); // not in the enum
+    expect(await accepts(g(), call("add", { a: "2" }))).toBe(false); // not an integer
+    expect(await accepts(g(), call("search", { q: "x" }))).toBe(false); // no such tool
+    expect(await accepts(g(), "Sure! " + call("add", { a: 1 }))).toBe(false); // text first
+    expect(await accepts(g(), "")).toBe(false); // at least one call
+  });
+
+  it("parallel_tool_calls false: exactly one call", async () => {
+    const g = (await grammars.forChat(chat({ tool_choice: "required", parallel_tool_calls: false }), false))!;
+    expect(await accepts(g(), call("add", { a: 1 }))).toBe(true);
+    expect(await accepts(g(), `${call("add", { a: 1 })}\n${call("add", { a: 2 })}`)).toBe(false);
+  });
+
+  it("a named function: only that one", async () => {
+    const g = (await grammars.forChat(chat({ tool_choice: { type: "function", function: { name: "add" } } }), false))!;
+    expect(await accepts(g(), call("add", { a: -7 }))).toBe(true);
+    expect(await accepts(g(), call("get_weather", { city: "Oslo", unit: "c" }))).toBe(false);
+  });
+
+  it("after a thinking prompt's <think>: free reasoning up to </think>, then the call", async () => {
+    const g = (await grammars.forChat(chat({ tool_choice: "required" }), true))!;
+    expect(await accepts(g(), `The user wants a sum. {not json} <b>\n</think>\n\n${call("add", { a: 3 })}`)).toBe(true);
+    expect(await accepts(g(), call("add", { a: 3 }))).toBe(false); // the reasoning must be closed first
+  });
+
+  it("tool_choice auto and none add no grammar", async () => {
+    expect(await grammars.forChat(chat({ tool_choice: "auto" }), false)).toBeUndefined();
+    expect(await grammars.forChat(chat({ tool_choice: "none" }), false)).toBeUndefined();
+  });
+});
+
+describe("response_format grammars", () => {
+  it("json_object: an object; json_schema strict: no extra properties", async () => {
+    const obj = (await grammars.forFormat({ type: "json_object" }))!;
+    expect(await accepts(obj(), '{"a": [1, {"b": null}], "c": "d"}')).toBe(true);
+    expect(await accepts(obj(), "[1, 2]")).toBe(false);
+    const schema = { type: "object", properties: { n: { type: "integer" } }, required: ["n"] };
+    const strict = (await grammars.forFormat({ type: "json_schema", json_schema: { name: "s", schema, strict: true } }))!;
+    expect(await accepts(strict(), '{"n": 3}')).toBe(true);
+    expect(await accepts(strict(), '{"n": 3, "m": 4}')).toBe(false);
+    expect(await accepts(strict(), '{"n": "3"}')).toBe(false);
+  });
+
+  it("json_schema after a thinking prompt's reasoning", async () => {
+    const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] };
+    const g = (await grammars.forFormat({ type: "json_schema", json_schema: { name: "s", schema, strict: true } }, true))!;
+    expect(await accepts(g(), 'hmm</think>\n\n{"ok": true}')).toBe(true);
+  });
+});
