@@ -3,7 +3,7 @@
  * stalls the other clients (a 4 MB one-word prompt takes tens of seconds to tokenize: BPE over one long word
  * grows faster than linearly).
  *
- *   request --(messages as template variables, or prompt text)--> worker thread: render -> bound -> encode
+ *   request --(messages as template variables, or prompt text)--> worker process: render -> bound -> encode
  *           <--(prompt text, token ids) or PromptError--
  *
  * Each worker holds its own tokenizer and template, built from the same `tokenizer.json` and template source
@@ -13,18 +13,20 @@
  *     same bound caps what a template may render;
  *   - time: a job still running after `timeoutMs` is stopped (its worker is terminated and replaced);
  *   - memory: each worker's heap is capped, so a template that builds something huge (`range(1e8)`) fails.
+ * Workers are child processes, not worker threads: V8 running out of a worker thread's capped heap can abort
+ * the whole process (seen with `range(1e8)` on Node 20), while a child process that does so takes only itself.
  * A failure is a PromptError naming what was exceeded; it fails that request alone.
  */
 import { createRequire } from "node:module";
 import os from "node:os";
-import { Worker } from "node:worker_threads";
+import { spawn, type ChildProcess } from "node:child_process";
 import type { ChatTemplate } from "../tokenizer/chat_template.js";
 import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 
 export interface PromptWorkerOptions {
   /** The model's context in tokens (prompts that cannot fit it are refused before tokenizing). */
   contextLength: number;
-  /** Worker threads at most (started as needed; default: 2, or 1 on a single core). */
+  /** Worker processes at most (started as needed; default: 2, or 1 on a single core). */
   workers?: number;
   /** Longest a render + tokenize job may run, in milliseconds (0: no limit). */
   timeoutMs?: number;
@@ -65,26 +67,36 @@ interface Pending {
 }
 
 interface Slot {
-  worker: Worker;
+  worker: ChildProcess;
   ready: boolean;
+  /** Set when this side stopped the worker (its exit is then expected). */
+  stopping?: boolean;
   current?: Pending;
   timer?: NodeJS.Timeout;
 }
 
 /**
- * The worker, as source (run with `eval: true`, so that no TypeScript loader is needed in the worker).
- * Its only inputs are workerData and the jobs; the libraries are the CommonJS builds of the main thread's.
+ * The worker, as source (run with `node -e`, so that no TypeScript loader is needed in the worker).
+ * Its only inputs are the first message (its data) and the jobs; the libraries are the CommonJS builds of the
+ * main thread's.
  */
 function promptWorkerMain(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const wt = require("node:worker_threads");
-  const { tokenizersPath, jinjaPath, tokenizerJson, tokenizerConfig, templateSource, maxBytes } = wt.workerData;
-  const { Tokenizer } = require(tokenizersPath);
-  const { Template } = require(jinjaPath);
-  const tok = new Tokenizer(JSON.parse(tokenizerJson), tokenizerConfig);
-  const template = new Template(templateSource);
-  const post = (m: unknown) => wt.parentPort.postMessage(m);
-  wt.parentPort.on("message", (job: Job) => {
+  const post = (m: unknown): void => void process.send!(m);
+  process.once("message", (data: Record<string, string | number | object>) => {
+    const { tokenizersPath, jinjaPath, tokenizerJson, tokenizerConfig, templateSource, maxBytes } = data as {
+      tokenizersPath: string; jinjaPath: string; tokenizerJson: string; tokenizerConfig: object; templateSource: string; maxBytes: number;
+    };
+    const { Tokenizer } = require(tokenizersPath);
+    const { Template } = require(jinjaPath);
+    const tok = new Tokenizer(JSON.parse(tokenizerJson), tokenizerConfig);
+    const template = new Template(templateSource);
+    process.on("message", (job: Job) => onJob(job, tok, template, maxBytes));
+    post({ ready: true });
+  });
+  // The parent going away ends the worker too.
+  process.on("disconnect", () => process.exit(0));
+  function onJob(job: Job, tok: { encode(t: string, o: object): { ids: number[] } }, template: { render(c: object): string }, maxBytes: number): void {
     let text: string;
     if (job.kind === "chat") {
       try {
@@ -104,8 +116,7 @@ function promptWorkerMain(): void {
     } catch (err) {
       post({ id: job.id, error: "tokenizer", message: String((err as Error)?.message ?? err).split("\n")[0] });
     }
-  });
-  post({ ready: true });
+  }
 }
 
 export class PromptWorkers {
@@ -184,12 +195,17 @@ export class PromptWorkers {
 
   private spawn(): Slot {
     // `__name` covers transpilers that keep function names (esbuild keepNames, as under tsx) inside the body.
-    const worker = new Worker(`const __name = (f) => f;\n(${promptWorkerMain.toString()})()`, {
-      eval: true,
-      workerData: this.workerData,
-      resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
+    const source = `const __name = (f) => f;\n(${promptWorkerMain.toString()})()`;
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS; // the worker is plain JavaScript: no loader, no inherited heap flags
+    const worker = spawn(process.execPath, [`--max-old-space-size=${this.heapMb}`, "-e", source], {
+      stdio: ["ignore", "ignore", "ignore", "ipc"],
+      serialization: "advanced",
+      env,
     });
+    worker.send(this.workerData);
     worker.unref(); // the HTTP server keeps the process alive, not these
+    worker.channel?.unref();
     const slot: Slot = { worker, ready: false };
     this.slots.push(slot);
     worker.on("message", (m: Reply | { ready: true }) => {
@@ -211,16 +227,24 @@ export class PromptWorkers {
     const lost = (why: PromptError) => {
       this.drop(slot, why);
     };
-    worker.on("error", (err: Error & { code?: string }) =>
+    worker.on("error", (err: Error) =>
       lost(
-        err.code === "ERR_WORKER_OUT_OF_MEMORY"
-          ? new PromptError("memory", `rendering and tokenizing the prompt needed more than ${this.heapMb} MB; it was stopped`)
-          : slot.ready
-            ? new PromptError("tokenizer", `the prompt worker failed: ${String(err.message).split("\n")[0]}`)
-            : new PromptError("worker", `the prompt worker could not start: ${String(err.message).split("\n")[0]}`),
+        slot.ready
+          ? new PromptError("tokenizer", `the prompt worker failed: ${String(err.message).split("\n")[0]}`)
+          : new PromptError("worker", `the prompt worker could not start: ${String(err.message).split("\n")[0]}`),
       ),
     );
-    worker.on("exit", () => lost(new PromptError("tokenizer", "the prompt worker stopped unexpectedly")));
+    worker.on("exit", (code, signal) => {
+      if (slot.stopping) return;
+      // V8 aborts a process whose heap limit is reached (SIGABRT, or exit code 134 through a shell).
+      if (signal === "SIGABRT" || code === 134) {
+        lost(new PromptError("memory", `rendering and tokenizing the prompt needed more than ${this.heapMb} MB; it was stopped`));
+      } else if (!slot.ready) {
+        lost(new PromptError("worker", `the prompt worker could not start (it exited with ${signal ?? `code ${code}`})`));
+      } else {
+        lost(new PromptError("tokenizer", "the prompt worker stopped unexpectedly"));
+      }
+    });
     return slot;
   }
 
@@ -228,10 +252,11 @@ export class PromptWorkers {
     const p = slot.current!;
     if (this.timeoutMs > 0) slot.timer = setTimeout(() => {
       const seconds = this.timeoutMs / 1000;
+      slot.stopping = true;
       this.drop(slot, new PromptError("timeout", `rendering and tokenizing the prompt took longer than ${seconds} s; it was stopped`));
-      void slot.worker.terminate();
+      slot.worker.kill("SIGKILL");
     }, this.timeoutMs);
-    slot.worker.postMessage(p.job);
+    slot.worker.send(p.job);
   }
 
   /** Takes a worker out of service (its job, if any, fails with `why`) and keeps the queue moving. */
@@ -249,8 +274,11 @@ export class PromptWorkers {
     clearTimeout(slot.timer);
     slot.current?.reject(why);
     slot.current = undefined;
-    slot.worker.removeAllListeners("exit");
-    await slot.worker.terminate();
+    slot.stopping = true;
+    if (slot.worker.exitCode !== null || slot.worker.signalCode !== null) return;
+    const exited = new Promise<void>((r) => slot.worker.once("exit", () => r()));
+    slot.worker.kill("SIGKILL");
+    await exited;
   }
 
   private tooLong(bytes: number): PromptError {
