@@ -212,17 +212,8 @@ export class Sampler {
     const max = z[argmax(z)];
     const invT = 1 / this.params.temperature;
     const w = new Float64Array(z.length);
-    let total = 0;
-    for (let i = 0; i < z.length; i++) total += w[i] = Number.isNaN(z[i]) ? 0 : Math.exp((z[i] - max) * invT);
-    let u = this.rng.nextFloat() * total;
-    let last = 0;
-    for (let i = 0; i < w.length; i++) {
-      if (w[i] === 0) continue;
-      last = i;
-      u -= w[i];
-      if (u < 0) return i;
-    }
-    return last;
+    for (let i = 0; i < z.length; i++) w[i] = Number.isNaN(z[i]) ? 0 : Math.exp((z[i] - max) * invT);
+    return this.drawFrom(w);
   }
 
   private draw(kept: Candidate[]): number {
