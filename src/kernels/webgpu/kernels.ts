@@ -1,0 +1,179 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU kernels: the computations of `Kernels` (src/kernels/types.ts) and the model's layout operations
+ * (splits, gathers, gates) over device tensors. Each call records dispatches; nothing is read back until the
+ * caller asks (`Device.read`). Float32 arithmetic throughout; the residual stream is kept as two floats (see
+ * `axpyResidual`).
+ */
+import type { Weight } from "../types.js";
+import { isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
+import { Device, spread, type Tensor, view } from "./device.js";
+import { embeddingShader, linearShader, TOKEN_TILE } from "./wgsl/linear.js";
+import { GATED_RMS_NORM, L2_NORMALIZE, RMS_NORM } from "./wgsl/norms.js";
+import { AXPY, AXPY_DOUBLE, COPY, GATES, GATHER, ROPE, SCATTER_ADD, SIGMOID_MUL, SILU_MUL } from "./wgsl/elementwise.js";
+import { ATTENTION, CAUSAL_CONV1D, DELTA_RULE, ROUTER } from "./wgsl/attention.js";
+import { requestGpu } from "./gpu.js";
+
+/** The residual stream as hi + lo float pairs (both [T, hidden]). */
+export interface Residual {
+  hi: Tensor;
+  lo: Tensor;
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(what);
+}
+
+export class WebGpuKernels {
+  constructor(readonly dev: Device) {}
+
+  /** A device from `requestGpu` (navigator.gpu or Dawn in Node) with an arena of `arenaBytes` (default: the binding limit). */
+  static async create(opts: { arenaBytes?: number; maxBinding?: number; timeoutMs?: number } = {}): Promise<WebGpuKernels> {
+    const handle = await requestGpu(opts.timeoutMs);
+    return new WebGpuKernels(new Device(handle, opts));
+  }
+
+  close(): void {
+    this.dev.close();
+  }
+
+  /** y [T, out] = x [T, in] W^T, W [out, in] resident in its stored dtype (split in row chunks). */
+  linear(w: Weight, x: Tensor, T: number, y: Tensor): void {
+    const d = this.dev.weight(w);
+    check(w.shape.length === 2 && x.n >= T * d.cols && y.n >= T * d.rows, `linear ${w.name}: weight [${w.shape}] does not fit x of ${x.n} / y of ${y.n} for T=${T}`);
+    const rb = isQuantDType(d.dtype) ? quantRowBytes(d.dtype, d.cols) : 0;
+    for (const c of d.chunks) {
+      const [gx, gy] = spread(c.rows);
+      this.dev.run(`linear.${d.dtype}`, linearShader(d.dtype), [x.offset, y.offset, T, d.cols, rb, c.rows, d.rows, c.row0], [c.buffer], 0, [
+        gx,
+        gy,
+        Math.ceil(T / TOKEN_TILE),
+      ]);
+    }
+  }
+
+  /** out = W[id, :] of an embedding table W [V, H]. */
+  embedding(w: Weight, id: number, out: Tensor): void {
+    const d = this.dev.weight(w);
+    check(Number.isInteger(id) && id >= 0 && id < d.rows, `token id ${id} is out of range, expected an integer in [0, ${d.rows})`);
+    const c = d.chunks.find((c) => id >= c.row0 && id < c.row0 + c.rows)!;
+    const rb = isQuantDType(d.dtype) ? quantRowBytes(d.dtype, d.cols) : 0;
+    this.dev.run(`embedding.${d.dtype}`, embeddingShader(d.dtype), [out.offset, id - c.row0, d.cols, rb], [c.buffer], d.cols);
+  }
+
+  /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight. In place allowed. */
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, n: number, out: Tensor): void {
+    const rows = x.n / n;
+    this.dev.run("rmsNorm", RMS_NORM, [x.offset, weight.offset, out.offset, n, rows, { f: eps }], [], 0, spread(rows));
+  }
+
+  /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight * silu(z). In place allowed. */
+  gatedRmsNorm(x: Tensor, z: Tensor, weight: Tensor, eps: number, n: number, out: Tensor): void {
+    const rows = x.n / n;
+    this.dev.run("gatedRmsNorm", GATED_RMS_NORM, [x.offset, z.offset, weight.offset, out.offset, n, rows, { f: eps }], [], 0, spread(rows));
+  }
+
+  /** Per row of width n: x = x / sqrt(sum(x^2) + eps) * scale. */
+  l2Normalize(x: Tensor, n: number, eps: number, scale: number): void {
+    const rows = x.n / n;
+    this.dev.run("l2Normalize", L2_NORMALIZE, [x.offset, n, rows, { f: eps }, { f: scale }], [], 0, spread(rows));
+  }
+
+  /** out = silu(gate) * up. */
+  siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
+    this.dev.run("siluMul", SILU_MUL, [gate.offset, up.offset, out.offset, out.n], [], out.n);
+  }
+
+  /** x = x * sigmoid(gate). */
+  sigmoidMul(x: Tensor, gate: Tensor): void {
+    this.dev.run("sigmoidMul", SIGMOID_MUL, [x.offset, gate.offset, x.n], [], x.n);
+  }
+
+  /**
+   * y += a x; `a` a number or a one-element device tensor (a routing weight). When x is shorter than y it is a
+   * row added to every row of y (a bias).
+   */
+  axpy(a: number | Tensor, x: Tensor, y: Tensor): void {
+    check(y.n % x.n === 0, `axpy: y of ${y.n} is not rows of x's ${x.n}`);
+    const [av, at, has] = typeof a === "number" ? [a, 0, 0] : [0, a.offset, 1];
+    this.dev.run("axpy", AXPY, [x.offset, y.offset, y.n, x.n, { f: av }, at, has], [], y.n);
+  }
+
+  /** (hi, lo) += a x with an exact two-sum (the residual stream; see AXPY_DOUBLE). */
+  axpyResidual(a: number | Tensor, x: Tensor, r: Residual): void {
+    const [av, at, has] = typeof a === "number" ? [a, 0, 0] : [0, a.offset, 1];
+    this.dev.run("axpyResidual", AXPY_DOUBLE, [x.offset, r.hi.offset, r.lo.offset, r.hi.n, { f: av }, at, has, { f: 1 }], [], r.hi.n);
+  }
+
+  /** Rotate-half RoPE on the first rotaryDim dims of each head, in place; cos, sin [T, rotaryDim / 2]. */
+  rope(x: Tensor, T: number, numHeads: number, headDim: number, rotaryDim: number, cos: Tensor, sin: Tensor): void {
+    const half = rotaryDim / 2;
+    this.dev.run("rope", ROPE, [x.offset, cos.offset, sin.offset, T, numHeads, headDim, half], [], T * numHeads * half);
+  }
+
+  /** Causal GQA attention of T queries over a cache of L positions (see AttentionArgs); scores in a scratch tensor. */
+  attention(a: { q: Tensor; k: Tensor; v: Tensor; T: number; L: number; numHeads: number; numKvHeads: number; headDim: number; scale: number; out: Tensor }): void {
+    check(a.T <= 65535 && a.numHeads <= 65535, `attention: ${a.T} tokens x ${a.numHeads} heads exceeds the dispatch limit`);
+    const s = this.dev.alloc(a.T * a.numHeads * a.L);
+    this.dev.run(
+      "attention",
+      ATTENTION,
+      [a.q.offset, a.k.offset, a.v.offset, a.out.offset, s.offset, a.T, a.L, a.numHeads, a.numKvHeads, a.headDim, { f: a.scale }],
+      [],
+      0,
+      [a.numHeads, a.T, 1],
+    );
+    this.dev.release(s); // reused only by later dispatches, which run after this one
+  }
+
+  /** Depthwise causal conv1d with carried state [C, K-1], then SiLU (see CausalConv1dArgs). */
+  causalConv1d(a: { x: Tensor; weight: Tensor; state: Tensor; T: number; C: number; K: number; out: Tensor }): void {
+    check(a.K >= 1 && a.K <= 17, `causalConv1d: kernel size ${a.K}, expected 1..17`);
+    this.dev.run("causalConv1d", CAUSAL_CONV1D, [a.x.offset, a.weight.offset, a.state.offset, a.out.offset, a.T, a.C, a.K], [], a.C);
+  }
+
+  /** The gated delta rule step by step for T tokens (see DeltaRuleArgs); the state is updated in place. */
+  deltaRule(a: { q: Tensor; k: Tensor; v: Tensor; g: Tensor; beta: Tensor; state: Tensor; T: number; numKeyHeads: number; numValueHeads: number; dk: number; dv: number; out: Tensor }): void {
+    this.dev.run(
+      "deltaRule",
+      DELTA_RULE,
+      [a.q.offset, a.k.offset, a.v.offset, a.g.offset, a.beta.offset, a.state.offset, a.out.offset, a.T, a.numKeyHeads, a.numValueHeads, a.dk, a.dv],
+      [],
+      a.numValueHeads * a.dv,
+    );
+  }
+
+  /** Softmax over experts, top-k (ties: lower id), optional renormalisation; experts as integer bits [T, k]. */
+  router(a: { logits: Tensor; T: number; numExperts: number; k: number; normalize: boolean; experts: Tensor; weights: Tensor }): void {
+    this.dev.run("router", ROUTER, [a.logits.offset, a.experts.offset, a.weights.offset, a.T, a.numExperts, a.k, a.normalize ? 1 : 0], [], a.T);
+  }
+
+  /** DeltaNet's gates for [N, Hv]: beta = sigmoid(b), g = negA[h] softplus(a + dtBias[h]). */
+  gates(b: Tensor, a: Tensor, negA: Tensor, dtBias: Tensor, beta: Tensor, g: Tensor): void {
+    this.dev.run("gates", GATES, [b.offset, a.offset, negA.offset, dtBias.offset, beta.offset, g.offset, b.n, negA.n], [], b.n);
+  }
+
+  /**
+   * Strided block copy: for r < R, h < H: width values from src + r ss1 + h ss2 to dst + r ds1 + h ds2
+   * (the layout changes: regrouping projections, splitting q/k/v, concatenation).
+   */
+  copy(src: Tensor, dst: Tensor, R: number, H: number, width: number, ss1: number, ss2: number, ds1: number, ds2: number): void {
+    const n = R * H * width;
+    if (n === 0) return;
+    check((R - 1) * ss1 + (H - 1) * ss2 + width <= src.n && (R - 1) * ds1 + (H - 1) * ds2 + width <= dst.n, "copy: blocks outside the tensors");
+    this.dev.run("copy", COPY, [src.offset, dst.offset, R, H, width, ss1, ss2, ds1, ds2], [], n);
+  }
+
+  /** dst[j] = src[idx[j]] for rows of width w (idx: integer bits, n rows). */
+  gatherRows(src: Tensor, idx: Tensor, n: number, w: number, dst: Tensor): void {
+    this.dev.run("gather", GATHER, [src.offset, idx.offset, dst.offset, n, w], [], n * w);
+  }
+
+  /** dst[idx[j]] += weights[wi[j]] src[j] for j < n, rows of width w (in order of j per destination row). */
+  scatterAdd(src: Tensor, idx: Tensor, weights: Tensor, wi: Tensor, n: number, w: number, dst: Tensor): void {
+    const rows = dst.n / w;
+    this.dev.run("scatterAdd", SCATTER_ADD, [src.offset, idx.offset, weights.offset, wi.offset, dst.offset, n, w, rows], [], rows * w);
+  }
+}
+
+export { view };

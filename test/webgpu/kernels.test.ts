@@ -1,0 +1,341 @@
+/**
+ * Every WGSL kernel against its TypeScript twin (computed in float64 from the same float32 inputs), on random
+ * shapes not multiples of the workgroup or token tile; the layout kernels against direct loops. Run on the
+ * software adapter where there is no GPU, so the cases are small.
+ */
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/dtype.js";
+import { QUANT_DTYPES, quantBlock, quantizeRow } from "../../src/io/ggml_quants.js";
+import { createTsKernels } from "../../src/kernels/ts/index.js";
+import type { QuantDType, Weight, WeightDType } from "../../src/kernels/types.js";
+import type { Tensor } from "../../src/kernels/webgpu/device.js";
+import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
+import { testGpu } from "./gpu.js";
+
+// Weights split into row chunks of at most 1 KiB: every weight of more than a few rows exercises the split.
+const { gpu, reason } = await testGpu({ maxBinding: 1024 });
+afterAll(() => gpu?.close());
+
+const ts = createTsKernels("f64");
+const RUNS = { numRuns: 8 };
+const dim = (max: number) => fc.integer({ min: 1, max });
+const f32 = (x: ArrayLike<number>) => Float64Array.from(Float32Array.from(x as ArrayLike<number>));
+const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) => expect(maxScaledDiff(got, want)).toBeLessThanOrEqual(tol);
+
+function weightOf(dtype: WeightDType, shape: number[], values: Float64Array): Weight {
+  const w = ts.allocWeight("w", dtype, shape);
+  if (dtype === "BF16") f32ArrayToBf16(values, w.data as Uint16Array);
+  else if (dtype === "F16") f32ArrayToF16(values, w.data as Uint16Array);
+  else if (dtype === "F32" || dtype === "F64") (w.data as Float32Array | Float64Array).set(values);
+  else {
+    const [rows, cols] = shape;
+    const rowBytes = (w.data as Uint8Array).length / rows;
+    for (let r = 0; r < rows; r++) quantizeRow(dtype as QuantDType, values, r * cols, w.data as Uint8Array, r * rowBytes, cols);
+  }
+  return w;
+}
+
+describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, () => {
+  const g = gpu!;
+  const dev = g?.dev;
+  const up = (x: ArrayLike<number>): Tensor => dev.upload(x);
+  const read = (t: Tensor) => dev.read(t);
+  afterAll(() => expect(dev.capacity).toBeGreaterThan(0));
+
+  it("linear matches for float dtypes, any shape, one or many tokens, weights split in chunks", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(40), dim(90), dim(11), fc.constantFrom<WeightDType>("BF16", "F16", "F32", "F64"), fc.integer(), async (rows, cols, T, dtype, seed) => {
+        const rand = rng(seed);
+        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols));
+        const x = f32(uniform(rand, T * cols));
+        const want = new Float64Array(T * rows);
+        ts.linear(w, x, T, want);
+        const y = dev.alloc(T * rows);
+        g.linear(w, up(x), T, y);
+        close(await read(y), want, 2e-6 * Math.sqrt(cols));
+      }),
+      RUNS,
+    );
+  });
+
+  it("linear matches for every quantized dtype (ggml's dequantized values)", async () => {
+    for (const dtype of QUANT_DTYPES) {
+      const { blockSize } = quantBlock(dtype);
+      await fc.assert(
+        fc.asyncProperty(dim(6), fc.integer({ min: 1, max: blockSize === 256 ? 2 : 3 }), dim(9), fc.integer(), async (rows, blocks, T, seed) => {
+          const rand = rng(seed);
+          const cols = blocks * blockSize;
+          const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols));
+          const x = f32(uniform(rand, T * cols));
+          const want = new Float64Array(T * rows);
+          ts.linear(w, x, T, want);
+          const y = dev.alloc(T * rows);
+          g.linear(w, up(x), T, y);
+          close(await read(y), want, 2e-6 * Math.sqrt(cols));
+        }),
+        { numRuns: 3 },
+      );
+    }
+  });
+
+  it("embedding rows match for every dtype", async () => {
+    for (const dtype of ["BF16", "F16", "F32", ...QUANT_DTYPES] as WeightDType[]) {
+      const cols = dtype.startsWith("Q") ? quantBlock(dtype as QuantDType).blockSize : 37;
+      const V = 9;
+      const w = weightOf(dtype, [V, cols], uniform(rng(V), V * cols));
+      for (const id of [0, 4, V - 1]) {
+        const want = new Float64Array(cols);
+        ts.embedding(w, id, want);
+        const out = dev.alloc(cols);
+        g.embedding(w, id, out);
+        close(await read(out), want, 0);
+      }
+      expect(() => g.embedding(w, V, dev.alloc(cols))).toThrow(/token id 9 is out of range/);
+    }
+  });
+
+  it("rmsNorm, gatedRmsNorm and l2Normalize match, in place and not", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(150), dim(5), fc.boolean(), fc.integer(), async (n, rows, inPlace, seed) => {
+        const rand = rng(seed);
+        const x = f32(uniform(rand, rows * n, -3, 3));
+        const z = f32(uniform(rand, rows * n, -3, 3));
+        const w = f32(uniform(rand, n));
+        const xt = up(x);
+        const out = inPlace ? xt : dev.alloc(rows * n);
+        const want = new Float64Array(rows * n);
+        ts.rmsNorm(x, w, 1e-6, n, want);
+        g.rmsNorm(xt, up(w), 1e-6, n, out);
+        close(await read(out), want);
+
+        const xg = up(x);
+        const outG = inPlace ? xg : dev.alloc(rows * n);
+        ts.gatedRmsNorm(x, z, w, 1e-6, n, want);
+        g.gatedRmsNorm(xg, up(z), up(w), 1e-6, n, outG);
+        close(await read(outG), want);
+
+        const xl = up(x);
+        const wantL = Float64Array.from(x);
+        ts.l2Normalize(wantL, n, 1e-6, 0.25);
+        g.l2Normalize(xl, n, 1e-6, 0.25);
+        close(await read(xl), wantL);
+      }),
+      RUNS,
+    );
+  });
+
+  it("siluMul, sigmoidMul, axpy (a number, a device scalar, a bias row) match", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(300), dim(3), fc.integer(), async (n, rows, seed) => {
+        const rand = rng(seed);
+        const a = f32(uniform(rand, rows * n, -6, 6));
+        const b = f32(uniform(rand, rows * n, -6, 6));
+        const bias = f32(uniform(rand, n));
+        const want = new Float64Array(rows * n);
+        ts.siluMul(a, b, want);
+        const out = dev.alloc(rows * n);
+        g.siluMul(up(a), up(b), out);
+        close(await read(out), want);
+
+        const x = up(a);
+        const wantS = Float64Array.from(a);
+        ts.sigmoidMul(wantS, b);
+        g.sigmoidMul(x, up(b));
+        close(await read(x), wantS);
+
+        const y = up(a);
+        const wantY = Float64Array.from(a);
+        ts.axpy(0.375, b, wantY);
+        g.axpy(0.375, up(b), y);
+        close(await read(y), wantY);
+        ts.axpy(-1.5, b, wantY);
+        g.axpy(up([-1.5]), up(b), y);
+        close(await read(y), wantY);
+        for (let r = 0; r < rows; r++) ts.axpy(1, bias, wantY.subarray(r * n, (r + 1) * n));
+        g.axpy(1, up(bias), y);
+        close(await read(y), wantY);
+      }),
+      RUNS,
+    );
+  });
+
+  it("the two-float residual keeps sums that float32 loses (float64 to about 1e-14)", async () => {
+    const rand = rng(7);
+    const n = 100;
+    const start = f32(uniform(rand, n, -1e4, 1e4));
+    const hi = up(start);
+    const lo = dev.alloc(n);
+    const exact = Float64Array.from(start);
+    for (let step = 0; step < 20; step++) {
+      const x = f32(uniform(rand, n, -1e-3, 1e-3));
+      const a = Math.fround(rand() * 2);
+      for (let i = 0; i < n; i++) exact[i] += Math.fround(a * x[i]);
+      g.axpyResidual(a, up(x), { hi, lo });
+    }
+    const [h, l] = [await read(hi), await read(lo)];
+    const float32Error = maxScaledDiff(Float32Array.from(exact), exact); // what a float32 stream could at best keep
+    const err = maxScaledDiff(Float64Array.from(h, (v, i) => v + l[i]), exact);
+    expect(err).toBeLessThan(1e-11);
+    expect(err).toBeLessThan(float32Error / 1000);
+  });
+
+  it("rope matches (partial rotary)", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(5), dim(4), fc.integer({ min: 1, max: 12 }), fc.integer(), async (T, H, halfHd, seed) => {
+        const rand = rng(seed);
+        const d = 4 * halfHd;
+        const rd = 2 * Math.max(1, Math.floor(halfHd * (rand() < 0.5 ? 1 : 0.5)));
+        const x = f32(uniform(rand, T * H * d));
+        const cos = f32(uniform(rand, T * (rd / 2)));
+        const sin = f32(uniform(rand, T * (rd / 2)));
+        const want = Float64Array.from(x);
+        ts.rope(want, T, H, d, rd, cos, sin);
+        const xt = up(x);
+        g.rope(xt, T, H, d, rd, up(cos), up(sin));
+        close(await read(xt), want);
+      }),
+      RUNS,
+    );
+  });
+
+  it("attention matches (GQA, new queries over a longer cache)", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(4), dim(3), dim(70), dim(6), dim(40), fc.integer(), async (Hkv, group, extra, T, d, seed) => {
+        const rand = rng(seed);
+        const H = Hkv * group;
+        const L = T + (extra % 70);
+        const q = f32(uniform(rand, T * H * d));
+        const k = f32(uniform(rand, L * Hkv * d));
+        const v = f32(uniform(rand, L * Hkv * d));
+        const want = new Float64Array(T * H * d);
+        const scale = 1 / Math.sqrt(d);
+        ts.attention({ q, k, v, T, L, numHeads: H, numKvHeads: Hkv, headDim: d, scale, out: want });
+        const out = dev.alloc(T * H * d);
+        g.attention({ q: up(q), k: up(k), v: up(v), T, L, numHeads: H, numKvHeads: Hkv, headDim: d, scale, out });
+        close(await read(out), want);
+      }),
+      RUNS,
+    );
+  });
+
+  it("causalConv1d matches and carries its state across a split sequence", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(70), fc.integer({ min: 2, max: 5 }), dim(7), dim(7), fc.integer(), async (C, K, T1, T2, seed) => {
+        const rand = rng(seed);
+        const x = f32(uniform(rand, (T1 + T2) * C, -2, 2));
+        const weight = f32(uniform(rand, C * K));
+        const state = new Float64Array(C * (K - 1));
+        const want = new Float64Array((T1 + T2) * C);
+        const st = dev.alloc(C * (K - 1));
+        const wt = up(weight);
+        const out = dev.alloc((T1 + T2) * C);
+        let t0 = 0;
+        for (const T of [T1, T2]) {
+          ts.causalConv1d({ x: x.subarray(t0 * C, (t0 + T) * C), weight, state, T, C, K, out: want.subarray(t0 * C, (t0 + T) * C) });
+          g.causalConv1d({ x: up(x.subarray(t0 * C, (t0 + T) * C)), weight: wt, state: st, T, C, K, out: { offset: out.offset + t0 * C, n: T * C } });
+          t0 += T;
+        }
+        close(await read(out), want);
+        close(await read(st), state);
+      }),
+      RUNS,
+    );
+  });
+
+  it("the delta rule matches both TypeScript forms (recurrent and chunked), with a carried state", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(2), dim(3), dim(20), dim(24), dim(24), fc.integer(), async (Hk, r, T, dk, dv, seed) => {
+        const rand = rng(seed);
+        const Hv = Hk * r;
+        const unit = (n: number, s: number) => {
+          const x = uniform(rand, T * Hk * n);
+          for (let i = 0; i < x.length; i += n) {
+            let ss = 0;
+            for (let j = 0; j < n; j++) ss += x[i + j] ** 2;
+            for (let j = 0; j < n; j++) x[i + j] *= s / Math.sqrt(ss);
+          }
+          return f32(x);
+        };
+        const q = unit(dk, 1 / Math.sqrt(dk));
+        const k = unit(dk, 1);
+        const v = f32(uniform(rand, T * Hv * dv));
+        const gg = f32(uniform(rand, T * Hv, -2, 0));
+        const beta = f32(uniform(rand, T * Hv, 0, 1));
+        const s0 = f32(uniform(rand, Hv * dk * dv, -0.5, 0.5));
+        const args = (state: Float64Array, out: Float64Array) => ({ q, k, v, g: gg, beta, state, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out });
+        const [sR, oR, sC, oC] = [Float64Array.from(s0), new Float64Array(T * Hv * dv), Float64Array.from(s0), new Float64Array(T * Hv * dv)];
+        ts.deltaRuleRecurrent(args(sR, oR));
+        ts.deltaRuleChunked(args(sC, oC), 8);
+        const st = up(s0);
+        const out = dev.alloc(T * Hv * dv);
+        g.deltaRule({ q: up(q), k: up(k), v: up(v), g: up(gg), beta: up(beta), state: st, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out });
+        const [o, s] = [await read(out), await read(st)];
+        close(o, oR, 1e-5);
+        close(s, sR, 1e-5);
+        close(o, oC, 1e-5);
+        close(s, sC, 1e-5);
+      }),
+      RUNS,
+    );
+  });
+
+  it("the router picks the same experts in the same order with the same weights (ties: lower id)", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(6), fc.integer({ min: 1, max: 40 }), dim(8), fc.boolean(), fc.integer(), async (T, E, kk, normalize, seed) => {
+        const rand = rng(seed);
+        const k = Math.min(kk, E);
+        // Coarse logits: ties are common.
+        const logits = Float64Array.from({ length: T * E }, () => Math.round(rand() * 8) / 4);
+        const experts = new Int32Array(T * k);
+        const weights = new Float64Array(T * k);
+        ts.router({ logits, T, numExperts: E, k, normalize, experts, weights });
+        const [ex, wt] = [dev.alloc(T * k), dev.alloc(T * k)];
+        g.router({ logits: up(logits), T, numExperts: E, k, normalize, experts: ex, weights: wt });
+        expect(Array.from(await dev.readInts(ex))).toEqual(Array.from(experts));
+        close(await read(wt), weights);
+      }),
+      RUNS,
+    );
+  });
+
+  it("gates, strided copies, gathers and weighted scatter-adds match direct loops", async () => {
+    const rand = rng(3);
+    const N = 5, Hv = 6;
+    const b = f32(uniform(rand, N * Hv, -4, 4)), a = f32(uniform(rand, N * Hv, -4, 30));
+    const negA = f32(uniform(rand, Hv, -2, -0.1)), dt = f32(uniform(rand, Hv));
+    const [beta, gg] = [dev.alloc(N * Hv), dev.alloc(N * Hv)];
+    g.gates(up(b), up(a), up(negA), up(dt), beta, gg);
+    const sp = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
+    close(await read(beta), Array.from(b, (x) => 1 / (1 + Math.exp(-x))));
+    close(await read(gg), Array.from(a, (x, i) => negA[i % Hv] * sp(x + dt[i % Hv])));
+
+    // Per row of 3 heads [x (2) | y (4)]: the y parts of every head, packed.
+    const src = f32(uniform(rand, N * 3 * 6));
+    const dst = dev.alloc(N * 3 * 4);
+    const want: number[] = [];
+    for (let r = 0; r < N; r++) for (let h = 0; h < 3; h++) want.push(...src.subarray(r * 18 + h * 6 + 2, r * 18 + h * 6 + 6));
+    const srcT = up(src);
+    g.copy({ offset: srcT.offset + 2, n: srcT.n - 2 }, dst, N, 3, 4, 18, 6, 12, 4);
+    close(await read(dst), want, 0);
+
+    const rows = f32(uniform(rand, 4 * 7));
+    const idx = [3, 0, 3, 1, 2];
+    const gathered = dev.alloc(idx.length * 7);
+    const it = dev.alloc(idx.length);
+    dev.writeInts(it, idx);
+    g.gatherRows(up(rows), it, idx.length, 7, gathered);
+    close(await read(gathered), idx.flatMap((r) => Array.from(rows.subarray(r * 7, r * 7 + 7))), 0);
+
+    const w = f32([0.5, -2, 0.25]);
+    const wi = dev.alloc(idx.length);
+    dev.writeInts(wi, [2, 0, 1, 1, 2]);
+    const out = up(rows);
+    g.scatterAdd(gathered, it, up(w), wi, idx.length, 7, out);
+    const wantOut = Float64Array.from(rows);
+    [2, 0, 1, 1, 2].forEach((wj, j) => {
+      for (let c = 0; c < 7; c++) wantOut[idx[j] * 7 + c] += w[wj] * rows[idx[j] * 7 + c];
+    });
+    close(await read(out), wantOut, 1e-6);
+  });
+});
