@@ -160,6 +160,20 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
     );
   });
 
+  it("silu's exponential is accurate to a few float32 ulps over [-80, 80] (the driver's exp may not be)", async () => {
+    const n = 4000;
+    const x = Float32Array.from({ length: n }, (_, i) => -80 + (160 * i) / n);
+    const out = dev.alloc(n);
+    g.siluMul(up(x), up(new Float32Array(n).fill(1)), out);
+    const got = await read(out);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const want = x[i] / (1 + Math.exp(-x[i]));
+      if (want !== 0) worst = Math.max(worst, Math.abs(got[i] - want) / Math.abs(want));
+    }
+    expect(worst).toBeLessThan(8 * 2 ** -24);
+  });
+
   it("the two-float residual keeps sums that float32 loses (float64 to about 1e-14)", async () => {
     const rand = rng(7);
     const n = 100;

@@ -299,10 +299,27 @@ export function spread(n: number): [number, number, number] {
   return [Math.ceil(n / y), y, 1];
 }
 
-/** The arena binding and the flat thread index of a one-dimensional kernel (dispatched with `spread`). */
+/**
+ * What every kernel shares: the arena binding, the flat thread index of a one-dimensional kernel (dispatched
+ * with `spread`), and `exp_f32`, e^x to about 1 ulp. The built-in exp may be far less accurate (Mesa's llvmpipe:
+ * about 16 ulp, 1e-6 relative), and the softmaxes, gates and decays of a deep model amplify that past the
+ * float32 tolerance of the fixtures. Cody-Waite reduction x = k ln2 + r, |r| <= ln2 / 2, then Cephes' expf
+ * polynomial for e^r and an exact scaling by 2^k.
+ */
 export const PRELUDE = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> A: array<f32>;
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * ${WG}u; }
+fn exp_f32(x0: f32) -> f32 {
+  let x = clamp(x0, -103.0, 88.7);
+  let k = floor(x * 1.44269504089 + 0.5);
+  let r = (x - k * 0.693359375) - k * -2.12194440e-4;
+  let z = r * r;
+  let y = (((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r + 4.1665795894e-2) * r
+          + 1.6666665459e-1) * r + 5.0000001201e-1) * z + r + 1.0;
+  let ki = i32(k);
+  // 2^k in two factors: k may be below the smallest normal exponent.
+  return ldexp(ldexp(y, ki / 2), ki - ki / 2);
+}
 `;
 
 const FILL = /* wgsl */ `

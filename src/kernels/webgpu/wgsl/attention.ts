@@ -35,7 +35,7 @@ var<workgroup> red: array<f32, ${WG}>;
   workgroupBarrier();
   var sum = 0.0;
   for (var j = lid; j <= last; j += ${WG}u) {
-    let e = exp(A[sb + j] - mx);
+    let e = exp_f32(A[sb + j] - mx);
     A[sb + j] = e;
     sum += e;
   }
@@ -72,7 +72,7 @@ fn at(r: u32, c: u32) -> f32 {
   for (var t = 0u; t < p.T; t++) {
     var acc = 0.0;
     for (var j = 0u; j < p.K; j++) { acc += A[p.w + c * p.K + j] * at(t + j, c); }
-    A[p.out + t * p.C + c] = acc / (1.0 + exp(-acc));
+    A[p.out + t * p.C + c] = acc / (1.0 + exp_f32(-acc));
   }
   let P1 = p.K - 1u;
   var next: array<f32, 16>;
@@ -82,7 +82,7 @@ fn at(r: u32, c: u32) -> f32 {
 
 /**
  * The gated delta rule step by step, one thread per (value head h, state column j): column j of S [dk, dv]
- * evolves on its own (S = S exp(g); S += k (beta (v - S^T k))^T touches column j through v_j and S[:, j] only).
+ * evolves on its own (S = S exp_f32(g); S += k (beta (v - S^T k))^T touches column j through v_j and S[:, j] only).
  */
 export const DELTA_RULE = /* wgsl */ `
 struct P { q: u32, k: u32, v: u32, g: u32, beta: u32, st: u32, out: u32, T: u32, Hk: u32, Hv: u32, dk: u32, dv: u32 }
@@ -97,7 +97,7 @@ ${PRELUDE}
   let S = p.st + h * p.dk * p.dv + j;
   for (var t = 0u; t < p.T; t++) {
     let base = (t * p.Hk + kh) * p.dk;
-    let decay = exp(A[p.g + t * p.Hv + h]);
+    let decay = exp_f32(A[p.g + t * p.Hv + h]);
     let b = A[p.beta + t * p.Hv + h];
     var kv = 0.0;
     for (var i = 0u; i < p.dk; i++) {
@@ -131,7 +131,7 @@ ${PRELUDE}
   var mx = -3.0e38;
   for (var e = 0u; e < p.E; e++) { mx = max(mx, A[lb + e]); }
   var sum = 0.0;
-  for (var e = 0u; e < p.E; e++) { sum += exp(A[lb + e] - mx); }
+  for (var e = 0u; e < p.E; e++) { sum += exp_f32(A[lb + e] - mx); }
   var prevL = 3.4e38;
   var prevE = -1;
   var chosen = 0.0;
@@ -145,7 +145,7 @@ ${PRELUDE}
     }
     prevL = bestL;
     prevE = best;
-    let pr = exp(bestL - mx) / sum;
+    let pr = exp_f32(bestL - mx) / sum;
     A[p.experts + t * p.k + j] = bitcast<f32>(best);
     A[p.weights + t * p.k + j] = pr;
     chosen += pr;

@@ -3,9 +3,9 @@ import { PRELUDE, WG } from "../device.js";
 
 const ENTRY = `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 const FNS = /* wgsl */ `
-fn sigmoid(a: f32) -> f32 { return 1.0 / (1.0 + exp(-a)); }
-fn silu(a: f32) -> f32 { return a / (1.0 + exp(-a)); }
-fn softplus(a: f32) -> f32 { return select(log(1.0 + exp(a)), a, a > 20.0); }
+fn sigmoid(a: f32) -> f32 { return 1.0 / (1.0 + exp_f32(-a)); }
+fn silu(a: f32) -> f32 { return a / (1.0 + exp_f32(-a)); }
+fn softplus(a: f32) -> f32 { return select(log(1.0 + exp_f32(a)), a, a > 20.0); }
 `;
 
 /** out = silu(gate) * up. */

@@ -16,7 +16,7 @@ fn row_sum_squares(base: u32, n: u32, lid: u32) -> f32 {
   workgroupBarrier();
   return total;
 }
-fn silu(a: f32) -> f32 { return a / (1.0 + exp(-a)); }
+fn silu(a: f32) -> f32 { return a / (1.0 + exp_f32(-a)); }
 `;
 
 const ROW = "let row = wid.x + wid.y * nwg.x;\n  if (row >= p.rows) { return; }";
