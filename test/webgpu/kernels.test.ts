@@ -11,6 +11,7 @@ import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { QuantDType, Weight, WeightDType } from "../../src/kernels/types.js";
 import type { Tensor } from "../../src/kernels/webgpu/device.js";
 import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
+import { maxAbsDiff, readDeltaRuleFixture, TOL } from "../helpers/reference.js";
 import { testGpu } from "./gpu.js";
 
 // Weights split into row chunks of at most 1 KiB: every weight of more than a few rows exercises the split.
@@ -257,9 +258,9 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
     );
   });
 
-  it("the delta rule matches both TypeScript forms (recurrent and chunked), with a carried state", async () => {
+  it("both delta rule kernels (recurrent, chunked) match both TypeScript forms, with a carried state", async () => {
     await fc.assert(
-      fc.asyncProperty(dim(2), dim(3), dim(20), dim(24), dim(24), fc.integer(), async (Hk, r, T, dk, dv, seed) => {
+      fc.asyncProperty(dim(2), dim(3), dim(40), dim(24), dim(24), dim(64), fc.integer(), async (Hk, r, T, dk, dv, chunk, seed) => {
         const rand = rng(seed);
         const Hv = Hk * r;
         const unit = (n: number, s: number) => {
@@ -280,18 +281,34 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
         const args = (state: Float64Array, out: Float64Array) => ({ q, k, v, g: gg, beta, state, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out });
         const [sR, oR, sC, oC] = [Float64Array.from(s0), new Float64Array(T * Hv * dv), Float64Array.from(s0), new Float64Array(T * Hv * dv)];
         ts.deltaRuleRecurrent(args(sR, oR));
-        ts.deltaRuleChunked(args(sC, oC), 8);
-        const st = up(s0);
-        const out = dev.alloc(T * Hv * dv);
-        g.deltaRule({ q: up(q), k: up(k), v: up(v), g: up(gg), beta: up(beta), state: st, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out });
-        const [o, s] = [await read(out), await read(st)];
-        close(o, oR, 1e-5);
-        close(s, sR, 1e-5);
-        close(o, oC, 1e-5);
-        close(s, sC, 1e-5);
+        ts.deltaRuleChunked(args(sC, oC), chunk);
+        const dargs = (state: Tensor, out: Tensor) => ({ q: up(q), k: up(k), v: up(v), g: up(gg), beta: up(beta), state, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, out });
+        const [st, out] = [up(s0), dev.alloc(T * Hv * dv)];
+        g.deltaRule(dargs(st, out));
+        const [stC, outC] = [up(s0), dev.alloc(T * Hv * dv)];
+        g.deltaRuleChunked(dargs(stC, outC), chunk);
+        for (const [o, s] of [[await read(out), await read(st)], [await read(outC), await read(stC)]]) {
+          close(o, oR, 1e-5);
+          close(s, sR, 1e-5);
+          close(o, oC, 1e-5);
+          close(s, sC, 1e-5);
+        }
       }),
       RUNS,
     );
+  });
+
+  it.each(["delta-rule-small", "delta-rule-real-heads"])("both delta rule kernels match the golden fixture %s (float64 oracle)", async (file) => {
+    const fixture = await readDeltaRuleFixture(`${file}.safetensors`, createTsKernels("f32"));
+    for (const chunk of [0, 64, 5]) {
+      const a = fixture.args();
+      const t = { q: up(a.q), k: up(a.k), v: up(a.v), g: up(a.g), beta: up(a.beta), state: up(a.state), out: dev.alloc(a.out.length) };
+      const args = { ...a, ...t };
+      if (chunk === 0) g.deltaRule(args);
+      else g.deltaRuleChunked(args, chunk);
+      expect(maxAbsDiff(await read(t.out), fixture.output), `chunk ${chunk} output`).toBeLessThanOrEqual(TOL.f32);
+      expect(maxAbsDiff(await read(t.state), fixture.finalState), `chunk ${chunk} state`).toBeLessThanOrEqual(TOL.f32);
+    }
   });
 
   it("the router picks the same experts in the same order with the same weights (ties: lower id)", async () => {

@@ -14,6 +14,7 @@
 import { rotaryDim, type Qwen3NextConfig } from "../../config.js";
 import { weightParams } from "../../model/params.js";
 import { qwen3NextParams, type Qwen3NextParams } from "../../model/qwen3_next_for_causal_lm.js";
+import { DELTA_RULE_CHUNK } from "../../model/gated_deltanet.js";
 import { Qwen3NextRotaryEmbedding } from "../../model/rotary_embedding.js";
 import type { Trace } from "../../model/trace.js";
 import type { WeightSource } from "../../model/weights.js";
@@ -149,7 +150,7 @@ export class WebGpuCausalLM {
     return this.param(w, (x) => 1 + x);
   }
 
-  /** src/model/gated_deltanet.ts over device tensors (recurrent delta rule for every T). */
+  /** src/model/gated_deltanet.ts over device tensors (chunked delta rule for prefill, the recurrent step for decode). */
   private deltaNet(w: NonNullable<LayerW["linear_attn"]>, x: Tensor, N: number, st: { conv: Tensor; rec: Tensor }, out: Tensor): void {
     const { g } = this;
     const c = this.config;
@@ -205,7 +206,9 @@ export class WebGpuCausalLM {
     const gg = this.tmp(N * Hv);
     g.gates(b, a, this.param(w.A_log, (x) => -Math.exp(x)), this.param(w.dt_bias), beta, gg);
     const o = this.tmp(N * Hv * dv);
-    g.deltaRule({ q: qh, k: kh, v, g: gg, beta, state: st.rec, T: N, numKeyHeads: nk, numValueHeads: Hv, dk, dv, out: o });
+    const args = { q: qh, k: kh, v, g: gg, beta, state: st.rec, T: N, numKeyHeads: nk, numValueHeads: Hv, dk, dv, out: o };
+    if (N > 1) g.deltaRuleChunked(args, DELTA_RULE_CHUNK);
+    else g.deltaRule(args);
     g.gatedRmsNorm(o, z, this.param(w.norm), c.rms_norm_eps, dv, o);
     g.linear(w.out_proj, o, N, out);
   }

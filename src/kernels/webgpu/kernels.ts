@@ -12,6 +12,7 @@ import { embeddingShader, linearShader, TOKEN_TILE } from "./wgsl/linear.js";
 import { GATED_RMS_NORM, L2_NORMALIZE, RMS_NORM } from "./wgsl/norms.js";
 import { AXPY, AXPY_DOUBLE, COPY, GATES, GATHER, ROPE, SCATTER_ADD, SIGMOID_MUL, SILU_MUL } from "./wgsl/elementwise.js";
 import { ATTENTION, CAUSAL_CONV1D, DELTA_RULE, ROUTER } from "./wgsl/attention.js";
+import { DELTA_RULE_CHUNK_STATE, DELTA_RULE_CHUNKED, MAX_CHUNK } from "./wgsl/delta_chunked.js";
 import { requestGpu } from "./gpu.js";
 
 /** The residual stream as hi + lo float pairs (both [T, hidden]). */
@@ -141,6 +142,37 @@ export class WebGpuKernels {
       [],
       a.numValueHeads * a.dv,
     );
+  }
+
+  /**
+   * The same result by chunks of `chunkSize` <= 64 steps (prefill): the algorithm of the TypeScript
+   * `deltaRuleChunked`, one workgroup per value head.
+   */
+  deltaRuleChunked(
+    a: { q: Tensor; k: Tensor; v: Tensor; g: Tensor; beta: Tensor; state: Tensor; T: number; numKeyHeads: number; numValueHeads: number; dk: number; dv: number; out: Tensor },
+    chunkSize = MAX_CHUNK,
+  ): void {
+    check(Number.isInteger(chunkSize) && chunkSize >= 1 && chunkSize <= MAX_CHUNK, `chunk size ${chunkSize}, expected an integer in [1, ${MAX_CHUNK}]`);
+    const C = Math.min(chunkSize, a.T);
+    const scratch = this.dev.alloc(a.numValueHeads * C * (2 * a.dv + a.dk + 1));
+    for (let t0 = 0; t0 < a.T; t0 += C) {
+      this.dev.run(
+        "deltaRuleChunked",
+        DELTA_RULE_CHUNKED,
+        [a.q.offset, a.k.offset, a.v.offset, a.g.offset, a.beta.offset, a.state.offset, a.out.offset, scratch.offset, a.T, a.numKeyHeads, a.numValueHeads, a.dk, a.dv, C, t0],
+        [],
+        0,
+        [a.numValueHeads, 1, 1],
+      );
+      this.dev.run(
+        "deltaRuleChunkState",
+        DELTA_RULE_CHUNK_STATE,
+        [a.k.offset, a.state.offset, scratch.offset, a.T, a.numKeyHeads, a.numValueHeads, a.dk, a.dv, C, t0],
+        [],
+        a.numValueHeads * a.dk * a.dv,
+      );
+    }
+    this.dev.release(scratch);
   }
 
   /** Softmax over experts, top-k (ties: lower id), optional renormalisation; experts as integer bits [T, k]. */
