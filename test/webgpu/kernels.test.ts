@@ -44,23 +44,28 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
   const read = (t: Tensor) => dev.read(t);
   afterAll(() => expect(dev.capacity).toBeGreaterThan(0));
 
-  it("linear matches for float dtypes, any shape, one or many tokens, weights split in chunks", async () => {
+  it("linear is the float64 product rounded once, for float dtypes, any shape, one or many tokens, weights split in chunks (both kernel forms)", async () => {
     await fc.assert(
       fc.asyncProperty(dim(40), dim(90), dim(11), fc.constantFrom<WeightDType>("BF16", "F16", "F32", "F64"), fc.integer(), async (rows, cols, T, dtype, seed) => {
         const rand = rng(seed);
-        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols));
+        // Float32 values (the device keeps an F64 weight as float32).
+        const w = weightOf(dtype, [rows, cols], f32(uniform(rand, rows * cols)));
         const x = f32(uniform(rand, T * cols));
         const want = new Float64Array(T * rows);
         ts.linear(w, x, T, want);
-        const y = dev.alloc(T * rows);
-        g.linear(w, up(x), T, y);
-        close(await read(y), want, 2e-6 * Math.sqrt(cols));
+        for (const rowPerThread of [true, false]) {
+          g.rowPerThread = rowPerThread;
+          const y = dev.alloc(T * rows);
+          g.linear(w, up(x), T, y);
+          // Exact products summed in two floats: the float64 result rounded once (within half an ulp).
+          close(await read(y), want, 2 ** -24);
+        }
       }),
       RUNS,
     );
   });
 
-  it("linear matches for every quantized dtype (ggml's dequantized values)", async () => {
+  it("linear matches for every quantized dtype (ggml's dequantized values, both kernel forms)", async () => {
     for (const dtype of QUANT_DTYPES) {
       const { blockSize } = quantBlock(dtype);
       await fc.assert(
@@ -71,9 +76,12 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
           const x = f32(uniform(rand, T * cols));
           const want = new Float64Array(T * rows);
           ts.linear(w, x, T, want);
-          const y = dev.alloc(T * rows);
-          g.linear(w, up(x), T, y);
-          close(await read(y), want, 2e-6 * Math.sqrt(cols));
+          for (const rowPerThread of [true, false]) {
+            g.rowPerThread = rowPerThread;
+            const y = dev.alloc(T * rows);
+            g.linear(w, up(x), T, y);
+            close(await read(y), want, 2 ** -24);
+          }
         }),
         { numRuns: 3 },
       );

@@ -7,8 +7,8 @@
  */
 import type { Weight } from "../types.js";
 import { isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
-import { Device, spread, type Tensor, view } from "./device.js";
-import { embeddingShader, linearShader, TOKEN_TILE } from "./wgsl/linear.js";
+import { Device, type Param, spread, type Tensor, view, WG } from "./device.js";
+import { embeddingShader, linearRowsShader, linearShader, TOKEN_TILE } from "./wgsl/linear.js";
 import { GATED_RMS_NORM, L2_NORMALIZE, RMS_NORM } from "./wgsl/norms.js";
 import { AXPY, AXPY_DOUBLE, COPY, GATES, GATHER, ROPE, SCATTER_ADD, SIGMOID_MUL, SILU_MUL } from "./wgsl/elementwise.js";
 import { ATTENTION, CAUSAL_CONV1D, DELTA_RULE, ROUTER } from "./wgsl/attention.js";
@@ -26,7 +26,15 @@ function check(ok: boolean, what: string): void {
 }
 
 export class WebGpuKernels {
-  constructor(readonly dev: Device) {}
+  /**
+   * Matrix products with a thread per row (true) or a workgroup per row (false). Default: a thread per row on a
+   * CPU rasteriser (an adapter whose description names llvmpipe, SwiftShader or lavapipe), else a workgroup.
+   */
+  rowPerThread: boolean;
+
+  constructor(readonly dev: Device) {
+    this.rowPerThread = /llvmpipe|swiftshader|lavapipe|software/i.test(dev.description);
+  }
 
   /** A device from `requestGpu` (navigator.gpu or Dawn in Node) with an arena of `arenaBytes` (default: the binding limit). */
   static async create(opts: { arenaBytes?: number; maxBinding?: number; timeoutMs?: number } = {}): Promise<WebGpuKernels> {
@@ -44,12 +52,14 @@ export class WebGpuKernels {
     check(w.shape.length === 2 && x.n >= T * d.cols && y.n >= T * d.rows, `linear ${w.name}: weight [${w.shape}] does not fit x of ${x.n} / y of ${y.n} for T=${T}`);
     const rb = isQuantDType(d.dtype) ? quantRowBytes(d.dtype, d.cols) : 0;
     for (const c of d.chunks) {
-      const [gx, gy] = spread(c.rows);
-      this.dev.run(`linear.${d.dtype}`, linearShader(d.dtype), [x.offset, y.offset, T, d.cols, rb, c.rows, d.rows, c.row0], [c.buffer], 0, [
-        gx,
-        gy,
-        Math.ceil(T / TOKEN_TILE),
-      ]);
+      const params: Param[] = [x.offset, y.offset, T, d.cols, rb, c.rows, d.rows, c.row0, { f: 1 }, 0];
+      if (this.rowPerThread) {
+        const [gx, gy] = spread(Math.ceil(c.rows / WG));
+        this.dev.run(`linearRows.${d.dtype}`, linearRowsShader(d.dtype), params, [c.buffer], 0, [gx, gy, Math.ceil(T / TOKEN_TILE)]);
+      } else {
+        const [gx, gy] = spread(c.rows);
+        this.dev.run(`linear.${d.dtype}`, linearShader(d.dtype), params, [c.buffer], 0, [gx, gy, Math.ceil(T / TOKEN_TILE)]);
+      }
     }
   }
 
@@ -103,7 +113,7 @@ export class WebGpuKernels {
   /** (hi, lo) += a x with an exact two-sum (the residual stream; see AXPY_DOUBLE). */
   axpyResidual(a: number | Tensor, x: Tensor, r: Residual): void {
     const [av, at, has] = typeof a === "number" ? [a, 0, 0] : [0, a.offset, 1];
-    this.dev.run("axpyResidual", AXPY_DOUBLE, [x.offset, r.hi.offset, r.lo.offset, r.hi.n, { f: av }, at, has, { f: 1 }], [], r.hi.n);
+    this.dev.run("axpyResidual", AXPY_DOUBLE, [x.offset, r.hi.offset, r.lo.offset, r.hi.n, { f: av }, at, has, { f: 1 }, 0], [], r.hi.n);
   }
 
   /** Rotate-half RoPE on the first rotaryDim dims of each head, in place; cos, sin [T, rotaryDim / 2]. */

@@ -49,17 +49,17 @@ ${ENTRY} {
  * sums along the depth keep about 48 bits as the CPU backends' float64 residual does.
  */
 export const AXPY_DOUBLE = /* wgsl */ `
-struct P { x: u32, hi: u32, lo: u32, n: u32, a: f32, a_at: u32, has_a_at: u32, one: f32 }
+struct P { x: u32, hi: u32, lo: u32, n: u32, a: f32, a_at: u32, has_a_at: u32, one: f32, zero: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${PRELUDE}
 ${ENTRY} {
   let i = flat(gid, nwg);
   if (i < p.n) {
     // Every rounding step goes through a multiplication by p.one (1, unknown to the compiler), so that no
-    // algebraic simplification (GLSL drivers may reassociate) cancels the error terms.
+    // algebraic simplification (GLSL drivers may reassociate) cancels the error terms; p.zero (= 0) likewise.
     let o = p.one;
     let a = select(p.a, A[p.a_at], p.has_a_at == 1u);
-    let b = (a * A[p.x + i]) * o;
+    let b = bitcast<f32>(bitcast<u32>(a * A[p.x + i]) ^ p.zero); // not fused into the sum below
     let h = A[p.hi + i];
     let s = (h + b) * o;
     let bb = (s - h) * o;
