@@ -265,4 +265,9 @@ export interface KernelOptions {
    * kernels; "f32" float32 arithmetic, faster, about 3x the rounding error (ignored by "ts").
    */
   accumulate?: Accumulate;
+  /**
+   * WASM kernel build: "auto" (default: relaxed SIMD, with fused multiply-add, where the engine accepts it),
+   * "plain" or "relaxed" (src/kernels/wasm/simd.ts; the environment variable QWEN3_NEXT_SIMD when unset).
+   */
+  simd?: "auto" | "plain" | "relaxed";
 }
