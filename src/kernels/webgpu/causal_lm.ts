@@ -15,10 +15,11 @@ import { rotaryDim, type Qwen3NextConfig } from "../../config.js";
 import { weightParams } from "../../model/params.js";
 import { qwen3NextParams, type Qwen3NextParams } from "../../model/qwen3_next_for_causal_lm.js";
 import { DELTA_RULE_CHUNK } from "../../model/gated_deltanet.js";
-import { Qwen3NextRotaryEmbedding } from "../../model/rotary_embedding.js";
+import { ropeAttentionScaling, ropeInvFreq } from "../../model/rotary_embedding.js";
+import { ropeTables } from "../ts/rope.js";
 import type { Trace } from "../../model/trace.js";
 import type { WeightSource } from "../../model/weights.js";
-import { widenWeight } from "../ts/weights.js";
+import { widenWeight } from "../host_weights.js";
 import type { Weight } from "../types.js";
 import type { Tensor } from "./device.js";
 import type { Residual, WebGpuKernels } from "./kernels.js";
@@ -38,7 +39,8 @@ const shifted = (t: Tensor, by: number): Tensor => ({ offset: t.offset + by, n: 
 export class WebGpuCausalLM {
   private readonly w: Qwen3NextParams<Weight>;
   private readonly lmHead: Weight;
-  private readonly rope: Qwen3NextRotaryEmbedding;
+  /** RoPE: inverse frequencies, attention scaling, rotated dims. */
+  private readonly rope: { invFreq: Float64Array; scaling: number; rotaryDim: number };
   /** Small parameters on the device, by weight (norm scales already 1 + w, -exp(A_log)). */
   private readonly small = new Map<string, Tensor>();
   /** Tensors of the running step, released at its end. */
@@ -47,7 +49,7 @@ export class WebGpuCausalLM {
   constructor(readonly config: Qwen3NextConfig, readonly g: WebGpuKernels, src: WeightSource) {
     this.w = qwen3NextParams(weightParams(src), config);
     this.lmHead = this.w.lm_head ?? this.w.model.embed_tokens;
-    this.rope = new Qwen3NextRotaryEmbedding(config.rope, rotaryDim(config));
+    this.rope = { invFreq: ropeInvFreq(config.rope, rotaryDim(config)), scaling: ropeAttentionScaling(config.rope), rotaryDim: rotaryDim(config) };
   }
 
   /** Empty state: zero conv and recurrent states, empty KV caches. */
@@ -83,7 +85,7 @@ export class WebGpuCausalLM {
       const positions = Array.from({ length: T }, (_, t) => state.position + t);
       const half = this.rope.rotaryDim / 2;
       const [cos, sin] = [new Float64Array(T * half), new Float64Array(T * half)];
-      this.rope.forward(positions, cos, sin);
+      ropeTables(this.rope.invFreq, this.rope.scaling, positions, cos, sin);
       const rope = { cos: this.upload(cos), sin: this.upload(sin) };
       const normed = this.tmp(T * H);
       const y = this.tmp(T * H);

@@ -11,7 +11,7 @@
  *     device-to-host copy (the model reads back once per step).
  */
 import type { Weight, WeightDType } from "../types.js";
-import { numel } from "../../io/safetensors.js";
+import { numel } from "../../shape.js";
 import { isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
 import type { GpuHandle } from "./gpu.js";
 
