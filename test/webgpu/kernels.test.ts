@@ -8,6 +8,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/dtype.js";
 import { QUANT_DTYPES, quantBlock, quantizeRow } from "../../src/io/ggml_quants.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
+import * as elementwise from "../../src/kernels/ts/elementwise.js";
+import * as layout from "../../src/kernels/ts/layout.js";
+import { ropeTables } from "../../src/kernels/ts/rope.js";
 import type { QuantDType, Weight, WeightDType } from "../../src/kernels/types.js";
 import type { Tensor } from "../../src/kernels/webgpu/device.js";
 import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
@@ -338,43 +341,120 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
     );
   });
 
-  it("gates, strided copies, gathers and weighted scatter-adds match direct loops", async () => {
-    const rand = rng(3);
-    const N = 5, Hv = 6;
-    const b = f32(uniform(rand, N * Hv, -4, 4)), a = f32(uniform(rand, N * Hv, -4, 30));
-    const negA = f32(uniform(rand, Hv, -2, -0.1)), dt = f32(uniform(rand, Hv));
-    const [beta, gg] = [dev.alloc(N * Hv), dev.alloc(N * Hv)];
-    g.gates(up(b), up(a), up(negA), up(dt), beta, gg);
-    const sp = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
-    close(await read(beta), Array.from(b, (x) => 1 / (1 + Math.exp(-x))));
-    close(await read(gg), Array.from(a, (x, i) => negA[i % Hv] * sp(x + dt[i % Hv])));
+  it("the layout steps (splitQkvz, splitBa, split/concatColumns, tileHeads, gather/scatter rows, copy) equal the TypeScript ones", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(5), dim(3), dim(3), dim(6), dim(6), fc.integer(), async (T, Hk, r, dk, dv, seed) => {
+        const rand = rng(seed);
+        const Hv = Hk * r;
+        const C = 2 * Hk * dk + Hv * dv;
+        const qkvz = f32(uniform(rand, T * (C + Hv * dv)));
+        const [mixed, z] = [new Float64Array(T * C), new Float64Array(T * Hv * dv)];
+        layout.splitQkvz({ qkvz, T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, mixed, z });
+        const [gm, gz] = [dev.alloc(T * C), dev.alloc(T * Hv * dv)];
+        g.splitQkvz({ qkvz: up(qkvz), T, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, mixed: gm, z: gz });
+        close(await read(gm), mixed, 0);
+        close(await read(gz), z, 0);
 
-    // Per row of 3 heads [x (2) | y (4)]: the y parts of every head, packed.
-    const src = f32(uniform(rand, N * 3 * 6));
-    const dst = dev.alloc(N * 3 * 4);
-    const want: number[] = [];
-    for (let r = 0; r < N; r++) for (let h = 0; h < 3; h++) want.push(...src.subarray(r * 18 + h * 6 + 2, r * 18 + h * 6 + 6));
-    const srcT = up(src);
-    g.copy({ offset: srcT.offset + 2, n: srcT.n - 2 }, dst, N, 3, 4, 18, 6, 12, 4);
-    close(await read(dst), want, 0);
+        const ba = f32(uniform(rand, T * 2 * Hv));
+        const [b, a] = [new Float64Array(T * Hv), new Float64Array(T * Hv)];
+        layout.splitBa({ ba, T, numKeyHeads: Hk, numValueHeads: Hv, b, a });
+        const [gb, ga] = [dev.alloc(T * Hv), dev.alloc(T * Hv)];
+        g.splitBa({ ba: up(ba), T, numKeyHeads: Hk, numValueHeads: Hv, b: gb, a: ga });
+        close(await read(gb), b, 0);
+        close(await read(ga), a, 0);
 
-    const rows = f32(uniform(rand, 4 * 7));
-    const idx = [3, 0, 3, 1, 2];
-    const gathered = dev.alloc(idx.length * 7);
-    const it = dev.alloc(idx.length);
-    dev.writeInts(it, idx);
-    g.gatherRows(up(rows), it, idx.length, 7, gathered);
-    close(await read(gathered), idx.flatMap((r) => Array.from(rows.subarray(r * 7, r * 7 + 7))), 0);
+        const widths = [dk, dv, r];
+        const W = dk + dv + r;
+        const x = f32(uniform(rand, T * W));
+        const outs = widths.map((w) => new Float64Array(T * w));
+        layout.splitColumns(x, widths, outs);
+        const gouts = widths.map((w) => dev.alloc(T * w));
+        g.splitColumns(up(x), widths, gouts);
+        for (let i = 0; i < 3; i++) close(await read(gouts[i]), outs[i], 0);
+        const joined = dev.alloc(T * W);
+        g.concatColumns(gouts, widths, joined);
+        close(await read(joined), x, 0);
 
-    const w = f32([0.5, -2, 0.25]);
-    const wi = dev.alloc(idx.length);
-    dev.writeInts(wi, [2, 0, 1, 1, 2]);
-    const out = up(rows);
-    g.scatterAdd(gathered, it, up(w), wi, idx.length, 7, out);
-    const wantOut = Float64Array.from(rows);
-    [2, 0, 1, 1, 2].forEach((wj, j) => {
-      for (let c = 0; c < 7; c++) wantOut[idx[j] * 7 + c] += w[wj] * rows[idx[j] * 7 + c];
-    });
-    close(await read(out), wantOut, 1e-6);
+        const heads = f32(uniform(rand, T * Hk * dk));
+        const tiled = new Float64Array(T * Hv * dk);
+        layout.tileHeads(heads, T, Hk, Hv, dk, tiled);
+        const gt = dev.alloc(T * Hv * dk);
+        g.tileHeads(up(heads), T, Hk, Hv, dk, gt);
+        close(await read(gt), tiled, 0);
+
+        const rows = Int32Array.from({ length: 2 * T }, () => Math.floor(rand() * T));
+        const src = f32(uniform(rand, T * dv));
+        const gathered = new Float64Array(rows.length * dv);
+        layout.gatherRows(src, dv, rows, gathered);
+        const gg = dev.alloc(rows.length * dv);
+        g.gatherRows(up(src), dv, rows, gg);
+        close(await read(gg), gathered, 0);
+        const w = f32(uniform(rand, rows.length));
+        const y = f32(uniform(rand, T * dv));
+        const want = Float64Array.from(y);
+        layout.scatterAxpyRows(w, gathered, dv, rows, want);
+        const gy = up(y);
+        g.scatterAxpyRows(up(w), gg, dv, rows, gy);
+        close(await read(gy), want, 1e-6);
+
+        // Overlapping copy, forwards and backwards.
+        const buf = up(x);
+        const shift = Math.min(r, x.length - 1);
+        g.copyTensor({ offset: buf.offset, n: x.length - shift }, { offset: buf.offset + shift, n: x.length - shift });
+        const wantShift = Float64Array.from(x);
+        wantShift.set(x.subarray(0, x.length - shift), shift);
+        close(await read(buf), wantShift, 0);
+      }),
+      RUNS,
+    );
+  });
+
+  it("gates, sigmoid, addScalar, addBias, axpyRows, softmax and ropeTables equal the TypeScript ones", async () => {
+    await fc.assert(
+      fc.asyncProperty(dim(5), dim(40), fc.integer(), async (T, n, seed) => {
+        const rand = rng(seed);
+        const a = f32(uniform(rand, T * n, -4, 30)), b = f32(uniform(rand, T * n, -6, 6));
+        const A_log = f32(uniform(rand, n, -2, 1)), dt = f32(uniform(rand, n));
+        const [g0, beta0] = [new Float64Array(T * n), new Float64Array(T * n)];
+        elementwise.gates(a, b, A_log, dt, g0, beta0);
+        const [gg, gbeta] = [dev.alloc(T * n), dev.alloc(T * n)];
+        g.gates(up(a), up(b), up(A_log), up(dt), gg, gbeta);
+        close(await read(gg), g0);
+        close(await read(gbeta), beta0);
+
+        const s = new Float64Array(T * n);
+        elementwise.sigmoidOf(b, s);
+        const gs = up(b);
+        g.sigmoid(gs, gs);
+        close(await read(gs), s);
+
+        const y = Float64Array.from(b);
+        elementwise.addScalar(y, 0.75);
+        elementwise.addBias(y, dt);
+        const rowA = f32(uniform(rand, T));
+        elementwise.axpyRows(rowA, a, y);
+        const gy = up(b);
+        g.addScalar(gy, 0.75);
+        g.addBias(gy, up(dt));
+        g.axpyRows(up(rowA), up(a), gy);
+        close(await read(gy), y, 1e-6);
+
+        const sm = Float64Array.from(b);
+        elementwise.softmax(sm, n);
+        const gsm = up(b);
+        g.softmax(gsm, n);
+        close(await read(gsm), sm);
+
+        const invFreq = Float64Array.from({ length: n }, (_, j) => 10000 ** (-j / n));
+        const positions = Array.from({ length: T }, (_, t) => 1000 * t + 7);
+        const [c, si] = [new Float64Array(T * n), new Float64Array(T * n)];
+        ropeTables(invFreq, 1.25, positions, c, si);
+        const [gc, gsi] = [dev.alloc(T * n), dev.alloc(T * n)];
+        g.ropeTables(invFreq, 1.25, positions, gc, gsi);
+        close(await read(gc), c, 2 ** -24);
+        close(await read(gsi), si, 2 ** -24);
+      }),
+      RUNS,
+    );
   });
 });

@@ -41,7 +41,7 @@ export class WebGpuCausalLM {
   private readonly lmHead: Weight;
   /** RoPE: inverse frequencies, attention scaling, rotated dims. */
   private readonly rope: { invFreq: Float64Array; scaling: number; rotaryDim: number };
-  /** Small parameters on the device, by weight (norm scales already 1 + w, -exp(A_log)). */
+  /** Small parameters on the device, by weight (norm scales already 1 + w). */
   private readonly small = new Map<string, Tensor>();
   /** Tensors of the running step, released at its end. */
   private scratch: Tensor[] = [];
@@ -206,7 +206,7 @@ export class WebGpuCausalLM {
     const [qh, kh, nk] = tiled ? [tile(q), tile(kk), Hv] : [q, kk, Hk];
     const beta = this.tmp(N * Hv);
     const gg = this.tmp(N * Hv);
-    g.gates(b, a, this.param(w.A_log, (x) => -Math.exp(x)), this.param(w.dt_bias), beta, gg);
+    g.gates(a, b, this.param(w.A_log), this.param(w.dt_bias), gg, beta);
     const o = this.tmp(N * Hv * dv);
     const args = { q: qh, k: kh, v, g: gg, beta, state: st.rec, T: N, numKeyHeads: nk, numValueHeads: Hv, dk, dv, out: o };
     if (N > 1) g.deltaRuleChunked(args, DELTA_RULE_CHUNK);
@@ -312,7 +312,7 @@ export class WebGpuCausalLM {
       const slotsE = shifted(slotIdx, at);
       g.dev.writeInts(rowsE, slots.map((s) => Math.floor(s / k)));
       g.dev.writeInts(slotsE, slots);
-      g.gatherRows(x, rowsE, n, H, xe);
+      g.gatherRowsAt(x, rowsE, n, H, xe);
       this.mlp(w.experts[e], xe, n, ye);
       g.scatterAdd(ye, rowsE, weights, slotsE, n, H, out);
       at += n;

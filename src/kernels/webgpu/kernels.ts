@@ -9,8 +9,9 @@ import type { Weight } from "../types.js";
 import { isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
 import { Device, type Param, spread, type Tensor, view, WG } from "./device.js";
 import { embeddingShader, linearRowsShader, linearShader, TOKEN_TILE } from "./wgsl/linear.js";
-import { GATED_RMS_NORM, L2_NORMALIZE, RMS_NORM } from "./wgsl/norms.js";
-import { AXPY, AXPY_DOUBLE, COPY, GATES, GATHER, ROPE, SCATTER_ADD, SIGMOID_MUL, SILU_MUL } from "./wgsl/elementwise.js";
+import { GATED_RMS_NORM, L2_NORMALIZE, RMS_NORM, SOFTMAX } from "./wgsl/norms.js";
+import { ADD_SCALAR, AXPY, AXPY_DOUBLE, AXPY_ROWS, COPY, GATES, GATHER, ROPE, SCATTER_ADD, SIGMOID, SIGMOID_MUL, SILU_MUL } from "./wgsl/elementwise.js";
+import { ropeTables as hostRopeTables } from "../ts/rope.js";
 import { ATTENTION, CAUSAL_CONV1D, DELTA_RULE, ROUTER } from "./wgsl/attention.js";
 import { DELTA_RULE_CHUNK_STATE, DELTA_RULE_CHUNKED, MAX_CHUNK } from "./wgsl/delta_chunked.js";
 import { requestGpu } from "./gpu.js";
@@ -190,9 +191,89 @@ export class WebGpuKernels {
     this.dev.run("router", ROUTER, [a.logits.offset, a.experts.offset, a.weights.offset, a.T, a.numExperts, a.k, a.normalize ? 1 : 0], [], a.T);
   }
 
-  /** DeltaNet's gates for [N, Hv]: beta = sigmoid(b), g = negA[h] softplus(a + dtBias[h]). */
-  gates(b: Tensor, a: Tensor, negA: Tensor, dtBias: Tensor, beta: Tensor, g: Tensor): void {
-    this.dev.run("gates", GATES, [b.offset, a.offset, negA.offset, dtBias.offset, beta.offset, g.offset, b.n, negA.n], [], b.n);
+  /** DeltaNet's gates per row of width A_log.n: beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias). */
+  gates(a: Tensor, b: Tensor, A_log: Tensor, dtBias: Tensor, g: Tensor, beta: Tensor): void {
+    this.dev.run("gates", GATES, [b.offset, a.offset, A_log.offset, dtBias.offset, beta.offset, g.offset, b.n, A_log.n], [], b.n);
+  }
+
+  /** out = sigmoid(x). In place allowed. */
+  sigmoid(x: Tensor, out: Tensor): void {
+    this.dev.run("sigmoid", SIGMOID, [x.offset, out.offset, x.n], [], x.n);
+  }
+
+  /** y[t] += bias for each row t of y. */
+  addBias(y: Tensor, bias: Tensor): void {
+    this.axpy(1, bias, y);
+  }
+
+  /** x += c. */
+  addScalar(x: Tensor, c: number): void {
+    this.dev.run("addScalar", ADD_SCALAR, [x.offset, x.n, { f: c }], [], x.n);
+  }
+
+  /** y[t] += a[t] x[t] for each row t (a [R], x and y [R, width]). */
+  axpyRows(a: Tensor, x: Tensor, y: Tensor): void {
+    this.dev.run("axpyRows", AXPY_ROWS, [a.offset, x.offset, y.offset, y.n, y.n / a.n], [], y.n);
+  }
+
+  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)). */
+  softmax(x: Tensor, n: number): void {
+    const rows = x.n / n;
+    this.dev.run("softmax", SOFTMAX, [x.offset, n, rows], [], 0, spread(rows));
+  }
+
+  /** RoPE tables for these positions (angles in float64 on the host, then written): cos, sin [T, invFreq.length]. */
+  ropeTables(invFreq: Float64Array, scaling: number, positions: readonly number[], cos: Tensor, sin: Tensor): void {
+    const [c, s] = [new Float64Array(positions.length * invFreq.length), new Float64Array(positions.length * invFreq.length)];
+    hostRopeTables(invFreq, scaling, positions, c, s);
+    this.dev.write(cos, c);
+    this.dev.write(sin, s);
+  }
+
+  /** Per key head [q (dk) | k (dk) | v (r dv) | z (r dv)] -> mixed [all q | all k | all v], z (see SplitQkvzArgs). */
+  splitQkvz(a: { qkvz: Tensor; T: number; numKeyHeads: number; numValueHeads: number; dk: number; dv: number; mixed: Tensor; z: Tensor }): void {
+    const { qkvz, T, numKeyHeads: Hk, dk, mixed, z } = a;
+    const rdv = (a.numValueHeads / Hk) * a.dv;
+    const C = 2 * Hk * dk + Hk * rdv;
+    const group = 2 * dk + 2 * rdv;
+    const at = (t: Tensor, k: number): Tensor => ({ offset: t.offset + k, n: t.n - k });
+    this.copy(qkvz, mixed, T, Hk, dk, Hk * group, group, C, dk);
+    this.copy(at(qkvz, dk), at(mixed, Hk * dk), T, Hk, dk, Hk * group, group, C, dk);
+    this.copy(at(qkvz, 2 * dk), at(mixed, 2 * Hk * dk), T, Hk, rdv, Hk * group, group, C, rdv);
+    this.copy(at(qkvz, 2 * dk + rdv), z, T, Hk, rdv, Hk * group, group, Hk * rdv, rdv);
+  }
+
+  /** Per key head [b (r) | a (r)] -> b, a per value head (see SplitBaArgs). */
+  splitBa(a: { ba: Tensor; T: number; numKeyHeads: number; numValueHeads: number; b: Tensor; a: Tensor }): void {
+    const { ba, T, numKeyHeads: Hk, numValueHeads: Hv } = a;
+    const r = Hv / Hk;
+    this.copy(ba, a.b, T, Hk, r, 2 * Hv, 2 * r, Hv, r);
+    this.copy({ offset: ba.offset + r, n: ba.n - r }, a.a, T, Hk, r, 2 * Hv, 2 * r, Hv, r);
+  }
+
+  /** Rows of x [R, sum(widths)] split by columns into outs[i] [R, widths[i]]. */
+  splitColumns(x: Tensor, widths: readonly number[], outs: readonly Tensor[]): void {
+    const W = widths.reduce((s, w) => s + w, 0);
+    let at = 0;
+    widths.forEach((w, i) => {
+      this.copy({ offset: x.offset + at, n: x.n - at }, outs[i], x.n / W, 1, w, W, 0, w, 0);
+      at += w;
+    });
+  }
+
+  /** out [R, sum(widths)] = [xs[0] | xs[1] | ...] row by row. */
+  concatColumns(xs: readonly Tensor[], widths: readonly number[], out: Tensor): void {
+    const W = widths.reduce((s, w) => s + w, 0);
+    let at = 0;
+    widths.forEach((w, i) => {
+      this.copy(xs[i], { offset: out.offset + at, n: out.n - at }, out.n / W, 1, w, w, 0, W, 0);
+      at += w;
+    });
+  }
+
+  /** x [T, Hk, d] repeated per value head: out [T, Hv, d], value head h gets key head h mod Hk. */
+  tileHeads(x: Tensor, T: number, Hk: number, Hv: number, d: number, out: Tensor): void {
+    for (let j = 0; j < Hv / Hk; j++) this.copy(x, { offset: out.offset + j * Hk * d, n: out.n - j * Hk * d }, T, 1, Hk * d, Hk * d, 0, Hv * d, 0);
   }
 
   /**
@@ -206,8 +287,8 @@ export class WebGpuKernels {
     this.dev.run("copy", COPY, [src.offset, dst.offset, R, H, width, ss1, ss2, ds1, ds2], [], n);
   }
 
-  /** dst[j] = src[idx[j]] for rows of width w (idx: integer bits, n rows). */
-  gatherRows(src: Tensor, idx: Tensor, n: number, w: number, dst: Tensor): void {
+  /** dst[j] = src[idx[j]] for rows of width w, the row ids on the device (integer bits, n of them). */
+  gatherRowsAt(src: Tensor, idx: Tensor, n: number, w: number, dst: Tensor): void {
     this.dev.run("gather", GATHER, [src.offset, idx.offset, dst.offset, n, w], [], n * w);
   }
 
@@ -215,6 +296,41 @@ export class WebGpuKernels {
   scatterAdd(src: Tensor, idx: Tensor, weights: Tensor, wi: Tensor, n: number, w: number, dst: Tensor): void {
     const rows = dst.n / w;
     this.dev.run("scatterAdd", SCATTER_ADD, [src.offset, idx.offset, weights.offset, wi.offset, dst.offset, n, w, rows], [], rows * w);
+  }
+
+  /** out[j] = x[rows[j]] for rows of `width` (row ids from the host). */
+  gatherRows(x: Tensor, width: number, rows: Int32Array, out: Tensor): void {
+    const idx = this.dev.alloc(rows.length);
+    this.dev.writeInts(idx, rows);
+    this.gatherRowsAt(x, idx, rows.length, width, out);
+    this.dev.release(idx);
+  }
+
+  /** y[rows[j]] += a[j] x[j] for rows of `width` (row ids from the host). */
+  scatterAxpyRows(a: Tensor, x: Tensor, width: number, rows: Int32Array, y: Tensor): void {
+    const idx = this.dev.alloc(rows.length);
+    const wi = this.dev.alloc(rows.length);
+    this.dev.writeInts(idx, rows);
+    this.dev.writeInts(wi, Int32Array.from(rows, (_, j) => j));
+    this.scatterAdd(x, idx, a, wi, rows.length, width, y);
+    this.dev.release(idx);
+    this.dev.release(wi);
+  }
+
+  /** x = value everywhere. */
+  fill(x: Tensor, value: number): void {
+    this.dev.fill(x, value);
+  }
+
+  /** dst[0 .. src.n) = src; the ranges may overlap (then through a temporary). */
+  copyTensor(src: Tensor, dst: Tensor): void {
+    const n = src.n;
+    const overlap = src.offset < dst.offset + n && dst.offset < src.offset + n && src.offset !== dst.offset;
+    if (!overlap) return this.copy(src, dst, 1, 1, n, 0, 0, 0, 0);
+    const tmp = this.dev.alloc(n);
+    this.copy(src, tmp, 1, 1, n, 0, 0, 0, 0);
+    this.copy(tmp, dst, 1, 1, n, 0, 0, 0, 0);
+    this.dev.release(tmp);
   }
 }
 

@@ -91,9 +91,9 @@ ${ENTRY} {
   A[base + i + p.half] = b * c + a * s;
 }`;
 
-/** DeltaNet's gates per (token, value head): beta = sigmoid(b), g = negA[h] softplus(a + dtBias[h]). */
+/** DeltaNet's gates per (token, value head): beta = sigmoid(b), g = -exp(A_log[h]) softplus(a + dtBias[h]). */
 export const GATES = /* wgsl */ `
-struct P { b: u32, a: u32, negA: u32, dtBias: u32, beta: u32, g: u32, n: u32, Hv: u32 }
+struct P { b: u32, a: u32, A_log: u32, dtBias: u32, beta: u32, g: u32, n: u32, Hv: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${PRELUDE}${FNS}
 ${ENTRY} {
@@ -103,7 +103,7 @@ ${ENTRY} {
   let bv = A[p.b + i];
   let av = A[p.a + i];
   A[p.beta + i] = sigmoid(bv);
-  A[p.g + i] = A[p.negA + h] * softplus(av + A[p.dtBias + h]);
+  A[p.g + i] = -exp_f32(A[p.A_log + h]) * softplus(av + A[p.dtBias + h]);
 }`;
 
 /** A strided block copy: dst[d0 + r ds1 + h ds2 + i] = src[s0 + r ss1 + h ss2 + i], r < R, h < Hb, i < width. */
@@ -152,4 +152,34 @@ ${ENTRY} {
     if (bitcast<u32>(A[p.idx + j]) == row) { acc += A[p.weight + bitcast<u32>(A[p.wi + j])] * A[p.src + j * p.w + c]; }
   }
   A[p.dst + e] = acc;
+}`;
+
+/** out = sigmoid(x) (in place allowed). */
+export const SIGMOID = /* wgsl */ `
+struct P { x: u32, out: u32, n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}${FNS}
+${ENTRY} {
+  let i = flat(gid, nwg);
+  if (i < p.n) { A[p.out + i] = sigmoid(A[p.x + i]); }
+}`;
+
+/** x += c. */
+export const ADD_SCALAR = /* wgsl */ `
+struct P { x: u32, n: u32, c: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}
+${ENTRY} {
+  let i = flat(gid, nwg);
+  if (i < p.n) { A[p.x + i] = A[p.x + i] + p.c; }
+}`;
+
+/** y[i] += a[i / width] x[i]: a scalar per row. */
+export const AXPY_ROWS = /* wgsl */ `
+struct P { a: u32, x: u32, y: u32, n: u32, width: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}
+${ENTRY} {
+  let i = flat(gid, nwg);
+  if (i < p.n) { A[p.y + i] = A[p.y + i] + A[p.a + i / p.width] * A[p.x + i]; }
 }`;

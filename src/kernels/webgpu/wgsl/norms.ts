@@ -59,3 +59,34 @@ ${ENTRY} {
   let r = p.scale / sqrt(row_sum_squares(p.x + row * p.n, p.n, lid) + p.eps);
   for (var i = lid; i < p.n; i += ${WG}u) { A[p.x + row * p.n + i] *= r; }
 }`;
+
+/** Per row of width n: x = exp(x - max) / sum(exp(x - max)). */
+export const SOFTMAX = /* wgsl */ `
+struct P { x: u32, n: u32, rows: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}
+var<workgroup> red: array<f32, ${WG}>;
+${ENTRY} {
+  ${ROW}
+  let base = p.x + row * p.n;
+  var m = -3.4e38;
+  for (var i = lid; i < p.n; i += ${WG}u) { m = max(m, A[base + i]); }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+  var s = 0.0;
+  for (var i = lid; i < p.n; i += ${WG}u) { let e = exp_f32(A[base + i] - mx); A[base + i] = e; s += e; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] += red[lid + k]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  for (var i = lid; i < p.n; i += ${WG}u) { A[base + i] = A[base + i] / total; }
+}`;
