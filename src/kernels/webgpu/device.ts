@@ -46,6 +46,9 @@ export interface DeviceWeight {
 /** A uniform parameter: an unsigned integer, or a float ("f"). All are 4 bytes. */
 export type Param = number | { f: number } | { i: number };
 
+/** Default size of the activation arena (a device may refuse the whole binding limit: SwiftShader's is 2 GiB). */
+export const ARENA_BYTES = 128 << 20;
+
 /** Workgroup size of the one-dimensional kernels. */
 export const WG = 64;
 
@@ -67,15 +70,15 @@ export class Device {
   dispatches = 0;
 
   /**
-   * `arenaBytes`: activation arena size (default and cap: the storage binding limit); `maxBinding`: a lower
-   * storage binding limit than the adapter's (tests use it to split small weights).
+   * `arenaBytes`: activation arena size (default ARENA_BYTES, capped by the storage binding limit); `maxBinding`:
+   * a lower storage binding limit than the adapter's (tests use it to split small weights).
    */
   constructor(private readonly handle: GpuHandle, opts: { arenaBytes?: number; maxBinding?: number } = {}) {
     this.device = handle.device;
     this.description = handle.description;
     this.maxBinding = Math.min(opts.maxBinding ?? Infinity, this.device.limits.maxStorageBufferBindingSize);
     const limit = this.device.limits.maxStorageBufferBindingSize;
-    const bytes = Math.min(opts.arenaBytes ?? limit, limit) & ~15;
+    const bytes = Math.min(opts.arenaBytes ?? ARENA_BYTES, limit) & ~15;
     this.capacity = bytes / 4;
     this.arena = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     this.free.push([0, this.capacity]);

@@ -37,10 +37,18 @@ export class WebGpuKernels {
     this.rowPerThread = /llvmpipe|swiftshader|lavapipe|software/i.test(dev.description);
   }
 
-  /** A device from `requestGpu` (navigator.gpu or Dawn in Node) with an arena of `arenaBytes` (default: the binding limit). */
+  /** A device from `requestGpu` (navigator.gpu or Dawn in Node) with an arena of `arenaBytes` (default ARENA_BYTES). */
   static async create(opts: { arenaBytes?: number; maxBinding?: number; timeoutMs?: number } = {}): Promise<WebGpuKernels> {
     const handle = await requestGpu(opts.timeoutMs);
-    return new WebGpuKernels(new Device(handle, opts));
+    handle.device.pushErrorScope("out-of-memory");
+    handle.device.pushErrorScope("validation");
+    const dev = new Device(handle, opts);
+    const errors = [await handle.device.popErrorScope(), await handle.device.popErrorScope()].filter((e) => e !== null);
+    if (errors.length > 0) {
+      dev.close();
+      throw new Error(`WebGPU: the activation arena of ${(dev.capacity * 4) >> 20} MiB was refused (${errors[0]!.message.split("\n")[0]}); pass a smaller arenaBytes`);
+    }
+    return new WebGpuKernels(dev);
   }
 
   close(): void {
