@@ -2,7 +2,7 @@
  * The model on the WebGPU backend (src/kernels/webgpu/causal_lm.ts) against the golden fixtures of reference/
  * (float64 oracle), as test/fixtures.test.ts checks the CPU backends: every hidden state, the final hidden
  * states and the logits within the float32 tolerance, expert ids identical; the full pass and prefill then
- * token-by-token decode. (The MTP logits are not covered: the device forward has no MTP head yet.)
+ * token-by-token decode, and the MTP head's logits where the checkpoint has one.
  */
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -24,12 +24,11 @@ describe.skipIf(!gpu)(`fixtures on the WebGPU backend${reason ? ` (skipped: ${re
       const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, name), { allocator: createTsKernels("f32") });
       const model = new WebGpuCausalLM(ckpt.config, gpu!, ckpt);
       const { tensors, metadata } = await readReference(`${name}/expected.safetensors`);
-      tensors.delete("mtp_logits");
       const ids = Array.from(tensors.get("input_ids")!.data);
       return { model, tensors, ids, nPrefill: Number(metadata.n_prefill) };
     };
 
-    it("full forward pass matches every hidden state, the expert ids and the logits", async () => {
+    it("full forward pass matches every hidden state, the expert ids, the logits and the MTP logits", async () => {
       const { model, tensors, ids } = await setup();
       const trace = new Trace();
       await model.forward(ids, model.newState(), { trace });

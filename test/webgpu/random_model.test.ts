@@ -1,7 +1,7 @@
 /**
  * Randomly configured tiny models (test/helpers/random_model.ts: Qwen3-Next and Qwen3.5, dense and MoE, every
  * DeltaNet projection form, value heads grouped or tiled, YaRN, biases) on the WebGPU backend against the
- * TypeScript model in float64: hidden states, final hidden states and logits within the float32 tolerance and
+ * TypeScript model in float64: hidden states, final hidden states, logits and MTP logits within the float32 tolerance and
  * identical expert ids, for one full pass and for prefill then token-by-token decode.
  */
 import fc from "fast-check";
@@ -53,7 +53,7 @@ describe.skipIf(!gpu)(`random models on the WebGPU backend${reason ? ` (skipped:
 
           for (const got of [full, steps]) {
             // What the fixtures hold (the device forward traces no module internals).
-            const names = want.names().filter((name) => /^(hidden\.|router\.|final_hidden|logits|input_ids)/.test(name));
+            const names = want.names().filter((name) => /^(hidden\.|router\.|final_hidden|logits|mtp_logits|input_ids)/.test(name));
             expect(got.names().sort()).toEqual(names.sort());
             for (const name of names) {
               const [a, b] = [got.get(name), want.get(name)];

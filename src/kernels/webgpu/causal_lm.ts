@@ -9,7 +9,8 @@
  * a step reads back the logits only, plus the expert ids of each MoE layer (the host picks the expert weights
  * to run), plus what a trace asks for.
  *
- * Not covered here: the MTP head, batched steps of several sequences, speculative verify/rollback.
+ * Not covered here: batched steps of several sequences, speculative drafting, verify and rollback (the MTP head
+ * runs on every step's pairs, as `forward` with `mtp` or a trace does on the CPU).
  */
 import { rotaryDim, type Qwen3NextConfig } from "../../config.js";
 import { weightParams } from "../../model/params.js";
@@ -28,10 +29,19 @@ type Layers = Qwen3NextParams<Weight>["model"]["layers"];
 type LayerW = Layers[number];
 type MlpW = { gate_proj: Weight; up_proj: Weight; down_proj: Weight };
 
-/** A sequence's state on the device: per layer a KV cache or a DeltaNet conv + recurrent state. */
+type KV = { k: Tensor; v: Tensor; length: number };
+
+/**
+ * A sequence's state on the device: per layer a KV cache or a DeltaNet conv + recurrent state; for the MTP head
+ * its layers' KV caches and the final hidden states waiting for their next token (src/model/mtp.ts).
+ */
 export class WebGpuState {
   position = 0;
-  constructor(readonly layers: Array<{ conv: Tensor; rec: Tensor } | { k: Tensor; v: Tensor; length: number }>) {}
+  mtpPending: { hidden: Tensor; rows: number; next: number[] } | null = null;
+  constructor(
+    readonly layers: Array<{ conv: Tensor; rec: Tensor } | KV>,
+    readonly mtp: KV[],
+  ) {}
 }
 
 const shifted = (t: Tensor, by: number): Tensor => ({ offset: t.offset + by, n: t.n - by });
@@ -63,16 +73,23 @@ export class WebGpuCausalLM {
               conv: this.g.dev.alloc(C * (c.linear_conv_kernel_dim - 1)),
               rec: this.g.dev.alloc(c.linear_num_value_heads * c.linear_key_head_dim * c.linear_value_head_dim),
             }
-          : { k: this.g.dev.alloc(16 * c.num_key_value_heads * c.head_dim), v: this.g.dev.alloc(16 * c.num_key_value_heads * c.head_dim), length: 0 },
+          : this.newCache(),
       ),
+      (this.w.mtp?.layers ?? []).map(() => this.newCache()),
     );
+  }
+
+  private newCache(): KV {
+    const row = this.config.num_key_value_heads * this.config.head_dim;
+    return { k: this.g.dev.alloc(16 * row), v: this.g.dev.alloc(16 * row), length: 0 };
   }
 
   /**
    * Runs `tokens` through the model, advancing `state`; resolves to logits [T, V] (the last row only with
-   * lastOnly). A trace receives hidden.{i}, router.{i}.experts / weights, final_hidden and logits.
+   * lastOnly). A trace receives hidden.{i}, router.{i}.experts / weights, final_hidden, logits and, with an
+   * MTP head, mtp_logits (the head runs with `mtp` or a trace, as on the CPU).
    */
-  async forward(tokens: readonly number[], state: WebGpuState, opts: { lastOnly?: boolean; trace?: Trace } = {}): Promise<Float32Array> {
+  async forward(tokens: readonly number[], state: WebGpuState, opts: { lastOnly?: boolean; trace?: Trace; mtp?: boolean } = {}): Promise<Float32Array> {
     const c = this.config;
     const { hidden_size: H, vocab_size: V } = c;
     const T = tokens.length;
@@ -82,30 +99,17 @@ export class WebGpuCausalLM {
     try {
       const h: Residual = { hi: this.tmp(T * H), lo: this.tmp(T * H) };
       tokens.forEach((id, t) => g.embedding(this.w.model.embed_tokens, id, { offset: h.hi.offset + t * H, n: H }));
-      const positions = Array.from({ length: T }, (_, t) => state.position + t);
-      const half = this.rope.rotaryDim / 2;
-      const [cos, sin] = [new Float64Array(T * half), new Float64Array(T * half)];
-      ropeTables(this.rope.invFreq, this.rope.scaling, positions, cos, sin);
-      const rope = { cos: this.upload(cos), sin: this.upload(sin) };
-      const normed = this.tmp(T * H);
-      const y = this.tmp(T * H);
+      const rope = this.ropeAt(state.position, T);
       for (const [i, layer] of this.w.model.layers.entries()) {
         if (trace) trace.layer = i;
-        g.rmsNorm(h.hi, this.normScale(layer.input_layernorm), c.rms_norm_eps, H, normed);
-        const st = state.layers[i];
-        if ("rec" in st) this.deltaNet(layer.linear_attn!, normed, T, st, y);
-        else this.attention(layer.self_attn!, normed, T, st, rope, y);
-        g.axpyResidual(1, y, h);
-        g.rmsNorm(h.hi, this.normScale(layer.post_attention_layernorm), c.rms_norm_eps, H, normed);
-        if (layer.mlp.moe) await this.moe(layer.mlp.moe, normed, T, y, trace);
-        else this.mlp(layer.mlp.dense!, normed, T, y);
-        g.axpyResidual(1, y, h);
+        await this.decoderLayer(layer, h, T, state.layers[i], rope, trace);
         if (trace) {
           const [hi, lo] = [await g.dev.read(h.hi), await g.dev.read(h.lo)];
           trace.append(`hidden.${i}`, [H], Float64Array.from(hi, (v, j) => v + lo[j]), "float");
         }
       }
       if (trace) trace.layer = null;
+      const normed = this.tmp(T * H);
       g.rmsNorm(h.hi, this.normScale(this.w.model.norm), c.rms_norm_eps, H, normed);
       const rows = opts.lastOnly && !trace ? 1 : T;
       const logits = this.tmp(rows * V);
@@ -117,11 +121,92 @@ export class WebGpuCausalLM {
         trace.append("logits", [V], out, "float");
       }
       state.position += T;
+      if (this.w.mtp && (opts.mtp || trace)) await this.mtpStep(normed, tokens, state, trace);
       return opts.lastOnly ? out.subarray((rows - 1) * V) : out;
     } finally {
       for (const t of this.scratch) g.dev.release(t);
       this.scratch = [];
     }
+  }
+
+  /** RoPE tables for positions p0 .. p0 + T - 1 (angles in float64 on the host). */
+  private ropeAt(p0: number, T: number): { cos: Tensor; sin: Tensor } {
+    const half = this.rope.rotaryDim / 2;
+    const [cos, sin] = [new Float64Array(T * half), new Float64Array(T * half)];
+    ropeTables(this.rope.invFreq, this.rope.scaling, Array.from({ length: T }, (_, t) => p0 + t), cos, sin);
+    return { cos: this.upload(cos), sin: this.upload(sin) };
+  }
+
+  /** src/model/decoder_layer.ts: h += mixer(input_layernorm(h)); h += mlp(post_attention_layernorm(h)). */
+  private async decoderLayer(layer: LayerW, h: Residual, T: number, st: WebGpuState["layers"][number], rope: { cos: Tensor; sin: Tensor }, trace?: Trace): Promise<void> {
+    const { g } = this;
+    const c = this.config;
+    const H = c.hidden_size;
+    const normed = this.tmp(T * H);
+    const y = this.tmp(T * H);
+    g.rmsNorm(h.hi, this.normScale(layer.input_layernorm), c.rms_norm_eps, H, normed);
+    if ("rec" in st) this.deltaNet(layer.linear_attn!, normed, T, st, y);
+    else this.attention(layer.self_attn!, normed, T, st, rope, y);
+    g.axpyResidual(1, y, h);
+    g.rmsNorm(h.hi, this.normScale(layer.post_attention_layernorm), c.rms_norm_eps, H, normed);
+    if (layer.mlp.moe) await this.moe(layer.mlp.moe, normed, T, y, trace);
+    else this.mlp(layer.mlp.dense!, normed, T, y);
+    g.axpyResidual(1, y, h);
+  }
+
+  /**
+   * src/model/mtp.ts: the final hidden states [T, H] of `tokens` wait for their next token; every pair
+   * (h_t, x_{t+1}) now complete runs through the head: u = fc([pre_fc_norm_embedding(embed(x_{t+1})) |
+   * pre_fc_norm_hidden(h_t)]), u = mtp.layers.0(u) at position t, out = norm(u); traced as mtp_logits.
+   */
+  private async mtpStep(hidden: Tensor, tokens: readonly number[], state: WebGpuState, trace?: Trace): Promise<void> {
+    const { g } = this;
+    const c = this.config;
+    const w = this.w.mtp!;
+    const { hidden_size: H, vocab_size: V } = c;
+    const T = tokens.length;
+    // Observe: append the new hidden states; the first token pairs with the previous call's last one.
+    const p = state.mtpPending;
+    const rows = p?.rows ?? 0;
+    let buf = p?.hidden;
+    if (!buf || buf.n < (rows + T) * H) {
+      const grown = g.dev.alloc(Math.max((rows + T) * H, 2 * (buf?.n ?? 0)));
+      if (buf) {
+        g.copy(buf, grown, 1, 1, rows * H, 0, 0, 0, 0);
+        g.dev.release(buf);
+      }
+      buf = grown;
+    }
+    g.copy(hidden, shifted(buf, rows * H), 1, 1, T * H, 0, 0, 0, 0);
+    const next = p?.next ?? [];
+    if (p && rows > 0) next.push(tokens[0]);
+    next.push(...tokens.slice(1));
+    // Run the complete pairs.
+    const n = next.length;
+    if (n > 0) {
+      const emb = this.tmp(n * H);
+      next.forEach((id, t) => g.embedding(this.w.model.embed_tokens, id, { offset: emb.offset + t * H, n: H }));
+      g.rmsNorm(emb, this.normScale(w.pre_fc_norm_embedding), c.rms_norm_eps, H, emb);
+      const hid = this.tmp(n * H);
+      g.rmsNorm({ offset: buf.offset, n: n * H }, this.normScale(w.pre_fc_norm_hidden), c.rms_norm_eps, H, hid);
+      const cat = this.tmp(n * 2 * H);
+      g.concatColumns([emb, hid], [H, H], cat);
+      const u: Residual = { hi: this.tmp(n * H), lo: this.tmp(n * H) };
+      g.linear(w.fc, cat, n, u.hi);
+      const cache = state.mtp[0];
+      await this.decoderLayer(w.layers[0], u, n, cache, this.ropeAt(cache.length, n));
+      const out = this.tmp(n * H);
+      g.rmsNorm(u.hi, this.normScale(w.norm), c.rms_norm_eps, H, out);
+      if (trace) {
+        const logits = this.tmp(n * V);
+        g.linear(this.lmHead, out, n, logits);
+        trace.append("mtp_logits", [V], await g.dev.read(logits), "float");
+      }
+    }
+    // What is left waiting: the hidden states whose next token is not known yet.
+    const left = rows + T - n;
+    g.copyTensor({ offset: buf.offset + n * H, n: left * H }, { offset: buf.offset, n: left * H });
+    state.mtpPending = { hidden: buf, rows: left, next: [] };
   }
 
   private tmp(n: number): Tensor {
