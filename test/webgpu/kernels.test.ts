@@ -15,6 +15,7 @@ import type { QuantDType, Weight, WeightDType } from "../../src/kernels/types.js
 import type { Tensor } from "../../src/kernels/webgpu/device.js";
 import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
 import { maxAbsDiff, readDeltaRuleFixture, TOL } from "../helpers/reference.js";
+import { WebGpuKernels } from "../../src/kernels/webgpu/kernels.js";
 import { testGpu } from "./gpu.js";
 
 // Weights split into row chunks of at most 1 KiB: every weight of more than a few rows exercises the split.
@@ -39,6 +40,23 @@ function weightOf(dtype: WeightDType, shape: number[], values: Float64Array): We
   }
   return w;
 }
+
+describe("getting a device", () => {
+  it("an adapter that cannot be had is one line naming why, not a hang", async () => {
+    const saved = process.env.QWEN3_WEBGPU_BACKEND;
+    process.env.QWEN3_WEBGPU_BACKEND = "no-such-backend";
+    try {
+      const err = await WebGpuKernels.create().then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.message).toMatch(/^WebGPU backend unavailable: .*no-such-backend[^\n]*$/);
+    } finally {
+      if (saved === undefined) delete process.env.QWEN3_WEBGPU_BACKEND;
+      else process.env.QWEN3_WEBGPU_BACKEND = saved;
+    }
+  });
+});
 
 describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, () => {
   const g = gpu!;
@@ -307,6 +325,13 @@ describe.skipIf(!gpu)(`WebGPU kernels${reason ? ` (skipped: ${reason})` : ""}`, 
       }),
       RUNS,
     );
+  });
+
+  it("a closed device says so on every later call", async () => {
+    const other = await WebGpuKernels.create({ arenaBytes: 1 << 20 });
+    other.close();
+    await other.dev.device.lost;
+    expect(() => other.dev.alloc(4)).toThrow(/^WebGPU device lost/);
   });
 
   it.each(["delta-rule-small", "delta-rule-real-heads"])("both delta rule kernels match the golden fixture %s (float64 oracle)", async (file) => {

@@ -68,6 +68,8 @@ export class Device {
   private readonly weights = new WeakMap<Weight, DeviceWeight>();
   /** Dispatches recorded since the device was made (for tests and benchmarks). */
   dispatches = 0;
+  /** Why the device was lost, once it has been (every later call throws it). */
+  private lost: string | null = null;
 
   /**
    * `arenaBytes`: activation arena size (default ARENA_BYTES, capped by the storage binding limit); `maxBinding`:
@@ -82,6 +84,13 @@ export class Device {
     this.capacity = bytes / 4;
     this.arena = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     this.free.push([0, this.capacity]);
+    void this.device.lost.then((info) => {
+      this.lost = info.message || info.reason || "unknown reason";
+    });
+  }
+
+  private checkLost(): void {
+    if (this.lost !== null) throw new Error(`WebGPU device lost (${this.lost})`);
   }
 
   close(): void {
@@ -171,6 +180,7 @@ export class Device {
   }
 
   private async readBytes(t: Tensor): Promise<ArrayBuffer> {
+    this.checkLost();
     const size = Math.max(4, t.n * 4);
     const staging = this.device.createBuffer({ size: (size + 3) & ~3, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
@@ -262,6 +272,7 @@ export class Device {
    * workgroup count (spread over x and y when past the per-dimension limit: kernels use `flat_group`) or [x, y, z].
    */
   run(key: string, code: string, params: Param[], buffers: GPUBuffer[], threads: number, groups?: [number, number, number]): void {
+    this.checkLost();
     const pipeline = this.pipeline(key, code);
     const words = Math.max(4, (params.length + 3) & ~3);
     const data = new ArrayBuffer(words * 4);

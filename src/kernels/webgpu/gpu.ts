@@ -73,6 +73,6 @@ export async function requestGpu(timeoutMs = GPU_TIMEOUT_MS): Promise<GpuHandle>
     };
   } catch (e) {
     release();
-    throw new Error(`WebGPU backend unavailable: ${(e as Error).message}`);
+    throw new Error(`WebGPU backend unavailable: ${(e as Error).message.trim().replace(/\s*\n\s*/g, "; ")}`);
   }
 }
