@@ -183,3 +183,33 @@ ${ENTRY} {
   let i = flat(gid, nwg);
   if (i < p.n) { A[p.y + i] = A[p.y + i] + A[p.a + i / p.width] * A[p.x + i]; }
 }`;
+
+/**
+ * One expert's weight per token from the router's output: coef[t] = sum_j weights[t, j] where experts[t, j] = e
+ * (0 when the token did not choose e). Expert ids as integer bits.
+ */
+export const EXPERT_COEF = /* wgsl */ `
+struct P { experts: u32, weights: u32, coef: u32, T: u32, k: u32, e: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}
+${ENTRY} {
+  let t = flat(gid, nwg);
+  if (t >= p.T) { return; }
+  var c = 0.0;
+  for (var j = 0u; j < p.k; j++) {
+    if (bitcast<u32>(A[p.experts + t * p.k + j]) == p.e) { c += A[p.weights + t * p.k + j]; }
+  }
+  A[p.coef + t] = c;
+}`;
+
+/** y[i] += a[i / width] x[i] where a[i / width] != 0 (an expert's output on the tokens that chose it). */
+export const AXPY_ROWS_NONZERO = /* wgsl */ `
+struct P { a: u32, x: u32, y: u32, n: u32, width: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${PRELUDE}
+${ENTRY} {
+  let i = flat(gid, nwg);
+  if (i >= p.n) { return; }
+  let a = A[p.a + i / p.width];
+  if (a != 0.0) { A[p.y + i] = A[p.y + i] + a * A[p.x + i]; }
+}`;
