@@ -68,7 +68,7 @@ describe.skipIf(!gpu)(`random models on the WebGPU backend${reason ? ` (skipped:
     );
   });
 
-  it("lastOnly returns the last row of the logits, and a bad token id is one clear error", async () => {
+  it("lastOnly returns the last row of the logits, a bad token id is one clear error, a freed state gives its memory back", async () => {
     const src = randomWeights(parseTiny({ model_type: "qwen3_next", vocab_size: 20, hidden_size: 8, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, linear_num_key_heads: 1, linear_num_value_heads: 2, linear_key_head_dim: 4, linear_value_head_dim: 4, num_experts: 4, num_experts_per_tok: 2, moe_intermediate_size: 4, shared_expert_intermediate_size: 4, intermediate_size: 8, full_attention_interval: 2, mtp_num_hidden_layers: 0 }), 1);
     const model = new WebGpuCausalLM(src.config, gpu!, src);
     const full = await model.forward([1, 5, 7], model.newState());
@@ -76,5 +76,13 @@ describe.skipIf(!gpu)(`random models on the WebGPU backend${reason ? ` (skipped:
     expect(Array.from(last)).toEqual(Array.from(full.subarray(40)));
     await expect(model.forward([3, 20], model.newState())).rejects.toThrow("token id 20 is out of range, expected an integer in [0, 20)");
     await expect(model.forward([], model.newState())).rejects.toThrow(/no tokens/);
+    // A freed state gives its device memory back: as many states as fit, again and again.
+    const free = gpu!.dev.freeElements();
+    for (let i = 0; i < 3; i++) {
+      const s = model.newState();
+      await model.forward([1, 2], s);
+      s.free();
+      expect(gpu!.dev.freeElements()).toBe(free);
+    }
   });
 });

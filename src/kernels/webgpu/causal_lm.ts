@@ -22,7 +22,7 @@ import type { Trace } from "../../model/trace.js";
 import type { WeightSource } from "../../model/weights.js";
 import { widenWeight } from "../host_weights.js";
 import type { Weight } from "../types.js";
-import type { Tensor } from "./device.js";
+import type { Device, Tensor } from "./device.js";
 import type { Residual, WebGpuKernels } from "./kernels.js";
 
 type Layers = Qwen3NextParams<Weight>["model"]["layers"];
@@ -39,9 +39,17 @@ export class WebGpuState {
   position = 0;
   mtpPending: { hidden: Tensor; rows: number; next: number[] } | null = null;
   constructor(
+    private readonly dev: Device,
     readonly layers: Array<{ conv: Tensor; rec: Tensor } | KV>,
     readonly mtp: KV[],
   ) {}
+
+  /** Gives the state's device memory back (the state is not used again). */
+  free(): void {
+    for (const l of [...this.layers, ...this.mtp]) for (const t of "rec" in l ? [l.conv, l.rec] : [l.k, l.v]) this.dev.release(t);
+    if (this.mtpPending) this.dev.release(this.mtpPending.hidden);
+    this.mtpPending = null;
+  }
 }
 
 const shifted = (t: Tensor, by: number): Tensor => ({ offset: t.offset + by, n: t.n - by });
@@ -67,6 +75,7 @@ export class WebGpuCausalLM {
     const c = this.config;
     const C = 2 * c.linear_num_key_heads * c.linear_key_head_dim + c.linear_num_value_heads * c.linear_value_head_dim;
     return new WebGpuState(
+      this.g.dev,
       this.w.model.layers.map((l) =>
         l.linear_attn
           ? {

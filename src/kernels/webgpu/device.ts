@@ -116,6 +116,11 @@ export class Device {
     throw new Error(`WebGPU arena full: ${n} more elements do not fit in ${this.capacity} (${(this.capacity * 4) >> 20} MiB)`);
   }
 
+  /** Elements of the arena not allocated. */
+  freeElements(): number {
+    return this.free.reduce((s, [, n]) => s + n, 0);
+  }
+
   /** Gives a tensor from `alloc` back (not a view). */
   release(t: Tensor): void {
     const size = Math.max(4, (t.n + 3) & ~3);
