@@ -11,6 +11,8 @@
  *     float64 the logits differ from the checkpoint's by the float32 storage of A only (the bound of the
  *     qwen3next round trip in to_gguf.test.ts);
  *   - a random Qwen3.5-MoE checkpoint from `init` (two value heads per key head, shared expert, MTP, untied);
+ *   - q8_0: every quantized weight within half a quantization step of the bf16 file's value (logits are not
+ *     compared: these random models amplify the 0.4% weight error, 13% of the largest logit on the fixture);
  *   - the types llama-quantize gives the Qwen3.5 names, worked out by hand from its rules (src/llama-quant.cpp):
  *     attn_qkv counts as attention-v, the MTP block's ffn_down is one of n_layer_all blocks, ssm_beta /
  *     ssm_alpha / attn_gate / nextn.eh_proj are quantized, the conv taps and the router are not.
@@ -51,12 +53,14 @@ function addTokenizer(dir: string): void {
 const FIXTURE = path.join(tmp, "qwen35-dense-mtp-tied");
 /** Random Qwen3.5-MoE: 2 value heads per key head, dk = dv (as llama.cpp requires), shared expert, MTP, untied. */
 const MOE = path.join(tmp, "qwen35-moe");
-const MOE_SHAPE = { moe: true, layers: 4, interval: 2, hidden: 32, heads: 4, kvHeads: 2, headDim: 16, keyHeads: 2, ratio: 2, dk: 8, dv: 8, kernel: 4, tied: false, mtp: 1, experts: 4, topK: 2, shared: 8, vocab: 520 };
+const MOE_SHAPE = { moe: true, layers: 4, interval: 2, hidden: 32, heads: 4, kvHeads: 2, headDim: 16, keyHeads: 2, ratio: 2, dk: 8, dv: 8, kernel: 4, tied: false, mtp: 1, experts: 4, topK: 2, shared: 32, vocab: 520 };
 
 beforeAll(async () => {
   cpSync(path.join(REFERENCE_DIR, "qwen35-dense-mtp-tied"), FIXTURE, { recursive: true });
   addTokenizer(FIXTURE);
-  await writeRandomCheckpoint(qwen35Config(MOE_SHAPE), MOE, { seed: 16 });
+  const moe = qwen35Config(MOE_SHAPE);
+  (moe.text_config as Record<string, unknown>).moe_intermediate_size = 32; // rows of whole Q8_0 blocks
+  await writeRandomCheckpoint(moe, MOE, { seed: 16 });
   addTokenizer(MOE);
 }, 60_000);
 
@@ -109,6 +113,26 @@ describe.each([
       const [fx, fy] = [float(x), float(y)];
       for (let i = 0; i < fy.length; i++) expect(Math.fround(stored(fx[i])), `${name}[${i}]`).toBe(Math.fround(stored(fy[i])));
     }
+  }, 120_000);
+
+  it("q8_0: every quantized weight within half a step of its block's scale of the bf16 file's (the same tiled order)", async () => {
+    const [q, b] = [await loadCheckpoint(await ours(dir, "q8_0")), await loadCheckpoint(await ours(dir, "bf16"))];
+    let worst = 0, checked = 0;
+    for (const name of q.names()) {
+      const w = q.get(name);
+      if (w.dtype !== "Q8_0") continue;
+      const [a, x] = [float(w), float(b.get(name))];
+      for (let k = 0; k < a.length; k += 32) {
+        let amax = 0;
+        for (let i = k; i < k + 32; i++) amax = Math.max(amax, Math.abs(x[i]));
+        // ggml's Q8_0: d = amax / 127 stored as f16 (relative error <= 2^-11), q = round(x / d).
+        const bound = (amax / 127) * (0.5 + 127 * 2 ** -11);
+        for (let i = k; i < k + 32; i++) worst = Math.max(worst, Math.abs(a[i] - x[i]) / bound);
+      }
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(worst).toBeLessThanOrEqual(1);
   }, 120_000);
 
   it("f64: the file's logits are the checkpoint's up to A's float32 storage, MTP and expert ids included", async () => {
