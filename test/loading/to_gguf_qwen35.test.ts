@@ -28,7 +28,7 @@ import { readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
 import { createKernels } from "../../src/kernels/index.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { Kernels, Weight } from "../../src/kernels/types.js";
-import { widenWeight } from "../../src/kernels/ts/weights.js";
+import { widenWeight } from "../../src/kernels/host_weights.js";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { GGUF_QWEN3NEXT } from "../../src/loading/gguf_layout.js";
