@@ -197,4 +197,9 @@ export interface KernelOptions {
    * (ignored by "ts").
    */
   accumulate?: Accumulate;
+  /**
+   * WASM kernel build: "auto" (default: relaxed SIMD, with fused multiply-add, where the engine accepts it),
+   * "plain" or "relaxed" (src/kernels/wasm/simd.ts; the environment variable QWEN3_NEXT_SIMD when unset).
+   */
+  simd?: "auto" | "plain" | "relaxed";
 }

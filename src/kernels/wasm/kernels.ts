@@ -16,6 +16,7 @@ import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
 import { ThreadPool } from "./pool.js";
 import { Staging } from "./stage.js";
+import type { SimdBuild } from "./simd.js";
 
 export interface WasmKernelOptions extends HeapOptions {
   /** Threads including the calling one (default 1). */
@@ -49,6 +50,8 @@ export interface WasmKernels extends Kernels {
   readonly heap: WasmHeap;
   /** Matrix-product arithmetic (see `WasmKernelOptions.accumulate`); may be switched between calls. */
   accumulate: Accumulate;
+  /** The kernel build in use: "relaxed" (relaxed SIMD: fused multiply-add) or "plain" (simd.ts). */
+  readonly simd: SimdBuild;
   /** Threads in use (at most the pool's size; set it lower to compare, e.g. in benchmarks). */
   threads: number;
   /** The worker pool (null on one thread). */
@@ -210,6 +213,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     backend: "wasm",
     precision: "f32",
     heap,
+    simd: heap.simd,
     get accumulate(): Accumulate {
       return mode;
     },
