@@ -20,11 +20,13 @@ import { PAGE } from "../../src/kernels/wasm/module.js";
 import { valueParts } from "../helpers/ggml_layout.js";
 import { rng } from "../helpers/random.js";
 
+// The build (plain or relaxed SIMD) is the test project's (QWEN3_NEXT_SIMD, vitest.config.ts).
 let one: WasmKernels;
 let two: WasmKernels; // two threads, every product split
 beforeAll(async () => {
   one = await createWasmKernels({ threads: 1, accumulate: "q8" });
   two = await createWasmKernels({ threads: 2, accumulate: "q8", minParallelBytes: 0, maxInstanceBytes: 16 * PAGE });
+  if (process.env.QWEN3_NEXT_SIMD) expect(one.simd).toBe(process.env.QWEN3_NEXT_SIMD);
 });
 afterAll(async () => {
   await one.close();
@@ -290,6 +292,26 @@ describe("integer matrix products", () => {
       ),
       { numRuns: 120 },
     );
+  });
+
+  it("the plain and relaxed-SIMD builds give the same bits (the integer sums are exact either way)", async () => {
+    const builds = await Promise.all((["plain", "relaxed"] as const).map((simd) => createWasmKernels({ threads: 1, accumulate: "q8", simd })));
+    expect(builds.map((k) => k.simd)).toEqual(["plain", "relaxed"]);
+    for (const dt of QUANT_DTYPES) {
+      const rand = rng(QUANT_DTYPES.indexOf(dt) + 11);
+      const [rows, cols, T] = [7, 512, 5];
+      const x = activations(rand, T * cols, 256);
+      const seed = Math.floor(rand() * 2 ** 31);
+      const outs = builds.map((k) => {
+        const w = randomBlocks(k, dt, rows, cols, rng(seed));
+        const y = new Float32Array(T * rows);
+        k.linear(w, x, T, y);
+        k.freeWeight(w);
+        return Array.from(y);
+      });
+      expect(outs[1], dt).toEqual(outs[0]);
+    }
+    await Promise.all(builds.map((k) => k.close()));
   });
 
   it("float weights take the float32 sums", async () => {
