@@ -24,10 +24,11 @@
 // One token's quantized row of n values (n % 32 == 0; tokens actBytes(n) apart):
 //   +0     i16[n]   the quants, widened
 //   +2n    i8[n]    the quants
-//   +3n    Q8_0 / Q8_1: block b's [f32 d, f32 s, i32 sum of quants, unused] at +3n + 16 b
+//   +3n    Q8_0 / Q8_1: f32 d[nb], then f32 s[nb], then i32 sums of each block's quants [nb] (nb = n / 32)
 //          Q8_K:        block b's f32 d at +3n + 80 b, its bsums as i32[16] at +3n + 80 b + 16
 
-import { f16 } from "./widen";
+import { f16, f16Even } from "./widen";
+import { promoteLo, promoteHi, hsum64 } from "./mem";
 import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, scaleMinK4, signedQ, quants16 } from "./quant_blocks";
 
 /** Activation kinds (quantizeActs). */
@@ -56,8 +57,11 @@ function toF16(f: f32): u32 {
   return <i32>(r < 0 ? -Math.floor(0.5 - r) : Math.floor(r + 0.5));
 }
 
-/** One block of 32 as quantize_row_q8_1_ref (and q8_0_ref, which is the same but for s). */
-function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize): void {
+/**
+ * One block of 32 as quantize_row_q8_1_ref (and q8_0_ref, which is the same but for s); its d, s and sum go to
+ * meta, meta + 4 nb and meta + 8 nb.
+ */
+function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): void {
   let m = f32x4.splat(0);
   for (let j = 0; j < 32; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>j << 2))));
   const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
@@ -71,9 +75,8 @@ function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize): void {
     sum += q;
   }
   store<f32>(meta, f16(toF16(d)));
-  store<f32>(meta, f16(toF16(<f32>sum * d)), 4);
-  store<i32>(meta, sum, 8);
-  store<i32>(meta, 0, 12);
+  store<f32>(meta + (nb << 2), f16(toF16(<f32>sum * d)));
+  store<i32>(meta + (nb << 3), sum);
 }
 
 /** One block of 256 as quantize_row_q8_K_ref. */
@@ -112,7 +115,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     const xr = x + <usize>tk * (<usize>n << 2), ar = a + <usize>tk * stride;
     for (let b = 0; b < n / bs; b++) {
       const c = <usize>(b * bs);
-      if (kind == ACT_Q8_0) quantBlock32(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 4));
+      if (kind == ACT_Q8_0) quantBlock32(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 2), <usize>(n >> 5));
       else quantBlock256(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + <usize>b * 80);
     }
   }
@@ -152,14 +155,100 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
 }
 
-/** One block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): its contribution for the token whose block metadata is at meta. */
+/**
+ * One block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): its contribution for the token whose d of this block is at
+ * meta (s and the sum of quants 4 nb and 8 nb bytes on).
+ */
 // @ts-ignore: decorator
-@inline function block32(acc: v128, meta: usize, dw: f64, mw: f64, dt: i32): f64 {
+@inline function block32(acc: v128, meta: usize, nb: usize, dw: f64, mw: f64, dt: i32): f64 {
   let sumi = hsumI32(acc);
-  if (relaxedFor(dt) && dt == Q4_0) sumi -= load<i32>(meta, 8) << 3;
-  if (relaxedFor(dt) && dt == Q5_0) sumi -= load<i32>(meta, 8) << 4;
+  if (relaxedFor(dt) && dt == Q4_0) sumi -= load<i32>(meta + (nb << 3)) << 3;
+  if (relaxedFor(dt) && dt == Q5_0) sumi -= load<i32>(meta + (nb << 3)) << 4;
   const r = dw * <f64>load<f32>(meta) * <f64>sumi;
-  return hasM(dt) ? r + mw * <f64>load<f32>(meta, 4) : r;
+  return hasM(dt) ? r + mw * <f64>load<f32>(meta + (nb << 2)) : r;
+}
+
+/** [sum of a, sum of b, sum of c, sum of d] (the lanes of each). */
+// @ts-ignore: decorator
+@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+/**
+ * Four consecutive blocks of 32 at once for one token: their integer sums si (one lane each; below 2^24, so exact
+ * in float32), the weights' d (dw) and m (mw) as float32 lanes, the token's d, s and sums at meta (4 nb, 8 nb on).
+ * d_w d_a and m_w s_a are exact in float32 (11-bit f16 values); times si in float64, exact; a f64x2 partial sum.
+ */
+// @ts-ignore: decorator
+@inline function blocks4(si: v128, meta: usize, nb: usize, dw: v128, mw: v128, dt: i32): v128 {
+  let s = si;
+  if (relaxedFor(dt) && dt == Q4_0) s = i32x4.sub(s, i32x4.shl(v128.load(meta + (nb << 3)), 3));
+  if (relaxedFor(dt) && dt == Q5_0) s = i32x4.sub(s, i32x4.shl(v128.load(meta + (nb << 3)), 4));
+  const sf = f32x4.convert_i32x4_s(s);
+  const dd = f32x4.mul(dw, v128.load(meta));
+  let r = f64x2.add(f64x2.mul(promoteLo(dd), promoteLo(sf)), f64x2.mul(promoteHi(dd), promoteHi(sf)));
+  if (hasM(dt)) {
+    const ms = f32x4.mul(mw, v128.load(meta + (nb << 2)));
+    r = f64x2.add(r, f64x2.add(promoteLo(ms), promoteHi(ms)));
+  }
+  return r;
+}
+
+/** The f16 at byte o of four consecutive blocks (ts bytes apart) from p, as float32 lanes. */
+// @ts-ignore: decorator
+@inline function f16x4(p: usize, o: usize, ts: usize): v128 {
+  let h = i32x4.splat(<i32>load<u16>(p + o));
+  h = i32x4.replace_lane(h, 1, <i32>load<u16>(p + ts + o));
+  h = i32x4.replace_lane(h, 2, <i32>load<u16>(p + 2 * ts + o));
+  h = i32x4.replace_lane(h, 3, <i32>load<u16>(p + 3 * ts + o));
+  return f16Even(h);
+}
+
+/** The integer sum (i32 lanes) of block p (32 values) times token activations: Q8_0-kind types. */
+// @ts-ignore: decorator
+@inline function dot32(p: usize, a: usize, q8: usize, c: usize, dt: i32): v128 {
+  const R = relaxedFor(dt);
+  const sg = signedQ(dt) && !R;
+  let j = i32x4.splat(0);
+  for (let grp = 0; grp < 2; grp++) {
+    const q = quants16(p, 0, grp, dt, R);
+    const cc = c + (<usize>grp << 4);
+    if (R) {
+      j = dotBytes(q, a + q8 + cc, j);
+    } else {
+      const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+      const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+      j = dotWide(lo, hi, a + (cc << 1), j);
+    }
+  }
+  return j;
+}
+
+/** Row wr times one token (decode) for the types with blocks of 32: four blocks at a time. */
+// @ts-ignore: decorator
+@inline function row32One(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
+  const ts = typeSize(dt);
+  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
+  const nb = cols >> 5, nbu = <usize>nb;
+  let acc = f64x2.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const p = wr + <usize>b * ts;
+    const c = <usize>(b << 5);
+    const si = sums4(dot32(p, a, q8, c, dt), dot32(p + ts, a, q8, c + 32, dt), dot32(p + 2 * ts, a, q8, c + 64, dt), dot32(p + 3 * ts, a, q8, c + 96, dt));
+    const dw = f16x4(p, 0, ts);
+    const mw = hasM(dt) ? f16x4(p, 2, ts) : f32x4.splat(0);
+    acc = f64x2.add(acc, blocks4(si, meta + (<usize>b << 2), nbu, dw, mw, dt));
+  }
+  let s = hsum64(acc);
+  for (; b < nb; b++) {
+    const p = wr + <usize>b * ts;
+    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+    s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
+  }
+  store<f32>(yp, <f32>s);
 }
 
 /**
@@ -233,11 +322,11 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     }
     if (small(dt)) {
       const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-      const bm = meta + (<usize>b << 4);
-      s0 += block32(k0, a0 + bm, dw, mw, dt);
-      if (n > 1) s1 += block32(k1, a1 + bm, dw, mw, dt);
-      if (n > 2) s2 += block32(k2, a2 + bm, dw, mw, dt);
-      if (n > 3) s3 += block32(k3, a3 + bm, dw, mw, dt);
+      const bm = meta + (<usize>b << 2), nbu = <usize>nb;
+      s0 += block32(k0, a0 + bm, nbu, dw, mw, dt);
+      if (n > 1) s1 += block32(k1, a1 + bm, nbu, dw, mw, dt);
+      if (n > 2) s2 += block32(k2, a2 + bm, nbu, dw, mw, dt);
+      if (n > 3) s3 += block32(k3, a3 + bm, nbu, dw, mw, dt);
     } else if (dt == Q6_K) {
       s0 += dw * <f64>load<f32>(a0 + mb) * <f64>(hsumI32(k0) - (m0 << 5));
       if (n > 1) s1 += dw * <f64>load<f32>(a1 + mb) * <f64>(hsumI32(k1) - (m1 << 5));
@@ -267,7 +356,10 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 // @ts-ignore: decorator
 @inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
-  for (let r = r0; r < r1; r++) rowTokens(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
+  for (let r = r0; r < r1; r++) {
+    if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
+    else rowTokens(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
+  }
 }
 
 // @ts-ignore: decorator

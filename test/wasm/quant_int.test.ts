@@ -107,14 +107,15 @@ function wasmActs(x: Float32Array, n: number, T: number, kind: 0 | 1): { q16: nu
   const buf = al.arena.buffer();
   const rows = Array.from({ length: T }, (_, t) => {
     const a = al.ptr + t * stride;
-    const meta = (b: number, o: number, f: boolean) => (f ? new Float32Array(buf, a + 3 * n + b + o, 1)[0] : new Int32Array(buf, a + 3 * n + b + o, 1)[0]);
+    // Q8_0 / Q8_1: d[nb], s[nb], sums[nb] after the quants; Q8_K: per block d, 12 bytes, bsums[16].
+    const meta = (o: number, f: boolean) => (f ? new Float32Array(buf, a + 3 * n + o, 1)[0] : new Int32Array(buf, a + 3 * n + o, 1)[0]);
     const nb = kind === 0 ? n / 32 : n / 256;
     return {
       q16: Array.from(new Int16Array(buf, a, n)),
       q8: Array.from(new Int8Array(buf, a + 2 * n, n)),
-      d: Array.from({ length: nb }, (_, b) => meta(kind === 0 ? 16 * b : 80 * b, 0, true)),
-      s: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(16 * b, 4, true)) : [],
-      sum: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(16 * b, 8, false)) : [],
+      d: Array.from({ length: nb }, (_, b) => meta(kind === 0 ? 4 * b : 80 * b, true)),
+      s: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(4 * nb + 4 * b, true)) : [],
+      sum: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(8 * nb + 4 * b, false)) : [],
       bsums: kind === 1 ? Array.from({ length: nb }, (_, b) => Array.from(new Int32Array(buf, a + 3 * n + 80 * b + 16, 16))) : [],
     };
   });
