@@ -25,11 +25,12 @@
 //   +0     i16[n]   the quants, widened
 //   +2n    i8[n]    the quants
 //   +3n    Q8_0 / Q8_1: f32 d[nb], then f32 s[nb], then i32 sums of each block's quants [nb] (nb = n / 32)
-//          Q8_K:        block b's f32 d at +3n + 80 b, its bsums as i32[16] at +3n + 80 b + 16
+//          Q8_K:        block b's f32 d at +3n + 64 b, its bsums (sums of 16 quants) as i16[16] at +3n + 64 b + 16,
+//                       the sums of 32 (bsum_2j + bsum_2j+1) as i16[8] at +3n + 64 b + 48
 
 import { f16, f16Even } from "./widen";
 import { promoteLo, promoteHi, hsum64 } from "./mem";
-import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, scaleMinK4, signedQ, quants16 } from "./quant_blocks";
+import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16 } from "./quant_blocks";
 
 /** Activation kinds (quantizeActs). */
 const ACT_Q8_0: i32 = 0;
@@ -99,7 +100,8 @@ function quantBlock256(x: usize, q16: usize, q8: usize, meta: usize): void {
       store<i16>(q16 + (<usize>j << 1), <i16>q);
       sum += q;
     }
-    store<i32>(meta + 16 + (<usize>g << 2), sum);
+    store<i16>(meta + 16 + (<usize>g << 1), <i16>sum);
+    if (g & 1) store<i16>(meta + 48 + (<usize>g & ~1), <i16>(sum + <i32>load<i16>(meta + 16 + (<usize>(g - 1) << 1))));
   }
   store<f32>(meta, amax != 0 ? <f32>1 / iscale : <f32>0);
 }
@@ -116,7 +118,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     for (let b = 0; b < n / bs; b++) {
       const c = <usize>(b * bs);
       if (kind == ACT_Q8_0) quantBlock32(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 2), <usize>(n >> 5));
-      else quantBlock256(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + <usize>b * 80);
+      else quantBlock256(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 6));
     }
   }
 }
@@ -271,7 +273,17 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     // K-quants' scalar corrections m (Q4_K / Q5_K: sum_j m_j bsums; relaxed Q6_K: sum_j sc_j bsum_j).
     let k0 = i32x4.splat(0), k1 = i32x4.splat(0), k2 = i32x4.splat(0), k3 = i32x4.splat(0);
     let m0: i32 = 0, m1: i32 = 0, m2: i32 = 0, m3: i32 = 0;
-    const mb = meta + <usize>b * 80; // Q8_K metadata of this block (K-quants)
+    const mb = meta + (<usize>b << 6); // Q8_K metadata of this block (K-quants)
+    // Q4_K / Q5_K: the eight 6-bit scales and mins unpacked from their 12 bytes into bytes of four words (as
+    // ggml's kmask shuffle): scales 0-3, 4-7 in u0, u1; mins 0-3, 4-7 in u2, u3.
+    let u0: u32 = 0, u1: u32 = 0, u2: u32 = 0, u3: u32 = 0;
+    if (dt == Q4_K || dt == Q5_K) {
+      const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
+      u0 = w0 & 0x3f3f3f3f;
+      u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
+      u2 = w1 & 0x3f3f3f3f;
+      u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
+    }
     for (let s = 0; s < ns; s++) {
       let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
       for (let grp = 0; grp < (sb >> 4); grp++) {
@@ -297,28 +309,29 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
         k2 = j2;
         k3 = j3;
       } else {
-        const sc = dt == Q6_K ? <i32>load<i8>(p + 192 + s) : <i32>scaleMinK4(p + 4, s, 0);
+        const sc = dt == Q6_K ? <i32>load<i8>(p + 192 + s) : <i32>(((s < 4 ? u0 : u1) >> ((<u32>s & 3) << 3)) & 0xff);
         const scv = i32x4.splat(sc);
         k0 = i32x4.add(k0, i32x4.mul(j0, scv));
         if (n > 1) k1 = i32x4.add(k1, i32x4.mul(j1, scv));
         if (n > 2) k2 = i32x4.add(k2, i32x4.mul(j2, scv));
         if (n > 3) k3 = i32x4.add(k3, i32x4.mul(j3, scv));
-        if (dt == Q4_K || dt == Q5_K) {
-          const m = <i32>scaleMinK4(p + 4, s, 1);
-          const o = mb + 16 + (<usize>s << 3); // bsums 2s, 2s+1
-          m0 += m * (load<i32>(a0 + o) + load<i32>(a0 + o, 4));
-          if (n > 1) m1 += m * (load<i32>(a1 + o) + load<i32>(a1 + o, 4));
-          if (n > 2) m2 += m * (load<i32>(a2 + o) + load<i32>(a2 + o, 4));
-          if (n > 3) m3 += m * (load<i32>(a3 + o) + load<i32>(a3 + o, 4));
-        } else if (R) {
-          // Q6_K without its offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
-          const o = mb + 16 + (<usize>s << 2);
-          m0 += sc * load<i32>(a0 + o);
-          if (n > 1) m1 += sc * load<i32>(a1 + o);
-          if (n > 2) m2 += sc * load<i32>(a2 + o);
-          if (n > 3) m3 += sc * load<i32>(a3 + o);
-        }
       }
+    }
+    if (dt == Q4_K || dt == Q5_K) {
+      // sum_j m_j (bsum_2j + bsum_2j+1): the mins as 16-bit lanes times the sums of 32.
+      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
+      m0 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a0 + mb, 48)));
+      if (n > 1) m1 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a1 + mb, 48)));
+      if (n > 2) m2 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a2 + mb, 48)));
+      if (n > 3) m3 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a3 + mb, 48)));
+    } else if (dt == Q6_K && R) {
+      // Q6_K without its offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
+      const scs = v128.load(p + 192);
+      const lo = i16x8.extend_low_i8x16_s(scs), hi = i16x8.extend_high_i8x16_s(scs);
+      m0 = hsumI32(dotWide(lo, hi, a0 + mb + 16, i32x4.splat(0)));
+      if (n > 1) m1 = hsumI32(dotWide(lo, hi, a1 + mb + 16, i32x4.splat(0)));
+      if (n > 2) m2 = hsumI32(dotWide(lo, hi, a2 + mb + 16, i32x4.splat(0)));
+      if (n > 3) m3 = hsumI32(dotWide(lo, hi, a3 + mb + 16, i32x4.splat(0)));
     }
     if (small(dt)) {
       const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;

@@ -97,7 +97,7 @@ function refQ8K(x: Float32Array): Act {
 const isK = (dt: QuantDType): boolean => dt === "Q4_K" || dt === "Q5_K" || dt === "Q6_K";
 
 /** Runs the WASM quantizer on T rows of n values; returns each row's quants (i16 and i8 copies) and metadata. */
-function wasmActs(x: Float32Array, n: number, T: number, kind: 0 | 1): { q16: number[]; q8: number[]; d: number[]; s: number[]; sum: number[]; bsums: number[][] }[] {
+function wasmActs(x: Float32Array, n: number, T: number, kind: 0 | 1): { q16: number[]; q8: number[]; d: number[]; s: number[]; sum: number[]; bsums: number[][]; pairs: number[][] }[] {
   const e = one.heap.arenas[0].exports;
   const stride = e.actBytes(n) as number;
   const xl = one.heap.alloc(x.byteLength, "x");
@@ -107,16 +107,18 @@ function wasmActs(x: Float32Array, n: number, T: number, kind: 0 | 1): { q16: nu
   const buf = al.arena.buffer();
   const rows = Array.from({ length: T }, (_, t) => {
     const a = al.ptr + t * stride;
-    // Q8_0 / Q8_1: d[nb], s[nb], sums[nb] after the quants; Q8_K: per block d, 12 bytes, bsums[16].
+    // Q8_0 / Q8_1: d[nb], s[nb], sums[nb] after the quants; Q8_K: per block of 64 bytes d, 12 bytes, bsums i16[16],
+    // pair sums i16[8].
     const meta = (o: number, f: boolean) => (f ? new Float32Array(buf, a + 3 * n + o, 1)[0] : new Int32Array(buf, a + 3 * n + o, 1)[0]);
     const nb = kind === 0 ? n / 32 : n / 256;
     return {
       q16: Array.from(new Int16Array(buf, a, n)),
       q8: Array.from(new Int8Array(buf, a + 2 * n, n)),
-      d: Array.from({ length: nb }, (_, b) => meta(kind === 0 ? 4 * b : 80 * b, true)),
+      d: Array.from({ length: nb }, (_, b) => meta(kind === 0 ? 4 * b : 64 * b, true)),
       s: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(4 * nb + 4 * b, true)) : [],
       sum: kind === 0 ? Array.from({ length: nb }, (_, b) => meta(8 * nb + 4 * b, false)) : [],
-      bsums: kind === 1 ? Array.from({ length: nb }, (_, b) => Array.from(new Int32Array(buf, a + 3 * n + 80 * b + 16, 16))) : [],
+      bsums: kind === 1 ? Array.from({ length: nb }, (_, b) => Array.from(new Int16Array(buf, a + 3 * n + 64 * b + 16, 16))) : [],
+      pairs: kind === 1 ? Array.from({ length: nb }, (_, b) => Array.from(new Int16Array(buf, a + 3 * n + 64 * b + 48, 8))) : [],
     };
   });
   xl.arena.release(xl.ptr);
@@ -182,6 +184,7 @@ describe("activation quantizers", () => {
           expect(got[t].q16).toEqual(want.q);
           expect(bits(got[t].d)).toEqual(bits(want.d));
           expect(got[t].bsums).toEqual(want.bsums);
+          expect(got[t].pairs).toEqual(want.bsums.map((g) => Array.from({ length: 8 }, (_, j) => g[2 * j] + g[2 * j + 1])));
         }
       }),
       { numRuns: 60 },
