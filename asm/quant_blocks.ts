@@ -70,12 +70,13 @@ export const Q5_1: i32 = 7;
 }
 
 /**
- * Nibbles of 16 bytes: the low ones (shift 0) or the high ones (shift 4). Two constant-shift paths: a shift
- * count that is not a constant costs several instructions per use in V8's SIMD lowering.
+ * Nibbles of 16 bytes: the low ones (shift 0) or the high ones (shift 4). Shifted as 16-bit lanes, then masked per
+ * byte: one shift and one mask whether or not the shift is a constant (an i8x16 shift by a count that is not a
+ * constant costs several instructions in V8's lowering, and a select between two constant-shift forms computes both).
  */
 // @ts-ignore: decorator
 @inline export function nibbles(b: v128, shift: i32): v128 {
-  return shift == 0 ? v128.and(b, i8x16.splat(15)) : i8x16.shr_u(b, 4);
+  return v128.and(i16x8.shr_u(b, shift), i8x16.splat(15));
 }
 
 /** 16 in each byte where bit k of the 16-bit `bits` is set, byte k (Q5_0 / Q5_1's fifth bits). */
@@ -120,13 +121,9 @@ export const Q5_1: i32 = 7;
   const half = <usize>(s >> 3), qd = (s >> 1) & 3;
   const l = <usize>((s & 1) << 4);
   const lo4 = nibbles(v128.load(p + (half << 6) + (<usize>(qd & 1) << 5) + l), (qd >> 1) << 2);
-  // (qh >> 2 qd & 3) << 4 with constant shifts only (see nibbles).
+  // ((qh >> 2 qd) & 3) << 4 per byte, shifting 16-bit lanes (the bits that cross bytes are masked off).
   const h = v128.load(p + 128 + (half << 5) + l);
-  const hi2 =
-    qd == 0 ? i8x16.shl(v128.and(h, i8x16.splat(3)), 4)
-    : qd == 1 ? i8x16.shl(v128.and(h, i8x16.splat(12)), 2)
-    : qd == 2 ? v128.and(h, i8x16.splat(48))
-    : v128.and(i8x16.shr_u(h, 2), i8x16.splat(48));
+  const hi2 = v128.and(i16x8.shl(i16x8.shr_u(h, qd << 1), 4), i8x16.splat(48));
   return raw ? v128.or(lo4, hi2) : i8x16.sub(v128.or(lo4, hi2), i8x16.splat(32));
 }
 
