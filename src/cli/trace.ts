@@ -13,7 +13,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { traceTokens, writeTraceDump } from "../model/trace_run.js";
-import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, UsageError, asUsageError, type KernelFlags } from "./options.js";
+import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, TRACE_ACCUMULATE, UsageError, asUsageError, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
 
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option("--decode-from <n>", "prefill the first n tokens, then decode the rest one at a time", positiveInt("--decode-from"))
     .option("--only <patterns>", "keep only tensors whose names match these comma-separated patterns (* = anything), e.g. 'attention.*.q,hidden.*'")
     .option("--layers <list>", "keep only these layers' tensors, e.g. 0,3-5 (names outside the layers are kept)");
-  addKernelOptions(cmd).action(async (o: TraceFlags) => {
+  addKernelOptions(cmd, TRACE_ACCUMULATE).action(async (o: TraceFlags) => {
     if (o.tokens === undefined && o.tokensFile === undefined) {
       throw new UsageError("no tokens given: pass --tokens 1,2,3 or --tokens-file FILE");
     }
