@@ -6,7 +6,9 @@
  * tokens and generation of `tg` tokens one at a time (fixed token ids, no sampling), best of `reps` after one
  * untimed warm-up run each, tok/s and the ratio, on each thread count. Decode is also set against the bandwidth roofline: the weight bytes one
  * decoded token reads (`qwen3-next info`'s bytes per token) over the streaming bandwidth measured in the same
- * run on as many threads. Our side runs what `generate` runs by default (float32 sums, the relaxed SIMD build
+ * run on as many threads. CPU seconds (process.cpuUsage around each phase) are recorded too: on a machine
+ * shared with other work, tokens per CPU-second compare the engines' efficiency where wall time also measures
+ * who got the cores. Our side runs what `generate` runs by default (float32 sums, the relaxed SIMD build
  * where Node has it) unless --accumulate / --simd say otherwise.
  *
  * llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named by
@@ -73,9 +75,9 @@ interface Entry {
   pp: number;
   tg: number;
   reps: number;
-  ours: { accumulate: string; simd: string; ppTokPerS: number; tgTokPerS: number };
-  llama: { engine: string; ppTokPerS: number; tgTokPerS: number };
-  ratio: { pp: number; tg: number };
+  ours: { accumulate: string; simd: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
+  llama: { engine: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
+  ratio: { pp: number; tg: number; ppPerCpuS: number; tgPerCpuS: number };
   bytesPerToken: number;
   bandwidthGBps: number;
   rooflineTgTokPerS: number;
@@ -85,6 +87,21 @@ interface Entry {
   date: string;
 }
 const entries: Entry[] = [];
+
+/** Wall seconds and CPU seconds (this process, every thread: both engines run in it) of one phase. */
+interface PhaseTime {
+  wall: number;
+  cpu: number;
+}
+type Phase = [PhaseTime, PhaseTime];
+const phase = (): (() => PhaseTime) => {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  return () => {
+    const d = process.cpuUsage(c);
+    return { wall: (performance.now() - t) / 1e3, cpu: (d.user + d.system) / 1e6 };
+  };
+};
 
 for (const model of models) {
   const plan = await planCheckpoint(model);
@@ -102,28 +119,28 @@ for (const model of models) {
   log(`${path.basename(model)}: loading (llama.cpp)...`);
   const lm = await llama.loadModel({ modelPath: model });
 
-  const runOurs = async (): Promise<[number, number]> => {
+  const runOurs = async (): Promise<Phase> => {
     const state = ours.newState();
-    let t = performance.now();
+    const p = phase();
     ours.forward(ids.slice(0, pp), state, { lastOnly: true });
-    const ppS = (performance.now() - t) / 1e3;
-    t = performance.now();
+    const ppT = p();
+    const g = phase();
     for (const id of ids.slice(pp)) ours.forward([id], state, { lastOnly: true });
-    return [ppS, (performance.now() - t) / 1e3];
+    return [ppT, g()];
   };
 
   for (const threads of threadList) {
     k.threads = threads;
     const ctx = await lm.createContext({ contextSize: pp + tg + 16, batchSize: pp, threads });
-    const runLlama = async (): Promise<[number, number]> => {
+    const runLlama = async (): Promise<Phase> => {
       const seq = ctx.getSequence();
       try {
-        let t = performance.now();
+        const p = phase();
         await seq.evaluateWithoutGeneratingNewTokens(ids.slice(0, pp));
-        const ppS = (performance.now() - t) / 1e3;
-        t = performance.now();
+        const ppT = p();
+        const g = phase();
         for (const id of ids.slice(pp)) await seq.evaluateWithoutGeneratingNewTokens([id]);
-        return [ppS, (performance.now() - t) / 1e3];
+        return [ppT, g()];
       } finally {
         seq.dispose();
       }
@@ -133,11 +150,13 @@ for (const model of models) {
     await runLlama();
     const before = loadavg();
     const best = { ours: [Infinity, Infinity], llama: [Infinity, Infinity] };
+    const cpu = { ours: [Infinity, Infinity], llama: [Infinity, Infinity] };
     for (let r = 0; r < reps; r++) {
       for (const [name, run] of [["ours", runOurs], ["llama", runLlama]] as const) {
         const [a, b] = await run();
-        best[name] = [Math.min(best[name][0], a), Math.min(best[name][1], b)];
-        log(`  ${threads}t rep ${r + 1} ${name}: pp ${(pp / a).toFixed(1)} tok/s, tg ${(tg / b).toFixed(2)} tok/s`);
+        best[name] = [Math.min(best[name][0], a.wall), Math.min(best[name][1], b.wall)];
+        cpu[name] = [Math.min(cpu[name][0], a.cpu), Math.min(cpu[name][1], b.cpu)];
+        log(`  ${threads}t rep ${r + 1} ${name}: pp ${(pp / a.wall).toFixed(1)} tok/s (${(pp / a.cpu).toFixed(1)} per CPU-s), tg ${(tg / b.wall).toFixed(2)} tok/s (${(tg / b.cpu).toFixed(2)} per CPU-s)`);
       }
     }
     await ctx.dispose();
@@ -150,9 +169,9 @@ for (const model of models) {
       pp,
       tg,
       reps,
-      ours: { accumulate: k.accumulate, simd: k.simd, ppTokPerS: pp / best.ours[0], tgTokPerS: tg / best.ours[1] },
-      llama: { engine: `llama.cpp (node-llama-cpp ${nlcVersion}, prebuilt CPU)`, ppTokPerS: pp / best.llama[0], tgTokPerS: tg / best.llama[1] },
-      ratio: { pp: best.llama[0] / best.ours[0], tg: best.llama[1] / best.ours[1] },
+      ours: { accumulate: k.accumulate, simd: k.simd, ppTokPerS: pp / best.ours[0], tgTokPerS: tg / best.ours[1], ppTokPerCpuS: pp / cpu.ours[0], tgTokPerCpuS: tg / cpu.ours[1] },
+      llama: { engine: `llama.cpp (node-llama-cpp ${nlcVersion}, prebuilt CPU)`, ppTokPerS: pp / best.llama[0], tgTokPerS: tg / best.llama[1], ppTokPerCpuS: pp / cpu.llama[0], tgTokPerCpuS: tg / cpu.llama[1] },
+      ratio: { pp: best.llama[0] / best.ours[0], tg: best.llama[1] / best.ours[1], ppPerCpuS: cpu.llama[0] / cpu.ours[0], tgPerCpuS: cpu.llama[1] / cpu.ours[1] },
       bytesPerToken: perToken,
       bandwidthGBps: bw,
       rooflineTgTokPerS: roofline,
@@ -173,11 +192,11 @@ const all = { machine: m, entries: { ...(file.entries ?? {}) } };
 for (const e of entries) all.entries[`${e.model} ${e.threads}t ${e.ours.accumulate} ${e.ours.simd}`] = e;
 writeFileSync(out, `${JSON.stringify(all, null, 2)}\n`);
 console.log(`${m.cpu}, pp${pp} / tg${tg}, best of ${reps}, interleaved; load average at the start ${entries[0]?.loadavgBefore.map((l) => l.toFixed(1)).join(" ")}\n`);
-console.log(`| file | threads | ours pp${pp} | llama.cpp pp${pp} | ratio | ours tg${tg} | llama.cpp tg${tg} | ratio | roofline tg | ours % | llama.cpp % |`);
+console.log(`| file | threads | ours pp${pp} | llama.cpp pp${pp} | ratio (per CPU-s) | ours tg${tg} | llama.cpp tg${tg} | ratio (per CPU-s) | roofline tg | ours % | llama.cpp % |`);
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const e of entries) {
   console.log(
-    `| ${e.model} | ${e.threads} | ${e.ours.ppTokPerS.toFixed(1)} | ${e.llama.ppTokPerS.toFixed(1)} | ${e.ratio.pp.toFixed(2)} | ${e.ours.tgTokPerS.toFixed(2)} | ${e.llama.tgTokPerS.toFixed(2)} | ${e.ratio.tg.toFixed(2)} | ${e.rooflineTgTokPerS.toFixed(1)} | ${e.pctRoofline.ours.toFixed(0)}% | ${e.pctRoofline.llama.toFixed(0)}% |`,
+    `| ${e.model} | ${e.threads} | ${e.ours.ppTokPerS.toFixed(1)} | ${e.llama.ppTokPerS.toFixed(1)} | ${e.ratio.pp.toFixed(2)} (${e.ratio.ppPerCpuS.toFixed(2)}) | ${e.ours.tgTokPerS.toFixed(2)} | ${e.llama.tgTokPerS.toFixed(2)} | ${e.ratio.tg.toFixed(2)} (${e.ratio.tgPerCpuS.toFixed(2)}) | ${e.rooflineTgTokPerS.toFixed(1)} | ${e.pctRoofline.ours.toFixed(0)}% | ${e.pctRoofline.llama.toFixed(0)}% |`,
   );
 }
 process.exit(0);
