@@ -16,7 +16,7 @@ import { bytesPerToken } from "../loading/bytes_per_token.js";
 import { expectedTensors } from "../loading/expected.js";
 import { ggufFileOf } from "../loading/model_path.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
-import { numel } from "../io/safetensors.js";
+import { numel } from "../shape.js";
 import { positiveInt } from "./options.js";
 import { relaxedSimdSupported, resolveSimd, WASM_PATHS } from "../kernels/wasm/simd.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";

@@ -16,16 +16,24 @@
  *   - Functions write into caller-provided outputs and allocate nothing on the hot path. `out` may alias
  *     the input (`x`) wherever a kernel says "in place allowed".
  *   - Row counts are implied: a kernel over rows of width n processes `x.length / n` rows unless told `T`.
- *   - The one exception to "Vecs come from `vec`": the model keeps the residual stream (hidden state between
- *     layers, [T, hidden]) in a plain Float64Array in both precisions, so float32 rounding does not pile up
- *     along the depth (without it the float32 logits of a fixture drift past 1e-3). It reaches exactly three
- *     kernels: `embedding` (out), `rmsNorm` (x; out is a normal Vec) and `axpy` (y; x is a normal Vec).
+ *   - The precision contract (`Residual` below): the residual stream is float64 whatever the precision.
  *
  * Owned by the model work (issue 2); the WASM work (issue 3) implements the same interface.
  */
 
+/** The compute precision of activations (`Vec`). */
 export type Precision = "f32" | "f64";
+/** An activation in the compute precision, from `vec` (or a subarray of one). */
 export type Vec = Float32Array | Float64Array;
+/**
+ * The precision contract's one exception: the residual stream (the hidden state between decoder layers,
+ * [T, hidden]) is float64 in both precisions and lives in plain memory, so float32 rounding does not pile up
+ * along the depth (without it the float32 logits of a fixture drift past 1e-3). The mixers and MLPs compute in
+ * the chosen precision. It is the operand of exactly three kernels, typed `Vec | Residual` there: `embedding`
+ * (out: the stream starts), `rmsNorm` (x: each layer normalises it into a Vec) and `axpy` (y: each layer adds
+ * its Vec output to it). Every other operand of every kernel is a `Vec`.
+ */
+export type Residual = Float64Array;
 export type Backend = "ts" | "wasm";
 /** How the WASM matrix products sum: float64 (exact products, one rounding per output) or float32. */
 export type Accumulate = "f32" | "f64";
@@ -126,6 +134,36 @@ export interface RouterArgs {
   weights: Vec;
 }
 
+/**
+ * Arguments of `splitQkvz`: the grouped projection in_proj_qkvz regrouped (mlx-lm's fix_query_key_value_ordering).
+ * With r = numValueHeads / numKeyHeads, each token's row holds per key head h [q (dk) | k (dk) | v (r dv) | z (r dv)].
+ */
+export interface SplitQkvzArgs {
+  /** [T, numKeyHeads (2 dk + 2 r dv)]. */
+  qkvz: Vec;
+  T: number;
+  numKeyHeads: number;
+  numValueHeads: number;
+  dk: number;
+  dv: number;
+  /** Output [T, C]: conv channels [all q | all k | all v], C = 2 numKeyHeads dk + numValueHeads dv. */
+  mixed: Vec;
+  /** Output [T, numValueHeads dv]. */
+  z: Vec;
+}
+
+/** Arguments of `splitBa`: in_proj_ba's rows per key head h [b (r) | a (r)] as b and a per value head. */
+export interface SplitBaArgs {
+  /** [T, 2 numValueHeads]. */
+  ba: Vec;
+  T: number;
+  numKeyHeads: number;
+  numValueHeads: number;
+  /** Outputs [T, numValueHeads]. */
+  b: Vec;
+  a: Vec;
+}
+
 export interface Kernels {
   readonly backend: Backend;
   readonly precision: Precision;
@@ -142,10 +180,10 @@ export interface Kernels {
   /** y[t, o] = sum_i W[o, i] x[t, i]; W [out, in], x [T, in], y [T, out]. y must not alias x. */
   linear(w: Weight, x: Vec, T: number, y: Vec): void;
   /** out[i] = W[id, i] for an embedding table W [V, H]. */
-  embedding(w: Weight, id: number, out: Vec): void;
+  embedding(w: Weight, id: number, out: Vec | Residual): void;
 
   /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight. In place allowed. */
-  rmsNorm(x: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
+  rmsNorm(x: Vec | Residual, weight: Vec, eps: number, n: number, out: Vec): void;
   /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight * silu(z). In place allowed (out = x). */
   gatedRmsNorm(x: Vec, z: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
   /** Per row of width n: x = x / sqrt(sum(x^2) + eps) * scale. In place. */
@@ -156,8 +194,8 @@ export interface Kernels {
   /** x = x * sigmoid(gate) elementwise. In place. */
   sigmoidMul(x: Vec, gate: Vec): void;
   /** y = y + a * x elementwise (residual adds with a = 1, weighted expert outputs). */
-  axpy(a: number, x: Vec, y: Vec): void;
-  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)). */
+  axpy(a: number, x: Vec, y: Vec | Residual): void;
+  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)) (the explorer's probabilities). */
   softmax(x: Vec, n: number): void;
 
   /**
@@ -180,6 +218,41 @@ export interface Kernels {
   deltaRuleChunked(a: DeltaRuleArgs, chunkSize?: number): void;
   /** Softmax over the experts, top-k, optional renormalisation. */
   router(a: RouterArgs): void;
+
+  // Layout and small elementwise steps: what the model computes between the kernels above.
+  /** Regroups in_proj_qkvz's output (see `SplitQkvzArgs`). */
+  splitQkvz(a: SplitQkvzArgs): void;
+  /** Regroups in_proj_ba's output (see `SplitBaArgs`). */
+  splitBa(a: SplitBaArgs): void;
+  /** Rows of x [R, sum(widths)] split by columns: outs[i] [R, widths[i]] gets the i-th block of each row. */
+  splitColumns(x: Vec, widths: readonly number[], outs: readonly Vec[]): void;
+  /** The inverse of splitColumns: out [R, sum(widths)] = [xs[0] | xs[1] | ...] row by row. */
+  concatColumns(xs: readonly Vec[], widths: readonly number[], out: Vec): void;
+  /** x [T, numKeyHeads, d] repeated per value head: out [T, numValueHeads, d], value head h gets key head h mod numKeyHeads. */
+  tileHeads(x: Vec, T: number, numKeyHeads: number, numValueHeads: number, d: number, out: Vec): void;
+  /** Per row of width A_log.length: beta = sigmoid(b);  g = -exp(A_log) softplus(a + dt_bias). */
+  gates(a: Vec, b: Vec, A_log: Vec, dt_bias: Vec, g: Vec, beta: Vec): void;
+  /** out = sigmoid(x) elementwise. In place allowed. */
+  sigmoid(x: Vec, out: Vec): void;
+  /** y[t] += bias for each row t of y (width bias.length). */
+  addBias(y: Vec, bias: Vec): void;
+  /** x = x + c elementwise. */
+  addScalar(x: Vec, c: number): void;
+  /** y[t] += a[t] x[t] for each row t (a [R], x and y [R, width]). */
+  axpyRows(a: Vec, x: Vec, y: Vec): void;
+  /** out[j] = x[rows[j]] for rows of `width` (experts gathering their tokens). */
+  gatherRows(x: Vec, width: number, rows: Int32Array, out: Vec): void;
+  /** y[rows[j]] += a[j] x[j] for rows of `width` (experts' outputs scattered back, weighted). */
+  scatterAxpyRows(a: Vec, x: Vec, width: number, rows: Int32Array, y: Vec): void;
+  /** x = value everywhere. */
+  fill(x: Vec, value: number): void;
+  /** dst[0 .. src.length) = src (src and dst may overlap). */
+  copy(src: Vec, dst: Vec): void;
+  /**
+   * RoPE tables for these positions: cos[t, j] = cos(positions[t] invFreq[j]) * scaling, sin likewise
+   * ([T, invFreq.length]); angles in float64.
+   */
+  ropeTables(invFreq: Float64Array, scaling: number, positions: readonly number[], cos: Vec, sin: Vec): void;
 }
 
 export interface KernelOptions {

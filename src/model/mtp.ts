@@ -77,10 +77,7 @@ export class Qwen3NextMTP {
     model.embed(nextIds, emb);
     this.pre_fc_norm_embedding.forward(emb, emb);
     this.pre_fc_norm_hidden.forward(hidden.subarray(0, n * H), hid);
-    for (let t = 0; t < n; t++) {
-      cat.set(emb.subarray(t * H, (t + 1) * H), t * 2 * H);
-      cat.set(hid.subarray(t * H, (t + 1) * H), t * 2 * H + H);
-    }
+    this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
     const positions = Array.from({ length: n }, (_, t) => position + t);
@@ -105,12 +102,12 @@ export class Qwen3NextMTP {
     if (!buf || buf.length < need) {
       const grown = this.k.vec(Math.max(need, 2 * (buf?.length ?? 0)));
       if (buf) {
-        grown.set(buf.subarray(0, rows * H));
+        this.k.copy(buf.subarray(0, rows * H), grown);
         this.k.free(buf);
       }
       buf = grown;
     }
-    buf.set(hidden.subarray(0, T * H), rows * H);
+    this.k.copy(hidden.subarray(0, T * H), buf.subarray(rows * H));
     const next = p?.next ?? [];
     // The first token pairs with the previous call's last hidden state (none before position 0, and none
     // when a draft has already run that pair).
@@ -149,7 +146,7 @@ export class Qwen3NextMTP {
     const out = ws.get("mtp.out", n * H);
     if (n > 0) this.forward(host.model, p.hidden, ids, state, ws, out);
     // What is left waiting: the last hidden state when its token is not known yet.
-    p.hidden.copyWithin(0, n * H, p.rows * H);
+    this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
     p.rows -= n;
     p.next = [];
     return { out, n };
@@ -166,7 +163,7 @@ export class Qwen3NextMTP {
     const { out, n } = this.run(host, state, ws, next);
     const lens = state.mtp.map((c) => c.length);
     const u = ws.get("mtp.chain_h", H);
-    u.set(out.subarray((n - 1) * H, n * H));
+    this.k.copy(out.subarray((n - 1) * H, n * H), u);
     const logits = ws.get("mtp.logits", V);
     const drafts: number[] = [];
     for (let j = 0; j < K; j++) {
@@ -174,7 +171,7 @@ export class Qwen3NextMTP {
         const layer = j % this.layers.length;
         const o = ws.get("mtp.chain_out", H);
         this.forward(host.model, u, [drafts[j - 1]], state, ws, o, layer, lens[0] + j - 1);
-        u.set(o);
+        this.k.copy(o, u);
       }
       this.k.linear(host.lm_head, u, 1, logits);
       drafts.push(pick(logits, j));

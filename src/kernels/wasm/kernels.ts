@@ -6,11 +6,11 @@
  * works on them directly; an operand elsewhere (another arena, plain JS memory) is staged through that arena's
  * scratch. Matrix products split their rows over the thread pool when the weight is large enough.
  */
-import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, Residual, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
 import { createTsKernels } from "../ts/index.js";
-import { numel } from "../../io/safetensors.js";
+import { numel } from "../../shape.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
-import { widenWeight } from "../ts/weights.js";
+import { widenWeight } from "../host_weights.js";
 import { isQuantDType, QUANT_DTYPES } from "../../io/ggml_quants.js";
 import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
@@ -264,6 +264,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.done();
     },
     rmsNorm(x, weight, eps, n, out) {
+      if (isResidual(x)) return ts.rmsNorm(x, weight, eps, n, out);
       const st = new Staging(heap, [x, out, weight]);
       st.arena.exports.rmsNorm(st.ptr(x, "in"), st.ptr(weight, "in"), st.ptr(out, "out"), n, x.length / n, eps);
       st.done();
@@ -290,6 +291,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.done();
     },
     axpy(a, x, y) {
+      if (isResidual(y)) return ts.axpy(a, x, y);
       const st = new Staging(heap, [y, x]);
       st.arena.exports.axpy(a, st.ptr(x, "in"), st.ptr(y, "io"), y.length);
       st.done();
@@ -347,30 +349,35 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       );
       st.done();
     },
+    // Layout moves and small elementwise steps: memory-bound loops, run by the TypeScript kernels directly on
+    // the WASM memory views (a call into WASM would not be faster).
+    splitQkvz: ts.splitQkvz,
+    splitBa: ts.splitBa,
+    splitColumns: ts.splitColumns,
+    concatColumns: ts.concatColumns,
+    tileHeads: ts.tileHeads,
+    gates: ts.gates,
+    sigmoid: ts.sigmoid,
+    addBias: ts.addBias,
+    addScalar: ts.addScalar,
+    axpyRows: ts.axpyRows,
+    gatherRows: ts.gatherRows,
+    scatterAxpyRows: ts.scatterAxpyRows,
+    fill: ts.fill,
+    copy: ts.copy,
+    ropeTables: ts.ropeTables,
     async close() {
       const p = pool;
       pool = null;
       await p?.close();
     },
   };
-  return withFloat64Fallback(kernels, ts);
+  return kernels;
 }
-
-/** Kernels whose operands may be float64 (the model keeps its residual stream in float64). */
-const MIXED = ["rmsNorm", "gatedRmsNorm", "l2Normalize", "siluMul", "sigmoidMul", "axpy", "softmax", "rope", "attention", "causalConv1d", "deltaRuleRecurrent", "deltaRuleChunked", "router"] as const;
-
-const isF64 = (a: unknown): boolean =>
-  a instanceof Float64Array || (typeof a === "object" && a !== null && !ArrayBuffer.isView(a) && Object.values(a).some((v) => v instanceof Float64Array));
 
 /**
- * A call with a float64 operand goes to the TypeScript kernel, which reads and writes it in float64:
- * staging it through float32 WASM memory would round, e.g., the residual stream at every add.
+ * The residual stream (float64 in plain memory, `Residual` in types.ts) goes to the TypeScript kernel, which
+ * reads and updates it in float64: staging it through float32 WASM memory would round it at every add.
+ * (`embedding` stages its output exactly: table values are float32 numbers.)
  */
-function withFloat64Fallback(k: WasmKernels, ts: Kernels): WasmKernels {
-  for (const name of MIXED) {
-    const wasm = k[name] as (...a: unknown[]) => void;
-    const ref = ts[name] as (...a: unknown[]) => void;
-    (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (a.some(isF64) ? ref(...a) : wasm(...a));
-  }
-  return k;
-}
+const isResidual = (v: Vec): v is Residual => v instanceof Float64Array;
