@@ -13,8 +13,9 @@
  *
  * llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named by
  * NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
- * `npm i -E node-llama-cpp@3.21.1`). llama.cpp's decode is timed through node-llama-cpp's
- * evaluateWithoutGeneratingNewTokens, one call per token, so its JS call overhead is included. Results are
+ * `npm i -E node-llama-cpp@3.21.1`). llama.cpp is timed through node-llama-cpp's controlledEvaluate, one call
+ * per decoded token, each call's last token asking for the next one (greedy), so that llama.cpp computes the
+ * logits (lm_head) as our side does; its JS call overhead is included. Results are
  * merged into bench/vs-llama-cpp-results.json (one entry per file and thread count).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -48,8 +49,9 @@ if (!nlcDir) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cp
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The slice of node-llama-cpp's API used here (it is not a dependency, so no types are imported). */
+type EvaluateItem = number | [number, { generateNext: { token: boolean; options: { temperature: number } } }];
 interface Sequence {
-  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  controlledEvaluate(input: EvaluateItem[]): Promise<unknown[]>;
   dispose(): void;
 }
 interface LlamaContext {
@@ -135,11 +137,14 @@ for (const model of models) {
     const runLlama = async (): Promise<Phase> => {
       const seq = ctx.getSequence();
       try {
+        // The last token of each call asks for the next token (greedy), so llama.cpp computes its logits as we
+        // do; without that request it skips the output layer (lm_head: over half the bytes of a real-slice step).
+        const withLogits = (t: number[]): EvaluateItem[] => t.map((id, i) => (i === t.length - 1 ? [id, { generateNext: { token: true, options: { temperature: 0 } } }] : id));
         const p = phase();
-        await seq.evaluateWithoutGeneratingNewTokens(ids.slice(0, pp));
+        await seq.controlledEvaluate(withLogits(ids.slice(0, pp)));
         const ppT = p();
         const g = phase();
-        for (const id of ids.slice(pp)) await seq.evaluateWithoutGeneratingNewTokens([id]);
+        for (const id of ids.slice(pp)) await seq.controlledEvaluate(withLogits([id]));
         return [ppT, g()];
       } finally {
         seq.dispose();
