@@ -47,18 +47,19 @@ export function precisionOption(): Option {
 
 /**
  * The matrix-product arithmetic a command uses when --accumulate is not given: `generate`, `chat` and `serve`
- * take the fastest one, float32 sums (its accuracy against the exact path is measured in the README,
- * bench/accumulate_accuracy.ts); `trace`, an oracle, takes exact float64 sums.
+ * take the fastest one whose accuracy against the exact path is measured in the README: "q8" (integer dot
+ * products over 8-bit activations for quantized weights, bench/quant_accuracy.ts; float32 sums for float
+ * weights, bench/accumulate_accuracy.ts); `trace`, an oracle, takes exact float64 sums.
  */
-export const GENERATION_ACCUMULATE: Accumulate = "f32";
+export const GENERATION_ACCUMULATE: Accumulate = "q8";
 export const TRACE_ACCUMULATE: Accumulate = "f64";
 
 export function accumulateOption(dflt: Accumulate): Option {
   return new Option(
     "--accumulate <p>",
-    "wasm matrix-product sums: f64 (exact products summed in float64, one rounding; what the fixtures are checked with) or f32 (float32 sums, faster: see the README's Performance)",
+    "wasm matrix-product sums: f64 (exact products summed in float64, one rounding; what the fixtures are checked with), f32 (float32 sums, faster: see the README's Performance) or q8 (quantized weights: 8-bit activations and integer dot products, as llama.cpp; float weights as f32)",
   )
-    .choices(["f64", "f32"])
+    .choices(["f64", "f32", "q8"])
     .default(dflt);
 }
 
