@@ -8,8 +8,9 @@
  * decoded token reads (`qwen3-next info`'s bytes per token) over the streaming bandwidth measured in the same
  * run on as many threads. CPU seconds (process.cpuUsage around each phase) are recorded too: on a machine
  * shared with other work, tokens per CPU-second compare the engines' efficiency where wall time also measures
- * who got the cores. Our side runs what `generate` runs by default (float32 sums, the relaxed SIMD build
- * where Node has it) unless --accumulate / --simd say otherwise.
+ * who got the cores. Our side runs what `generate` runs by default (q8 products: integer dots for quantized
+ * weights, float32 sums for float ones; the relaxed SIMD build where Node has it) unless --accumulate / --simd
+ * say otherwise.
  *
  * llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named by
  * NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
@@ -27,6 +28,8 @@ import type { WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { bytesPerToken } from "../src/loading/bytes_per_token.js";
 import { planCheckpoint } from "../src/loading/checkpoint.js";
 import { loadModel } from "../src/model/load.js";
+import { GENERATION_ACCUMULATE } from "../src/cli/options.js";
+import type { Accumulate } from "../src/kernels/types.js";
 import { measureBandwidth } from "./bandwidth.js";
 import { machineFacts } from "./machine.js";
 
@@ -41,7 +44,7 @@ const threadList = (arg("threads") ?? [...new Set([1, Math.min(2, availableParal
 const pp = Number(arg("pp", "64"));
 const tg = Number(arg("tg", "32"));
 const reps = Number(arg("reps", "2"));
-const accumulate = arg("accumulate", "f32") as "f32" | "f64";
+const accumulate = arg("accumulate", GENERATION_ACCUMULATE) as Accumulate;
 const simd = arg("simd", "auto") as "auto" | "plain" | "relaxed";
 const out = arg("out") ?? fileURLToPath(new URL("./vs-llama-cpp-results.json", import.meta.url));
 const nlcDir = process.env.NODE_LLAMA_CPP;

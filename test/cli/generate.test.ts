@@ -69,7 +69,7 @@ describe("qwen3-next generate", () => {
     // Help text is wrapped to the terminal: compare it with its whitespace collapsed.
     expect(help.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "f64"\)/);
     const genHelp = await runCli(["generate", "--help"], { env });
-    expect(genHelp.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "f32"\)/);
+    expect(genHelp.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "q8"\)/);
   });
 
   it("--simd and QWEN3_NEXT_SIMD pick the WASM kernel build, which --json reports; exact sums give the same tokens on both", async () => {
