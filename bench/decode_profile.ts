@@ -35,9 +35,12 @@ model.forward(Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V), state, {
 for (const key of Object.keys(ms)) delete ms[key];
 const n = Number(arg("tokens", "8"));
 const t0 = performance.now();
+const c0 = process.cpuUsage();
 for (let i = 0; i < n; i++) model.forward([(i * 104729) % V], state, { lastOnly: true });
 const total = (performance.now() - t0) / n;
+const cpu = process.cpuUsage(c0);
+const cpuMs = (cpu.user + cpu.system) / 1e3 / n;
 const perToken = Object.entries(ms).map(([name, v]) => [name, v / n] as const).sort((a, b) => b[1] - a[1]);
 const kernels = perToken.reduce((s, [, v]) => s + v, 0);
-console.log(JSON.stringify({ msPerToken: total, kernelsMs: kernels, outsideKernelsMs: total - kernels, byKernel: Object.fromEntries(perToken.map(([a, b]) => [a, +b.toFixed(2)])) }, null, 1));
+console.log(JSON.stringify({ msPerToken: total, cpuMsPerToken: cpuMs, kernelsMs: kernels, outsideKernelsMs: total - kernels, byKernel: Object.fromEntries(perToken.map(([a, b]) => [a, +b.toFixed(2)])) }, null, 1));
 process.exit(0);
