@@ -151,7 +151,7 @@ export function generate<S extends { free(): void }>(
   }
   if (opts.speculative) {
     checkSpeculative(model, opts.speculative);
-    if (!("draft" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
+    if (!("draftBatch" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
   }
   const sampler = new Sampler(opts.sampling);
   const queue = new EventQueue<GenerateEvent>();
@@ -192,7 +192,7 @@ async function run<S extends { free(): void }>(
   let done = 0; // prompt tokens the state has consumed
   const fed: number[] = []; // generated tokens the state has consumed
   let capped = false;
-  const spec = opts.speculative && "draft" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens) } : null;
+  const spec = opts.speculative && "draftBatch" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens) } : null;
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
   const view = (logits: Vec) => logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length));

@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateResult } from "../../src/generate/generate.js";
-import { AdaptiveDraftLength, MAX_BACKOFF } from "../../src/generate/speculative.js";
+import { AdaptiveDraftLength, MAX_BACKOFF, MIN_BACKOFF } from "../../src/generate/speculative.js";
 import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { WeightDType } from "../../src/kernels/types.js";
@@ -180,7 +180,7 @@ describe("Sampler.distribution (the p and q of speculative sampling)", () => {
 });
 
 describe("adaptive draft length", () => {
-  it("backs off 1, 2, 4 .. 32 plain steps while drafts fail, probes with one draft, and returns to K on an acceptance", () => {
+  it("backs off 2, 4 .. 64 plain steps while drafts fail, probing with one draft", () => {
     const d = new AdaptiveDraftLength(3);
     const lengths: number[] = [];
     for (let round = 0; round < 140; round++) {
@@ -189,15 +189,35 @@ describe("adaptive draft length", () => {
       d.update(k, 0); // nothing ever accepted
     }
     const probes = lengths.flatMap((k, i) => (k > 0 ? [i] : []));
-    // A probe, then 1, 2, 4, 8, 16, 32, 32 plain steps between probes.
-    expect(probes).toEqual([0, 2, 5, 10, 19, 36, 69, 102, 135]);
-    expect(probes.map((i) => lengths[i])).toEqual([3, 1, 1, 1, 1, 1, 1, 1, 1]);
+    // A probe, then 2, 4, 8, 16, 32, 64 plain steps between probes.
+    expect(probes).toEqual([0, 3, 8, 17, 34, 67, 132]);
+    expect(probes.map((i) => lengths[i])).toEqual([1, 1, 1, 1, 1, 1, 1]);
     expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
-    let k = d.next();
-    while (k === 0) k = d.next();
-    expect(k).toBe(1);
-    d.update(k, 1); // the next probe is accepted
-    expect(d.next()).toBe(3);
+    expect(MIN_BACKOFF).toBe(2);
+  });
+
+  it("grows by one up to K while every draft is accepted, shrinks by one on a rejection, and a success ends a back-off", () => {
+    const d = new AdaptiveDraftLength(3);
+    const seen: number[] = [];
+    const round = (accepted: (k: number) => number) => {
+      const k = d.next();
+      seen.push(k);
+      d.update(k, accepted(k));
+    };
+    for (let i = 0; i < 4; i++) round((k) => k); // all accepted: 1, 2, 3, 3
+    round(() => 2); // 2 of 3
+    round(() => 1); // 1 of 2
+    round((k) => k); // 1 of 1
+    round(() => 0); // 0 of 2: back off 2 plain steps
+    round(() => 0);
+    round(() => 0);
+    round((k) => k); // the probe (1 draft) is accepted
+    round((k) => k);
+    round(() => 0); // a later failure backs off 2 again, not 4
+    round(() => 0);
+    round(() => 0);
+    round(() => 0);
+    expect(seen).toEqual([1, 2, 3, 3, 3, 2, 1, 2, 0, 0, 1, 2, 3, 0, 0, 1]);
   });
 });
 
