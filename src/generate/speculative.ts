@@ -35,7 +35,7 @@ export interface SpeculativeLM<S> {
   rollback(state: S, stepTokens: number, keep: number): void;
   observeMtp(hidden: Vec, tokens: readonly number[], state: S): void;
   /** Drafts for several sequences in one batch per chain step; `pick` turns logits into each draft. */
-  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number }[]): number[][];
+  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number; vocab?: number }[]): number[][];
 }
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
@@ -104,6 +104,8 @@ export interface DraftJob<S> {
   history: readonly number[];
   /** The prompt (repetition penalty). */
   prompt: readonly number[];
+  /** Draft among the ids below this only (default: all; see DraftRequest.vocab in src/model/mtp.ts). */
+  vocab?: number;
 }
 
 /**
@@ -118,6 +120,7 @@ export function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>
       state: job.state,
       next: job.next,
       K: job.K,
+      vocab: job.vocab,
       pick: (logits, j) => {
         const d = out[i];
         if (d instanceof Error) return job.next; // any token: this sequence's drafts are not used
@@ -156,8 +159,9 @@ export function draftTokens<S>(
   view: LogitsView,
   history: readonly number[],
   prompt: readonly number[],
+  vocab?: number,
 ): Drafts {
-  const [d] = draftMany(model, [{ state, next, K, sampler, view, history, prompt }]);
+  const [d] = draftMany(model, [{ state, next, K, sampler, view, history, prompt, vocab }]);
   if (d instanceof Error) throw d;
   return d;
 }
@@ -186,7 +190,8 @@ export function acceptDrafts(
       const q = drafts.q[j];
       const ratio = p[d[j]] / q[d[j]];
       if (!(ratio >= 1 || sampler.uniform() < ratio)) {
-        const residual = p.map((pi, i) => Math.max(0, pi - q[i]));
+        // q is 0 past a draft vocabulary's ids.
+        const residual = p.map((pi, i) => Math.max(0, pi - (q[i] ?? 0)));
         // p == q on every id makes the acceptance certain: the residual cannot be all zeros here.
         return { tokens: [...d.slice(0, j), sampler.drawFrom(residual)], accepted: j };
       }
@@ -256,6 +261,7 @@ export function speculativeRound<S>(
   prompt: readonly number[],
   counts: SpeculationCounts,
   handOut?: HandOut,
+  draftVocab?: number,
 ): number[] {
   if (K === 0) {
     const { logits, hidden } = model.step([{ tokens: [next], state }]);
@@ -264,7 +270,7 @@ export function speculativeRound<S>(
     handOut?.(tokens);
     return tokens;
   }
-  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt);
+  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt, draftVocab);
   const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
   return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts, handOut);
 }

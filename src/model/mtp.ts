@@ -18,6 +18,8 @@
  */
 import type { Qwen3NextConfig } from "../config.js";
 import type { Accumulate, Kernels, Vec, Weight } from "../kernels/types.js";
+import { ggmlByteLength } from "../io/ggml_types.js";
+import { isQuantDType } from "../io/ggml_quants.js";
 import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
 import type { Params } from "./params.js";
 import type { Qwen3NextModel } from "./qwen3_next_model.js";
@@ -51,6 +53,8 @@ export class Qwen3NextMTP {
   readonly fc: Weight;
   readonly layers: Qwen3NextDecoderLayer[];
   readonly norm: Qwen3NextRMSNorm;
+  /** lm_head views for draft vocabularies (see headRows). */
+  private readonly heads = new Map<number, Weight>();
 
   constructor(private readonly k: Kernels, w: MtpParams<Weight>, private readonly cfg: Qwen3NextConfig) {
     const eps = cfg.rms_norm_eps;
@@ -208,9 +212,11 @@ export class Qwen3NextMTP {
     const drafts: number[][] = requests.map(() => []);
     for (let j = 0; live.length > 0; j++) {
       const m = live.length;
-      const logits = ws.get("mtp.logits", m * V);
-      this.k.linear(host.lm_head, u, m, logits);
-      live.forEach((i, r) => drafts[i].push(requests[i].pick(logits.subarray(r * V, (r + 1) * V), j)));
+      // Logits for the ids below the largest draft vocabulary asked for (each pick sees its own).
+      const n = Math.max(...live.map((i) => requests[i].vocab ?? V));
+      const logits = ws.get("mtp.logits", m * n);
+      this.k.linear(this.headRows(host.lm_head, n), u, m, logits);
+      live.forEach((i, r) => drafts[i].push(requests[i].pick(logits.subarray(r * n, r * n + (requests[i].vocab ?? V)), j)));
       const next = live.filter((i) => requests[i].K > j + 1);
       if (next.length === 0) break;
       // Keep the rows of those that go on (in order, so each moves to an earlier or the same row).
@@ -223,6 +229,20 @@ export class Qwen3NextMTP {
     }
     requests.forEach((r, i) => r.state.mtp.forEach((c, l) => c.truncate(lens[i][l])));
     return drafts;
+  }
+
+  /** The first n rows of lm_head (the ids below n), a view of its data; itself when n is all of them. */
+  private headRows(lmHead: Weight, n: number): Weight {
+    if (n === lmHead.shape[0]) return lmHead;
+    let w = this.heads.get(n);
+    if (w?.data.buffer !== lmHead.data.buffer) {
+      const [V, H] = lmHead.shape;
+      const perRow = isQuantDType(lmHead.dtype) ? ggmlByteLength(lmHead.dtype, [1, H]) : H;
+      if (perRow * V !== lmHead.data.length) throw new Error(`${lmHead.name}: [${lmHead.shape}] has ${lmHead.data.length} elements, expected ${perRow * V}`);
+      w = { name: `${lmHead.name}[:${n}]`, dtype: lmHead.dtype, shape: [n, H], data: lmHead.data.subarray(0, n * perRow) };
+      this.heads.set(n, w);
+    }
+    return w;
   }
 }
 
@@ -240,8 +260,14 @@ export interface DraftRequest {
   next: number;
   /** Drafts wanted (0: only run the waiting pairs). */
   K: number;
-  /** Turns chain step j's logits [V] (a view, valid during the call) into the draft d_{j+1}. */
+  /** Turns chain step j's logits [vocab] (a view, valid during the call) into the draft d_{j+1}. */
   pick: (logits: Vec, j: number) => number;
+  /**
+   * Draft among the ids below `vocab` only (default: all): a smaller lm_head product per draft. Qwen's token
+   * ids follow the tokenizer's merge order, most frequent first, so the first ids hold most of what text uses
+   * (FR-Spec, Zhao et al. 2025). Drafts never reach the output, so the output is unchanged.
+   */
+  vocab?: number;
 }
 
 /**

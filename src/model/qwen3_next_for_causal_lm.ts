@@ -175,6 +175,8 @@ export class Qwen3NextForCausalLM {
     for (const r of requests) {
       this.checkTokens([r.next]);
       if (!(Number.isInteger(r.K) && r.K >= 0)) throw new Error(`draft tokens is ${r.K}, expected an integer >= 0`);
+      const V = this.config.vocab_size;
+      if (r.vocab !== undefined && !(Number.isInteger(r.vocab) && r.vocab >= 1 && r.vocab <= V)) throw new Error(`draft vocabulary is ${r.vocab}, expected an integer in [1, ${V}]`);
     }
     const mtp = this.requireMtp();
     return withDraftSums(this.kernels, () => mtp.draft(this, this.ws, requests));

@@ -114,6 +114,8 @@ export interface SchedulerOptions {
   onSpecDecode?: (draftTokens: number, acceptedTokens: number) => void;
   /** Speculative decoding with the MTP head: the most draft tokens a sequence may ask for (0 or absent: off). */
   draftTokens?: number;
+  /** Drafts among the first n token ids only (default: all; see SpeculativeOptions.draftVocabulary). */
+  draftVocabulary?: number;
 }
 
 export interface SchedulerStats {
@@ -204,6 +206,10 @@ export class Scheduler<S extends SchedulableState> {
     if (!(Number.isInteger(K) && K >= 0)) throw new Error(`draftTokens is ${K}, expected an integer >= 0`);
     if (K > 0 && !("draftBatch" in model && model.config.mtp_num_hidden_layers > 0)) {
       throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
+    }
+    const n = opts.draftVocabulary;
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= model.config.vocab_size)) {
+      throw new Error(`draftVocabulary is ${n}, expected an integer in [1, ${model.config.vocab_size}] (the model's vocabulary)`);
     }
     this.spec = K > 0 ? (model as SpeculativeDecodeModel<S>) : null;
     this.cache = new PrefixCache<S>(opts.prefixCacheSize);
@@ -466,7 +472,7 @@ export class Scheduler<S extends SchedulableState> {
         if (!seq.draftLength) continue;
         // K = 0: a plain step, whose hidden state goes to the MTP head below.
         const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
-        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt } });
+        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary } });
       }
       if (jobs.length > 0) {
         let results: (Drafts | Error)[];

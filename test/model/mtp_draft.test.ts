@@ -1,7 +1,7 @@
 /**
  * Drafting for several sequences at once (`draftBatch`, the server's drafts: one batch per chain step over
  * every drafting sequence) proposes what each sequence proposes alone, from the same logits, and leaves each
- * sequence's caches as drafting alone does. With WASM kernels that sum in float64, the head drafts with
+ * sequence's caches as drafting alone does; a draft vocabulary of n ids gives the first n of those logits. With WASM kernels that sum in float64, the head drafts with
  * float32 sums (drafts never reach the output) and hands the kernels back in float64.
  */
 import fc from "fast-check";
@@ -83,13 +83,44 @@ describe("draftBatch", () => {
     );
   });
 
-  it("refuses the same state twice, and a draft length below 0, with one line", () => {
+  it("drafts among the first n ids from the first n of the full logits, each request with its own n in one batch", () => {
+    fc.assert(
+      fc.property(tinyConfig, fc.integer(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 3 }), (raw, seed, fracs) => {
+        const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: 1, tie_word_embeddings: false });
+        const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, seed, "BF16"), createTsKernels("f64"));
+        const V = model.config.vocab_size;
+        const states = fracs.map((_, i) => {
+          const a = model.newState();
+          const b = model.newState();
+          model.forward([i, 1, 2], a, { mtp: true });
+          model.forward([i, 1, 2], b, { mtp: true });
+          return { a, b, vocab: 1 + Math.floor(fracs[i] * (V - 1)) };
+        });
+        // Full logits, and the drafts the first n ids give: the argmax over the first n of them.
+        const full = states.map((s) => draftAlone(model, s.a, 3, 2));
+        const logits: number[][][] = states.map(() => []);
+        const drafts = model.draftBatch(
+          states.map((s, i) => ({ state: s.b, next: 3, K: 1, vocab: s.vocab, pick: (z: Vec) => (logits[i].push(Array.from(z)), argmax(z)) })),
+        );
+        states.forEach((s, i) => {
+          const first = full[i].logits[0].slice(0, s.vocab);
+          expect(logits[i]).toEqual([first]);
+          expect(drafts[i]).toEqual([argmax(Float64Array.from(first))]);
+        });
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("refuses the same state twice, a draft length below 0 and a vocabulary outside the model's, with one line", () => {
     const cfg = parseTiny({ ...fc.sample(tinyConfig, { seed: 3, numRuns: 1 })[0], mtp_num_hidden_layers: 1 });
     const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 3), createTsKernels("f64"));
     const s = model.newState();
     model.forward([1, 2], s, { mtp: true });
     expect(() => model.draftBatch([{ state: s, next: 1, K: 1, pick: () => 0 }, { state: s, next: 1, K: 1, pick: () => 0 }])).toThrow("draftBatch: the same state appears twice");
     expect(() => model.draftBatch([{ state: s, next: 1, K: -1, pick: () => 0 }])).toThrow("draft tokens is -1, expected an integer >= 0");
+    const V = model.config.vocab_size;
+    expect(() => model.draftBatch([{ state: s, next: 1, K: 1, vocab: V + 1, pick: () => 0 }])).toThrow(`draft vocabulary is ${V + 1}, expected an integer in [1, ${V}]`);
   });
 });
 

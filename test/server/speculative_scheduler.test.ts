@@ -32,7 +32,7 @@ const sampling = (seed: number, greedy: boolean): SamplingParams => ({
  * One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. Plain
  * runs also give the logits row each token was sampled from.
  */
-function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number): { tokens: number[]; rows: Float64Array[] } {
+function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number, draftVocab?: number): { tokens: number[]; rows: Float64Array[] } {
   const sampler = new Sampler(params);
   const state = model.newState();
   const out: number[] = [];
@@ -50,7 +50,7 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
     const y = out[out.length - 1];
     if (K > 0) {
       const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
-      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
+      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab);
       draftLength.update(k, chosen.length - 1);
     } else chosen = plainStep(model.forward([y], state, { lastOnly: true }));
   }
@@ -83,9 +83,10 @@ describe("Scheduler with speculative decoding", () => {
         fc.array(request, { minLength: 1, maxLength: 6 }),
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 2 }),
-        async (prompts, picks, maxConcurrency, prefixCacheSize) => {
+        fc.option(fc.integer({ min: 1, max: V }), { nil: undefined }),
+        async (prompts, picks, maxConcurrency, prefixCacheSize, draftVocabulary) => {
           const reqs = picks.map((r) => ({ ...r, prompt: prompts[r.prompt] }));
-          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize, prefillChunk: 5, draftTokens: K_MAX });
+          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize, prefillChunk: 5, draftTokens: K_MAX, draftVocabulary });
           const runs = reqs.map(async (r) => {
             for (let i = 0; i < r.delay; i++) await new Promise((res) => setImmediate(res));
             const tokens: number[] = [];
@@ -115,7 +116,7 @@ describe("Scheduler with speculative decoding", () => {
           let drafts = 0;
           reqs.forEach((r, i) => {
             // Greedy: plain greedy's tokens whatever the draft length; sampled: the same loop alone.
-            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens);
+            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens, draftVocabulary);
             const n = Math.min(r.cancelAfter, r.maxTokens);
             expect(got[i].reason).toBe(r.cancelAfter < r.maxTokens ? "cancelled" : "length");
             expect(got[i].tokens).toEqual(expected.tokens.slice(0, n));
@@ -176,7 +177,7 @@ describe("Scheduler with speculative decoding", () => {
     expect(accepted).toBeGreaterThan(0);
   });
 
-  it("refuses a request asking for more drafts than the server's, and a server without an MTP head", () => {
+  it("refuses a request asking for more drafts than the server's, a server without an MTP head, and a draft vocabulary outside the model's", () => {
     const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 2 });
     const req = { prompt: [1, 2], maxTokens: 2, stopTokenIds: new Set<number>(), sampler: new Sampler(sampling(1, true)), sampleableTokens: V, onToken: () => true, onEnd: () => {} };
     expect(() => sched.submit({ ...req, draftTokens: 3 })).toThrow(
@@ -187,5 +188,8 @@ describe("Scheduler with speculative decoding", () => {
       createTsKernels("f64"),
     );
     expect(() => new Scheduler<SequenceState>(noMtp, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 1 })).toThrow(/needs the checkpoint's MTP head/);
+    expect(() => new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 1, draftVocabulary: V + 1 })).toThrow(
+      `draftVocabulary is ${V + 1}, expected an integer in [1, ${V}] (the model's vocabulary)`,
+    );
   });
 });
