@@ -14,7 +14,10 @@
  * and the bytes of weights each phase reads (what bounds it when memory-bound). Writes
  * bench/speculative-results.json (one entry per model, layer count and sums).
  *
- *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32]
+ * With --draft-vocab N the drafts choose among the first N ids (the accepting model's tokens count up from
+ * 1260, inside them); the results then say which share of README.md's tokens lie below N.
+ *
+ *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32] [--draft-vocab N]
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -49,6 +52,7 @@ const layers = int("layers", 4);
 const experts = int("experts", 64);
 const tokens = int("tokens", 32);
 const reps = int("reps", 3);
+const draftVocab = argv.includes("--draft-vocab") ? int("draft-vocab", 1) : undefined;
 const threads = int("threads", os.availableParallelism());
 const accumulate = arg("accumulate", "f64") as Accumulate;
 if (accumulate !== "f64" && accumulate !== "f32") throw new Error(`--accumulate is ${accumulate}, expected f64 or f32`);
@@ -144,7 +148,7 @@ async function main(): Promise<void> {
   model.forward = timed(model.forward.bind(model), ([ids]) => (ids.length === 1 ? "step" : "prefill"));
   const runOnce = async (K: number | null) => {
     for (const p of Object.keys(phases) as Phase[]) phases[p] = 0;
-    const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K } });
+    const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K, draftVocabulary: draftVocab } });
     for await (const _ of g.events);
     const r = await g.result;
     const per = (ms: number) => ms / r.completionTokens;
@@ -218,7 +222,11 @@ async function main(): Promise<void> {
   const load = os.loadavg()[0];
   const bytes = weightBytes(c);
   process.stderr.write(`${JSON.stringify(bytes)}\n`);
-  all.runs[`${kind}-${layers}layers-${experts}experts-${accumulate}`] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, rows, overhead, weightBytes: bytes };
+  // How much of real text a draft vocabulary covers: README.md's tokens below it.
+  const readme = draftVocab === undefined ? null : tok.encode(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
+  const draftVocabulary = readme && { ids: draftVocab, readmeTokensCovered: readme.filter((id) => id < draftVocab!).length / readme.length };
+  const key = `${kind}-${layers}layers-${experts}experts-${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}`;
+  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, rows, overhead, weightBytes: bytes };
   writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
   await k.close();
 }
