@@ -7,14 +7,14 @@
 # checkpoint, `--model` can be dropped from the command to serve the random-weight demo (made at start-up
 # under $QWEN3_NEXT_CACHE, a writable emptyDir/tmp).
 
-# --- build: TypeScript -> dist/, AssemblyScript -> build/kernels.wasm (needs the dev dependencies) ---
+# --- build: TypeScript -> dist/, AssemblyScript -> build/kernels.wasm + kernels-relaxed.wasm (needs the dev dependencies) ---
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json asconfig.json ./
 COPY asm ./asm
 COPY src ./src
 COPY bin ./bin
-# `npm ci` runs the `prepare` script, which builds dist/ and build/kernels.wasm.
+# `npm ci` runs the `prepare` script, which builds dist/ and both WASM kernel builds.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: production dependencies and the build output only, as a non-root user ---
@@ -25,7 +25,7 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
-COPY --from=build --chown=root:root /app/build/kernels.wasm ./build/kernels.wasm
+COPY --from=build --chown=root:root /app/build/kernels.wasm /app/build/kernels-relaxed.wasm ./build/
 COPY --from=build --chown=root:root /app/bin ./bin
 # The image's `node` user (uid 1000); the app files stay root-owned and read-only to it.
 USER 1000:1000

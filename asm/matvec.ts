@@ -14,6 +14,7 @@
 
 import { bf16Even, bf16Odd, f16Even, f16Odd, bf16, f16, hsum, DT_BF16, DT_F16 } from "./widen";
 import { widenSum, hsum64, promoteLo, promoteHi } from "./mem";
+import { madd } from "./fma";
 
 /** Columns summed in float32 before folding into the float64 total. */
 const BLOCK: i32 = 64;
@@ -76,8 +77,8 @@ const BLOCK: i32 = 64;
     for (let c = c0; c < cEnd; c += 8) {
       const p = w + <usize>c * es;
       const q = x + (<usize>c << 2);
-      a0 = f32x4.add(a0, f32x4.mul(lo(p, dt), v128.load(q)));
-      a1 = f32x4.add(a1, f32x4.mul(hi(p, dt), v128.load(q, 16)));
+      a0 = madd(lo(p, dt), v128.load(q), a0);
+      a1 = madd(hi(p, dt), v128.load(q, 16), a1);
     }
     d = widenSum(d, f32x4.add(a0, a1));
   }
@@ -106,14 +107,14 @@ const BLOCK: i32 = 64;
         const o = <usize>c * es;
         const q = x + (<usize>c << 2);
         const xa = v128.load(q), xb = v128.load(q, 16);
-        a0 = f32x4.add(a0, f32x4.mul(lo(w0 + o, dt), xa));
-        b0 = f32x4.add(b0, f32x4.mul(hi(w0 + o, dt), xb));
-        a1 = f32x4.add(a1, f32x4.mul(lo(w1 + o, dt), xa));
-        b1 = f32x4.add(b1, f32x4.mul(hi(w1 + o, dt), xb));
-        a2 = f32x4.add(a2, f32x4.mul(lo(w2 + o, dt), xa));
-        b2 = f32x4.add(b2, f32x4.mul(hi(w2 + o, dt), xb));
-        a3 = f32x4.add(a3, f32x4.mul(lo(w3 + o, dt), xa));
-        b3 = f32x4.add(b3, f32x4.mul(hi(w3 + o, dt), xb));
+        a0 = madd(lo(w0 + o, dt), xa, a0);
+        b0 = madd(hi(w0 + o, dt), xb, b0);
+        a1 = madd(lo(w1 + o, dt), xa, a1);
+        b1 = madd(hi(w1 + o, dt), xb, b1);
+        a2 = madd(lo(w2 + o, dt), xa, a2);
+        b2 = madd(hi(w2 + o, dt), xb, b2);
+        a3 = madd(lo(w3 + o, dt), xa, a3);
+        b3 = madd(hi(w3 + o, dt), xb, b3);
       }
       d0 = widenSum(d0, f32x4.add(a0, b0));
       d1 = widenSum(d1, f32x4.add(a1, b1));
@@ -156,15 +157,15 @@ const BLOCK: i32 = 64;
       const p = wr + <usize>c * es;
       const wa = lo(p, dt), wb = hi(p, dt);
       const o = <usize>c << 2;
-      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(wa, v128.load(x0 + o)), f32x4.mul(wb, v128.load(x0 + o, 16))));
+      a0 = madd(wb, v128.load(x0 + o, 16), madd(wa, v128.load(x0 + o), a0));
       if (n > 1) {
-        a1 = f32x4.add(a1, f32x4.add(f32x4.mul(wa, v128.load(x1 + o)), f32x4.mul(wb, v128.load(x1 + o, 16))));
+        a1 = madd(wb, v128.load(x1 + o, 16), madd(wa, v128.load(x1 + o), a1));
       }
       if (n > 2) {
-        a2 = f32x4.add(a2, f32x4.add(f32x4.mul(wa, v128.load(x2 + o)), f32x4.mul(wb, v128.load(x2 + o, 16))));
+        a2 = madd(wb, v128.load(x2 + o, 16), madd(wa, v128.load(x2 + o), a2));
       }
       if (n > 3) {
-        a3 = f32x4.add(a3, f32x4.add(f32x4.mul(wa, v128.load(x3 + o)), f32x4.mul(wb, v128.load(x3 + o, 16))));
+        a3 = madd(wb, v128.load(x3 + o, 16), madd(wa, v128.load(x3 + o), a3));
       }
     }
     d0 = widenSum(d0, a0);

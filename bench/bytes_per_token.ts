@@ -7,7 +7,7 @@
  * The MTP head is not part of a plain decode step.
  */
 import type { Qwen3NextConfig } from "../src/config.js";
-import { numel } from "../src/io/safetensors.js";
+import { numel } from "../src/shape.js";
 import { bytesPerToken as weightBytesPerToken } from "../src/loading/bytes_per_token.js";
 import { expectedTensors } from "../src/loading/expected.js";
 

@@ -15,7 +15,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseConfig } from "../src/config.js";
-import { numel, writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
+import { writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
+import { numel } from "../src/shape.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { expectedTensors } from "../src/loading/expected.js";
 

@@ -479,6 +479,38 @@ export function isMoeLayer(c: Qwen3NextConfig, layer: number): boolean {
   );
 }
 
+/**
+ * Longest context the model can attend over: `max_position_embeddings`, or with YaRN
+ * `factor * original_max_position_embeddings` when that is larger.
+ */
+export function contextLimit(config: Qwen3NextConfig): number {
+  const r = config.rope;
+  return r.rope_type === "yarn" ? Math.max(config.max_position_embeddings, Math.floor(r.factor * r.original_max_position_embeddings)) : config.max_position_embeddings;
+}
+
+/**
+ * vLLM-style `--rope-scaling '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`: the
+ * RoPE setup of `rawConfig` (a config.json object) with its scaling replaced by the JSON text `flag` (its base
+ * theta and partial rotary factor are kept), validated by the same parser as config.json.
+ */
+export function ropeWithScaling(rawConfig: unknown, flag: string): RopeConfig {
+  let scaling: unknown;
+  try {
+    scaling = JSON.parse(flag);
+  } catch {
+    throw new Error(`--rope-scaling is not JSON: ${flag}; expected e.g. '{"rope_type":"yarn","factor":4,"original_max_position_embeddings":262144}'`);
+  }
+  if (typeof scaling !== "object" || scaling === null || Array.isArray(scaling)) {
+    throw new Error(`--rope-scaling must be a JSON object, got ${flag}`);
+  }
+  const base = parseConfig(rawConfig).rope;
+  const raw = rawConfig as Record<string, unknown>;
+  return parseConfig(
+    { ...raw, rope_parameters: null, rope_theta: base.rope_theta, partial_rotary_factor: base.partial_rotary_factor, rope_scaling: scaling },
+    "--rope-scaling",
+  ).rope;
+}
+
 /** A value as JSON for an error message, cut to 60 characters (a config may hold anything, of any size). */
 export function brief(v: unknown): string {
   let text: string;

@@ -8,7 +8,7 @@
  */
 
 // Configuration
-export { parseConfig, rotaryDim, isMoeLayer, ConfigError } from "./config.js";
+export { parseConfig, rotaryDim, isMoeLayer, ConfigError, contextLimit, ropeWithScaling } from "./config.js";
 export type { Qwen3NextConfig, RopeConfig, LayerType } from "./config.js";
 
 // Kernels (TypeScript reference or WASM SIMD behind one interface)
@@ -51,7 +51,9 @@ export {
 // Tracing intermediates
 export { Trace } from "./model/trace.js";
 export type { TracedTensor, TraceKind } from "./model/trace.js";
-export { traceTokens, traceTensors, writeTraceDump } from "./model/trace_run.js";
+export { traceTokens } from "./model/trace_run.js";
+export { traceTensors, writeTraceDump } from "./io/trace_dump.js";
+export type { DumpTensor, TraceDump } from "./io/trace_dump.js";
 export type { TraceRun } from "./model/trace_run.js";
 
 // Safetensors, checkpoints, parameter counts, dump comparison
@@ -83,11 +85,10 @@ export type { ThinkingSwitch } from "./tokenizer/thinking_mode.js";
 export type { ParsedOutput, OutputDelta, ToolCall } from "./generate/output_parser.js";
 export { Sampler, defaultSamplingParams, samplingParamsError, QWEN3_NEXT_INSTRUCT_SAMPLING } from "./generate/sampler.js";
 export type { SamplingParams } from "./generate/sampler.js";
-export { Xoshiro128 } from "./generate/prng.js";
-export { generate, contextLimit, checkPromptLength } from "./generate/generate.js";
+export { Xoshiro128 } from "./prng.js";
+export { generate, checkPromptLength } from "./generate/generate.js";
 export { StopStringText } from "./generate/stop_strings.js";
 export type { GenerateOptions, GenerateEvent, GenerateResult, Generation, CausalLM, Continuation } from "./generate/generate.js";
-export { ropeWithScaling } from "./generate/rope_scaling.js";
 export { writeRandomCheckpoint } from "./init/random_checkpoint.js";
 export { ensureDemoCheckpoint, DEMO_CONFIG, cacheRoot } from "./init/demo.js";
 

@@ -23,8 +23,8 @@ import { COMBOS, expectTraceMatches, maxAbsDiff, readDeltaRuleFixture, readRefer
 const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied", "qwen35-dense-mtp-tied"];
 
 /**
- * Both backends, both precisions (the wasm backend's f64 mode runs the TypeScript kernels over weights in
- * WASM memory). One kernel set per combination, shared by the tests and closed at the end.
+ * Both backends, both precisions (the wasm backend's f64 mode is the TypeScript backend in float64: weights
+ * in JS memory). One kernel set per combination, shared by the tests and closed at the end.
  */
 const kernelSets = new Map<string, Promise<Kernels>>();
 function kernelsFor(backend: Backend, precision: Precision): Promise<Kernels> {

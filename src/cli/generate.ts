@@ -17,6 +17,7 @@ import { promptOpensThinking, type ChatMessage } from "../tokenizer/chat_templat
 import { thinkingSwitch, noSwitchNotice } from "../tokenizer/thinking_mode.js";
 import { addSessionOptions, maxTokens, openSession, seeded, speculationFromFlags, type GenerationSession, type SessionFlags } from "./generation_session.js";
 import { UsageError } from "./options.js";
+import { describeKernels } from "../kernels/index.js";
 import { progressBar } from "./progress.js";
 import { TerminalWriter } from "./terminal.js";
 
@@ -105,7 +106,7 @@ async function run(words: string[], o: GenerateFlags): Promise<void> {
   process.removeListener("SIGINT", onSigint);
   if (o.json) {
     const parsed = o.raw ? null : parseAssistantOutput(r.text, { thinkingOpened });
-    process.stdout.write(JSON.stringify(jsonResult(r, parsed), null, 2) + "\n");
+    process.stdout.write(JSON.stringify({ ...jsonResult(r, parsed), kernels: describeKernels(s.model.kernels) }, null, 2) + "\n");
   } else if (parser) {
     if (!live) out.writeDeltas(parser.push(r.text));
     out.writeDeltas(parser.flush());

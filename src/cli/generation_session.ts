@@ -14,7 +14,7 @@ import { ggufFileOf, locateModel } from "../loading/model_path.js";
 import { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { ChatTemplate } from "../tokenizer/chat_template.js";
 import { defaultSamplingParams, QWEN3_NEXT_INSTRUCT_SAMPLING, samplingParamsError, type SamplingParams } from "../generate/sampler.js";
-import { ropeWithScaling } from "../generate/rope_scaling.js";
+import { ropeWithScaling } from "../config.js";
 import { checkGenerationConfig } from "../generate/generation_config.js";
 import { checkSpeculative, type SpeculativeOptions } from "../generate/generate.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";

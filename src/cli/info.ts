@@ -16,8 +16,9 @@ import { bytesPerToken } from "../loading/bytes_per_token.js";
 import { expectedTensors } from "../loading/expected.js";
 import { ggufFileOf } from "../loading/model_path.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
-import { numel } from "../io/safetensors.js";
+import { numel } from "../shape.js";
 import { positiveInt } from "./options.js";
+import { relaxedSimdSupported, resolveSimd, WASM_PATHS } from "../kernels/wasm/simd.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
 
 export function register(program: Command): void {
@@ -98,7 +99,14 @@ function summarize(s: Source, context: number) {
     parameters: { ...p, totalWithoutMtp: p.total - p.mtp },
     weights: { bytes: s.memoryBytes, byDtype: s.weightBytes, tensorsByDtype: s.tensors, bytesPerToken: s.bytesPerToken, from: s.weightsFrom },
     state: { context, float32: sequenceStateBytes(s.config, context, 4), float64: sequenceStateBytes(s.config, context, 8) },
+    kernels: kernelBuild(),
   };
+}
+
+/** The WASM kernel build the commands that run the model would use here (QWEN3_NEXT_SIMD or auto). */
+function kernelBuild() {
+  const simd = resolveSimd();
+  return { simd, file: WASM_PATHS[simd], relaxedSimdSupported: relaxedSimdSupported() };
 }
 
 function format(x: ReturnType<typeof summarize>): string {
@@ -120,6 +128,7 @@ function format(x: ReturnType<typeof summarize>): string {
     `bytes read per decoded token: ${bytes(x.weights.bytesPerToken)} (every weight as stored, k/E of the routed experts, one embedding row unless tied, no MTP)`,
     `state per sequence at ${x.state.context} tokens: ${bytes(s.total)} in float32 (KV cache ${bytes(s.kvCache)}, DeltaNet state ${bytes(s.deltaState)}, conv state ${bytes(s.convState)}); ${bytes(x.state.float64.total)} in float64`,
     `memory for one sequence: about ${bytes(x.weights.bytes + s.total)} (weights + float32 state)`,
+    `wasm kernels: ${x.kernels.simd === "relaxed" ? "relaxed SIMD (fused multiply-add)" : "plain SIMD"}, ${path.basename(x.kernels.file)}${x.kernels.relaxedSimdSupported ? "" : " (this engine lacks relaxed SIMD)"}`,
     ...x.notes.map((n) => `note: ${n}`),
   ].join("\n") + "\n";
 }

@@ -1,5 +1,6 @@
 /**
- * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`, `--accumulate`;
+ * Options shared by every command that runs the model: `--backend`, `--threads`, `--precision`, `--accumulate`,
+ * `--simd`;
  * and the parsers of flag values the commands share (numbers, token id lists).
  *
  *   addKernelOptions(cmd);              // in register()
@@ -7,6 +8,7 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Accumulate, Backend, KernelOptions, Precision } from "../kernels/types.js";
+import { SIMD_CHOICES, SIMD_ENV, type SimdChoice } from "../kernels/wasm/simd.js";
 
 /** A mistake in how the command was called (a missing input, flags that conflict): exit code 2, not 1. */
 export class UsageError extends Error {}
@@ -25,6 +27,7 @@ export interface KernelFlags {
   threads?: number;
   precision: Precision;
   accumulate: Accumulate;
+  simd?: SimdChoice;
 }
 
 /** The default backend for commands that run the model. */
@@ -51,18 +54,26 @@ export function accumulateOption(): Option {
     .default("f64");
 }
 
+export function simdOption(): Option {
+  return new Option(
+    "--simd <build>",
+    `wasm kernel build: auto (relaxed SIMD with fused multiply-add where Node accepts it), plain or relaxed (default: $${SIMD_ENV}, else auto)`,
+  ).choices([...SIMD_CHOICES]);
+}
+
 /** Adds the kernel options to `cmd`. */
 export function addKernelOptions(cmd: Command): Command {
   return cmd
     .addOption(backendOption())
     .addOption(threadsOption())
     .addOption(precisionOption())
-    .addOption(accumulateOption());
+    .addOption(accumulateOption())
+    .addOption(simdOption());
 }
 
 /** The kernel choice from a command's parsed options. */
 export function kernelOptions(o: KernelFlags): KernelOptions {
-  return { backend: o.backend, threads: o.threads, precision: o.precision, accumulate: o.accumulate };
+  return { backend: o.backend, threads: o.threads, precision: o.precision, accumulate: o.accumulate, simd: o.simd };
 }
 
 /** A commander argument parser for a (safe) integer >= 1 (or >= min). */

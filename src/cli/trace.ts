@@ -12,7 +12,8 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
-import { traceTokens, writeTraceDump } from "../model/trace_run.js";
+import { writeTraceDump } from "../io/trace_dump.js";
+import { traceTokens } from "../model/trace_run.js";
 import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, UsageError, asUsageError, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
@@ -57,7 +58,7 @@ export function register(program: Command): void {
     const prefill = progressBar("prefill", "layers");
     const run = traceTokens(model, tokens, o.decodeFrom, prefill.update, filter);
     prefill.done();
-    await writeTraceDump(o.out, run, o.precision);
+    await writeTraceDump(o.out, { ...run, tensors: run.trace.tensors() }, o.precision);
     process.stderr.write(
       `trace: ${tokens.length} tokens (${run.nPrefill} prefill, ${run.nDecode} decode), ${run.trace.names().length} tensors -> ${o.out}\n`,
     );

@@ -14,7 +14,7 @@
  * forward pass (src/generate/speculative.ts): the same tokens greedy, the same distribution sampling, and
  * the same kept state (a continuation holds exactly what plain decoding would have fed).
  */
-import type { Qwen3NextConfig } from "../config.js";
+import { contextLimit, type Qwen3NextConfig } from "../config.js";
 import type { Vec } from "../kernels/types.js";
 import { StreamDecoder, type QwenTokenizer } from "../tokenizer/tokenizer.js";
 import { Sampler, type SamplingParams } from "./sampler.js";
@@ -116,15 +116,6 @@ export interface GenerateResult {
 export interface Generation {
   events: AsyncIterable<GenerateEvent>;
   result: Promise<GenerateResult>;
-}
-
-/**
- * Longest context the model can attend over: `max_position_embeddings`, or with YaRN
- * `factor * original_max_position_embeddings` when that is larger.
- */
-export function contextLimit(config: Qwen3NextConfig): number {
-  const r = config.rope;
-  return r.rope_type === "yarn" ? Math.max(config.max_position_embeddings, Math.floor(r.factor * r.original_max_position_embeddings)) : config.max_position_embeddings;
 }
 
 /** Throws a one-line error when `promptTokens` cannot fit the model's context (or `contextSize`, when smaller). */

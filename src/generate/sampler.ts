@@ -13,7 +13,7 @@
  *   7. draw from what is kept, renormalised, with a seeded PRNG (xoshiro128**, seeded through splitmix32).
  */
 
-import { Xoshiro128 } from "./prng.js";
+import { Xoshiro128 } from "../prng.js";
 
 export interface SamplingParams {
   temperature: number;

@@ -25,7 +25,7 @@ import { expectedTensors, type ExpectedTensor } from "../loading/expected.js";
 import { safetensorsLayout, type Spelling } from "../loading/layout.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { f32ToBf16 } from "../io/dtype.js";
-import { NormalRandom, Xoshiro128 } from "../generate/prng.js";
+import { NormalRandom, Xoshiro128 } from "../prng.js";
 import { bundledTokenizerDir } from "../tokenizer/tokenizer.js";
 import { QWEN3_NEXT_INSTRUCT_SAMPLING } from "../generate/sampler.js";
 

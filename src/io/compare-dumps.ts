@@ -11,7 +11,8 @@
  * A shape mismatch fails the tensor. Tensors present in one file only are listed, not failed.
  */
 import { isFloatDType, toFloat64, type SafetensorsDType } from "./dtype.js";
-import { numel, SafetensorsFile } from "./safetensors.js";
+import { numel } from "../shape.js";
+import { SafetensorsFile } from "./safetensors.js";
 import type { NameMap } from "./name_map.js";
 
 /** Axis names of a dump tensor by its kind (see reference/README.md); unknown names: token, then dim, dim2... */

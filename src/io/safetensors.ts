@@ -15,6 +15,7 @@ import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { DTYPE_BYTES, isSafetensorsDType, typedArrayFor, type AnyTypedArray, type SafetensorsDType } from "./dtype.js";
+import { numel } from "../shape.js";
 
 /** Thrown for unreadable or malformed safetensors input; the message is one line naming the file (and tensor). */
 export class SafetensorsError extends Error {
@@ -50,11 +51,6 @@ const READ_CHUNK = 64 * 1024 * 1024;
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("safetensors data is little-endian and this platform is big-endian, which is not supported");
-}
-
-/** Number of elements of a shape (1 for a scalar []). */
-export function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 /** Validates the 8-byte header length of a file of `fileSize` bytes and returns it. */

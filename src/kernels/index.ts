@@ -16,7 +16,13 @@ export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> 
     // WASM SIMD computes in float32; float64 (the oracle mode) runs the TypeScript kernels.
     if (precision === "f64") return createTsKernels("f64");
     const { createWasmKernels } = await import("./wasm/kernels.js");
-    return createWasmKernels({ threads: opts.threads ?? availableParallelism(), accumulate: opts.accumulate });
+    return createWasmKernels({ threads: opts.threads ?? availableParallelism(), accumulate: opts.accumulate, simd: opts.simd });
   }
   throw new Error(`backend is ${JSON.stringify(backend)}, expected "ts" or "wasm"`);
+}
+
+/** What runs the model, for stats and `--json`: backend, precision and, for WASM, the build, sums and threads. */
+export function describeKernels(k: Kernels): { backend: string; precision: string; simd?: string; accumulate?: string; threads?: number } {
+  const w = k as Kernels & { simd?: string; accumulate?: string; threads?: number };
+  return k.backend === "wasm" ? { backend: k.backend, precision: k.precision, simd: w.simd, accumulate: w.accumulate, threads: w.threads } : { backend: k.backend, precision: k.precision };
 }

@@ -16,16 +16,24 @@
  *   - Functions write into caller-provided outputs and allocate nothing on the hot path. `out` may alias
  *     the input (`x`) wherever a kernel says "in place allowed".
  *   - Row counts are implied: a kernel over rows of width n processes `x.length / n` rows unless told `T`.
- *   - The one exception to "Vecs come from `vec`": the model keeps the residual stream (hidden state between
- *     layers, [T, hidden]) in a plain Float64Array in both precisions, so float32 rounding does not pile up
- *     along the depth (without it the float32 logits of a fixture drift past 1e-3). It reaches exactly three
- *     kernels: `embedding` (out), `rmsNorm` (x; out is a normal Vec) and `axpy` (y; x is a normal Vec).
+ *   - The precision contract (`Residual` below): the residual stream is float64 whatever the precision.
  *
  * Owned by the model work (issue 2); the WASM work (issue 3) implements the same interface.
  */
 
+/** The compute precision of activations (`Vec`). */
 export type Precision = "f32" | "f64";
+/** An activation in the compute precision, from `vec` (or a subarray of one). */
 export type Vec = Float32Array | Float64Array;
+/**
+ * The precision contract's one exception: the residual stream (the hidden state between decoder layers,
+ * [T, hidden]) is float64 in both precisions and lives in plain memory, so float32 rounding does not pile up
+ * along the depth (without it the float32 logits of a fixture drift past 1e-3). The mixers and MLPs compute in
+ * the chosen precision. It is the operand of exactly three kernels, typed `Vec | Residual` there: `embedding`
+ * (out: the stream starts), `rmsNorm` (x: each layer normalises it into a Vec) and `axpy` (y: each layer adds
+ * its Vec output to it). Every other operand of every kernel is a `Vec`.
+ */
+export type Residual = Float64Array;
 export type Backend = "ts" | "wasm";
 /** How the WASM matrix products sum: float64 (exact products, one rounding per output) or float32. */
 export type Accumulate = "f32" | "f64";
@@ -142,10 +150,10 @@ export interface Kernels {
   /** y[t, o] = sum_i W[o, i] x[t, i]; W [out, in], x [T, in], y [T, out]. y must not alias x. */
   linear(w: Weight, x: Vec, T: number, y: Vec): void;
   /** out[i] = W[id, i] for an embedding table W [V, H]. */
-  embedding(w: Weight, id: number, out: Vec): void;
+  embedding(w: Weight, id: number, out: Vec | Residual): void;
 
   /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight. In place allowed. */
-  rmsNorm(x: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
+  rmsNorm(x: Vec | Residual, weight: Vec, eps: number, n: number, out: Vec): void;
   /** Per row of width n: out = x / sqrt(mean(x^2) + eps) * weight * silu(z). In place allowed (out = x). */
   gatedRmsNorm(x: Vec, z: Vec, weight: Vec, eps: number, n: number, out: Vec): void;
   /** Per row of width n: x = x / sqrt(sum(x^2) + eps) * scale. In place. */
@@ -156,8 +164,8 @@ export interface Kernels {
   /** x = x * sigmoid(gate) elementwise. In place. */
   sigmoidMul(x: Vec, gate: Vec): void;
   /** y = y + a * x elementwise (residual adds with a = 1, weighted expert outputs). */
-  axpy(a: number, x: Vec, y: Vec): void;
-  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)). */
+  axpy(a: number, x: Vec, y: Vec | Residual): void;
+  /** Per row of width n, in place: x = exp(x - max) / sum(exp(x - max)) (the explorer's probabilities). */
   softmax(x: Vec, n: number): void;
 
   /**
@@ -192,4 +200,9 @@ export interface KernelOptions {
    * kernels; "f32" float32 arithmetic, faster, about 3x the rounding error (ignored by "ts").
    */
   accumulate?: Accumulate;
+  /**
+   * WASM kernel build: "auto" (default: relaxed SIMD, with fused multiply-add, where the engine accepts it),
+   * "plain" or "relaxed" (src/kernels/wasm/simd.ts; the environment variable QWEN3_NEXT_SIMD when unset).
+   */
+  simd?: "auto" | "plain" | "relaxed";
 }

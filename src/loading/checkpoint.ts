@@ -17,7 +17,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { parseConfig, type Qwen3NextConfig } from "../config.js";
-import { allocHostWeight } from "../kernels/ts/weights.js";
+import { allocHostWeight } from "../kernels/host_weights.js";
 import type { Weight } from "../kernels/types.js";
 import { safetensorsLayout, type CheckpointLayout } from "./layout.js";
 import { planWeights, readWeights, type PlannedWeight, type TensorStore, type WeightAllocator } from "./plan.js";

@@ -11,7 +11,7 @@
  */
 import { isMoeLayer, rotaryDim, type Qwen3NextConfig } from "../config.js";
 import { DTYPE_BYTES } from "../io/dtype.js";
-import { numel } from "../io/safetensors.js";
+import { numel } from "../shape.js";
 import type { FloatDType } from "../kernels/types.js";
 import { expectedTensors } from "./expected.js";
 

@@ -10,7 +10,7 @@
 import type { Qwen3NextConfig } from "../config.js";
 import { DTYPE_BYTES, toFloat64, typedArrayFor, type SafetensorsDType } from "../io/dtype.js";
 import { ggmlByteLength } from "../io/ggml_types.js";
-import { numel } from "../io/safetensors.js";
+import { numel } from "../shape.js";
 import type { Weight, WeightDType } from "../kernels/types.js";
 import type { ParamDecl } from "../model/params.js";
 import { expectedTensors } from "./expected.js";
@@ -142,12 +142,6 @@ function located(store: TensorStore, d: ParamDecl, s: Spelling, t: StoredTensor)
 
 /** Gives each weight its memory; `data` must hold exactly prod(shape) elements of `dtype`. */
 export interface WeightAllocator {
-  /**
-   * Optional: called once, before any allocWeight, with every weight that will be allocated (in allocation
-   * order), so that an allocator can size its memory up front (e.g. WASM memories, whose growth would detach
-   * views handed out earlier) or decide which instance holds which tensor.
-   */
-  reserve?(weights: ReadonlyArray<{ name: string; dtype: WeightDType; shape: readonly number[]; byteLength: number }>): void;
   allocWeight(name: string, dtype: WeightDType, shape: readonly number[]): Weight;
 }
 
@@ -173,7 +167,6 @@ export async function readWeights(
   const order = [...weights].sort(
     (a, b) => a.source.fileIndex - b.source.fileIndex || a.source.fileOffset + a.byteOffset - (b.source.fileOffset + b.byteOffset),
   );
-  allocator.reserve?.(order);
   // A few reads in flight at once: each is a kernel copy on a libuv thread, so they overlap across cores.
   // Each read goes straight into its own weight, so this costs no extra memory.
   const inFlight = new Set<Promise<void>>();

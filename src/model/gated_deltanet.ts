@@ -19,7 +19,7 @@
  * stored in the same order, so the order only matters where a value head meets its key head (`tileKeyHeads`).
  */
 import type { Qwen3NextConfig } from "../config.js";
-import { sigmoid, softplus } from "../kernels/ts/elementwise.js";
+import { sigmoid, softplus } from "../kernels/activations.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import type { Params } from "./params.js";

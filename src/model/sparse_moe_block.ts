@@ -7,7 +7,7 @@
  *   shared_expert.* (width shared_expert_intermediate_size) and shared_expert_gate.weight [1, H] unless that width is 0.
  */
 import type { Qwen3NextConfig } from "../config.js";
-import { sigmoid } from "../kernels/ts/elementwise.js";
+import { sigmoid } from "../kernels/activations.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import { mlpParams, Qwen3NextMLP } from "./mlp.js";
 import type { Params } from "./params.js";

@@ -1,11 +1,7 @@
 /**
  * Tracing a run for other runtimes to compare against: the model over a token sequence (optionally
- * prefill-then-decode) with every intermediate collected, written as a safetensors dump whose tensor names
- * are the reference fixtures' (see reference/README.md).
+ * prefill-then-decode) with every intermediate collected (`src/io/trace_dump.ts` writes it).
  */
-import { byComputationOrder } from "../io/compare-dumps.js";
-import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
-import type { Precision } from "../kernels/types.js";
 import type { Qwen3NextForCausalLM } from "./qwen3_next_for_causal_lm.js";
 import { Trace, type TraceFilter } from "./trace.js";
 
@@ -36,26 +32,4 @@ export function traceTokens(
   model.forward(tokens.slice(0, nPrefill), state, { trace, onProgress });
   for (const id of tokens.slice(nPrefill)) model.forward([id], state, { trace });
   return { trace, nPrefill, nDecode: T - nPrefill };
-}
-
-/** The traced tensors as safetensors entries in computation order: integers as I64, floats as F64 or F32 by precision. */
-export function traceTensors(trace: Trace, precision: Precision): TensorToWrite[] {
-  return trace
-    .tensors()
-    .sort((a, b) => byComputationOrder(a.name, b.name))
-    .map((t) => {
-      if (t.kind === "int") return { name: t.name, dtype: "I64", shape: t.shape, data: BigInt64Array.from(t.data, (x) => BigInt(x)) };
-      return precision === "f64"
-        ? { name: t.name, dtype: "F64", shape: t.shape, data: t.data }
-        : { name: t.name, dtype: "F32", shape: t.shape, data: Float32Array.from(t.data) };
-    });
-}
-
-/** Writes a traced run atomically, with `n_prefill` / `n_decode` (and `precision`) as metadata. */
-export async function writeTraceDump(file: string, run: TraceRun, precision: Precision): Promise<void> {
-  await writeSafetensors(file, traceTensors(run.trace, precision), {
-    n_prefill: String(run.nPrefill),
-    n_decode: String(run.nDecode),
-    precision,
-  });
 }

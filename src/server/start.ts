@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
-import { contextLimit } from "../generate/generate.js";
+import { contextLimit } from "../config.js";
 import type { SamplingParams } from "../generate/sampler.js";
 import type { Qwen3NextForCausalLM } from "../model/qwen3_next_for_causal_lm.js";
 import type { ChatTemplate } from "../tokenizer/chat_template.js";

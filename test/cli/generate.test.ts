@@ -62,6 +62,23 @@ describe("qwen3-next generate", () => {
     expect(streamed.stdout).toBe(plain.stdout);
   });
 
+  it("--simd and QWEN3_NEXT_SIMD pick the WASM kernel build, which --json reports; exact sums give the same tokens on both", async () => {
+    const args = ["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "6", "--json", "-t", "1", "--accumulate", "f64"];
+    const auto = JSON.parse((await runCli(args, { env })).stdout);
+    const plain = JSON.parse((await runCli([...args, "--simd", "plain"], { env })).stdout);
+    const fromEnv = JSON.parse((await runCli(args, { env: { ...env, QWEN3_NEXT_SIMD: "plain" } })).stdout);
+    const relaxed = JSON.parse((await runCli([...args, "--simd", "relaxed"], { env: { ...env, QWEN3_NEXT_SIMD: "plain" } })).stdout);
+    // Node 20 from 20.16 on (process.getBuiltinModule sets the V8 flag) and later releases accept relaxed SIMD.
+    expect(auto.kernels).toEqual({ backend: "wasm", precision: "f32", simd: "relaxed", accumulate: "f64", threads: 1 });
+    expect(plain.kernels.simd).toBe("plain");
+    expect(fromEnv.kernels.simd).toBe("plain");
+    expect(relaxed.kernels.simd).toBe("relaxed"); // the flag wins over the environment
+    for (const r of [plain, fromEnv, relaxed]) expect(r.tokens).toEqual(auto.tokens);
+    const bad = await runCli([...args, "--simd", "avx"], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--simd <build>' argument 'avx' is invalid. Allowed choices are auto, plain, relaxed/);
+  });
+
   it("--speculative mtp gives greedy's exact tokens, with draft counts in --json and the acceptance rate on stderr", async () => {
     const args = ["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--json"];
     const plain = await runCli(args, { env });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { Sampler, defaultSamplingParams, samplingParamsError, type SamplingParams } from "../../src/generate/sampler.js";
-import { Xoshiro128 } from "../../src/generate/prng.js";
+import { Xoshiro128 } from "../../src/prng.js";
 
 const NEUTRAL: SamplingParams = {
   temperature: 1,

@@ -13,7 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readGgufHeader } from "../../src/io/gguf.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
-import { widenWeight } from "../../src/kernels/ts/weights.js";
+import { widenWeight } from "../../src/kernels/host_weights.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { GGUF_QWEN3NEXT } from "../../src/loading/gguf_layout.js";
 import { checkpointToGguf } from "../../src/loading/to_gguf.js";

@@ -80,10 +80,16 @@ describe("server: cancellation", () => {
   it("drops a queued request whose client aborts before it starts", async () => {
     const one = await startTestServer({ session, maxConcurrency: 1, maxQueue: 4 });
     try {
-      const running = one.client.completions.create({ model: one.model, prompt: "first", max_tokens: 30, seed: 1 });
+      // The running request is long enough (300 steps) that the second one is still queued while we poll; the
+      // poll is bounded so a missed window fails with a message instead of hanging the file.
+      const running = one.client.completions.create({ model: one.model, prompt: "first", max_tokens: 300, seed: 1 });
       const ac = new AbortController();
       const queued = one.client.completions.create({ model: one.model, prompt: "second", max_tokens: 30 }, { signal: ac.signal });
-      while (((await one.health()).queued as number) === 0) await new Promise((r) => setTimeout(r, 20));
+      const deadline = Date.now() + 20_000;
+      while (((await one.health()).queued as number) === 0) {
+        if (Date.now() > deadline) throw new Error("the second request was never seen queued behind the first");
+        await new Promise((r) => setTimeout(r, 20));
+      }
       ac.abort();
       await expect(queued).rejects.toThrow();
       let h = await one.health();

@@ -4,7 +4,7 @@
  * afterwards state = the last K-1 rows of s.
  */
 import type { CausalConv1dArgs } from "../types.js";
-import { silu } from "./elementwise.js";
+import { silu } from "../activations.js";
 
 export function causalConv1d({ x, weight, state, T, C, K, out }: CausalConv1dArgs): void {
   const P = K - 1;

@@ -1,20 +1,6 @@
-/** Elementwise activations, residual updates and the row softmax. */
+/** Elementwise products, residual updates and the row softmax. */
+import { sigmoid, silu } from "../activations.js";
 import type { Vec } from "../types.js";
-
-/** sigmoid(a) = 1 / (1 + e^-a). */
-export function sigmoid(a: number): number {
-  return 1 / (1 + Math.exp(-a));
-}
-
-/** silu(a) = a * sigmoid(a), written a / (1 + e^-a). */
-export function silu(a: number): number {
-  return a / (1 + Math.exp(-a));
-}
-
-/** softplus(a) = ln(1 + e^a), linear above 20 as in PyTorch. */
-export function softplus(a: number): number {
-  return a > 20 ? a : Math.log1p(Math.exp(a));
-}
 
 /** out = silu(gate) * up. */
 export function siluMul(gate: Vec, up: Vec, out: Vec): void {

@@ -8,7 +8,7 @@ import { embedding, linear } from "./linear.js";
 import { gatedRmsNorm, l2Normalize, rmsNorm } from "./norms.js";
 import { rope } from "./rope.js";
 import { router } from "./router.js";
-import { allocHostWeight, newVec, RowScratch, widenWeight } from "./weights.js";
+import { allocHostWeight, newVec, RowScratch, widenWeight } from "../host_weights.js";
 
 export function createTsKernels(precision: Precision = "f32"): Kernels {
   const scratch = new RowScratch(); // one widened weight row

@@ -1,6 +1,6 @@
 /** Matrix products against stored weights: y = x W^T (PyTorch's nn.Linear without bias) and row lookup. */
 import type { Vec, Weight } from "../types.js";
-import { weightRow, type RowScratch } from "./weights.js";
+import { weightRow, type RowScratch } from "../host_weights.js";
 
 /** y[t, o] = sum_i W[o, i] x[t, i] with W [out, in]. Each weight row is widened once and used for every t. */
 export function linear(w: Weight, x: Vec, T: number, y: Vec, scratch: RowScratch): void {

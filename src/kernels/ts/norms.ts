@@ -1,6 +1,6 @@
 /** Row normalisations: RMSNorm, DeltaNet's gated RMSNorm, L2 normalisation. Rows of width n. */
 import type { Vec } from "../types.js";
-import { silu } from "./elementwise.js";
+import { silu } from "../activations.js";
 
 /** out = x / sqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Vec, weight: Vec, eps: number, n: number, out: Vec): void {

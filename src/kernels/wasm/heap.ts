@@ -6,8 +6,11 @@
  */
 import { Arena, Scratch } from "./arena.js";
 import { kernelModule, MAX_PAGES, PAGE } from "./module.js";
+import { resolveSimd, type SimdBuild, type SimdChoice } from "./simd.js";
 
 export interface HeapOptions {
+  /** Which kernel build runs (simd.ts): "auto" (default: relaxed SIMD where supported), "plain" or "relaxed". */
+  simd?: SimdChoice;
   /** Cap on one instance's memory in bytes (default and maximum 4 GiB); small caps test the spreading. */
   maxInstanceBytes?: number;
 }
@@ -19,7 +22,9 @@ export interface Location {
 }
 
 export class WasmHeap {
-  readonly module = kernelModule();
+  /** The kernel build in use. */
+  readonly simd: SimdBuild;
+  readonly module: WebAssembly.Module;
   readonly arenas: Arena[] = [];
   readonly scratch: Scratch[] = [];
   readonly capBytes: number;
@@ -29,6 +34,8 @@ export class WasmHeap {
   onNewArena: ((a: Arena) => void) | undefined;
 
   constructor(opts: HeapOptions = {}) {
+    this.simd = resolveSimd(opts.simd);
+    this.module = kernelModule(this.simd);
     const cap = opts.maxInstanceBytes ?? MAX_PAGES * PAGE;
     if (!(Number.isInteger(cap) && cap >= 4 * PAGE && cap <= MAX_PAGES * PAGE)) {
       throw new Error(`maxInstanceBytes is ${cap}, expected an integer from ${4 * PAGE} to ${MAX_PAGES * PAGE}`);

@@ -6,16 +6,17 @@
  * works on them directly; an operand elsewhere (another arena, plain JS memory) is staged through that arena's
  * scratch. Matrix products split their rows over the thread pool when the weight is large enough.
  */
-import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, Residual, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
 import { createTsKernels } from "../ts/index.js";
-import { numel } from "../../io/safetensors.js";
+import { numel } from "../../shape.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
-import { widenWeight } from "../ts/weights.js";
+import { widenWeight } from "../host_weights.js";
 import { isQuantDType, QUANT_DTYPES } from "../../io/ggml_quants.js";
 import { WasmHeap, type HeapOptions, type Location } from "./heap.js";
 import type { Arena } from "./arena.js";
 import { ThreadPool } from "./pool.js";
 import { Staging } from "./stage.js";
+import type { SimdBuild } from "./simd.js";
 
 export interface WasmKernelOptions extends HeapOptions {
   /** Threads including the calling one (default 1). */
@@ -44,6 +45,8 @@ export interface WasmKernels extends Kernels {
   readonly heap: WasmHeap;
   /** Matrix-product arithmetic (see `WasmKernelOptions.accumulate`); may be switched between calls. */
   accumulate: Accumulate;
+  /** The kernel build in use: "relaxed" (relaxed SIMD: fused multiply-add) or "plain" (simd.ts). */
+  readonly simd: SimdBuild;
   /** Threads in use (at most the pool's size; set it lower to compare, e.g. in benchmarks). */
   threads: number;
   /** The worker pool (null on one thread). */
@@ -199,6 +202,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     backend: "wasm",
     precision: "f32",
     heap,
+    simd: heap.simd,
     get accumulate(): Accumulate {
       return exact ? "f64" : "f32";
     },
@@ -260,6 +264,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.done();
     },
     rmsNorm(x, weight, eps, n, out) {
+      if (isResidual(x)) return ts.rmsNorm(x, weight, eps, n, out);
       const st = new Staging(heap, [x, out, weight]);
       st.arena.exports.rmsNorm(st.ptr(x, "in"), st.ptr(weight, "in"), st.ptr(out, "out"), n, x.length / n, eps);
       st.done();
@@ -286,6 +291,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       st.done();
     },
     axpy(a, x, y) {
+      if (isResidual(y)) return ts.axpy(a, x, y);
       const st = new Staging(heap, [y, x]);
       st.arena.exports.axpy(a, st.ptr(x, "in"), st.ptr(y, "io"), y.length);
       st.done();
@@ -349,24 +355,12 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       await p?.close();
     },
   };
-  return withFloat64Fallback(kernels, ts);
+  return kernels;
 }
-
-/** Kernels whose operands may be float64 (the model keeps its residual stream in float64). */
-const MIXED = ["rmsNorm", "gatedRmsNorm", "l2Normalize", "siluMul", "sigmoidMul", "axpy", "softmax", "rope", "attention", "causalConv1d", "deltaRuleRecurrent", "deltaRuleChunked", "router"] as const;
-
-const isF64 = (a: unknown): boolean =>
-  a instanceof Float64Array || (typeof a === "object" && a !== null && !ArrayBuffer.isView(a) && Object.values(a).some((v) => v instanceof Float64Array));
 
 /**
- * A call with a float64 operand goes to the TypeScript kernel, which reads and writes it in float64:
- * staging it through float32 WASM memory would round, e.g., the residual stream at every add.
+ * The residual stream (float64 in plain memory, `Residual` in types.ts) goes to the TypeScript kernel, which
+ * reads and updates it in float64: staging it through float32 WASM memory would round it at every add.
+ * (`embedding` stages its output exactly: table values are float32 numbers.)
  */
-function withFloat64Fallback(k: WasmKernels, ts: Kernels): WasmKernels {
-  for (const name of MIXED) {
-    const wasm = k[name] as (...a: unknown[]) => void;
-    const ref = ts[name] as (...a: unknown[]) => void;
-    (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (a.some(isF64) ? ref(...a) : wasm(...a));
-  }
-  return k;
-}
+const isResidual = (v: Vec): v is Residual => v instanceof Float64Array;

@@ -1,11 +1,12 @@
 /**
- * The compiled AssemblyScript kernels (`build/kernels.wasm`, built by `npm run build:asm` from `asm/`).
+ * The compiled AssemblyScript kernels (`build/kernels.wasm` and `build/kernels-relaxed.wasm`, built by
+ * `npm run build:asm` from `asm/`; simd.ts picks one).
  *
  * The module imports its memory (`env.memory`, shared, up to 4 GiB), so one compiled module is instantiated
  * once per memory ("arena") and once more per worker thread on the same shared memory.
  */
 import { readFileSync, existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { WASM_PATHS, type SimdBuild } from "./simd.js";
 
 /** The exports of asm/index.ts: every argument is an address or a count (numbers; addresses < 4 GiB). */
 export interface KernelExports {
@@ -18,24 +19,25 @@ export interface KernelExports {
   [name: string]: (...args: number[]) => number | void;
 }
 
-/** Path of the release build, relative to this file in both src/ and dist/ layouts. */
-export const WASM_PATH = fileURLToPath(new URL("../../../build/kernels.wasm", import.meta.url));
+/** Path of the plain-SIMD build (the one every engine runs). */
+export const WASM_PATH = WASM_PATHS.plain;
 
 /** Bytes in one WebAssembly page. */
 export const PAGE = 65536;
 /** The most pages one 32-bit memory can have (4 GiB). */
 export const MAX_PAGES = 65536;
 
-let compiled: WebAssembly.Module | undefined;
+const compiled: Partial<Record<SimdBuild, WebAssembly.Module>> = {};
 
-/** The compiled module, compiled once per process. */
-export function kernelModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  if (!existsSync(WASM_PATH)) {
-    throw new Error(`WASM kernels not built: ${WASM_PATH} is missing, expected the output of \`npm run build:asm\``);
+/** The compiled module of a build (default plain), compiled once per process. */
+export function kernelModule(build: SimdBuild = "plain"): WebAssembly.Module {
+  const done = compiled[build];
+  if (done) return done;
+  const file = WASM_PATHS[build];
+  if (!existsSync(file)) {
+    throw new Error(`WASM kernels not built: ${file} is missing, expected the output of \`npm run build:asm\``);
   }
-  compiled = new WebAssembly.Module(readFileSync(WASM_PATH));
-  return compiled;
+  return (compiled[build] = new WebAssembly.Module(readFileSync(file)));
 }
 
 /** Instantiates the kernels on a memory (synchronous: the module is small). */

@@ -2,11 +2,11 @@
  * Reading weights stored in their checkpoint dtype: rows widened on the fly, small tensors widened once.
  * BF16 and F16 widen to float32 exactly, so the same widened row serves float32 and float64 compute.
  */
-import { f16ArrayToF32 } from "../../io/dtype.js";
-import { numel } from "../../io/safetensors.js";
-import { ggmlByteLength } from "../../io/ggml_types.js";
-import { dequantizeRow, isQuantDType, quantRowBytes } from "../../io/ggml_quants.js";
-import type { Precision, Vec, Weight, WeightDType } from "../types.js";
+import { f16ArrayToF32 } from "../io/dtype.js";
+import { numel } from "../shape.js";
+import { ggmlByteLength } from "../io/ggml_types.js";
+import { dequantizeRow, isQuantDType, quantRowBytes } from "../io/ggml_quants.js";
+import type { Precision, Vec, Weight, WeightDType } from "./types.js";
 
 /**
  * Widened-row scratch: a float32 buffer and the same bytes as uint32, so a BF16 word widens with one shift
