@@ -89,9 +89,12 @@ function weights(k: WasmKernels, c: Qwen3NextConfig): Map<string, Weight> {
 
 /**
  * Bytes of weights a step reads, by phase, when every tensor is read once per step and each row reads its
- * top-k experts (distinct experts for distinct rows): the memory-bound view of the costs.
+ * top-k experts (distinct experts for distinct rows): the memory-bound view of the costs. `bound[K - 1]` is
+ * the speed-up that view allows at K drafts when every draft is accepted: K + 1 tokens for one verify step
+ * of K + 1 rows and K drafts (each an lm_head product over `draftVocab` ids and one MTP layer), against
+ * K + 1 steps.
  */
-function weightBytes(c: Qwen3NextConfig) {
+function weightBytes(c: Qwen3NextConfig, draftVocab = c.vocab_size) {
   let dense = 0;
   let expertsPerRow = 0;
   let lmHead = 0;
@@ -106,7 +109,15 @@ function weightBytes(c: Qwen3NextConfig) {
     else expert ? (expertsPerRow += bytes * expert) : (dense += bytes);
   }
   const verify = (n: number) => dense + Math.min(n * expertsPerRow, expertsPerRow * (c.num_experts / c.num_experts_per_tok)) + lmHead;
-  return { stepMB: verify(1) / 1e6, lmHeadMB: lmHead / 1e6, mtpLayerMB: (mtpDense + mtpExpertsPerRow) / 1e6, verifyRowsVsStep: [1, 2, 3, 4].map((n) => verify(n) / verify(1)), draftVsStep: (mtpDense + mtpExpertsPerRow + lmHead) / verify(1) };
+  const draft = mtpDense + mtpExpertsPerRow + (lmHead * draftVocab) / c.vocab_size;
+  return {
+    stepMB: verify(1) / 1e6,
+    lmHeadMB: lmHead / 1e6,
+    mtpLayerMB: (mtpDense + mtpExpertsPerRow) / 1e6,
+    verifyRowsVsStep: [1, 2, 3, 4].map((n) => verify(n) / verify(1)),
+    draftVsStep: draft / verify(1),
+    bound: [1, 2, 3].map((K) => ((K + 1) * verify(1)) / (verify(K + 1) + K * draft)),
+  };
 }
 
 const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1 };
@@ -220,7 +231,9 @@ async function main(): Promise<void> {
   const file = new URL("./speculative-results.json", import.meta.url);
   const all = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { runs: {} };
   const load = os.loadavg()[0];
-  const bytes = weightBytes(c);
+  // The same view of the slice and of the whole 80B model (48 layers, 512 experts).
+  const full = parseConfig({ ...JSON.parse(readFileSync(PUBLISHED_CONFIG, "utf8")), mtp_num_hidden_layers: 1, tie_word_embeddings: false }, "published config");
+  const bytes = { slice: weightBytes(c, draftVocab), model80B: weightBytes(full, draftVocab) };
   process.stderr.write(`${JSON.stringify(bytes)}\n`);
   // How much of real text a draft vocabulary covers: README.md's tokens below it.
   const readme = draftVocab === undefined ? null : tok.encode(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
