@@ -43,7 +43,6 @@ export type { WeightSource } from "./model/weights.js";
 // RoPE: inverse frequencies (default, linear, YaRN) and cos/sin
 export {
   ropeInvFreq,
-  ropeCosSin,
   ropeAttentionScaling,
   yarnBounds,
   Qwen3NextRotaryEmbedding,

@@ -10,7 +10,8 @@ import { createKernels } from "../src/kernels/index.js";
 import type { Backend, Kernels, Precision } from "../src/kernels/types.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
-import { ropeCosSin, ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
+import { ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
+import { createTsKernels } from "../src/kernels/ts/index.js";
 import { Trace } from "../src/model/trace.js";
 import { rotaryDim } from "../src/config.js";
 import { COMBOS, expectTraceMatches, maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, TOL } from "./helpers/reference.js";
@@ -118,7 +119,7 @@ describe.each(["rope-qwen3-next-80b-default", "rope-qwen3-next-80b-yarn4"])("%s"
     const half = rd / 2;
     const cos = new Float64Array(positions.length * half);
     const sin = new Float64Array(positions.length * half);
-    ropeCosSin(invFreq, ropeAttentionScaling(cfg.rope), positions, cos, sin);
+    createTsKernels("f64").ropeTables(invFreq, ropeAttentionScaling(cfg.rope), positions, cos, sin);
     // The fixture holds HF's full-width layout cat(freqs, freqs): both halves equal ours.
     const refCos = tensors.get("cos")!.data;
     const refSin = tensors.get("sin")!.data;

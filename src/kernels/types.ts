@@ -134,6 +134,36 @@ export interface RouterArgs {
   weights: Vec;
 }
 
+/**
+ * Arguments of `splitQkvz`: the grouped projection in_proj_qkvz regrouped (mlx-lm's fix_query_key_value_ordering).
+ * With r = numValueHeads / numKeyHeads, each token's row holds per key head h [q (dk) | k (dk) | v (r dv) | z (r dv)].
+ */
+export interface SplitQkvzArgs {
+  /** [T, numKeyHeads (2 dk + 2 r dv)]. */
+  qkvz: Vec;
+  T: number;
+  numKeyHeads: number;
+  numValueHeads: number;
+  dk: number;
+  dv: number;
+  /** Output [T, C]: conv channels [all q | all k | all v], C = 2 numKeyHeads dk + numValueHeads dv. */
+  mixed: Vec;
+  /** Output [T, numValueHeads dv]. */
+  z: Vec;
+}
+
+/** Arguments of `splitBa`: in_proj_ba's rows per key head h [b (r) | a (r)] as b and a per value head. */
+export interface SplitBaArgs {
+  /** [T, 2 numValueHeads]. */
+  ba: Vec;
+  T: number;
+  numKeyHeads: number;
+  numValueHeads: number;
+  /** Outputs [T, numValueHeads]. */
+  b: Vec;
+  a: Vec;
+}
+
 export interface Kernels {
   readonly backend: Backend;
   readonly precision: Precision;
@@ -188,6 +218,41 @@ export interface Kernels {
   deltaRuleChunked(a: DeltaRuleArgs, chunkSize?: number): void;
   /** Softmax over the experts, top-k, optional renormalisation. */
   router(a: RouterArgs): void;
+
+  // Layout and small elementwise steps: what the model computes between the kernels above.
+  /** Regroups in_proj_qkvz's output (see `SplitQkvzArgs`). */
+  splitQkvz(a: SplitQkvzArgs): void;
+  /** Regroups in_proj_ba's output (see `SplitBaArgs`). */
+  splitBa(a: SplitBaArgs): void;
+  /** Rows of x [R, sum(widths)] split by columns: outs[i] [R, widths[i]] gets the i-th block of each row. */
+  splitColumns(x: Vec, widths: readonly number[], outs: readonly Vec[]): void;
+  /** The inverse of splitColumns: out [R, sum(widths)] = [xs[0] | xs[1] | ...] row by row. */
+  concatColumns(xs: readonly Vec[], widths: readonly number[], out: Vec): void;
+  /** x [T, numKeyHeads, d] repeated per value head: out [T, numValueHeads, d], value head h gets key head h mod numKeyHeads. */
+  tileHeads(x: Vec, T: number, numKeyHeads: number, numValueHeads: number, d: number, out: Vec): void;
+  /** Per row of width A_log.length: beta = sigmoid(b);  g = -exp(A_log) softplus(a + dt_bias). */
+  gates(a: Vec, b: Vec, A_log: Vec, dt_bias: Vec, g: Vec, beta: Vec): void;
+  /** out = sigmoid(x) elementwise. In place allowed. */
+  sigmoid(x: Vec, out: Vec): void;
+  /** y[t] += bias for each row t of y (width bias.length). */
+  addBias(y: Vec, bias: Vec): void;
+  /** x = x + c elementwise. */
+  addScalar(x: Vec, c: number): void;
+  /** y[t] += a[t] x[t] for each row t (a [R], x and y [R, width]). */
+  axpyRows(a: Vec, x: Vec, y: Vec): void;
+  /** out[j] = x[rows[j]] for rows of `width` (experts gathering their tokens). */
+  gatherRows(x: Vec, width: number, rows: Int32Array, out: Vec): void;
+  /** y[rows[j]] += a[j] x[j] for rows of `width` (experts' outputs scattered back, weighted). */
+  scatterAxpyRows(a: Vec, x: Vec, width: number, rows: Int32Array, y: Vec): void;
+  /** x = value everywhere. */
+  fill(x: Vec, value: number): void;
+  /** dst[0 .. src.length) = src (src and dst may overlap). */
+  copy(src: Vec, dst: Vec): void;
+  /**
+   * RoPE tables for these positions: cos[t, j] = cos(positions[t] invFreq[j]) * scaling, sin likewise
+   * ([T, invFreq.length]); angles in float64.
+   */
+  ropeTables(invFreq: Float64Array, scaling: number, positions: readonly number[], cos: Vec, sin: Vec): void;
 }
 
 export interface KernelOptions {

@@ -5,7 +5,7 @@
  *
  *   parameters      the model's declaration for the GGUF form of the config (`expectedTensors`): the DeltaNet
  *                   input projection split into in_proj_qkv + in_proj_z (llama.cpp's attn_qkv + attn_gate,
- *                   rows regrouped from the checkpoint's in_proj_qkvz with the model's own `ungroupQKVZ`),
+ *                   rows regrouped from the checkpoint's in_proj_qkvz with the model's own `splitQkvz` kernel),
  *                   in_proj_ba kept grouped; no MTP blocks (llama.cpp's converter drops `mtp.*`).
  *   names, rows     the GGUF layout (`gguf_layout.ts`): each parameter's stored tensor, its rows in a stacked
  *                   tensor, its stored transform (1 + w, -exp(A_log)), computed in float64, rounded to float32.
@@ -22,7 +22,7 @@ import { chooseTensorTypes, FILE_TYPES, ggufTensorOrder, type FileType } from ".
 import { writeGgufStreamed } from "../io/gguf_write.js";
 import { numel } from "../shape.js";
 import { widenWeight } from "../kernels/host_weights.js";
-import { ungroupQKVZ } from "../model/gated_deltanet.js";
+import { createTsKernels } from "../kernels/ts/index.js";
 import type { ParamDecl } from "../model/params.js";
 import { tokenizerFilesDir } from "../tokenizer/tokenizer.js";
 import { planCheckpoint, typedArrayAllocator } from "./checkpoint.js";
@@ -153,14 +153,15 @@ export async function checkpointToGguf(dir: string, out: string, opts: ToGgufOpt
 
 /**
  * in_proj_qkv (conv channel order [all q | all k | all v]) or in_proj_z rows from the grouped in_proj_qkvz
- * [C + Z, H]: the model's own ungrouping applied to row numbers gives, for each split row, its grouped row.
+ * [C + Z, H]: the model's own regrouping (the reference `splitQkvz` kernel) applied to row numbers gives, for
+ * each split row, its grouped row.
  */
 function splitProjection(c: Qwen3NextConfig, which: "qkv" | "z", grouped: Float32Array): Float32Array {
   const Hk = c.linear_num_key_heads, Hv = c.linear_num_value_heads, dk = c.linear_key_head_dim, dv = c.linear_value_head_dim;
   const C = 2 * Hk * dk + Hv * dv, Z = Hv * dv, H = c.hidden_size;
   const rowIds = Float64Array.from({ length: C + Z }, (_, i) => i);
   const mixed = new Float64Array(C), z = new Float64Array(Z);
-  ungroupQKVZ(rowIds, 1, Hk, dk, (Hv / Hk) * dv, mixed, z);
+  createTsKernels("f64").splitQkvz({ qkvz: rowIds, T: 1, numKeyHeads: Hk, numValueHeads: Hv, dk, dv, mixed, z });
   const pick = which === "qkv" ? mixed : z;
   const out = new Float32Array(pick.length * H);
   pick.forEach((row, i) => out.set(grouped.subarray(row * H, (row + 1) * H), i * H));

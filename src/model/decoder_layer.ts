@@ -9,11 +9,12 @@ import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { attentionParams, Qwen3NextAttention } from "./gated_attention.js";
 import { gatedDeltaNetParams, Qwen3NextGatedDeltaNet } from "./gated_deltanet.js";
+import type { Mixer } from "./mixer.js";
 import { mlpParams, Qwen3NextMLP } from "./mlp.js";
 import type { Params } from "./params.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import { Qwen3NextSparseMoeBlock, sparseMoeParams } from "./sparse_moe_block.js";
-import { DeltaNetState, KVCache, type LayerState } from "./state.js";
+import type { LayerState } from "./state.js";
 
 /**
  * The parameters of a decoder layer under `p` (e.g. `model.layers.3`, `mtp.layers.0`) with this mixer;
@@ -39,6 +40,8 @@ export class Qwen3NextDecoderLayer {
   readonly post_attention_layernorm: Qwen3NextRMSNorm;
   readonly self_attn: Qwen3NextAttention | null = null;
   readonly linear_attn: Qwen3NextGatedDeltaNet | null = null;
+  /** Whichever of self_attn / linear_attn this layer has. */
+  readonly mixer: Mixer<LayerState>;
   readonly mlp: Qwen3NextSparseMoeBlock | Qwen3NextMLP;
   readonly layerType: LayerType;
 
@@ -52,13 +55,13 @@ export class Qwen3NextDecoderLayer {
     this.layerType = w.layerType;
     this.input_layernorm = new Qwen3NextRMSNorm(k, w.input_layernorm, cfg.rms_norm_eps);
     this.post_attention_layernorm = new Qwen3NextRMSNorm(k, w.post_attention_layernorm, cfg.rms_norm_eps);
-    if (w.self_attn) this.self_attn = new Qwen3NextAttention(k, w.self_attn, cfg);
-    if (w.linear_attn) this.linear_attn = new Qwen3NextGatedDeltaNet(k, w.linear_attn, cfg);
+    if (w.self_attn) this.mixer = this.self_attn = new Qwen3NextAttention(k, w.self_attn, cfg);
+    else this.mixer = this.linear_attn = new Qwen3NextGatedDeltaNet(k, w.linear_attn!, cfg);
     this.mlp = w.mlp.moe ? new Qwen3NextSparseMoeBlock(k, w.mlp.moe, cfg) : new Qwen3NextMLP(k, w.mlp.dense!);
   }
 
   newState(): LayerState {
-    return this.self_attn ? this.self_attn.newCache() : this.linear_attn!.newState();
+    return this.mixer.newState();
   }
 
   /** Advances the residual stream h [N, hidden] in place; `states[s]` is this layer's state of segment s. */
@@ -67,16 +70,10 @@ export class Qwen3NextDecoderLayer {
     const normed = ws.get("layer.normed", h.length);
     const y = ws.get("layer.out", h.length);
     this.input_layernorm.forward(h, normed);
-    if (this.self_attn) this.self_attn.forward(normed, batch, states as KVCache[], y);
-    else this.linear_attn!.forward(normed, batch, states as DeltaNetState[], y);
+    this.mixer.forward(normed, batch, states, y);
     this.k.axpy(1, y, h);
     this.post_attention_layernorm.forward(h, normed);
-    if (this.mlp instanceof Qwen3NextSparseMoeBlock) {
-      this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
-    } else {
-      this.mlp.forward(normed, N, ws, y);
-      if (this.traceName !== null) batch.trace?.rows("mlp.out", [y.length / N], y);
-    }
+    this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
     this.k.axpy(1, y, h);
   }
 }

@@ -11,8 +11,10 @@ import { rotaryDim, type Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
-import { KVCache } from "./state.js";
+import type { Mixer } from "./mixer.js";
 import type { Params } from "./params.js";
+import { KVCache } from "./state.js";
+import type { Workspace } from "./weights.js";
 
 /** The parameters of a gated attention module under `p`. */
 export function attentionParams<W>(p: Params<W>, c: Qwen3NextConfig) {
@@ -34,7 +36,7 @@ export function attentionParams<W>(p: Params<W>, c: Qwen3NextConfig) {
 }
 export type AttentionParams<W> = ReturnType<typeof attentionParams<W>>;
 
-export class Qwen3NextAttention {
+export class Qwen3NextAttention implements Mixer<KVCache> {
   readonly q_proj: Weight;
   readonly k_proj: Weight;
   readonly v_proj: Weight;
@@ -61,7 +63,7 @@ export class Qwen3NextAttention {
   }
 
   /** An empty KV cache for this layer. */
-  newCache(): KVCache {
+  newState(): KVCache {
     return new KVCache(this.k, this.Hkv * this.d);
   }
 
@@ -79,15 +81,11 @@ export class Qwen3NextAttention {
     k.linear(this.k_proj, x, N, kk);
     k.linear(this.v_proj, x, N, vv);
     if (this.bias) {
-      addBias(k, qg, this.bias.q, N);
-      addBias(k, kk, this.bias.k, N);
-      addBias(k, vv, this.bias.v, N);
+      k.addBias(qg, this.bias.q);
+      k.addBias(kk, this.bias.k);
+      k.addBias(vv, this.bias.v);
     }
-    // q_proj rows are per head [query (d) | gate (d)].
-    for (let r = 0; r < N * H; r++) {
-      q.set(qg.subarray(2 * r * d, (2 * r + 1) * d), r * d);
-      gate.set(qg.subarray((2 * r + 1) * d, (2 * r + 2) * d), r * d);
-    }
+    k.splitColumns(qg, [d, d], [q, gate]); // q_proj rows are per head [query (d) | gate (d)]
     this.q_norm.forward(q, q);
     this.k_norm.forward(kk, kk);
     k.rope(q, N, H, d, rd, batch.cos, batch.sin);
@@ -97,6 +95,7 @@ export class Qwen3NextAttention {
     batch.trace?.rows("attention.gate", [H, d], gate);
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
+      cache.verifyFrom = seg.verify ? cache.length : null;
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
       cache.append(rows(kk, Hkv * d), rows(vv, Hkv * d), seg.T);
       k.attention({
@@ -116,13 +115,16 @@ export class Qwen3NextAttention {
     batch.trace?.whole("attention.v_cache", [caches[0].length, Hkv, d], caches[0].v);
     k.sigmoidMul(o, gate);
     k.linear(this.o_proj, o, N, out);
-    if (this.bias) addBias(k, out, this.bias.o, N);
+    if (this.bias) k.addBias(out, this.bias.o);
     batch.trace?.rows("attention.out", [out.length / N], out);
   }
-}
 
-/** y[t] += bias for each of the N rows. */
-function addBias(k: Kernels, y: Vec, bias: Vec, N: number): void {
-  const n = bias.length;
-  for (let t = 0; t < N; t++) k.axpy(1, bias, y.subarray(t * n, (t + 1) * n));
+  /** Cuts the last verify step back to its first `keep` tokens: the cache forgets the others. */
+  rollback(cache: KVCache, keep: number, _ws: Workspace): void {
+    if (cache.verifyFrom === null) throw new Error("rollback: this KV cache has no verify step to roll back");
+    const T = cache.length - cache.verifyFrom;
+    if (!(Number.isInteger(keep) && keep >= 0 && keep <= T)) throw new Error(`rollback to ${keep} tokens of a ${T}-token verify step`);
+    cache.truncate(cache.verifyFrom + keep);
+    cache.verifyFrom = null;
+  }
 }

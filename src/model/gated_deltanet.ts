@@ -16,12 +16,12 @@
  * A speculative verify step (several tokens) uses the recurrent step and can be cut back to a prefix (`rollback`).
  * Value heads are numbered grouped by key head (h reads key head h / r) unless the checkpoint tiles them
  * (`deltanet_projections.valueHeads` "tiled": h reads key head h mod Hk); every other per-head parameter is
- * stored in the same order, so the order only matters where a value head meets its key head (`tileKeyHeads`).
+ * stored in the same order, so the order only matters where a value head meets its key head (`tileHeads`).
  */
 import type { Qwen3NextConfig } from "../config.js";
-import { sigmoid, softplus } from "../kernels/activations.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
-import type { Batch } from "./batch.js";
+import type { Batch, Segment } from "./batch.js";
+import type { Mixer } from "./mixer.js";
 import type { Params } from "./params.js";
 import { Qwen3NextRMSNormGated } from "./rms_norm.js";
 import { DeltaNetState } from "./state.js";
@@ -54,7 +54,7 @@ export function gatedDeltaNetParams<W>(p: Params<W>, c: Qwen3NextConfig) {
 }
 export type GatedDeltaNetParams<W> = ReturnType<typeof gatedDeltaNetParams<W>>;
 
-export class Qwen3NextGatedDeltaNet {
+export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   /** The input projections of the checkpoint's form (see the header); the others are null. */
   readonly in_proj_qkvz: Weight | null;
   readonly in_proj_qkv: Weight | null;
@@ -64,10 +64,10 @@ export class Qwen3NextGatedDeltaNet {
   readonly in_proj_a: Weight | null;
   readonly out_proj: Weight;
   readonly norm: Qwen3NextRMSNormGated;
-  /** Conv taps [channels, kernel], -exp(A_log) and dt_bias per value head. */
-  private readonly convWeight: Vec;
-  private readonly negA: Vec;
-  private readonly dtBias: Vec;
+  /** conv1d.weight as taps [channels, kernel]; A_log and dt_bias [Hv]. */
+  readonly conv1d: Vec;
+  readonly A_log: Vec;
+  readonly dt_bias: Vec;
   readonly Hk: number;
   readonly Hv: number;
   readonly dk: number;
@@ -77,6 +77,8 @@ export class Qwen3NextGatedDeltaNet {
   readonly C: number;
   /** Value heads tiled over the key heads (see the header). */
   private readonly tiled: boolean;
+  /** q and k heads as the delta rule sees them (one per value head when tiled). */
+  private readonly nk: number;
 
   constructor(private readonly k: Kernels, w: GatedDeltaNetParams<Weight>, cfg: Qwen3NextConfig) {
     this.Hk = cfg.linear_num_key_heads;
@@ -86,6 +88,7 @@ export class Qwen3NextGatedDeltaNet {
     this.K = cfg.linear_conv_kernel_dim;
     this.C = 2 * this.Hk * this.dk + this.Hv * this.dv;
     this.tiled = cfg.deltanet_projections.valueHeads === "tiled" && this.Hv > this.Hk;
+    this.nk = this.tiled ? this.Hv : this.Hk;
     ({
       in_proj_qkvz: this.in_proj_qkvz,
       in_proj_qkv: this.in_proj_qkv,
@@ -95,31 +98,41 @@ export class Qwen3NextGatedDeltaNet {
       in_proj_a: this.in_proj_a,
       out_proj: this.out_proj,
     } = w);
-    this.convWeight = k.toVec(w.conv1d);
-    this.negA = k.toVec(w.A_log);
-    this.negA.forEach((x, h) => (this.negA[h] = -Math.exp(x)));
-    this.dtBias = k.toVec(w.dt_bias);
+    this.conv1d = k.toVec(w.conv1d);
+    this.A_log = k.toVec(w.A_log);
+    this.dt_bias = k.toVec(w.dt_bias);
     this.norm = new Qwen3NextRMSNormGated(k, w.norm, cfg.rms_norm_eps);
   }
 
   /** Zero conv and recurrent state for a new sequence. */
   newState(): DeltaNetState {
-    return new DeltaNetState(this.k.vec(this.C * (this.K - 1)), this.k.vec(this.Hv * this.dk * this.dv));
+    return new DeltaNetState(this.k, this.k.vec(this.C * (this.K - 1)), this.k.vec(this.Hv * this.dk * this.dv));
   }
 
-  /** x [N, hidden] -> out [N, hidden]; `states[s]` is segment s's state, advanced in place. */
+  /** x [N, hidden] -> out [N, hidden]; `states[s]` is segment s's state, advanced in place. One line per header line. */
   forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec): void {
-    const { k, Hk, Hv, dk, dv, K, C } = this;
-    const { N, ws } = batch;
-    // [q | k | v] in conv channel order, z, b and a, from whichever projection form the checkpoint has.
+    const { mixed, z, b, a } = this.project(x, batch);
+    const conv = this.conv(mixed, batch, states);
+    const { q, k, v } = this.normalize(conv, batch);
+    const { g, beta } = this.gates(a, b, batch);
+    const o = this.deltaRule(q, k, v, g, beta, batch, states);
+    this.norm.forward(o, z, o);
+    this.k.linear(this.out_proj, o, batch.N, out);
+    batch.trace?.rows("deltanet.out", [out.length / batch.N], out);
+  }
+
+  /** [q | k | v], z, b, a from whichever projection form the checkpoint has. */
+  private project(x: Vec, { N, ws }: Batch): { mixed: Vec; z: Vec; b: Vec; a: Vec } {
+    const { k, Hk, Hv, dk, dv, C } = this;
     const mixed = ws.get("dn.mixed", N * C);
     const z = ws.get("dn.z", N * Hv * dv);
     const b = ws.get("dn.b", N * Hv);
     const a = ws.get("dn.a", N * Hv);
+    const heads = { T: N, numKeyHeads: Hk, numValueHeads: Hv };
     if (this.in_proj_qkvz) {
       const qkvz = ws.get("dn.qkvz", N * (C + Hv * dv));
       k.linear(this.in_proj_qkvz, x, N, qkvz);
-      ungroupQKVZ(qkvz, N, Hk, dk, (Hv / Hk) * dv, mixed, z);
+      k.splitQkvz({ qkvz, ...heads, dk, dv, mixed, z });
     } else {
       k.linear(this.in_proj_qkv!, x, N, mixed);
       k.linear(this.in_proj_z!, x, N, z);
@@ -127,54 +140,64 @@ export class Qwen3NextGatedDeltaNet {
     if (this.in_proj_ba) {
       const ba = ws.get("dn.ba", N * 2 * Hv);
       k.linear(this.in_proj_ba, x, N, ba);
-      ungroupBA(ba, N, Hk, Hv / Hk, b, a);
+      k.splitBa({ ba, ...heads, b, a });
     } else {
       k.linear(this.in_proj_b!, x, N, b);
       k.linear(this.in_proj_a!, x, N, a);
     }
+    return { mixed, z, b, a };
+  }
 
-    const conv = ws.get("dn.conv", N * C);
+  /** [q | k | v] = silu(conv1d([q | k | v])), per segment with its conv state. */
+  private conv(mixed: Vec, batch: Batch, states: DeltaNetState[]): Vec {
+    const { k, K, C } = this;
+    const conv = batch.ws.get("dn.conv", batch.N * C);
     batch.segments.forEach((seg, s) => {
       const rows = (buf: Vec) => buf.subarray(seg.start * C, (seg.start + seg.T) * C);
-      if (seg.verify) this.beginVerify(states[s], seg.T, rows(mixed));
-      k.causalConv1d({ x: rows(mixed), weight: this.convWeight, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
+      this.record(seg, states[s], rows(mixed));
+      k.causalConv1d({ x: rows(mixed), weight: this.conv1d, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
-
     batch.trace?.rows("deltanet.conv", [C], conv);
     batch.trace?.whole("deltanet.conv_state", [C, K - 1], states[0].conv);
+    return conv;
+  }
+
+  /** q = l2norm(q) / sqrt(dk);  k = l2norm(k)  (then tiled per value head when the checkpoint tiles them). */
+  private normalize(conv: Vec, { N, ws }: Batch): { q: Vec; k: Vec; v: Vec } {
+    const { k, Hk, Hv, dk, dv, nk } = this;
     const q = ws.get("dn.q", N * Hk * dk);
     const kk = ws.get("dn.k", N * Hk * dk);
     const v = ws.get("dn.v", N * Hv * dv);
-    for (let t = 0; t < N; t++) {
-      const row = conv.subarray(t * C, (t + 1) * C);
-      q.set(row.subarray(0, Hk * dk), t * Hk * dk);
-      kk.set(row.subarray(Hk * dk, 2 * Hk * dk), t * Hk * dk);
-      v.set(row.subarray(2 * Hk * dk), t * Hv * dv);
-    }
+    k.splitColumns(conv, [Hk * dk, Hk * dk, Hv * dv], [q, kk, v]);
     k.l2Normalize(q, dk, 1e-6, 1 / Math.sqrt(dk));
     k.l2Normalize(kk, dk, 1e-6, 1);
-    // Tiled value heads: one q and k head per value head, so that the delta rule's grouped mapping is the identity.
-    const qh = this.tiled ? tileKeyHeads(q, N, Hk, Hv, dk, ws.get("dn.q_tiled", N * Hv * dk)) : q;
-    const kh = this.tiled ? tileKeyHeads(kk, N, Hk, Hv, dk, ws.get("dn.k_tiled", N * Hv * dk)) : kk;
-    const nk = this.tiled ? Hv : Hk;
+    if (!this.tiled) return { q, k: kk, v };
+    const qt = ws.get("dn.q_tiled", N * nk * dk);
+    const kt = ws.get("dn.k_tiled", N * nk * dk);
+    k.tileHeads(q, N, Hk, Hv, dk, qt);
+    k.tileHeads(kk, N, Hk, Hv, dk, kt);
+    return { q: qt, k: kt, v };
+  }
 
-    const g = ws.get("dn.g", N * Hv);
-    const beta = ws.get("dn.beta", N * Hv);
-    for (let t = 0; t < N; t++) {
-      for (let h = 0; h < Hv; h++) {
-        beta[t * Hv + h] = sigmoid(b[t * Hv + h]);
-        g[t * Hv + h] = this.negA[h] * softplus(a[t * Hv + h] + this.dtBias[h]);
-      }
-    }
-    batch.trace?.rows("deltanet.g", [Hv], g);
-    batch.trace?.rows("deltanet.beta", [Hv], beta);
+  /** beta = sigmoid(b);  g = -exp(A_log) softplus(a + dt_bias). */
+  private gates(a: Vec, b: Vec, batch: Batch): { g: Vec; beta: Vec } {
+    const g = batch.ws.get("dn.g", batch.N * this.Hv);
+    const beta = batch.ws.get("dn.beta", batch.N * this.Hv);
+    this.k.gates(a, b, this.A_log, this.dt_bias, g, beta);
+    batch.trace?.rows("deltanet.g", [this.Hv], g);
+    batch.trace?.rows("deltanet.beta", [this.Hv], beta);
+    return { g, beta };
+  }
 
-    const o = ws.get("dn.o", N * Hv * dv);
+  /** Per segment: the delta rule over its rows (chunked for a prefill, recurrent for decode and verify steps). */
+  private deltaRule(q: Vec, kk: Vec, v: Vec, g: Vec, beta: Vec, batch: Batch, states: DeltaNetState[]): Vec {
+    const { k, Hv, dk, dv, nk } = this;
+    const o = batch.ws.get("dn.o", batch.N * Hv * dv);
     batch.segments.forEach((seg, s) => {
       const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
       const args = {
-        q: rows(qh, nk * dk),
-        k: rows(kh, nk * dk),
+        q: rows(q, nk * dk),
+        k: rows(kk, nk * dk),
         v: rows(v, Hv * dv),
         g: rows(g, Hv),
         beta: rows(beta, Hv),
@@ -186,29 +209,28 @@ export class Qwen3NextGatedDeltaNet {
         dv,
         out: rows(o, Hv * dv),
       };
-      if (seg.verify) {
-        const r = states[s].verify!.rows;
-        for (const [name, width] of [["q", nk * dk], ["k", nk * dk], ["v", Hv * dv], ["g", Hv], ["beta", Hv]] as const) {
-          r[name].set(args[name].subarray(0, seg.T * width)); // args are this segment's rows already
-        }
-      }
+      if (seg.verify) for (const name of ["q", "k", "v", "g", "beta"] as const) k.copy(args[name], states[s].verify!.rows[name]);
       if (seg.T > 1 && !seg.verify) k.deltaRuleChunked(args, DELTA_RULE_CHUNK);
       else k.deltaRuleRecurrent(args);
     });
-
     batch.trace?.rows("deltanet.core", [Hv, dv], o);
-    this.norm.forward(o, z, o);
-    k.linear(this.out_proj, o, N, out);
-    batch.trace?.rows("deltanet.out", [out.length / N], out);
+    return o;
   }
 
-  /** Before a verify step of T tokens: one copy of the state, and the step's conv inputs (see VerifyRecord). */
-  private beginVerify(state: DeltaNetState, T: number, mixed: Vec): void {
-    const { k, Hv, dk, dv, C } = this;
-    const nk = this.tiled ? Hv : this.Hk; // q and k heads as the delta rule sees them
+  /**
+   * Before a verify step of T tokens: one copy of the state, and the step's conv inputs (see VerifyRecord).
+   * Any other step forgets the last record (it can no longer be rolled back).
+   */
+  private record(seg: Segment, state: DeltaNetState, mixed: Vec): void {
+    if (!seg.verify) {
+      if (state.verify) state.verify.T = 0;
+      return;
+    }
+    const { k, Hv, dk, dv, C, nk } = this;
+    const T = seg.T;
     let r = state.verify;
     if (!r || r.rows.g.length < T * Hv) {
-      if (r) for (const buf of [r.conv, r.recurrent, ...Object.values(r.rows)]) k.free(buf);
+      state.dropRecord();
       const n = Math.max(T, 4);
       r = {
         T: 0,
@@ -219,81 +241,41 @@ export class Qwen3NextGatedDeltaNet {
       state.verify = r;
     }
     r.T = T;
-    r.conv.set(state.conv);
-    r.recurrent.set(state.recurrent);
-    r.rows.mixed.set(mixed.subarray(0, T * C));
+    k.copy(state.conv, r.conv);
+    k.copy(state.recurrent, r.recurrent);
+    k.copy(mixed.subarray(0, T * C), r.rows.mixed);
   }
 
   /**
-   * Cuts the last verify step back to its first n tokens: the state becomes what feeding only those n tokens
-   * gives (the copy from before the step, then the n recorded tokens replayed through the conv and delta rule).
+   * Cuts the last verify step back to its first `keep` tokens: the state becomes what feeding only those
+   * gives (the copy from before the step, then the kept tokens replayed through the conv and delta rule).
    */
-  rollback(state: DeltaNetState, n: number, ws: Workspace): void {
+  rollback(state: DeltaNetState, keep: number, ws: Workspace): void {
     const r = state.verify;
     if (!r || r.T === 0) throw new Error("rollback: this DeltaNet state has no verify step to roll back");
-    if (!(Number.isInteger(n) && n >= 0 && n <= r.T)) throw new Error(`rollback to ${n} tokens of a ${r.T}-token verify step`);
+    if (!(Number.isInteger(keep) && keep >= 0 && keep <= r.T)) throw new Error(`rollback to ${keep} tokens of a ${r.T}-token verify step`);
     const T = r.T;
     r.T = 0;
-    if (n === T) return;
-    const { k, Hv, dk, dv, K, C } = this;
-    const nk = this.tiled ? Hv : this.Hk;
-    state.conv.set(r.conv);
-    state.recurrent.set(r.recurrent);
-    if (n === 0) return;
-    k.causalConv1d({ x: r.rows.mixed.subarray(0, n * C), weight: this.convWeight, state: state.conv, T: n, C, K, out: ws.get("dn.replay_conv", n * C) });
+    if (keep === T) return;
+    const { k, Hv, dk, dv, K, C, nk } = this;
+    k.copy(r.conv, state.conv);
+    k.copy(r.recurrent, state.recurrent);
+    if (keep === 0) return;
+    k.causalConv1d({ x: r.rows.mixed.subarray(0, keep * C), weight: this.conv1d, state: state.conv, T: keep, C, K, out: ws.get("dn.replay_conv", keep * C) });
     const { q, k: kk, v, g, beta } = r.rows;
     k.deltaRuleRecurrent({
-      q: q.subarray(0, n * nk * dk),
-      k: kk.subarray(0, n * nk * dk),
-      v: v.subarray(0, n * Hv * dv),
-      g: g.subarray(0, n * Hv),
-      beta: beta.subarray(0, n * Hv),
+      q: q.subarray(0, keep * nk * dk),
+      k: kk.subarray(0, keep * nk * dk),
+      v: v.subarray(0, keep * Hv * dv),
+      g: g.subarray(0, keep * Hv),
+      beta: beta.subarray(0, keep * Hv),
       state: state.recurrent,
-      T: n,
+      T: keep,
       numKeyHeads: nk,
       numValueHeads: Hv,
       dk,
       dv,
-      out: ws.get("dn.replay_o", n * Hv * dv),
+      out: ws.get("dn.replay_o", keep * Hv * dv),
     });
   }
-}
-
-/**
- * The grouped projection's rows per key head [q (dk) | k (dk) | v (rdv) | z (rdv)], for N tokens, regrouped into
- * conv channels [all q | all k | all v] (`mixed` [N, C]) and z [N, Hk rdv] (mlx-lm's fix_query_key_value_ordering).
- */
-export function ungroupQKVZ(qkvz: Vec, N: number, Hk: number, dk: number, rdv: number, mixed: Vec, z: Vec): void {
-  const C = 2 * Hk * dk + Hk * rdv;
-  const group = 2 * dk + 2 * rdv;
-  for (let t = 0; t < N; t++) {
-    for (let h = 0; h < Hk; h++) {
-      const src = qkvz.subarray((t * Hk + h) * group, (t * Hk + h + 1) * group);
-      mixed.set(src.subarray(0, dk), t * C + h * dk);
-      mixed.set(src.subarray(dk, 2 * dk), t * C + Hk * dk + h * dk);
-      mixed.set(src.subarray(2 * dk, 2 * dk + rdv), t * C + 2 * Hk * dk + h * rdv);
-      z.set(src.subarray(2 * dk + rdv, group), (t * Hk + h) * rdv);
-    }
-  }
-}
-
-/** The grouped projection's rows per key head [b (r) | a (r)], for N tokens, as b and a [N, Hk r] per value head. */
-export function ungroupBA(ba: Vec, N: number, Hk: number, r: number, b: Vec, a: Vec): void {
-  const Hv = Hk * r;
-  for (let t = 0; t < N; t++) {
-    for (let h = 0; h < Hk; h++) {
-      for (let j = 0; j < r; j++) {
-        b[t * Hv + h * r + j] = ba[t * 2 * Hv + h * 2 * r + j];
-        a[t * Hv + h * r + j] = ba[t * 2 * Hv + h * 2 * r + r + j];
-      }
-    }
-  }
-}
-
-/** Key-head rows x [N, Hk, d] repeated for tiled value heads: out [N, Hv, d], value head h gets key head h mod Hk. */
-export function tileKeyHeads(x: Vec, N: number, Hk: number, Hv: number, d: number, out: Vec): Vec {
-  for (let t = 0; t < N; t++) {
-    for (let h = 0; h < Hv; h++) out.set(x.subarray((t * Hk + (h % Hk)) * d, (t * Hk + (h % Hk) + 1) * d), (t * Hv + h) * d);
-  }
-  return out;
 }

@@ -4,6 +4,7 @@
  */
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Params } from "./params.js";
+import type { Trace } from "./trace.js";
 import type { Workspace } from "./weights.js";
 
 /** The parameters of one SwiGLU MLP of width `intermediate` under `p`. */
@@ -27,13 +28,14 @@ export class Qwen3NextMLP {
     this.intermediate = w.gate_proj.shape[0];
   }
 
-  /** x [T, hidden] -> out [T, hidden]. */
-  forward(x: Vec, T: number, ws: Workspace, out: Vec): void {
+  /** x [T, hidden] -> out [T, hidden]; traced (a decoder layer's mlp) as mlp.{layer}.out. */
+  forward(x: Vec, T: number, ws: Workspace, out: Vec, trace?: Trace): void {
     const gate = ws.get("mlp.gate", T * this.intermediate);
     const up = ws.get("mlp.up", T * this.intermediate);
     this.k.linear(this.gate_proj, x, T, gate);
     this.k.linear(this.up_proj, x, T, up);
     this.k.siluMul(gate, up, gate);
     this.k.linear(this.down_proj, gate, T, out);
+    trace?.rows("mlp.out", [out.length / T], out);
   }
 }

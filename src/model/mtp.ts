@@ -83,10 +83,7 @@ export class Qwen3NextMTP {
     model.embed(nextIds, emb);
     this.pre_fc_norm_embedding.forward(emb, emb);
     this.pre_fc_norm_hidden.forward(hidden.subarray(0, n * H), hid);
-    for (let t = 0; t < n; t++) {
-      cat.set(emb.subarray(t * H, (t + 1) * H), t * 2 * H);
-      cat.set(hid.subarray(t * H, (t + 1) * H), t * 2 * H + H);
-    }
+    this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
     const positions: number[] = [];
@@ -116,12 +113,12 @@ export class Qwen3NextMTP {
     if (!buf || buf.length < need) {
       const grown = this.k.vec(Math.max(need, 2 * (buf?.length ?? 0)));
       if (buf) {
-        grown.set(buf.subarray(0, rows * H));
+        this.k.copy(buf.subarray(0, rows * H), grown);
         this.k.free(buf);
       }
       buf = grown;
     }
-    buf.set(hidden.subarray(0, T * H), rows * H);
+    this.k.copy(hidden.subarray(0, T * H), buf.subarray(rows * H));
     const next = p?.next ?? [];
     // The first token pairs with the previous call's last hidden state (none before position 0, and none
     // when a draft has already run that pair).
@@ -179,7 +176,7 @@ export class Qwen3NextMTP {
       hidden = ws.get("mtp.gather", N * H);
       let row = 0;
       for (const { state, n } of parts) {
-        hidden.set(state.mtpPending!.hidden.subarray(0, n * H), row * H);
+        this.k.copy(state.mtpPending!.hidden.subarray(0, n * H), hidden.subarray(row * H));
         row += n;
       }
     }
@@ -187,7 +184,7 @@ export class Qwen3NextMTP {
     for (const { state, n } of parts) {
       // What is left waiting: the last hidden state when its token is not known yet.
       const p = state.mtpPending!;
-      p.hidden.copyWithin(0, n * H, p.rows * H);
+      this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
       p.rows -= n;
       p.next = [];
     }
@@ -208,7 +205,7 @@ export class Qwen3NextMTP {
     // Row r of u is the chain's hidden state of live[r], the requests still drafting.
     let live = requests.flatMap((r, i) => (r.K > 0 ? [i] : []));
     const u = ws.get("mtp.chain_h", live.length * H);
-    live.forEach((i, r) => u.set(out.subarray((ends[i] - 1) * H, ends[i] * H), r * H));
+    live.forEach((i, r) => this.k.copy(out.subarray((ends[i] - 1) * H, ends[i] * H), u.subarray(r * H)));
     const drafts: number[][] = requests.map(() => []);
     for (let j = 0; live.length > 0; j++) {
       const m = live.length;
@@ -220,12 +217,12 @@ export class Qwen3NextMTP {
       const next = live.filter((i) => requests[i].K > j + 1);
       if (next.length === 0) break;
       // Keep the rows of those that go on (in order, so each moves to an earlier or the same row).
-      next.forEach((i, r) => u.copyWithin(r * H, live.indexOf(i) * H, (live.indexOf(i) + 1) * H));
+      next.forEach((i, r) => this.k.copy(u.subarray(live.indexOf(i) * H, (live.indexOf(i) + 1) * H), u.subarray(r * H)));
       live = next;
       const o = ws.get("mtp.chain_out", live.length * H);
       const parts = live.map((i) => ({ state: requests[i].state, n: 1, position: lens[i][0] + j }));
       this.forward(host.model, parts, u, live.map((i) => drafts[i][j]), ws, o, (j + 1) % this.layers.length);
-      u.set(o);
+      this.k.copy(o, u);
     }
     requests.forEach((r, i) => r.state.mtp.forEach((c, l) => c.truncate(lens[i][l])));
     return drafts;

@@ -12,7 +12,7 @@ import type { Segment } from "./batch.js";
 import { mtpParams, Qwen3NextMTP, withDraftSums, type DraftRequest } from "./mtp.js";
 import { recordParams, weightParams, type ParamDecl, type Params } from "./params.js";
 import { modelParams, Qwen3NextModel } from "./qwen3_next_model.js";
-import { SequenceState, type DeltaNetState, type KVCache } from "./state.js";
+import { SequenceState } from "./state.js";
 import type { Trace } from "./trace.js";
 import { Workspace, type WeightSource } from "./weights.js";
 
@@ -142,11 +142,7 @@ export class Qwen3NextForCausalLM {
   rollback(state: SequenceState, stepTokens: number, keep: number): void {
     if (!(Number.isInteger(keep) && keep >= 0 && keep <= stepTokens)) throw new Error(`rollback: keep ${keep} of ${stepTokens} tokens`);
     const drop = stepTokens - keep;
-    this.model.layers.forEach((layer, i) => {
-      const st = state.layers[i];
-      if (layer.linear_attn) layer.linear_attn.rollback(st as DeltaNetState, keep, this.ws);
-      else (st as KVCache).truncate((st as KVCache).length - drop);
-    });
+    this.model.layers.forEach((layer, i) => layer.mixer.rollback(state.layers[i], keep, this.ws));
     state.position -= drop;
   }
 

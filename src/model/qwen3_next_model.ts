@@ -35,7 +35,7 @@ export class Qwen3NextModel {
     this.embed_tokens = w.embed_tokens;
     this.layers = w.layers.map((layer, i) => new Qwen3NextDecoderLayer(k, layer, cfg, String(i)));
     this.norm = new Qwen3NextRMSNorm(k, w.norm, cfg.rms_norm_eps);
-    this.rotary_emb = new Qwen3NextRotaryEmbedding(cfg.rope, rotaryDim(cfg));
+    this.rotary_emb = new Qwen3NextRotaryEmbedding(k, cfg.rope, rotaryDim(cfg));
   }
 
   /** h [ids.length, hidden] = embedding rows of the token ids. */

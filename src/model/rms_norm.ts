@@ -13,7 +13,7 @@ export class Qwen3NextRMSNorm {
   constructor(private readonly k: Kernels, weight: Weight, private readonly eps: number) {
     this.size = weight.shape[0];
     this.scale = k.toVec(weight);
-    for (let i = 0; i < this.size; i++) this.scale[i] += 1;
+    k.addScalar(this.scale, 1);
   }
 
   /** Normalises each row of width `size`; out may be x. */

@@ -9,7 +9,7 @@
  *   cos[p, j] = cos(p inv_freq_j) * scaling, sin likewise (half width; the rotate-half layout uses each twice).
  */
 import type { RopeConfig } from "../config.js";
-import type { Vec } from "../kernels/types.js";
+import type { Kernels, Vec } from "../kernels/types.js";
 
 export function ropeInvFreq(rope: RopeConfig, rotaryDim: number): Float64Array {
   const half = rotaryDim / 2;
@@ -38,30 +38,18 @@ export function ropeAttentionScaling(rope: RopeConfig): number {
   return rope.rope_type === "yarn" ? rope.attention_factor : 1;
 }
 
-/** cos/sin [positions.length, inv_freq.length] into the given outputs (row-major, half rotary width). */
-export function ropeCosSin(invFreq: ArrayLike<number>, scaling: number, positions: ArrayLike<number>, cos: Vec, sin: Vec): void {
-  const half = invFreq.length;
-  for (let t = 0; t < positions.length; t++) {
-    for (let j = 0; j < half; j++) {
-      const angle = positions[t] * invFreq[j];
-      cos[t * half + j] = Math.cos(angle) * scaling;
-      sin[t * half + j] = Math.sin(angle) * scaling;
-    }
-  }
-}
-
 /** The model's rotary embedding: inverse frequencies from the config, cos/sin for a batch of positions. */
 export class Qwen3NextRotaryEmbedding {
   readonly invFreq: Float64Array;
   readonly scaling: number;
 
-  constructor(rope: RopeConfig, readonly rotaryDim: number) {
+  constructor(private readonly k: Kernels, rope: RopeConfig, readonly rotaryDim: number) {
     this.invFreq = ropeInvFreq(rope, rotaryDim);
     this.scaling = ropeAttentionScaling(rope);
   }
 
   /** cos/sin [positions.length, rotary_dim / 2] into the given buffers. */
-  forward(positions: ArrayLike<number>, cos: Vec, sin: Vec): void {
-    ropeCosSin(this.invFreq, this.scaling, positions, cos, sin);
+  forward(positions: readonly number[], cos: Vec, sin: Vec): void {
+    this.k.ropeTables(this.invFreq, this.scaling, positions, cos, sin);
   }
 }

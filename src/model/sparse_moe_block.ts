@@ -7,7 +7,6 @@
  *   shared_expert.* (width shared_expert_intermediate_size) and shared_expert_gate.weight [1, H] unless that width is 0.
  */
 import type { Qwen3NextConfig } from "../config.js";
-import { sigmoid } from "../kernels/activations.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import { mlpParams, Qwen3NextMLP } from "./mlp.js";
 import type { Params } from "./params.js";
@@ -59,37 +58,41 @@ export class Qwen3NextSparseMoeBlock {
     k.router({ logits, T: N, numExperts: E, k: topK, normalize: this.normTopK, experts, weights });
     trace?.rows("router.experts", [topK], experts, "int");
     trace?.rows("router.weights", [topK], weights);
-
-    // Rows routed to each expert, with their weights.
-    const rowsOf: number[][] = Array.from({ length: E }, () => []);
-    for (let i = 0; i < N * topK; i++) rowsOf[experts[i]].push(i);
-    out.fill(0);
-    const xe = ws.get("moe.x", N * H);
-    const ye = ws.get("moe.y", N * H);
-    rowsOf.forEach((slots, e) => {
-      if (slots.length === 0) return;
-      const n = slots.length;
-      slots.forEach((slot, j) => {
-        const t = Math.floor(slot / topK);
-        xe.set(x.subarray(t * H, (t + 1) * H), j * H);
-      });
-      this.experts[e].forward(xe.subarray(0, n * H), n, ws, ye.subarray(0, n * H));
-      slots.forEach((slot, j) => {
-        const t = Math.floor(slot / topK);
-        k.axpy(weights[slot], ye.subarray(j * H, (j + 1) * H), out.subarray(t * H, (t + 1) * H));
-      });
-    });
-
-    if (this.shared_expert && this.shared_expert_gate) {
-      const gateLogit = ws.get("moe.shared_gate", N);
-      k.linear(this.shared_expert_gate, x, N, gateLogit);
-      this.shared_expert.forward(x, N, ws, ye);
-      trace?.rows("moe.shared", [H], ye.subarray(0, N * H));
-      trace?.rows("moe.shared_gate", [], gateLogit.subarray(0, N).map(sigmoid));
-      for (let t = 0; t < N; t++) {
-        k.axpy(sigmoid(gateLogit[t]), ye.subarray(t * H, (t + 1) * H), out.subarray(t * H, (t + 1) * H));
-      }
-    }
+    k.fill(out, 0);
+    this.routed(x, experts, weights, ws, out);
+    if (this.shared_expert && this.shared_expert_gate) this.shared(x, N, ws, out, trace);
     trace?.rows("moe.out", [H], out);
+  }
+
+  /** out += sum_{e in E_t} p_e expert_e(x_t): each expert runs once, on the rows routed to it (gathered, then scattered back). */
+  private routed(x: Vec, experts: Int32Array, weights: Vec, ws: Workspace, out: Vec): void {
+    const { k, hidden: H, E, topK } = this;
+    const slotsOf: number[][] = Array.from({ length: E }, () => []);
+    experts.forEach((e, slot) => slotsOf[e].push(slot));
+    slotsOf.forEach((slots, e) => {
+      const n = slots.length;
+      if (n === 0) return;
+      const tokens = Int32Array.from(slots, (slot) => Math.floor(slot / topK));
+      const xe = ws.get("moe.x", n * H);
+      const ye = ws.get("moe.y", n * H);
+      const pe = ws.get("moe.p", n);
+      k.gatherRows(x, H, tokens, xe);
+      k.gatherRows(weights, 1, Int32Array.from(slots), pe);
+      this.experts[e].forward(xe, n, ws, ye);
+      k.scatterAxpyRows(pe, ye, H, tokens, out);
+    });
+  }
+
+  /** out += sigmoid(shared_expert_gate(x)) shared_expert(x). */
+  private shared(x: Vec, N: number, ws: Workspace, out: Vec, trace?: Trace): void {
+    const { k, hidden: H } = this;
+    const gate = ws.get("moe.shared_gate", N);
+    const ye = ws.get("moe.y", N * H);
+    k.linear(this.shared_expert_gate!, x, N, gate);
+    k.sigmoid(gate, gate);
+    this.shared_expert!.forward(x, N, ws, ye);
+    trace?.rows("moe.shared", [H], ye);
+    trace?.rows("moe.shared_gate", [], gate);
+    k.axpyRows(gate, ye, out);
   }
 }

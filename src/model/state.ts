@@ -10,11 +10,21 @@
  */
 import type { Kernels, Vec } from "../kernels/types.js";
 
+/** What every mixer's per-sequence state does: snapshot and hand back its buffers. */
+export interface MixerState {
+  /** An independent copy. */
+  clone(): MixerState;
+  /** Hands the buffers back to the kernels; the state must not be used afterwards. */
+  release(): void;
+}
+
 /** Keys and values of one attention layer, grown by doubling. */
-export class KVCache {
+export class KVCache implements MixerState {
   private kBuf: Vec;
   private vBuf: Vec;
   length = 0;
+  /** The length before the last step when it was a verify step (what a rollback cuts back to, plus the kept tokens). */
+  verifyFrom: number | null = null;
 
   constructor(private readonly kernels: Kernels, readonly rowWidth: number, capacity = 16) {
     this.kBuf = kernels.vec(capacity * rowWidth);
@@ -30,8 +40,9 @@ export class KVCache {
       this.vBuf = this.grow(this.vBuf, cap);
     }
     const at = this.length * this.rowWidth;
-    this.kBuf.set(k.subarray(0, T * this.rowWidth), at);
-    this.vBuf.set(v.subarray(0, T * this.rowWidth), at);
+    const end = at + T * this.rowWidth;
+    this.kernels.copy(k.subarray(0, T * this.rowWidth), this.kBuf.subarray(at, end));
+    this.kernels.copy(v.subarray(0, T * this.rowWidth), this.vBuf.subarray(at, end));
     this.length += T;
   }
 
@@ -58,7 +69,7 @@ export class KVCache {
     this.length = 0;
   }
 
-  clone(_kernels?: Kernels): KVCache {
+  clone(): KVCache {
     const c = new KVCache(this.kernels, this.rowWidth, Math.max(this.length, 1));
     c.append(this.k, this.v, this.length);
     return c;
@@ -66,7 +77,7 @@ export class KVCache {
 
   private grow(old: Vec, n: number): Vec {
     const next = this.kernels.vec(n);
-    next.set(old.subarray(0, this.length * this.rowWidth));
+    this.kernels.copy(old.subarray(0, this.length * this.rowWidth), next);
     this.kernels.free(old);
     return next;
   }
@@ -88,11 +99,12 @@ export interface VerifyRecord {
 }
 
 /** The two states of a gated DeltaNet layer. */
-export class DeltaNetState {
+export class DeltaNetState implements MixerState {
   /** Left by the last verify step (see VerifyRecord); null before any. */
   verify: VerifyRecord | null = null;
 
   constructor(
+    private readonly kernels: Kernels,
     /** [conv channels, kernel - 1]: the last inputs of the causal conv, oldest first. */
     readonly conv: Vec,
     /** [value_heads, dk, dv]: the delta-rule memory S. */
@@ -100,20 +112,26 @@ export class DeltaNetState {
   ) {}
 
   /** Hands the buffers (and the verify record's) back to the kernels. */
-  release(kernels: Kernels): void {
-    kernels.free(this.conv);
-    kernels.free(this.recurrent);
+  release(): void {
+    this.kernels.free(this.conv);
+    this.kernels.free(this.recurrent);
+    this.dropRecord();
+  }
+
+  /** Hands the verify record's buffers back (the next verify step makes a new one). */
+  dropRecord(): void {
     const r = this.verify;
-    if (r) for (const v of [r.conv, r.recurrent, ...Object.values(r.rows)]) kernels.free(v);
+    if (r) for (const v of [r.conv, r.recurrent, ...Object.values(r.rows)]) this.kernels.free(v);
     this.verify = null;
   }
 
-  clone(kernels: Kernels): DeltaNetState {
-    const conv = kernels.vec(this.conv.length);
-    const recurrent = kernels.vec(this.recurrent.length);
-    conv.set(this.conv);
-    recurrent.set(this.recurrent);
-    return new DeltaNetState(conv, recurrent);
+  clone(): DeltaNetState {
+    const k = this.kernels;
+    const conv = k.vec(this.conv.length);
+    const recurrent = k.vec(this.recurrent.length);
+    k.copy(this.conv, conv);
+    k.copy(this.recurrent, recurrent);
+    return new DeltaNetState(k, conv, recurrent);
   }
 }
 
@@ -146,12 +164,12 @@ export class SequenceState {
     let pending: MtpPending | null = null;
     if (this.mtpPending) {
       const hidden = this.kernels.vec(this.mtpPending.hidden.length);
-      hidden.set(this.mtpPending.hidden);
+      this.kernels.copy(this.mtpPending.hidden, hidden);
       pending = { hidden, rows: this.mtpPending.rows, next: [...this.mtpPending.next] };
     }
     return new SequenceState(
       this.kernels,
-      this.layers.map((l) => l.clone(this.kernels)),
+      this.layers.map((l) => l.clone()),
       this.mtp.map((c) => c.clone()),
       this.position,
       pending,
@@ -160,10 +178,7 @@ export class SequenceState {
 
   /** Hands every buffer back to the kernels; the state must not be used afterwards. */
   free(): void {
-    for (const l of this.layers) {
-      if (l instanceof DeltaNetState) l.release(this.kernels);
-      else l.release();
-    }
+    for (const l of this.layers) l.release();
     for (const c of this.mtp) c.release();
     if (this.mtpPending) this.kernels.free(this.mtpPending.hidden);
     this.mtpPending = null;

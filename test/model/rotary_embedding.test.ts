@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseConfig, type RopeConfig } from "../../src/config.js";
-import { ropeAttentionScaling, ropeCosSin, ropeInvFreq } from "../../src/model/rotary_embedding.js";
+import { ropeAttentionScaling, ropeInvFreq } from "../../src/model/rotary_embedding.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 
 const ropeOf = (extra: Record<string, unknown>): RopeConfig =>
@@ -67,7 +67,7 @@ describe("RoPE", () => {
         const f = ropeInvFreq(yarn, rd);
         const cos = new Float64Array(positions.length * (rd / 2));
         const sin = new Float64Array(positions.length * (rd / 2));
-        ropeCosSin(f, s, positions, cos, sin);
+        createTsKernels("f64").ropeTables(f, s, positions, cos, sin);
         cos.forEach((c, i) => expect(Math.hypot(c, sin[i])).toBeCloseTo(s, 12));
       }),
       { numRuns: 50 },

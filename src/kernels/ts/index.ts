@@ -3,10 +3,11 @@ import type { Kernels, Precision, Vec, Weight, WeightDType } from "../types.js";
 import { attention } from "./attention.js";
 import { causalConv1d } from "./conv.js";
 import { deltaRuleChunked, deltaRuleRecurrent } from "./delta_rule.js";
-import { axpy, sigmoidMul, siluMul, softmax } from "./elementwise.js";
+import { addBias, addScalar, axpy, axpyRows, gates, sigmoidMul, sigmoidOf, siluMul, softmax } from "./elementwise.js";
+import { concatColumns, copy, fill, gatherRows, scatterAxpyRows, splitBa, splitColumns, splitQkvz, tileHeads } from "./layout.js";
 import { embedding, linear } from "./linear.js";
 import { gatedRmsNorm, l2Normalize, rmsNorm } from "./norms.js";
-import { rope } from "./rope.js";
+import { rope, ropeTables } from "./rope.js";
 import { router } from "./router.js";
 import { allocHostWeight, newVec, RowScratch, widenWeight } from "../host_weights.js";
 
@@ -34,5 +35,20 @@ export function createTsKernels(precision: Precision = "f32"): Kernels {
     deltaRuleRecurrent,
     deltaRuleChunked,
     router,
+    splitQkvz,
+    splitBa,
+    splitColumns,
+    concatColumns,
+    tileHeads,
+    gates,
+    sigmoid: sigmoidOf,
+    addBias,
+    addScalar,
+    axpyRows,
+    gatherRows,
+    scatterAxpyRows,
+    fill,
+    copy,
+    ropeTables,
   };
 }

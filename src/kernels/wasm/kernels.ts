@@ -349,6 +349,23 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       );
       st.done();
     },
+    // Layout moves and small elementwise steps: memory-bound loops, run by the TypeScript kernels directly on
+    // the WASM memory views (a call into WASM would not be faster).
+    splitQkvz: ts.splitQkvz,
+    splitBa: ts.splitBa,
+    splitColumns: ts.splitColumns,
+    concatColumns: ts.concatColumns,
+    tileHeads: ts.tileHeads,
+    gates: ts.gates,
+    sigmoid: ts.sigmoid,
+    addBias: ts.addBias,
+    addScalar: ts.addScalar,
+    axpyRows: ts.axpyRows,
+    gatherRows: ts.gatherRows,
+    scatterAxpyRows: ts.scatterAxpyRows,
+    fill: ts.fill,
+    copy: ts.copy,
+    ropeTables: ts.ropeTables,
     async close() {
       const p = pool;
       pool = null;
