@@ -268,16 +268,18 @@ export interface DraftRequest {
 }
 
 /**
- * Runs `f` with float32 sums when the kernels sum matrix products in float64: drafts never reach the output
- * (verification decides), so the head takes the faster arithmetic. Kernels without the switch run as they are.
+ * Runs `f` with the kernels' fastest matrix products, "q8" (integer dot products over 8-bit activations for
+ * quantized weights, float32 sums for float ones): drafts never reach the output (verification decides), so the
+ * head takes the fastest arithmetic whatever the model runs with. Kernels without the switch run as they are.
  */
 export function withDraftSums<T>(k: Kernels, f: () => T): T {
   const sums = k as Kernels & { accumulate?: Accumulate };
-  if (sums.accumulate !== "f64") return f();
-  sums.accumulate = "f32";
+  const was = sums.accumulate;
+  if (was === undefined || was === "q8") return f();
+  sums.accumulate = "q8";
   try {
     return f();
   } finally {
-    sums.accumulate = "f64";
+    sums.accumulate = was;
   }
 }

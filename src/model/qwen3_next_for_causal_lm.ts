@@ -163,8 +163,8 @@ export class Qwen3NextForCausalLM {
   }
 
   /**
-   * Drafts for several sequences, each chain step one batch over all of them (see Qwen3NextMTP.draft), with
-   * float32 sums (drafts never reach the output). Returns each request's drafts.
+   * Drafts for several sequences, each chain step one batch over all of them (see Qwen3NextMTP.draft), with the
+   * fastest matrix products (withDraftSums: drafts never reach the output). Returns each request's drafts.
    */
   draftBatch(requests: readonly DraftRequest[]): number[][] {
     if (new Set(requests.map((r) => r.state)).size !== requests.length) throw new Error("draftBatch: the same state appears twice");
@@ -194,7 +194,7 @@ export class Qwen3NextForCausalLM {
   private followMtp(hidden: Vec, tokens: readonly number[], state: SequenceState, trace?: Trace): void {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state);
-    // Untraced, the head only ever feeds drafts: float32 sums (see withDraftSums).
+    // Untraced, the head only ever feeds drafts: the fastest products (see withDraftSums).
     const { out, n } = trace ? mtp.run(this, state, this.ws) : withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
     if (!trace || n === 0) return;
     const V = this.config.vocab_size;

@@ -1,8 +1,9 @@
 /**
  * Drafting for several sequences at once (`draftBatch`, the server's drafts: one batch per chain step over
  * every drafting sequence) proposes what each sequence proposes alone, from the same logits, and leaves each
- * sequence's caches as drafting alone does; a draft vocabulary of n ids gives the first n of those logits. With WASM kernels that sum in float64, the head drafts with
- * float32 sums (drafts never reach the output) and hands the kernels back in float64.
+ * sequence's caches as drafting alone does; a draft vocabulary of n ids gives the first n of those logits. With
+ * WASM kernels that sum in float64 or float32, the head drafts with the fastest products, "q8" (float32 sums for
+ * float weights; drafts never reach the output), and hands the kernels back as they were.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -125,7 +126,7 @@ describe("draftBatch", () => {
 });
 
 describe("draft sums", () => {
-  it("drafts with float32 sums on kernels summing in float64, and gives them back in float64 (also after an error)", async () => {
+  it("drafts with q8 products (float32 sums on float weights) whatever the kernels' sums, and gives the kernels back as they were (also after an error)", async () => {
     const cfg = parseTiny({ ...fc.sample(tinyConfig, { seed: 5, numRuns: 1 })[0], mtp_num_hidden_layers: 1, hidden_size: 64 });
     const k = await createWasmKernels({ threads: 1, accumulate: "f64" });
     try {
@@ -134,7 +135,7 @@ describe("draft sums", () => {
       // Here the two arithmetics give different logits for the main model...
       const logitsIn = (accumulate: "f32" | "f64") => ((k.accumulate = accumulate), Array.from(model.forward(prompt, model.newState(), { lastOnly: true })));
       expect(logitsIn("f32")).not.toEqual(logitsIn("f64"));
-      // ...but the head drafts the same from the same state in both: with float32 sums.
+      // ...but the head drafts the same from the same state in both: with q8 products, float32 sums here.
       const draftIn = (accumulate: "f32" | "f64") => {
         k.accumulate = "f64";
         const s = model.newState();
@@ -160,8 +161,11 @@ describe("draft sums", () => {
       expect(k.accumulate).toBe("f64");
       k.accumulate = "f32";
       withDraftSums(k, () => sums.push(k.accumulate));
-      expect(sums).toEqual(["f32", "f32"]);
       expect(k.accumulate).toBe("f32");
+      k.accumulate = "q8";
+      withDraftSums(k, () => sums.push(k.accumulate));
+      expect(k.accumulate).toBe("q8");
+      expect(sums).toEqual(["q8", "q8", "q8"]);
       // TypeScript kernels have no switch: they run as they are.
       expect(withDraftSums(createTsKernels("f64"), () => "ran")).toBe("ran");
     } finally {
