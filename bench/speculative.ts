@@ -11,7 +11,7 @@
  * a speculative run's time goes: drafting (the MTP head's chain and lm_head), the MTP head over the accepted
  * pairs, the verify step, plain steps, rollback, and the rest (sampling, bookkeeping). Also the cost of the
  * verify step's rollback record (one copy of each DeltaNet state per step) and of a rollback, against a step,
- * and the bytes of weights each phase reads (what bounds it when memory-bound). Writes
+ * drafting for 4 sequences in one batch (the server) against one by one, and the bytes of weights each phase reads (what bounds it when memory-bound). Writes
  * bench/speculative-results.json (one entry per model, layer count and sums).
  *
  * With --draft-vocab N the drafts choose among the first N ids (the accepting model's tokens count up from
@@ -225,7 +225,40 @@ async function main(): Promise<void> {
       layer.rollback(st, 1, ws);
     }
   }, 20);
-  const overhead = { verifyStepMs: stepMs, recordCopyMs: copyMs, rollbackKeep1Ms: rollbackMs, deltanetLayers: dn.length, stateBytesPerLayer: (dn[0].recurrent.length + dn[0].conv.length) * 4 };
+  // The server's drafting: 4 sequences drafting one token each in one batch, against one at a time.
+  const argmax = (z: ArrayLike<number>) => {
+    let b = 0;
+    for (let i = 1; i < z.length; i++) if (z[i] > z[b]) b = i;
+    return b;
+  };
+  const seqs = Array.from({ length: 4 }, (_, i) => {
+    const s = model.newState();
+    model.forward([...prompt, i], s, { mtp: true });
+    return s;
+  });
+  const ready = () => seqs.forEach((s) => model.observeMtp(model.step([{ tokens: [7], state: s }]).hidden, [7], s)); // a waiting pair each
+  let batchedMs = Infinity;
+  let aloneMs = Infinity;
+  for (let rep = 0; rep < 3; rep++) {
+    ready();
+    let t = performance.now();
+    model.draftBatch(seqs.map((state) => ({ state, next: 9, K: 1, pick: argmax })));
+    batchedMs = Math.min(batchedMs, performance.now() - t);
+    ready();
+    t = performance.now();
+    for (const state of seqs) model.draft(state, 9, 1, argmax);
+    aloneMs = Math.min(aloneMs, performance.now() - t);
+  }
+  seqs.forEach((s) => s.free());
+  const overhead = {
+    verifyStepMs: stepMs,
+    recordCopyMs: copyMs,
+    rollbackKeep1Ms: rollbackMs,
+    deltanetLayers: dn.length,
+    stateBytesPerLayer: (dn[0].recurrent.length + dn[0].conv.length) * 4,
+    draft4SequencesBatchedMs: batchedMs,
+    draft4SequencesOneByOneMs: aloneMs,
+  };
   process.stderr.write(`${JSON.stringify(overhead)}\n`);
 
   const file = new URL("./speculative-results.json", import.meta.url);
