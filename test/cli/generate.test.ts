@@ -106,6 +106,14 @@ describe("qwen3-next generate", () => {
     expect(spec.stderr).toMatch(/drafts accepted \d+\/\d+ \(\d+%\)/);
     const implied = await runCli(["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--draft-tokens", "2", "--no-stream"], { env });
     expect(implied.stderr).toMatch(/drafts accepted/);
+    // A draft vocabulary (implies --speculative mtp): the same tokens.
+    const small = await runCli([...args, "--draft-vocab", "1000"], { env });
+    expect(small.code).toBe(0);
+    expect(JSON.parse(small.stdout).tokens).toEqual(p.tokens);
+    expect(JSON.parse(small.stdout).timings.draft_tokens).toBeGreaterThan(0);
+    const huge = await runCli(["generate", "--prompt", "hi", "--draft-vocab", "10000000"], { env });
+    expect(huge.code).not.toBe(0);
+    expect(huge.stderr).toMatch(/draft vocabulary is 10000000, expected an integer in \[1, \d+\] \(the model's vocabulary\)/);
     const bad = await runCli(["generate", "--prompt", "hi", "--speculative", "eagle"], { env });
     expect(bad.code).toBe(2);
     const zero = await runCli(["generate", "--prompt", "hi", "--draft-tokens", "0"], { env });
