@@ -42,6 +42,10 @@ export function deltaRule(
   t: i32, hk: i32, hv: i32, dk: i32, dv: i32, h0: i32, h1: i32,
 ): void {
   const ratio = hv / hk;
+  if (t == 1) {
+    deltaStep(q, k, v, g, beta, state, out, tmp, hk, hv, dk, dv, h0, h1, ratio);
+    return;
+  }
   const d2 = dv & ~1;
   const n = dk * dv;
   for (let h = h0; h < h1; h++) {
@@ -97,5 +101,69 @@ export function deltaRule(
       for (let j = 0; j < dv; j++) st64(out, vt + j, load<f64>(o + (<usize>j << 3)));
     }
     for (let i = 0; i < n; i++) st64(S32, i, load<f64>(S + (<usize>i << 3)));
+  }
+}
+
+/**
+ * deltaRule for one step (decode), the same arithmetic in the same order without the float64 copy of the
+ * state: pass 1 widens S as it reads it (u = S^T k), pass 2 computes each new S element in float64, adds it
+ * into o and stores it rounded once to float32, as the T-step form does after its last step. Bit-identical
+ * to that form at T = 1, reading the state twice and writing it once instead of widening, re-reading and
+ * narrowing a float64 copy. tmp: per head 2 dv f64 (u, o), the T-step form's layout.
+ */
+function deltaStep(
+  q: usize, k: usize, v: usize, g: usize, beta: usize, state: usize, out: usize, tmp: usize,
+  hk: i32, hv: i32, dk: i32, dv: i32, h0: i32, h1: i32, ratio: i32,
+): void {
+  const d2 = dv & ~1;
+  const n = dk * dv;
+  for (let h = h0; h < h1; h++) {
+    const S = state + (<usize>(h * n) << 2);
+    const u = tmp + (<usize>(h * (2 * dv + n)) << 3);
+    const o = u + (<usize>dv << 3);
+    const kt = (h / ratio) * dk;
+    const vt = h * dv;
+    const e = Math.exp(ld64(g, h));
+    const b = ld64(beta, h);
+    memory.fill(u, 0, <usize>dv << 4); // u and o
+    for (let i = 0; i < dk; i++) {
+      const row = S + (<usize>(i * dv) << 2);
+      const ki = ld64(k, kt + i);
+      const kv = f64x2.splat(ki);
+      for (let j = 0; j < d2; j += 2) {
+        const a = u + (<usize>j << 3);
+        const sv = f64x2.promote_low_f32x4(v128.load64_zero(row + (<usize>j << 2)));
+        v128.store(a, f64x2.add(v128.load(a), f64x2.mul(sv, kv)));
+      }
+      if (d2 < dv) {
+        const a = u + (<usize>d2 << 3);
+        store<f64>(a, load<f64>(a) + ld64(row, d2) * ki);
+      }
+    }
+    for (let j = 0; j < dv; j++) {
+      const a = u + (<usize>j << 3);
+      store<f64>(a, b * (ld64(v, vt + j) - e * load<f64>(a)));
+    }
+    const ev = f64x2.splat(e);
+    for (let i = 0; i < dk; i++) {
+      const row = S + (<usize>(i * dv) << 2);
+      const ki = ld64(k, kt + i), qi = ld64(q, kt + i);
+      const kv = f64x2.splat(ki), qv = f64x2.splat(qi);
+      for (let j = 0; j < d2; j += 2) {
+        const r = row + (<usize>j << 2);
+        const s0 = f64x2.promote_low_f32x4(v128.load64_zero(r));
+        const sv = f64x2.add(f64x2.mul(ev, s0), f64x2.mul(kv, v128.load(u + (<usize>j << 3))));
+        v128.store64_lane(r, f32x4.demote_f64x2_zero(sv), 0);
+        const oa = o + (<usize>j << 3);
+        v128.store(oa, f64x2.add(v128.load(oa), f64x2.mul(sv, qv)));
+      }
+      if (d2 < dv) {
+        const sv = e * ld64(row, d2) + ki * load<f64>(u + (<usize>d2 << 3));
+        st64(row, d2, sv);
+        const oa = o + (<usize>d2 << 3);
+        store<f64>(oa, load<f64>(oa) + sv * qi);
+      }
+    }
+    for (let j = 0; j < dv; j++) st64(out, vt + j, load<f64>(o + (<usize>j << 3)));
   }
 }

@@ -86,3 +86,18 @@ export function dot(a: usize, b: usize, n: i32): f64 {
 export function axpy(a: f64, x: usize, y: usize, n: i32): void {
   for (let i = 0; i < n; i++) st64(y, i, ld64(y, i) + a * ld64(x, i));
 }
+
+/** 1 when the n bytes at a and b are equal, else 0 (16 bytes a step). */
+export function sameBytes(a: usize, b: usize, n: i32): i32 {
+  const n16 = n & ~15;
+  for (let i = 0; i < n16; i += 16) {
+    if (!v128.all_true<i8>(i8x16.eq(v128.load(a + <usize>i), v128.load(b + <usize>i)))) return 0;
+  }
+  for (let i = n16; i < n; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return 0;
+  return 1;
+}
+
+/** Copies n bytes from src to dst (memmove). */
+export function copyBytes(dst: usize, src: usize, n: i32): void {
+  memory.copy(dst, src, <usize>n);
+}

@@ -298,6 +298,34 @@ describe("integer matrix products", () => {
     );
   });
 
+  it("one input serves several products (a remembered quantized row); an input changed in place or a new kind is quantized again", () => {
+    const rand = rng(11);
+    const cols = 512, rows = 5;
+    for (const kern of [one, two]) {
+      const xv = kern.vec(cols);
+      xv.set(activations(rand, cols, 32));
+      const weights = (["Q8_0", "Q4_0", "Q4_K", "Q8_0", "Q6_K"] as QuantDType[]).map((dt, i) => randomBlocks(kern, dt, rows, cols, rng(100 + i)));
+      for (let step = 0; step < 12; step++) {
+        const w = weights[step % weights.length];
+        // Every third product the input changes in place (same address, same width), sometimes by one value only.
+        if (step % 3 === 2) {
+          if (step % 2) xv[(step * 37) % cols] += 3;
+          else xv.set(activations(rand, cols, 32));
+        }
+        const { y: want, mag } = expected(w, Float32Array.from(xv), 1);
+        const y = kern.vec(rows);
+        kern.linear(w, xv, 1, y);
+        for (let i = 0; i < rows; i++) {
+          const eps = 64 * 2 ** -53 * mag[i];
+          expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
+        }
+        kern.free(y);
+      }
+      for (const w of weights) kern.freeWeight(w);
+      kern.free(xv);
+    }
+  });
+
   it("the plain and relaxed-SIMD builds give the same bits (the integer sums are exact either way)", async () => {
     const builds = await Promise.all((["plain", "relaxed"] as const).map((simd) => createWasmKernels({ threads: 1, accumulate: "q8", simd })));
     expect(builds.map((k) => k.simd)).toEqual(["plain", "relaxed"]);

@@ -90,6 +90,46 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   };
 
   /**
+   * The last quantized activation rows of each arena, kept with a copy of the float rows they came from: the
+   * model feeds the same x to several products in a row (gate and up of every routed expert, the shared
+   * expert, the DeltaNet input projections), and a byte-equal x with the same width and kind reuses them.
+   */
+  const quantMemo: ({ x: number; xq: number; cap: number; qcap: number; bytes: number; cols: number; kind: number } | undefined)[] = [];
+  /** Maximum activation bytes remembered (larger inputs, long prefills, are quantized every time). */
+  const MEMO_BYTES = 256 << 10;
+  const quantizeActs = (arena: Arena, xPtr: number, cols: number, tc: number, kind: number, st: Staging): number => {
+    const e = arena.exports;
+    const bytes = tc * cols * 4;
+    const qbytes = tc * (e.actBytes(cols) as number);
+    if (bytes > MEMO_BYTES) {
+      const xq = st.scratch(qbytes);
+      e.quantizeActs(xPtr, xq, cols, tc, kind);
+      return xq;
+    }
+    let m = quantMemo[arena.index];
+    if (m && m.bytes === bytes && m.cols === cols && m.kind === kind && e.sameBytes(xPtr, m.x, bytes)) return m.xq;
+    if (!m || m.cap < bytes || m.qcap < qbytes) {
+      if (m) arena.release(m.x), arena.release(m.xq);
+      const x = arena.alloc(MEMO_BYTES), xq = arena.alloc(Math.max(qbytes, e.actBytes(MEMO_BYTES / 4) as number));
+      if (x === null || xq === null) {
+        if (x !== null) arena.release(x);
+        if (xq !== null) arena.release(xq);
+        quantMemo[arena.index] = undefined;
+        const q = st.scratch(qbytes);
+        e.quantizeActs(xPtr, q, cols, tc, kind);
+        return q;
+      }
+      m = quantMemo[arena.index] = { x, xq, cap: MEMO_BYTES, qcap: Math.max(qbytes, e.actBytes(MEMO_BYTES / 4) as number), bytes: 0, cols: 0, kind: -1 };
+    }
+    e.quantizeActs(xPtr, m.xq, cols, tc, kind);
+    e.copyBytes(m.x, xPtr, bytes);
+    m.bytes = bytes;
+    m.cols = cols;
+    m.kind = kind;
+    return m.xq;
+  };
+
+  /**
    * Runs kernel `fn` whose args[split], args[split + 1] are a range [0, total) (rows, heads), split over the
    * threads when `big` (a wake-up costs microseconds: small jobs stay on the calling thread).
    */
@@ -128,9 +168,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
         e.widenF64(xPtr, xd, tc * cols);
         xPtr = xd;
       } else if (int) {
-        const xq = st.scratch(tc * (e.actBytes(cols) as number));
-        e.quantizeActs(xPtr, xq, cols, tc, actKind(w.dtype));
-        xPtr = xq;
+        xPtr = quantizeActs(arena, xPtr, cols, tc, actKind(w.dtype), st);
       }
       const yPtr = st.ptr(y.subarray(t0 * rows, (t0 + tc) * rows), "out");
       const kind = exact ? "Exact" : int ? "Int" : "";

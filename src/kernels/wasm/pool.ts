@@ -1,8 +1,14 @@
 /**
  * Worker threads over shared WASM memory. Every worker instantiates the same module on every arena's
  * memory; a job is one exported kernel called with a range argument pair (r0, r1) split across the
- * participants (the calling thread is participant 0). Jobs are posted through a shared control block
- * (Atomics.notify / Atomics.wait, after a short spin), never postMessage, so a job costs microseconds.
+ * parts. Jobs are posted through a shared control block (Atomics.notify / Atomics.wait, after a short spin),
+ * never postMessage, so a job costs microseconds.
+ *
+ * Parts are claimed, not assigned: every participant (the calling thread included) takes the next unclaimed
+ * part with one atomic add on a ticket word until none is left, and the job ends when every part is done. A
+ * worker that is asleep or waiting for a core (a loaded machine) then costs nothing: the others do its part,
+ * instead of the whole job waiting for it. The parts are the same ranges as a static split into `parts`, so
+ * a kernel that keys scratch on its range (asm/delta_chunked.ts) still sees one part per slot.
  */
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { Arena } from "./arena.js";
@@ -19,6 +25,7 @@ const ALIGN = 7; // part boundaries are multiples of this
 const PARTS = 8; // participants in this job
 const STOP = 9;
 const ERROR = 10; // set by a worker whose kernel threw
+const TICKET = 11; // next part to claim, low 16 bits, with the job's part count above them (ticketWord)
 const CTRL_SLOTS = 16;
 const MAX_ARGS = 16;
 /**
@@ -29,6 +36,12 @@ const MAX_ARGS = 16;
  */
 const WORKER_SPIN_MS = 0.3;
 const CALLER_SPIN_MS = 0.05;
+
+/**
+ * The ticket word of a job of `parts` parts: claiming adds 1 and reads part index (low 16 bits) and count
+ * (above) in one atomic step, so a late claim can never pair one job's index with another job's count.
+ */
+const ticketWord = (parts: number): number => parts << 16;
 
 /** [lo, hi) of part p of n over [0, total), boundaries aligned. Also defined in the workers' source. */
 export function partRange(total: number, n: number, p: number, align: number): [number, number] {
@@ -44,7 +57,7 @@ export function partRange(total: number, n: number, p: number, align: number): [
  */
 export function workerMain(wt: typeof import("node:worker_threads")): void {
   const { module, memories, ctrlBuf, argsBuf, names, id, port, slots, spinMs } = wt.workerData;
-  const [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR] = slots;
+  const [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR, TICKET] = slots;
   const ctrl = new Int32Array(ctrlBuf);
   const args = new Float64Array(argsBuf);
   const inst: Record<string, (...a: number[]) => unknown>[] = [];
@@ -62,18 +75,23 @@ export function workerMain(wt: typeof import("node:worker_threads")): void {
       if ((++spins & 63) === 0 && performance.now() - idleSince > spinMs) Atomics.wait(ctrl, GEN, seen);
     }
     seen = Atomics.load(ctrl, GEN);
-    if (ctrl[STOP]) break;
-    try {
-      const arena = ctrl[ARENA];
-      while (inst.length <= arena) {
-        const m = wt.receiveMessageOnPort(port);
-        if (m) add(m.message);
-        else Atomics.wait(ctrl, STOP, 0, 1);
-      }
-      const n = ctrl[PARTS];
-      if (id < n) {
+    if (Atomics.load(ctrl, STOP)) break;
+    // Claim parts until none is left. A claimed part keeps its job from ending, so the job's arguments,
+    // written before its ticket word, stay as read here until this part is counted done.
+    for (;;) {
+      const t = Atomics.add(ctrl, TICKET, 1);
+      const part = t & 0xffff;
+      const n = t >>> 16;
+      if (part >= n) break;
+      try {
+        const arena = ctrl[ARENA];
+        while (inst.length <= arena) {
+          const m = wt.receiveMessageOnPort(port);
+          if (m) add(m.message);
+          else Atomics.wait(ctrl, STOP, 0, 1);
+        }
         const split = ctrl[SPLIT];
-        const [lo, hi] = partRange(ctrl[TOTAL], n, id, ctrl[ALIGN]);
+        const [lo, hi] = partRange(ctrl[TOTAL], n, part, ctrl[ALIGN]);
         if (lo < hi) {
           a.length = ctrl[NARGS];
           for (let i = 0; i < a.length; i++) a[i] = args[i];
@@ -81,12 +99,12 @@ export function workerMain(wt: typeof import("node:worker_threads")): void {
           a[split + 1] = hi;
           inst[arena][names[ctrl[FN]]](...a);
         }
+      } catch {
+        Atomics.store(ctrl, ERROR, 1);
       }
-    } catch {
-      Atomics.store(ctrl, ERROR, 1);
+      Atomics.add(ctrl, DONE, 1);
+      Atomics.notify(ctrl, DONE);
     }
-    Atomics.add(ctrl, DONE, 1);
-    Atomics.notify(ctrl, DONE);
   }
 }
 
@@ -127,7 +145,7 @@ export class ThreadPool {
           names,
           id,
           port: port2,
-          slots: [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR],
+          slots: [GEN, DONE, FN, ARENA, NARGS, SPLIT, TOTAL, ALIGN, PARTS, STOP, ERROR, TICKET],
           spinMs: WORKER_SPIN_MS,
         },
         transferList: [port2],
@@ -155,7 +173,7 @@ export class ThreadPool {
 
   /**
    * Runs `fn(...args)` with args[split], args[split + 1] replaced by each participant's part of [0, total);
-   * returns when all parts are done. `parts` limits the participants (small jobs use fewer).
+   * returns when all parts are done. `parts`: how many parts (at most the pool's size; small jobs use fewer).
    */
   run(arena: Arena, fn: string, args: readonly number[], split: number, total: number, align: number, parts = this.size): void {
     const id = this.fnIndex.get(fn);
@@ -171,25 +189,31 @@ export class ThreadPool {
     c[ALIGN] = align;
     c[PARTS] = n;
     Atomics.store(c, DONE, 0);
+    Atomics.store(c, TICKET, ticketWord(n)); // opens the job's parts to claims (after its arguments)
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
-    // Our own part; whatever happens to it, wait for the workers before returning or throwing, so that no
-    // worker is still inside this job when the next one is posted.
+    // Claim parts like the workers; whatever happens to ours, wait for every claimed part before returning
+    // or throwing, so that no worker is still inside this job when the next one is posted.
     let failure: unknown = null;
-    const [lo, hi] = partRange(total, n, 0, align);
-    if (lo < hi) {
-      const a = this.argv;
-      a.length = args.length;
-      for (let i = 0; i < args.length; i++) a[i] = args[i];
-      a[split] = lo;
-      a[split + 1] = hi;
-      try {
-        (arena.exports[fn] as (...x: number[]) => void)(...a);
-      } catch (e) {
-        failure = e;
+    const a = this.argv;
+    a.length = args.length;
+    for (let i = 0; i < args.length; i++) a[i] = args[i];
+    for (;;) {
+      const part = Atomics.add(c, TICKET, 1) & 0xffff;
+      if (part >= n) break;
+      const [lo, hi] = partRange(total, n, part, align);
+      if (lo < hi && !failure) {
+        a[split] = lo;
+        a[split + 1] = hi;
+        try {
+          (arena.exports[fn] as (...x: number[]) => void)(...a);
+        } catch (e) {
+          failure = e;
+        }
       }
+      Atomics.add(c, DONE, 1);
     }
-    const want = this.workers.length;
+    const want = n;
     const since = performance.now();
     let spins = 0;
     for (;;) {
@@ -197,6 +221,7 @@ export class ThreadPool {
       if (done >= want) break;
       if ((++spins & 63) === 0 && performance.now() - since > CALLER_SPIN_MS) Atomics.wait(c, DONE, done, 5);
     }
+    // No part is left to claim (the caller's last claim found none), so a worker claiming late gets none.
     const workerFailed = Atomics.exchange(c, ERROR, 0) !== 0;
     if (failure) throw failure;
     if (workerFailed) throw new Error(`WASM kernel ${fn} failed in a worker thread`);
