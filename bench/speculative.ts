@@ -6,10 +6,18 @@
  *   --model accepting  the accepting checkpoint (test/helpers/accepting_model.ts): every draft is right;
  *   --model random     random weights (the real slice plus a random MTP head): drafts nearly never right,
  *                      which measures what speculation costs when it does not pay (adaptive draft length on).
- * Also the cost of the verify step's rollback record (one copy of each DeltaNet state per step) and of a
- * rollback, against a step. Writes bench/speculative-results.json (one entry per model and layer count).
+ * Plain and speculative runs are interleaved (--reps rounds of plain, K=1, K=2, K=3), each speedup is against
+ * the plain run of its own round (median over rounds): the machine may be shared. Per generated token, where
+ * a speculative run's time goes: drafting (the MTP head's chain and lm_head), the MTP head over the accepted
+ * pairs, the verify step, plain steps, rollback, and the rest (sampling, bookkeeping). Also the cost of the
+ * verify step's rollback record (one copy of each DeltaNet state per step) and of a rollback, against a step,
+ * drafting for 4 sequences in one batch (the server) against one by one, and the bytes of weights each phase reads (what bounds it when memory-bound). Writes
+ * bench/speculative-results.json (one entry per model, layer count and sums).
  *
- *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--threads N] [--accumulate f64|f32]
+ * With --draft-vocab N the drafts choose among the first N ids (the accepting model's tokens count up from
+ * 1260, inside them); the results then say which share of README.md's tokens lie below N.
+ *
+ *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32] [--draft-vocab N]
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -43,6 +51,8 @@ if (kind !== "accepting" && kind !== "random") throw new Error(`--model is ${kin
 const layers = int("layers", 4);
 const experts = int("experts", 64);
 const tokens = int("tokens", 32);
+const reps = int("reps", 3);
+const draftVocab = argv.includes("--draft-vocab") ? int("draft-vocab", 1) : undefined;
 const threads = int("threads", os.availableParallelism());
 const accumulate = arg("accumulate", "f64") as Accumulate;
 if (accumulate !== "f64" && accumulate !== "f32") throw new Error(`--accumulate is ${accumulate}, expected f64 or f32`);
@@ -77,6 +87,39 @@ function weights(k: WasmKernels, c: Qwen3NextConfig): Map<string, Weight> {
   return map;
 }
 
+/**
+ * Bytes of weights a step reads, by phase, when every tensor is read once per step and each row reads its
+ * top-k experts (distinct experts for distinct rows): the memory-bound view of the costs. `bound[K - 1]` is
+ * the speed-up that view allows at K drafts when every draft is accepted: K + 1 tokens for one verify step
+ * of K + 1 rows and K drafts (each an lm_head product over `draftVocab` ids and one MTP layer), against
+ * K + 1 steps.
+ */
+function weightBytes(c: Qwen3NextConfig, draftVocab = c.vocab_size) {
+  let dense = 0;
+  let expertsPerRow = 0;
+  let lmHead = 0;
+  let mtpDense = 0;
+  let mtpExpertsPerRow = 0;
+  for (const t of expectedTensors(c)) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 2;
+    const expert = /\.experts\.\d+\./.test(t.name) ? c.num_experts_per_tok / c.num_experts : 0;
+    if (t.name === "lm_head.weight") lmHead = bytes;
+    else if (t.name.includes("embed_tokens")) continue; // one row per token
+    else if (t.name.startsWith("mtp.")) expert ? (mtpExpertsPerRow += bytes * expert) : (mtpDense += bytes);
+    else expert ? (expertsPerRow += bytes * expert) : (dense += bytes);
+  }
+  const verify = (n: number) => dense + Math.min(n * expertsPerRow, expertsPerRow * (c.num_experts / c.num_experts_per_tok)) + lmHead;
+  const draft = mtpDense + mtpExpertsPerRow + (lmHead * draftVocab) / c.vocab_size;
+  return {
+    stepMB: verify(1) / 1e6,
+    lmHeadMB: lmHead / 1e6,
+    mtpLayerMB: (mtpDense + mtpExpertsPerRow) / 1e6,
+    verifyRowsVsStep: [1, 2, 3, 4].map((n) => verify(n) / verify(1)),
+    draftVsStep: draft / verify(1),
+    bound: [1, 2, 3].map((K) => ((K + 1) * verify(1)) / (verify(K + 1) + K * draft)),
+  };
+}
+
 const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1 };
 
 async function main(): Promise<void> {
@@ -86,36 +129,75 @@ async function main(): Promise<void> {
   const model = sliceModel(k, c, weights(k, c));
   const tok = await QwenTokenizer.load(bundledTokenizerDir());
   const prompt = Array.from({ length: 8 }, (_, i) => 1000 + 37 * i);
-  const runOnce = async (K: number | null): Promise<GenerateResult> => {
-    const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K } });
+  // Where the time goes: the model's speculative entry points, timed (nested calls counted once, in the inner one).
+  const phases = { draft: 0, mtpPairs: 0, verify: 0, step: 0, rollback: 0, observe: 0, prefill: 0 };
+  type Phase = keyof typeof phases;
+  let inner = 0;
+  let current: Phase | null = null;
+  const timed = <A extends unknown[], R>(f: (...a: A) => R, phase: (a: A) => Phase | null) => (...a: A): R => {
+    const p = phase(a);
+    if (p === null || current === "prefill") return f(...a); // the prompt's pass counts whole
+    const t = performance.now();
+    const before = inner;
+    const outer = current;
+    current = p;
+    try {
+      return f(...a);
+    } finally {
+      current = outer;
+      const d = performance.now() - t;
+      phases[p] += d - (inner - before);
+      inner = before + d;
+    }
+  };
+  const mtp = model.mtp!;
+  mtp.runMany = timed(mtp.runMany.bind(mtp), () => "mtpPairs");
+  model.draftBatch = timed(model.draftBatch.bind(model), () => "draft");
+  model.step = timed(model.step.bind(model), ([rows]) => (rows.some((r) => r.verify) ? "verify" : "step"));
+  model.rollback = timed(model.rollback.bind(model), () => "rollback");
+  model.observeMtp = timed(model.observeMtp.bind(model), () => "observe");
+  model.forward = timed(model.forward.bind(model), ([ids]) => (ids.length === 1 ? "step" : "prefill"));
+  const runOnce = async (K: number | null) => {
+    for (const p of Object.keys(phases) as Phase[]) phases[p] = 0;
+    const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K, draftVocabulary: draftVocab } });
     for await (const _ of g.events);
-    return g.result;
+    const r = await g.result;
+    const per = (ms: number) => ms / r.completionTokens;
+    const total = r.decodeSeconds * 1e3;
+    const { prefill: _, ...decode } = phases; // the prompt's forward pass (MTP head included) is not decoding
+    const msPerToken = Object.fromEntries([...Object.entries(decode).map(([p, ms]) => [p, per(ms)]), ["other", per(total - Object.values(decode).reduce((a, b) => a + b, 0))], ["total", per(total)]]);
+    return { r, msPerToken };
   };
   await runOnce(null); // warm up (JIT, workspaces)
-  const rows = [];
-  let plainTokPerS = 0;
-  let plainTokens: number[] = [];
-  for (const K of [null, 1, 2, 3]) {
-    // Best of two runs: the machine is shared, the slower run is the noisier one.
-    const [a, b] = [await runOnce(K), await runOnce(K)];
-    const r = a.tokensPerSecond >= b.tokensPerSecond ? a : b;
-    if (K === null) {
-      plainTokPerS = r.tokensPerSecond;
-      plainTokens = r.tokens;
+  const Ks = [null, 1, 2, 3];
+  const runs: Awaited<ReturnType<typeof runOnce>>[][] = Ks.map(() => []);
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [i, K] of Ks.entries()) {
+      runs[i].push(await runOnce(K));
+      process.stderr.write(`round ${rep + 1}/${reps} K=${K ?? "plain"}: ${runs[i][rep].r.tokensPerSecond.toFixed(2)} tok/s\n`);
     }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const plainTokens = runs[0][0].r.tokens;
+  const rows = Ks.map((K, i) => {
+    const mine = runs[i];
+    const best = mine.reduce((a, b) => (a.r.tokensPerSecond >= b.r.tokensPerSecond ? a : b));
     const row = {
       // Bit-identical rows (so identical greedy tokens) with f64 accumulation; f32 matmul rounds differently from matvec.
-      sameTokensAsPlain: r.tokens.join() === plainTokens.join(),
+      sameTokensAsPlain: mine.every((x) => x.r.tokens.join() === plainTokens.join()),
       draftTokens: K ?? 0,
-      tokensPerS: r.tokensPerSecond,
-      speedup: r.tokensPerSecond / plainTokPerS,
-      drafted: r.draftTokens,
-      accepted: r.acceptedTokens,
-      acceptance: r.draftTokens > 0 ? r.acceptedTokens / r.draftTokens : null,
+      tokensPerS: best.r.tokensPerSecond,
+      // Against the plain run of the same round, median over rounds.
+      speedup: median(mine.map((x, rep) => x.r.tokensPerSecond / runs[0][rep].r.tokensPerSecond)),
+      speedups: mine.map((x, rep) => x.r.tokensPerSecond / runs[0][rep].r.tokensPerSecond),
+      drafted: best.r.draftTokens,
+      accepted: best.r.acceptedTokens,
+      acceptance: best.r.draftTokens > 0 ? best.r.acceptedTokens / best.r.draftTokens : null,
+      msPerToken: best.msPerToken,
     };
-    rows.push(row);
     process.stderr.write(`${JSON.stringify(row)}\n`);
-  }
+    return row;
+  });
 
   // The verify step's record and a rollback, against the step itself (K = 3: 4 tokens).
   const state = model.newState();
@@ -143,13 +225,54 @@ async function main(): Promise<void> {
       layer.rollback(st, 1, ws);
     }
   }, 20);
-  const overhead = { verifyStepMs: stepMs, recordCopyMs: copyMs, rollbackKeep1Ms: rollbackMs, deltanetLayers: dn.length, stateBytesPerLayer: (dn[0].recurrent.length + dn[0].conv.length) * 4 };
+  // The server's drafting: 4 sequences drafting one token each in one batch, against one at a time.
+  const argmax = (z: ArrayLike<number>) => {
+    let b = 0;
+    for (let i = 1; i < z.length; i++) if (z[i] > z[b]) b = i;
+    return b;
+  };
+  const seqs = Array.from({ length: 4 }, (_, i) => {
+    const s = model.newState();
+    model.forward([...prompt, i], s, { mtp: true });
+    return s;
+  });
+  const ready = () => seqs.forEach((s) => model.observeMtp(model.step([{ tokens: [7], state: s }]).hidden, [7], s)); // a waiting pair each
+  let batchedMs = Infinity;
+  let aloneMs = Infinity;
+  for (let rep = 0; rep < 3; rep++) {
+    ready();
+    let t = performance.now();
+    model.draftBatch(seqs.map((state) => ({ state, next: 9, K: 1, pick: argmax })));
+    batchedMs = Math.min(batchedMs, performance.now() - t);
+    ready();
+    t = performance.now();
+    for (const state of seqs) model.draft(state, 9, 1, argmax);
+    aloneMs = Math.min(aloneMs, performance.now() - t);
+  }
+  seqs.forEach((s) => s.free());
+  const overhead = {
+    verifyStepMs: stepMs,
+    recordCopyMs: copyMs,
+    rollbackKeep1Ms: rollbackMs,
+    deltanetLayers: dn.length,
+    stateBytesPerLayer: (dn[0].recurrent.length + dn[0].conv.length) * 4,
+    draft4SequencesBatchedMs: batchedMs,
+    draft4SequencesOneByOneMs: aloneMs,
+  };
   process.stderr.write(`${JSON.stringify(overhead)}\n`);
 
   const file = new URL("./speculative-results.json", import.meta.url);
   const all = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { runs: {} };
   const load = os.loadavg()[0];
-  all.runs[`${kind}-${layers}layers-${experts}experts-${accumulate}`] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, rows, overhead };
+  // The same view of the slice and of the whole 80B model (48 layers, 512 experts).
+  const full = parseConfig({ ...JSON.parse(readFileSync(PUBLISHED_CONFIG, "utf8")), mtp_num_hidden_layers: 1, tie_word_embeddings: false }, "published config");
+  const bytes = { slice: weightBytes(c, draftVocab), model80B: weightBytes(full, draftVocab) };
+  process.stderr.write(`${JSON.stringify(bytes)}\n`);
+  // How much of real text a draft vocabulary covers: README.md's tokens below it.
+  const readme = draftVocab === undefined ? null : tok.encode(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
+  const draftVocabulary = readme && { ids: draftVocab, readmeTokensCovered: readme.filter((id) => id < draftVocab!).length / readme.length };
+  const key = `${kind}-${layers}layers-${experts}experts-${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}`;
+  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, rows, overhead, weightBytes: bytes };
   writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
   await k.close();
 }

@@ -8,13 +8,15 @@
  * decoded token reads (`qwen3-next info`'s bytes per token) over the streaming bandwidth measured in the same
  * run on as many threads. CPU seconds (process.cpuUsage around each phase) are recorded too: on a machine
  * shared with other work, tokens per CPU-second compare the engines' efficiency where wall time also measures
- * who got the cores. Our side runs what `generate` runs by default (float32 sums, the relaxed SIMD build
- * where Node has it) unless --accumulate / --simd say otherwise.
+ * who got the cores. Our side runs what `generate` runs by default (q8 products: integer dots for quantized
+ * weights, float32 sums for float ones; the relaxed SIMD build where Node has it) unless --accumulate / --simd
+ * say otherwise.
  *
  * llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named by
  * NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
- * `npm i -E node-llama-cpp@3.21.1`). llama.cpp's decode is timed through node-llama-cpp's
- * evaluateWithoutGeneratingNewTokens, one call per token, so its JS call overhead is included. Results are
+ * `npm i -E node-llama-cpp@3.21.1`). llama.cpp is timed through node-llama-cpp's controlledEvaluate, one call
+ * per decoded token, each call's last token asking for the next one (greedy), so that llama.cpp computes the
+ * logits (lm_head) as our side does; its JS call overhead is included. Results are
  * merged into bench/vs-llama-cpp-results.json (one entry per file and thread count).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -26,6 +28,8 @@ import type { WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { bytesPerToken } from "../src/loading/bytes_per_token.js";
 import { planCheckpoint } from "../src/loading/checkpoint.js";
 import { loadModel } from "../src/model/load.js";
+import { GENERATION_ACCUMULATE } from "../src/cli/options.js";
+import type { Accumulate } from "../src/kernels/types.js";
 import { measureBandwidth } from "./bandwidth.js";
 import { machineFacts } from "./machine.js";
 
@@ -40,7 +44,7 @@ const threadList = (arg("threads") ?? [...new Set([1, Math.min(2, availableParal
 const pp = Number(arg("pp", "64"));
 const tg = Number(arg("tg", "32"));
 const reps = Number(arg("reps", "2"));
-const accumulate = arg("accumulate", "f32") as "f32" | "f64";
+const accumulate = arg("accumulate", GENERATION_ACCUMULATE) as Accumulate;
 const simd = arg("simd", "auto") as "auto" | "plain" | "relaxed";
 const out = arg("out") ?? fileURLToPath(new URL("./vs-llama-cpp-results.json", import.meta.url));
 const nlcDir = process.env.NODE_LLAMA_CPP;
@@ -48,8 +52,9 @@ if (!nlcDir) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cp
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The slice of node-llama-cpp's API used here (it is not a dependency, so no types are imported). */
+type EvaluateItem = number | [number, { generateNext: { token: boolean; options: { temperature: number } } }];
 interface Sequence {
-  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  controlledEvaluate(input: EvaluateItem[]): Promise<unknown[]>;
   dispose(): void;
 }
 interface LlamaContext {
@@ -135,11 +140,14 @@ for (const model of models) {
     const runLlama = async (): Promise<Phase> => {
       const seq = ctx.getSequence();
       try {
+        // The last token of each call asks for the next token (greedy), so llama.cpp computes its logits as we
+        // do; without that request it skips the output layer (lm_head: over half the bytes of a real-slice step).
+        const withLogits = (t: number[]): EvaluateItem[] => t.map((id, i) => (i === t.length - 1 ? [id, { generateNext: { token: true, options: { temperature: 0 } } }] : id));
         const p = phase();
-        await seq.evaluateWithoutGeneratingNewTokens(ids.slice(0, pp));
+        await seq.controlledEvaluate(withLogits(ids.slice(0, pp)));
         const ppT = p();
         const g = phase();
-        for (const id of ids.slice(pp)) await seq.evaluateWithoutGeneratingNewTokens([id]);
+        for (const id of ids.slice(pp)) await seq.controlledEvaluate(withLogits([id]));
         return [ppT, g()];
       } finally {
         seq.dispose();

@@ -38,6 +38,7 @@ export interface SessionFlags extends KernelFlags {
   ctxSize?: number;
   speculative?: "mtp";
   draftTokens?: number;
+  draftVocab?: number;
 }
 
 /** A loaded model with its tokenizer, template and sampling defaults (what `serve` serves, too), and how long loading took. */
@@ -67,6 +68,11 @@ export function addSessionOptions(cmd: Command): Command {
       new Option("--draft-tokens <k>", "tokens drafted per step with --speculative (default 1; implies --speculative mtp)")
         .argParser(positiveInt("--draft-tokens"))
         .implies({ speculative: "mtp" }),
+    )
+    .addOption(
+      new Option("--draft-vocab <n>", "drafts choose among the first n token ids only, the most frequent (a smaller lm_head per draft; same output; default: all; implies --speculative mtp)")
+        .argParser(positiveInt("--draft-vocab"))
+        .implies({ speculative: "mtp" }),
     );
   return addKernelOptions(cmd, GENERATION_ACCUMULATE);
 }
@@ -74,7 +80,7 @@ export function addSessionOptions(cmd: Command): Command {
 /** Speculative decoding as the flags ask for it (checked against the loaded model), or undefined. */
 export function speculationFromFlags(o: SessionFlags, s: GenerationSession): SpeculativeOptions | undefined {
   if (o.speculative === undefined) return undefined;
-  const spec = { draftTokens: o.draftTokens ?? 1 };
+  const spec = { draftTokens: o.draftTokens ?? 1, draftVocabulary: o.draftVocab };
   checkSpeculative(s.model, spec);
   return spec;
 }

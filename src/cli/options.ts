@@ -47,10 +47,11 @@ export function precisionOption(): Option {
 
 /**
  * The matrix-product arithmetic a command uses when --accumulate is not given: `generate`, `chat` and `serve`
- * take the fastest one, float32 sums (its accuracy against the exact path is measured in the README,
- * bench/accumulate_accuracy.ts); `trace`, an oracle, takes exact float64 sums.
+ * take the fastest one whose accuracy against the exact path is measured in the README: "q8" (integer dot
+ * products over 8-bit activations for quantized weights, bench/quant_accuracy.ts; float32 sums for float
+ * weights, bench/accumulate_accuracy.ts); `trace`, an oracle, takes exact float64 sums.
  */
-export const GENERATION_ACCUMULATE: Accumulate = "f32";
+export const GENERATION_ACCUMULATE: Accumulate = "q8";
 export const TRACE_ACCUMULATE: Accumulate = "f64";
 
 export function accumulateOption(dflt: Accumulate): Option {

@@ -74,6 +74,7 @@ async function run(o: ServeFlags): Promise<void> {
   if (thinkingSwitch(session.template) !== "switchable") {
     process.stderr.write(`note: this chat template has no thinking switch: requests' enable_thinking changes nothing\n`);
   }
+  const speculation = speculationFromFlags(o, session);
   const server = await startServer(session, {
     host: o.host,
     port: o.port,
@@ -98,7 +99,8 @@ async function run(o: ServeFlags): Promise<void> {
       keepAlive: o.keepAliveTimeout * 1000,
       idle: o.idleTimeout * 1000,
     },
-    draftTokens: speculationFromFlags(o, session)?.draftTokens ?? 0,
+    draftTokens: speculation?.draftTokens ?? 0,
+    draftVocabulary: speculation?.draftVocabulary,
   });
   process.stdout.write(`Serving ${server.modelName} at ${server.url}/v1 (OpenAI-compatible; Ctrl-C or SIGTERM to stop)\n`);
   const signal = await new Promise<string>((resolve) => {

@@ -32,6 +32,11 @@ export interface CausalLM<S extends { free(): void }> {
 export interface SpeculativeOptions {
   /** Tokens drafted per step (K >= 1). */
   draftTokens: number;
+  /**
+   * Draft among the first n token ids only (default: all of them): a smaller lm_head product per draft (the
+   * output is unchanged; see DraftRequest.vocab in src/model/mtp.ts).
+   */
+  draftVocabulary?: number;
 }
 
 /** Throws a one-line error unless `model` can run speculative decoding with `spec`. */
@@ -42,6 +47,9 @@ export function checkSpeculative(model: { config: Qwen3NextConfig }, spec: Specu
   if (model.config.mtp_num_hidden_layers === 0) {
     throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
   }
+  const n = spec.draftVocabulary;
+  const V = model.config.vocab_size;
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= V)) throw new Error(`draft vocabulary is ${n}, expected an integer in [1, ${V}] (the model's vocabulary)`);
 }
 
 export interface GenerateOptions {
@@ -142,7 +150,7 @@ export function generate<S extends { free(): void }>(
   }
   if (opts.speculative) {
     checkSpeculative(model, opts.speculative);
-    if (!("draft" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
+    if (!("draftBatch" in model)) throw new Error("this model cannot run speculative decoding (it has no draft/verify steps)");
   }
   const sampler = new Sampler(opts.sampling);
   const queue = new EventQueue<GenerateEvent>();
@@ -183,7 +191,7 @@ async function run<S extends { free(): void }>(
   let done = 0; // prompt tokens the state has consumed
   const fed: number[] = []; // generated tokens the state has consumed
   let capped = false;
-  const spec = opts.speculative && "draft" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens) } : null;
+  const spec = opts.speculative && "draftBatch" in model ? { model, K: new AdaptiveDraftLength(opts.speculative.draftTokens), vocab: opts.speculative.draftVocabulary } : null;
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   // Rows past the tokenizer's vocabulary (padding of the embedding matrix) have no text: never sampled.
   const view = (logits: Vec) => logits.subarray(0, Math.min(tokenizer.vocabSize, logits.length));
@@ -239,11 +247,12 @@ async function run<S extends { free(): void }>(
       const id = tokens[tokens.length - 1]; // the last token handed out, not yet fed
       if (spec) {
         const K = roundDraftLength(spec.K.next(), opts.maxTokens - tokens.length, limit - context.length - tokens.length + 1);
-        const chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, (ids) => {
+        const feed = (ids: number[]) => {
           const f = handOut(ids);
           fed.push(id, ...ids.slice(0, f));
           return f;
-        });
+        };
+        const chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, feed, spec.vocab);
         spec.K.update(K, chosen.length - 1);
       } else {
         logits = model.forward([id], state, { lastOnly: true });

@@ -16,11 +16,13 @@
  *   4. rollback: the verify step is cut back to the a + 1 tokens kept (y, d_1 .. d_a), and their final
  *              hidden states go to the MTP head, so every cache holds exactly the accepted tokens.
  *
- * Draft length (`AdaptiveDraftLength`): after a round in which no draft was accepted, the next rounds are
- * plain decode steps (1, 2, 4 ... up to 32 of them, doubling while drafts keep failing), then a probe with
- * one draft; any acceptance returns to K. A plain step still hands its hidden state to the MTP head, which
- * runs the waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence
- * whose drafts are never right pays one draft about every 33 steps, plus the MTP layer over its tokens.
+ * Draft length (`AdaptiveDraftLength`): one draft at first, one more after each round whose drafts were all
+ * accepted (up to K), one fewer after a round with some rejected; after a round in which none was accepted,
+ * the next rounds are plain decode steps (2, 4 ... up to 64 of them, doubling while drafts keep failing),
+ * then a probe with one draft. A plain step still hands its hidden state to the MTP head, which runs the
+ * waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence whose
+ * drafts are never right pays one draft about every 65 steps, plus the MTP layer over its tokens (batched).
+ * The length depends only on what the drafts achieved, never on timings: the same tokens, the same rounds.
  */
 import type { Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
@@ -32,21 +34,26 @@ export interface SpeculativeLM<S> {
   step(rows: readonly { tokens: readonly number[]; state: S; verify?: boolean }[]): { logits: Vec; hidden: Vec };
   rollback(state: S, stepTokens: number, keep: number): void;
   observeMtp(hidden: Vec, tokens: readonly number[], state: S): void;
-  draft(state: S, next: number, K: number, pick: (logits: Vec, j: number) => number): number[];
+  /** Drafts for several sequences in one batch per chain step; `pick` turns logits into each draft. */
+  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number; vocab?: number }[]): number[][];
 }
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
 export type LogitsView = (logits: Vec) => Vec;
 
-/** Rounds of plain decoding after drafts fail, at most. */
-export const MAX_BACKOFF = 32;
+/** Plain rounds after a failed probe: MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF. */
+export const MIN_BACKOFF = 2;
+export const MAX_BACKOFF = 64;
 
 /**
- * A sequence's draft length per round: K; after a round with nothing accepted, plain steps (1, 2, 4 ... up to
- * MAX_BACKOFF, doubling while drafts keep failing) and then a probe with a single draft; any acceptance
- * returns to K.
+ * A sequence's draft length per round, from what its drafts achieved (only those, so runs with the same
+ * tokens draft the same): it starts at one draft and grows by one after a round whose drafts were all
+ * accepted, up to K; it shrinks by one after a round with some rejected; after a round with none accepted it
+ * backs off to plain steps (MIN_BACKOFF, doubling while drafts keep failing, up to MAX_BACKOFF of them) and
+ * then probes with one draft.
  */
 export class AdaptiveDraftLength {
+  private k = 1;
   private skip = 0;
   private backoff = 0;
   constructor(readonly K: number) {}
@@ -57,14 +64,19 @@ export class AdaptiveDraftLength {
       this.skip--;
       return 0;
     }
-    return this.backoff > 0 ? 1 : this.K;
+    return this.k;
   }
 
   /** After a round with `drafted` drafts of which `accepted` were accepted. */
   update(drafted: number, accepted: number): void {
     if (drafted === 0) return;
-    if (accepted > 0) this.backoff = 0;
-    else this.skip = this.backoff = Math.min(MAX_BACKOFF, Math.max(1, 2 * this.backoff));
+    if (accepted === 0) {
+      this.skip = this.backoff = Math.min(MAX_BACKOFF, Math.max(MIN_BACKOFF, 2 * this.backoff));
+      this.k = 1;
+      return;
+    }
+    this.backoff = 0;
+    this.k = accepted === drafted ? Math.min(this.K, this.k + 1) : Math.max(1, this.k - 1);
   }
 }
 
@@ -79,10 +91,65 @@ export interface Drafts {
   q: Float64Array[];
 }
 
+/** One sequence's part in a round of drafting (see draftMany). */
+export interface DraftJob<S> {
+  state: S;
+  /** The token chosen last (not yet fed). */
+  next: number;
+  /** Drafts wanted (>= 1). */
+  K: number;
+  sampler: Sampler;
+  view: LogitsView;
+  /** The generated tokens up to and including `next` (for the penalties). */
+  history: readonly number[];
+  /** The prompt (repetition penalty). */
+  prompt: readonly number[];
+  /** Draft among the ids below this only (default: all; see DraftRequest.vocab in src/model/mtp.ts). */
+  vocab?: number;
+}
+
 /**
- * Drafts K tokens after `next` for one sequence. `history` is the generated tokens up to and including
- * `next` (for the penalties); `prompt` the prompt (repetition penalty).
+ * Drafts for several sequences in one batch per chain step (the MTP head and lm_head read once for all).
+ * A sequence whose sampler fails gets its Error in place of drafts; the others are unaffected.
  */
+export function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[]): (Drafts | Error)[] {
+  const out: (Drafts | Error)[] = jobs.map(() => ({ tokens: [], q: [] }));
+  const seen: number[][] = [];
+  model.draftBatch(
+    jobs.map((job, i) => ({
+      state: job.state,
+      next: job.next,
+      K: job.K,
+      vocab: job.vocab,
+      pick: (logits, j) => {
+        const d = out[i];
+        if (d instanceof Error) return job.next; // any token: this sequence's drafts are not used
+        try {
+          const z = job.view(logits);
+          // The penalties see the drafts before this one.
+          if (j === 1) seen[i] = [...job.history];
+          if (j > 0) seen[i].push(d.tokens[j - 1]);
+          const before = j === 0 ? job.history : seen[i];
+          let t: number;
+          if (job.sampler.greedy) t = job.sampler.sample(z, before, job.prompt);
+          else {
+            const dist = job.sampler.distribution(z, before, job.prompt);
+            d.q.push(dist);
+            t = job.sampler.drawFrom(dist);
+          }
+          d.tokens.push(t);
+          return t;
+        } catch (err) {
+          out[i] = err instanceof Error ? err : new Error(String(err));
+          return job.next;
+        }
+      },
+    })),
+  );
+  return out;
+}
+
+/** Drafts K tokens after `next` for one sequence (see draftMany). */
 export function draftTokens<S>(
   model: SpeculativeLM<S>,
   state: S,
@@ -92,18 +159,11 @@ export function draftTokens<S>(
   view: LogitsView,
   history: readonly number[],
   prompt: readonly number[],
+  vocab?: number,
 ): Drafts {
-  const q: Float64Array[] = [];
-  const draftsSoFar: number[] = [];
-  const tokens = model.draft(state, next, K, (logits, j) => {
-    const z = view(logits);
-    const seen = j === 0 ? history : [...history, ...draftsSoFar.slice(0, j)];
-    if (sampler.greedy) return (draftsSoFar[j] = sampler.sample(z, seen, prompt));
-    const dist = sampler.distribution(z, seen, prompt);
-    q.push(dist);
-    return (draftsSoFar[j] = sampler.drawFrom(dist));
-  });
-  return { tokens, q };
+  const [d] = draftMany(model, [{ state, next, K, sampler, view, history, prompt, vocab }]);
+  if (d instanceof Error) throw d;
+  return d;
 }
 
 /**
@@ -130,7 +190,8 @@ export function acceptDrafts(
       const q = drafts.q[j];
       const ratio = p[d[j]] / q[d[j]];
       if (!(ratio >= 1 || sampler.uniform() < ratio)) {
-        const residual = p.map((pi, i) => Math.max(0, pi - q[i]));
+        // q is 0 past a draft vocabulary's ids.
+        const residual = p.map((pi, i) => Math.max(0, pi - (q[i] ?? 0)));
         // p == q on every id makes the acceptance certain: the residual cannot be all zeros here.
         return { tokens: [...d.slice(0, j), sampler.drawFrom(residual)], accepted: j };
       }
@@ -200,6 +261,7 @@ export function speculativeRound<S>(
   prompt: readonly number[],
   counts: SpeculationCounts,
   handOut?: HandOut,
+  draftVocab?: number,
 ): number[] {
   if (K === 0) {
     const { logits, hidden } = model.step([{ tokens: [next], state }]);
@@ -208,7 +270,7 @@ export function speculativeRound<S>(
     handOut?.(tokens);
     return tokens;
   }
-  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt);
+  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt, draftVocab);
   const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
   return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts, handOut);
 }

@@ -13,10 +13,13 @@
  * Drafting K tokens after x_{t+1} (speculative decoding): step 1 is the pair (h_t, x_{t+1}) and proposes d_1;
  * step j > 1 takes the head's own output of step j-1 in place of h and d_{j-1} as the token, at position
  * t + j - 1, with MTP layer (j-1) mod mtp_num_hidden_layers (one layer is reused, as in vLLM). The rows of
- * steps 2..K are speculative and are removed from the caches before `draft` returns.
+ * steps 2..K are speculative and are removed from the caches before `draft` returns. Several sequences draft
+ * together: each chain step is one batch over every sequence still drafting (one read of the weights).
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Accumulate, Kernels, Vec, Weight } from "../kernels/types.js";
+import { ggmlByteLength } from "../io/ggml_types.js";
+import { isQuantDType } from "../io/ggml_quants.js";
 import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
 import type { Params } from "./params.js";
 import type { Qwen3NextModel } from "./qwen3_next_model.js";
@@ -50,6 +53,8 @@ export class Qwen3NextMTP {
   readonly fc: Weight;
   readonly layers: Qwen3NextDecoderLayer[];
   readonly norm: Qwen3NextRMSNorm;
+  /** lm_head views for draft vocabularies (see headRows). */
+  private readonly heads = new Map<number, Weight>();
 
   constructor(private readonly k: Kernels, w: MtpParams<Weight>, private readonly cfg: Qwen3NextConfig) {
     const eps = cfg.rms_norm_eps;
@@ -65,10 +70,11 @@ export class Qwen3NextMTP {
   }
 
   /**
-   * n pairs through MTP layer `layer`: hidden [n, H] (h_t for consecutive t from `position`), nextIds the
-   * tokens x_{t+1}. Writes the normed outputs [n, H] into `out`; appends n rows to that layer's cache.
+   * Rows of one or more sequences through MTP layer `layer`: `parts` says whose rows come in order (n rows of
+   * `state` at consecutive positions from `position`), hidden [N, H] their h_t, nextIds [N] the tokens
+   * x_{t+1}. Writes the normed outputs [N, H] into `out`; appends each part's rows to its cache of that layer.
    */
-  forward(model: Qwen3NextModel, hidden: Vec, nextIds: readonly number[], state: SequenceState, ws: Workspace, out: Vec, layer = 0, position = state.mtp[layer].length): void {
+  forward(model: Qwen3NextModel, parts: readonly MtpRows[], hidden: Vec, nextIds: readonly number[], ws: Workspace, out: Vec, layer = 0): void {
     const H = this.cfg.hidden_size;
     const n = nextIds.length;
     const emb = ws.get("mtp.emb", n * H);
@@ -80,10 +86,15 @@ export class Qwen3NextMTP {
     this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
-    const positions = Array.from({ length: n }, (_, t) => position + t);
-    const batch = model.batch([{ state, start: 0, T: n }], positions, ws);
-    this.layers[layer].forward(u, batch, [state.mtp[layer]]);
-    this.norm.forward(u, out);
+    const positions: number[] = [];
+    const segments = parts.map((p) => {
+      const seg = { state: p.state, start: positions.length, T: p.n };
+      for (let t = 0; t < p.n; t++) positions.push(p.position + t);
+      return seg;
+    });
+    const batch = model.batch(segments, positions, ws);
+    this.layers[layer].forward(u, batch, parts.map((p) => p.state.mtp[layer]));
+    this.norm.forward(u, out.subarray(0, n * H));
   }
 
   /**
@@ -135,48 +146,140 @@ export class Qwen3NextMTP {
    * when given. Returns the normed outputs [pairs, H] (a workspace view) and how many pairs ran.
    */
   run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Vec; n: number } {
-    const H = this.cfg.hidden_size;
-    const p = state.mtpPending;
-    if (!p || p.rows === 0) {
-      if (next !== undefined) throw new Error("the MTP head has no hidden state to pair with the next token: run the main model first");
-      return { out: ws.get("mtp.out", 0), n: 0 };
-    }
-    const ids = next === undefined ? p.next : [...p.next, next];
-    const n = ids.length;
-    const out = ws.get("mtp.out", n * H);
-    if (n > 0) this.forward(host.model, p.hidden, ids, state, ws, out);
-    // What is left waiting: the last hidden state when its token is not known yet.
-    this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
-    p.rows -= n;
-    p.next = [];
-    return { out, n };
+    const { out, ends } = this.runMany(host, [{ state, next }], ws);
+    return { out, n: ends[0] };
   }
 
   /**
-   * Proposes K tokens to follow `next` (the token chosen after the last observed hidden state): `pick` turns
-   * step j's logits [V] (a view, valid during the call) into d_{j+1}. Runs the waiting pairs as step 1.
-   * Leaves the caches holding only real pairs. Returns the drafts.
+   * `run` for several sequences in one batch: item i's pairs are rows ends[i-1] .. ends[i] of `out`. Checks
+   * every item before running any.
    */
-  draft(host: MtpHost, state: SequenceState, ws: Workspace, next: number, K: number, pick: (logits: Vec, j: number) => number): number[] {
+  runMany(host: MtpHost, items: readonly { state: SequenceState; next?: number }[], ws: Workspace): { out: Vec; ends: number[] } {
+    const H = this.cfg.hidden_size;
+    const ids: number[] = [];
+    const parts: MtpRows[] = [];
+    const ends: number[] = [];
+    for (const { state, next } of items) {
+      const p = state.mtpPending;
+      if ((!p || p.rows === 0) && next !== undefined) throw new Error("the MTP head has no hidden state to pair with the next token: run the main model first");
+      const pairs = !p || p.rows === 0 ? [] : next === undefined ? p.next : [...p.next, next];
+      if (pairs.length > 0) parts.push({ state, n: pairs.length, position: state.mtp[0].length });
+      ids.push(...pairs);
+      ends.push(ids.length);
+    }
+    const N = ids.length;
+    const out = ws.get("mtp.out", N * H);
+    if (N === 0) return { out, ends };
+    // One sequence's waiting rows are contiguous already; several are gathered.
+    let hidden = parts[0].state.mtpPending!.hidden;
+    if (parts.length > 1) {
+      hidden = ws.get("mtp.gather", N * H);
+      let row = 0;
+      for (const { state, n } of parts) {
+        this.k.copy(state.mtpPending!.hidden.subarray(0, n * H), hidden.subarray(row * H));
+        row += n;
+      }
+    }
+    this.forward(host.model, parts, hidden, ids, ws, out);
+    for (const { state, n } of parts) {
+      // What is left waiting: the last hidden state when its token is not known yet.
+      const p = state.mtpPending!;
+      this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
+      p.rows -= n;
+      p.next = [];
+    }
+    return { out, ends };
+  }
+
+  /**
+   * Proposes drafts for several sequences at once (one batch per chain step): request i gets K_i >= 0 tokens to
+   * follow its `next` (the token chosen after its last observed hidden state); `pick` turns step j's logits
+   * [V] (a view, valid during the call) into d_{j+1}. Runs the waiting pairs as step 1. Leaves the caches
+   * holding only real pairs. Returns each request's drafts.
+   */
+  draft(host: MtpHost, ws: Workspace, requests: readonly DraftRequest[]): number[][] {
     const H = this.cfg.hidden_size;
     const V = this.cfg.vocab_size;
-    const { out, n } = this.run(host, state, ws, next);
-    const lens = state.mtp.map((c) => c.length);
-    const u = ws.get("mtp.chain_h", H);
-    this.k.copy(out.subarray((n - 1) * H, n * H), u);
-    const logits = ws.get("mtp.logits", V);
-    const drafts: number[] = [];
-    for (let j = 0; j < K; j++) {
-      if (j > 0) {
-        const layer = j % this.layers.length;
-        const o = ws.get("mtp.chain_out", H);
-        this.forward(host.model, u, [drafts[j - 1]], state, ws, o, layer, lens[0] + j - 1);
-        this.k.copy(o, u);
-      }
-      this.k.linear(host.lm_head, u, 1, logits);
-      drafts.push(pick(logits, j));
+    const { out, ends } = this.runMany(host, requests, ws);
+    const lens = requests.map((r) => r.state.mtp.map((c) => c.length));
+    // Row r of u is the chain's hidden state of live[r], the requests still drafting.
+    let live = requests.flatMap((r, i) => (r.K > 0 ? [i] : []));
+    const u = ws.get("mtp.chain_h", live.length * H);
+    live.forEach((i, r) => this.k.copy(out.subarray((ends[i] - 1) * H, ends[i] * H), u.subarray(r * H)));
+    const drafts: number[][] = requests.map(() => []);
+    for (let j = 0; live.length > 0; j++) {
+      const m = live.length;
+      // Logits for the ids below the largest draft vocabulary asked for (each pick sees its own).
+      const n = Math.max(...live.map((i) => requests[i].vocab ?? V));
+      const logits = ws.get("mtp.logits", m * n);
+      this.k.linear(this.headRows(host.lm_head, n), u, m, logits);
+      live.forEach((i, r) => drafts[i].push(requests[i].pick(logits.subarray(r * n, r * n + (requests[i].vocab ?? V)), j)));
+      const next = live.filter((i) => requests[i].K > j + 1);
+      if (next.length === 0) break;
+      // Keep the rows of those that go on (in order, so each moves to an earlier or the same row).
+      next.forEach((i, r) => this.k.copy(u.subarray(live.indexOf(i) * H, (live.indexOf(i) + 1) * H), u.subarray(r * H)));
+      live = next;
+      const o = ws.get("mtp.chain_out", live.length * H);
+      const parts = live.map((i) => ({ state: requests[i].state, n: 1, position: lens[i][0] + j }));
+      this.forward(host.model, parts, u, live.map((i) => drafts[i][j]), ws, o, (j + 1) % this.layers.length);
+      this.k.copy(o, u);
     }
-    state.mtp.forEach((c, i) => c.truncate(lens[i]));
+    requests.forEach((r, i) => r.state.mtp.forEach((c, l) => c.truncate(lens[i][l])));
     return drafts;
+  }
+
+  /** The first n rows of lm_head (the ids below n), a view of its data; itself when n is all of them. */
+  private headRows(lmHead: Weight, n: number): Weight {
+    if (n === lmHead.shape[0]) return lmHead;
+    let w = this.heads.get(n);
+    if (w?.data.buffer !== lmHead.data.buffer) {
+      const [V, H] = lmHead.shape;
+      const perRow = isQuantDType(lmHead.dtype) ? ggmlByteLength(lmHead.dtype, [1, H]) : H;
+      if (perRow * V !== lmHead.data.length) throw new Error(`${lmHead.name}: [${lmHead.shape}] has ${lmHead.data.length} elements, expected ${perRow * V}`);
+      w = { name: `${lmHead.name}[:${n}]`, dtype: lmHead.dtype, shape: [n, H], data: lmHead.data.subarray(0, n * perRow) };
+      this.heads.set(n, w);
+    }
+    return w;
+  }
+}
+
+/** Rows of one sequence in an MTP batch: n pairs at consecutive positions from `position`. */
+export interface MtpRows {
+  state: SequenceState;
+  n: number;
+  position: number;
+}
+
+/** One sequence's drafts (see Qwen3NextMTP.draft). */
+export interface DraftRequest {
+  state: SequenceState;
+  /** The token chosen after the sequence's last observed hidden state. */
+  next: number;
+  /** Drafts wanted (0: only run the waiting pairs). */
+  K: number;
+  /** Turns chain step j's logits [vocab] (a view, valid during the call) into the draft d_{j+1}. */
+  pick: (logits: Vec, j: number) => number;
+  /**
+   * Draft among the ids below `vocab` only (default: all): a smaller lm_head product per draft. Qwen's token
+   * ids follow the tokenizer's merge order, most frequent first, so the first ids hold most of what text uses
+   * (FR-Spec, Zhao et al. 2025). Drafts never reach the output, so the output is unchanged.
+   */
+  vocab?: number;
+}
+
+/**
+ * Runs `f` with the kernels' fastest matrix products, "q8" (integer dot products over 8-bit activations for
+ * quantized weights, float32 sums for float ones): drafts never reach the output (verification decides), so the
+ * head takes the fastest arithmetic whatever the model runs with. Kernels without the switch run as they are.
+ */
+export function withDraftSums<T>(k: Kernels, f: () => T): T {
+  const sums = k as Kernels & { accumulate?: Accumulate };
+  const was = sums.accumulate;
+  if (was === undefined || was === "q8") return f();
+  sums.accumulate = "q8";
+  try {
+    return f();
+  } finally {
+    sums.accumulate = was;
   }
 }

@@ -9,7 +9,7 @@
 import type { Qwen3NextConfig } from "../config.js";
 import type { Kernels, Vec, Weight } from "../kernels/types.js";
 import type { Segment } from "./batch.js";
-import { mtpParams, Qwen3NextMTP } from "./mtp.js";
+import { mtpParams, Qwen3NextMTP, withDraftSums, type DraftRequest } from "./mtp.js";
 import { recordParams, weightParams, type ParamDecl, type Params } from "./params.js";
 import { modelParams, Qwen3NextModel } from "./qwen3_next_model.js";
 import { SequenceState } from "./state.js";
@@ -151,7 +151,7 @@ export class Qwen3NextForCausalLM {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state);
     // Plain steps between drafts leave hidden states waiting; past a bound they run in one batch.
-    if (state.mtpPending!.rows > MTP_MAX_WAITING) mtp.run(this, state, this.ws);
+    if (state.mtpPending!.rows > MTP_MAX_WAITING) withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
   }
 
   /**
@@ -159,8 +159,23 @@ export class Qwen3NextForCausalLM {
    * logits into the draft token.
    */
   draft(state: SequenceState, next: number, K: number, pick: (logits: Vec, j: number) => number): number[] {
-    this.checkTokens([next]);
-    return this.requireMtp().draft(this, state, this.ws, next, K, pick);
+    return this.draftBatch([{ state, next, K, pick }])[0];
+  }
+
+  /**
+   * Drafts for several sequences, each chain step one batch over all of them (see Qwen3NextMTP.draft), with the
+   * fastest matrix products (withDraftSums: drafts never reach the output). Returns each request's drafts.
+   */
+  draftBatch(requests: readonly DraftRequest[]): number[][] {
+    if (new Set(requests.map((r) => r.state)).size !== requests.length) throw new Error("draftBatch: the same state appears twice");
+    for (const r of requests) {
+      this.checkTokens([r.next]);
+      if (!(Number.isInteger(r.K) && r.K >= 0)) throw new Error(`draft tokens is ${r.K}, expected an integer >= 0`);
+      const V = this.config.vocab_size;
+      if (r.vocab !== undefined && !(Number.isInteger(r.vocab) && r.vocab >= 1 && r.vocab <= V)) throw new Error(`draft vocabulary is ${r.vocab}, expected an integer in [1, ${V}]`);
+    }
+    const mtp = this.requireMtp();
+    return withDraftSums(this.kernels, () => mtp.draft(this, this.ws, requests));
   }
 
   /**
@@ -179,7 +194,8 @@ export class Qwen3NextForCausalLM {
   private followMtp(hidden: Vec, tokens: readonly number[], state: SequenceState, trace?: Trace): void {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state);
-    const { out, n } = mtp.run(this, state, this.ws);
+    // Untraced, the head only ever feeds drafts: the fastest products (see withDraftSums).
+    const { out, n } = trace ? mtp.run(this, state, this.ws) : withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
     if (!trace || n === 0) return;
     const V = this.config.vocab_size;
     const logits = this.ws.get("lm.mtp_logits", n * V);

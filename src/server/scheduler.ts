@@ -18,13 +18,16 @@
  * `submitGroup` runs n sequences over one prompt (OpenAI `n`): one prefill, then each sibling
  * continues from a clone of the prompt's state.
  *
- * Speculative decoding (`draftTokens`): a sequence that asks for drafts gets them from the MTP head before
- * the batched step, and its row in that step is [next token, drafts...] as a verify step; it then keeps the
- * accepted drafts plus one token of the model's (src/generate/speculative.ts) and is rolled back to them.
- * Plain and speculative sequences share the one batched step. Every prefill feeds the MTP head, so every
- * prefix-cache snapshot holds an MTP head in step with its prompt (and never any speculative state).
- * A sequence with a grammar or with logprobs decodes without speculation (its drafts would need a mask per
- * drafted position and a logprob per accepted token): it asks for drafts in vain, and its usage reports none.
+ * Speculative decoding (`draftTokens`): the sequences that ask for drafts get them from the MTP head before
+ * the batched step (all of them in one batch per chain step), and each one's row in that step is [next
+ * token, drafts...] as a verify step; it then keeps the accepted drafts plus one token of the model's
+ * (src/generate/speculative.ts) and is rolled back to them. Plain and speculative sequences share the one
+ * batched step. An accepted token's logprob comes from its verify row, which is the row plain decoding computes
+ * for it. Every prefill feeds the MTP head, so every prefix-cache snapshot holds an MTP head in step with its
+ * prompt (and never any speculative state). A sequence with a grammar decodes without speculation (its
+ * drafts would need the grammar's mask at every drafted position, and the constraint advanced past drafts
+ * and taken back on a rejection; `TokenConstraint` has no step back): it asks for drafts in vain, and its
+ * usage reports none.
  * Each verify step is reported to `onSpecDecode(drafted, accepted)` (the vllm:spec_decode_* metrics).
  */
 import { ApiError } from "./errors.js";
@@ -32,7 +35,7 @@ import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import type { Sampler } from "../generate/sampler.js";
-import { AdaptiveDraftLength, draftTokens, finishRound, roundDraftLength, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
+import { AdaptiveDraftLength, draftMany, finishRound, roundDraftLength, type DraftJob, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
 export interface SchedulableState extends FreeableState {
@@ -87,7 +90,7 @@ export interface SequenceRequest {
   constraint?: TokenConstraint;
   /**
    * Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`).
-   * Ignored (plain decoding) when the sequence has a `constraint` or `topLogprobs`.
+   * Ignored (plain decoding) when the sequence has a `constraint`.
    */
   draftTokens?: number;
   /** Receives each generated token (with its logprobs when asked); returning false ends the sequence with "stop". */
@@ -111,6 +114,8 @@ export interface SchedulerOptions {
   onSpecDecode?: (draftTokens: number, acceptedTokens: number) => void;
   /** Speculative decoding with the MTP head: the most draft tokens a sequence may ask for (0 or absent: off). */
   draftTokens?: number;
+  /** Drafts among the first n token ids only (default: all; see SpeculativeOptions.draftVocabulary). */
+  draftVocabulary?: number;
 }
 
 export interface SchedulerStats {
@@ -160,8 +165,8 @@ export class Sequence<S extends SchedulableState = SchedulableState> {
     readonly request: SequenceRequest,
     private readonly onCancel: (seq: Sequence<S>) => void,
   ) {
-    // Drafts are checked against neither a grammar's mask nor given logprobs: such sequences decode plainly.
-    const speculative = request.draftTokens && !request.constraint && request.topLogprobs === undefined;
+    // Drafts are not checked against a grammar's mask: such sequences decode plainly.
+    const speculative = request.draftTokens && !request.constraint;
     this.draftLength = speculative ? new AdaptiveDraftLength(request.draftTokens!) : undefined;
   }
 
@@ -199,8 +204,12 @@ export class Scheduler<S extends SchedulableState> {
     if (!(opts.prefillChunk >= 1)) throw new Error(`prefillChunk is ${opts.prefillChunk}, expected >= 1`);
     const K = opts.draftTokens ?? 0;
     if (!(Number.isInteger(K) && K >= 0)) throw new Error(`draftTokens is ${K}, expected an integer >= 0`);
-    if (K > 0 && !("draft" in model && model.config.mtp_num_hidden_layers > 0)) {
+    if (K > 0 && !("draftBatch" in model && model.config.mtp_num_hidden_layers > 0)) {
       throw new Error("speculative decoding with MTP needs the checkpoint's MTP head, and this one has none (mtp_num_hidden_layers is 0, or no mtp.* tensors)");
+    }
+    const n = opts.draftVocabulary;
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= model.config.vocab_size)) {
+      throw new Error(`draftVocabulary is ${n}, expected an integer in [1, ${model.config.vocab_size}] (the model's vocabulary)`);
     }
     this.spec = K > 0 ? (model as SpeculativeDecodeModel<S>) : null;
     this.cache = new PrefixCache<S>(opts.prefixCacheSize);
@@ -455,17 +464,28 @@ export class Scheduler<S extends SchedulableState> {
     let logits: Vec;
     let hidden: Vec | undefined;
     if (this.spec !== null) {
-      // Drafts first, each sequence on its own: one that fails to draft ends alone, not the whole batch.
+      // Drafts first, for every drafting sequence in one batch per chain step; a sequence whose drafting
+      // fails (its sampler) ends alone, not the whole batch.
+      const jobs: { seq: Sequence<S>; job: DraftJob<S> }[] = [];
       for (const seq of batch) {
         const req = seq.request;
         if (!seq.draftLength) continue;
         // K = 0: a plain step, whose hidden state goes to the MTP head below.
         const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
+        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary } });
+      }
+      if (jobs.length > 0) {
+        let results: (Drafts | Error)[];
         try {
-          if (K > 0) drafts.set(seq, draftTokens(this.spec, seq.state!, seq.next, K, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt));
+          results = draftMany(this.spec, jobs.map((j) => j.job));
         } catch (err) {
-          this.finish(seq, "error", asError(err));
+          results = jobs.map(() => asError(err));
         }
+        jobs.forEach(({ seq }, i) => {
+          const r = results[i];
+          if (r instanceof Error) this.finish(seq, "error", r);
+          else drafts.set(seq, r);
+        });
       }
       batch = batch.filter((seq) => !seq.done);
       if (batch.length === 0) return;
@@ -513,8 +533,13 @@ export class Scheduler<S extends SchedulableState> {
         this.totals.acceptedTokens += tokens.length - 1;
         seq.draftLength!.update(d.tokens.length, tokens.length - 1);
         this.opts.onSpecDecode?.(d.tokens.length, tokens.length - 1);
-        // A sequence cancelled from inside onToken gets no further token (as in plain decoding, one step later).
-        for (const token of tokens) if (!this.deliver(seq, token) || seq.cancelled) break;
+        // Token j came from verify row j, which is the row plain decoding would have computed for it: its
+        // logprob is plain decoding's. A sequence cancelled from inside onToken gets no further token (as in
+        // plain decoding, one step later).
+        for (let j = 0; j < tokens.length; j++) {
+          const lp = req.topLogprobs === undefined ? undefined : tokenLogprob(this.raw(seq, logits.subarray((first + j) * V, (first + j + 1) * V)), tokens[j], req.topLogprobs);
+          if (!this.deliver(seq, tokens[j], lp) || seq.cancelled) break;
+        }
       } catch (err) {
         this.finish(seq, "error", asError(err));
       }
@@ -531,14 +556,19 @@ export class Scheduler<S extends SchedulableState> {
       logits = logits.slice();
       for (const [id, bias] of req.logitBias) if (id < logits.length) logits[id] += bias;
     }
-    return logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
+    return this.raw(seq, logits);
+  }
+
+  /** The sampleable ids' logits (what logprobs are computed from, before any mask or bias). */
+  private raw(seq: Sequence<S>, logits: Vec): Vec {
+    return logits.subarray(0, Math.min(seq.request.sampleableTokens, logits.length));
   }
 
   /** Samples one token from `logits` for `seq` (grammar mask, logit bias) and hands it over with its logprob. */
   private emit(seq: Sequence<S>, logits: Vec): void {
     const req = seq.request;
     try {
-      let sampleable = logits.subarray(0, Math.min(req.sampleableTokens, logits.length));
+      let sampleable = this.raw(seq, logits);
       const raw = sampleable;
       if (seq.mask || (req.logitBias && req.logitBias.size > 0)) sampleable = sampleable.slice();
       if (seq.mask) {

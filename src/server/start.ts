@@ -67,6 +67,8 @@ export interface ServeOptions {
   promptTimeoutMs?: number;
   /** Speculative decoding with the MTP head: draft tokens per step (requests may ask for fewer); 0: off. */
   draftTokens?: number;
+  /** Drafts among the first n token ids only (default: all; see SpeculativeOptions.draftVocabulary). */
+  draftVocabulary?: number;
 }
 export interface RunningServer {
   url: string;
@@ -102,6 +104,7 @@ export async function startServer(session: ServedSession, opts: ServeOptions = {
     prefillChunk: opts.prefillChunk ?? DEFAULTS.prefillChunk,
     onSpecDecode: (draft, accepted) => metrics?.specDecode(draft, accepted),
     draftTokens: opts.draftTokens ?? 0,
+    draftVocabulary: opts.draftVocabulary,
   });
   const names = typeof opts.servedModelName === "string" ? [opts.servedModelName] : [...(opts.servedModelName ?? [])];
   const modelName = names[0] ?? (session.isDemo ? DEMO_MODEL_NAME : path.basename(path.resolve(session.dir)).replace(/\.gguf$/i, ""));

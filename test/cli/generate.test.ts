@@ -62,14 +62,14 @@ describe("qwen3-next generate", () => {
     expect(streamed.stdout).toBe(plain.stdout);
   });
 
-  it("generate defaults to float32 sums and trace to exact float64 sums", async () => {
+  it("generate defaults to q8 products (float32 sums for float weights) and trace to exact float64 sums", async () => {
     const r = JSON.parse((await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "2", "--json", "-t", "1"], { env })).stdout);
-    expect(r.kernels.accumulate).toBe("f32");
+    expect(r.kernels.accumulate).toBe("q8");
     const help = await runCli(["trace", "--help"], { env });
     // Help text is wrapped to the terminal: compare it with its whitespace collapsed.
     expect(help.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "f64"\)/);
     const genHelp = await runCli(["generate", "--help"], { env });
-    expect(genHelp.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "f32"\)/);
+    expect(genHelp.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "q8"\)/);
   });
 
   it("--simd and QWEN3_NEXT_SIMD pick the WASM kernel build, which --json reports; exact sums give the same tokens on both", async () => {
@@ -106,6 +106,14 @@ describe("qwen3-next generate", () => {
     expect(spec.stderr).toMatch(/drafts accepted \d+\/\d+ \(\d+%\)/);
     const implied = await runCli(["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--draft-tokens", "2", "--no-stream"], { env });
     expect(implied.stderr).toMatch(/drafts accepted/);
+    // A draft vocabulary (implies --speculative mtp): the same tokens.
+    const small = await runCli([...args, "--draft-vocab", "1000"], { env });
+    expect(small.code).toBe(0);
+    expect(JSON.parse(small.stdout).tokens).toEqual(p.tokens);
+    expect(JSON.parse(small.stdout).timings.draft_tokens).toBeGreaterThan(0);
+    const huge = await runCli(["generate", "--prompt", "hi", "--draft-vocab", "10000000"], { env });
+    expect(huge.code).not.toBe(0);
+    expect(huge.stderr).toMatch(/draft vocabulary is 10000000, expected an integer in \[1, \d+\] \(the model's vocabulary\)/);
     const bad = await runCli(["generate", "--prompt", "hi", "--speculative", "eagle"], { env });
     expect(bad.code).toBe(2);
     const zero = await runCli(["generate", "--prompt", "hi", "--draft-tokens", "0"], { env });

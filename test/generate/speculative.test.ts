@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateResult } from "../../src/generate/generate.js";
-import { AdaptiveDraftLength, MAX_BACKOFF } from "../../src/generate/speculative.js";
+import { AdaptiveDraftLength, MAX_BACKOFF, MIN_BACKOFF } from "../../src/generate/speculative.js";
 import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { WeightDType } from "../../src/kernels/types.js";
@@ -29,8 +29,8 @@ function tokens(seed: number, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => Math.floor(rand() * vocab));
 }
 
-async function run(model: Qwen3NextForCausalLM, prompt: number[], maxTokens: number, sampling: SamplingParams, K?: number): Promise<GenerateResult> {
-  const g = generate(model, tok, prompt, { sampling, maxTokens, stopIds: [], speculative: K === undefined ? undefined : { draftTokens: K } });
+async function run(model: Qwen3NextForCausalLM, prompt: number[], maxTokens: number, sampling: SamplingParams, K?: number, draftVocabulary?: number): Promise<GenerateResult> {
+  const g = generate(model, tok, prompt, { sampling, maxTokens, stopIds: [], speculative: K === undefined ? undefined : { draftTokens: K, draftVocabulary } });
   for await (const _ of g.events);
   return g.result;
 }
@@ -49,7 +49,8 @@ describe("speculative decoding (MTP), greedy", () => {
         fc.constantFrom(0, 0.5),
         fc.constantFrom(null, 0.1, 0.7, 1.5),
         fc.boolean(),
-        async (raw, seed, mtpLayers, dtype, precision, promptLength, maxTokens, penalty, noise, tiled) => {
+        fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+        async (raw, seed, mtpLayers, dtype, precision, promptLength, maxTokens, penalty, noise, tiled, vocabFrac) => {
           const parsed = parseTiny(raw);
           const cfg = { ...parsed, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: noise === null ? parsed.tie_word_embeddings : false };
           let src = noise === null ? randomWeights(cfg, seed, dtype) : acceptingWeights(cfg, seed, { noise, dtype });
@@ -59,8 +60,11 @@ describe("speculative decoding (MTP), greedy", () => {
           const prompt = tokens(seed ^ 0x5eed, promptLength, model.config.vocab_size);
           const sampling = { ...GREEDY, presence_penalty: penalty, repetition_penalty: 1 + penalty };
           const plain = await run(model, prompt, maxTokens, sampling);
+          // Drafts among the first ids only, sometimes (the same tokens either way).
+          const V = model.config.vocab_size;
+          const vocab = vocabFrac === undefined ? undefined : 1 + Math.floor(vocabFrac * (V - 1));
           for (const K of [1, 2, 3, 4]) {
-            const spec = await run(model, prompt, maxTokens, sampling, K);
+            const spec = await run(model, prompt, maxTokens, sampling, K, vocab);
             expect(spec.tokens, `K=${K}`).toEqual(plain.tokens);
             expect(spec.finishReason).toBe(plain.finishReason);
             expect(spec.acceptedTokens).toBeLessThanOrEqual(spec.draftTokens);
@@ -180,7 +184,7 @@ describe("Sampler.distribution (the p and q of speculative sampling)", () => {
 });
 
 describe("adaptive draft length", () => {
-  it("backs off 1, 2, 4 .. 32 plain steps while drafts fail, probes with one draft, and returns to K on an acceptance", () => {
+  it("backs off 2, 4 .. 64 plain steps while drafts fail, probing with one draft", () => {
     const d = new AdaptiveDraftLength(3);
     const lengths: number[] = [];
     for (let round = 0; round < 140; round++) {
@@ -189,20 +193,40 @@ describe("adaptive draft length", () => {
       d.update(k, 0); // nothing ever accepted
     }
     const probes = lengths.flatMap((k, i) => (k > 0 ? [i] : []));
-    // A probe, then 1, 2, 4, 8, 16, 32, 32 plain steps between probes.
-    expect(probes).toEqual([0, 2, 5, 10, 19, 36, 69, 102, 135]);
-    expect(probes.map((i) => lengths[i])).toEqual([3, 1, 1, 1, 1, 1, 1, 1, 1]);
+    // A probe, then 2, 4, 8, 16, 32, 64 plain steps between probes.
+    expect(probes).toEqual([0, 3, 8, 17, 34, 67, 132]);
+    expect(probes.map((i) => lengths[i])).toEqual([1, 1, 1, 1, 1, 1, 1]);
     expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
-    let k = d.next();
-    while (k === 0) k = d.next();
-    expect(k).toBe(1);
-    d.update(k, 1); // the next probe is accepted
-    expect(d.next()).toBe(3);
+    expect(MIN_BACKOFF).toBe(2);
+  });
+
+  it("grows by one up to K while every draft is accepted, shrinks by one on a rejection, and a success ends a back-off", () => {
+    const d = new AdaptiveDraftLength(3);
+    const seen: number[] = [];
+    const round = (accepted: (k: number) => number) => {
+      const k = d.next();
+      seen.push(k);
+      d.update(k, accepted(k));
+    };
+    for (let i = 0; i < 4; i++) round((k) => k); // all accepted: 1, 2, 3, 3
+    round(() => 2); // 2 of 3
+    round(() => 1); // 1 of 2
+    round((k) => k); // 1 of 1
+    round(() => 0); // 0 of 2: back off 2 plain steps
+    round(() => 0);
+    round(() => 0);
+    round((k) => k); // the probe (1 draft) is accepted
+    round((k) => k);
+    round(() => 0); // a later failure backs off 2 again, not 4
+    round(() => 0);
+    round(() => 0);
+    round(() => 0);
+    expect(seen).toEqual([1, 2, 3, 3, 3, 2, 1, 2, 0, 0, 1, 2, 3, 0, 0, 1]);
   });
 });
 
 describe("speculative decoding (MTP), usage", () => {
-  it("refuses a model without an MTP head, and a draft length below 1, with one line", () => {
+  it("refuses a model without an MTP head, a draft length below 1 and a draft vocabulary outside the model's, with one line", () => {
     const raw = fc.sample(tinyConfig, { seed: 2, numRuns: 1 })[0];
     const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 0 }), 2), createTsKernels("f64"));
     const opts = (draftTokens: number) => ({ sampling: GREEDY, maxTokens: 4, speculative: { draftTokens } });
@@ -211,6 +235,12 @@ describe("speculative decoding (MTP), usage", () => {
     );
     const withMtp = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(parseTiny({ ...raw, mtp_num_hidden_layers: 1 }), 2), createTsKernels("f64"));
     expect(() => generate(withMtp, tok, [1, 2], opts(0))).toThrow("draft tokens is 0, expected an integer >= 1");
+    const V = withMtp.config.vocab_size;
+    for (const n of [0, V + 1, 1.5]) {
+      expect(() => generate(withMtp, tok, [1, 2], { ...opts(1), speculative: { draftTokens: 1, draftVocabulary: n } })).toThrow(
+        `draft vocabulary is ${n}, expected an integer in [1, ${V}] (the model's vocabulary)`,
+      );
+    }
   });
 });
 
@@ -218,7 +248,9 @@ describe("speculative decoding (MTP), sampling", () => {
   it.each([
     { name: "K 1, temperature 0.9", K: 1, V: 4, temperature: 0.9, top_k: 0, presence: 0, frequency: 0 },
     { name: "K 2, top-k 2, penalties", K: 2, V: 3, temperature: 1.2, top_k: 2, presence: 0.4, frequency: 0.3 },
-  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency }) => {
+    // Drafts among ids 0 and 1 only: q is 0 past them, and the residual must give ids 2 and 3 their share.
+    { name: "K 2, draft vocabulary 2 of 4", K: 2, V: 4, temperature: 1, top_k: 0, presence: 0, frequency: 0, draftVocabulary: 2 },
+  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency, draftVocabulary }) => {
     const raw = fc.sample(tinyConfig, { seed: 7, numRuns: 1 })[0];
     const cfg = parseTiny({ ...raw, vocab_size: V, mtp_num_hidden_layers: 1, num_hidden_layers: 2, full_attention_interval: 2 });
     const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 7), createTsKernels("f64"));
@@ -238,7 +270,7 @@ describe("speculative decoding (MTP), sampling", () => {
     let drafts = 0;
     let accepted = 0;
     for (let seed = 0; seed < runs; seed++) {
-      const r = await run(model, prompt, n, { ...sampling, seed }, K);
+      const r = await run(model, prompt, n, { ...sampling, seed }, K, draftVocabulary);
       const key = r.tokens.join(",");
       expect(expected.has(key), key).toBe(true);
       observed.set(key, (observed.get(key) ?? 0) + 1);

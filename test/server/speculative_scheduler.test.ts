@@ -12,7 +12,7 @@ import { AdaptiveDraftLength, roundDraftLength, speculativeRound, type Speculati
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import type { SequenceState } from "../../src/model/state.js";
-import { Scheduler, type EndReason } from "../../src/server/scheduler.js";
+import { Scheduler, type EndReason, type TokenLogprob } from "../../src/server/scheduler.js";
 import { acceptingWeights } from "../helpers/accepting_model.js";
 import { parseTiny, tinyConfig } from "../helpers/random_model.js";
 
@@ -28,27 +28,40 @@ const sampling = (seed: number, greedy: boolean): SamplingParams => ({
   temperature: greedy ? 0 : 0.8, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, seed,
 });
 
-/** One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. */
-function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number): number[] {
+/**
+ * One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. Plain
+ * runs also give the logits row each token was sampled from.
+ */
+function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number, draftVocab?: number): { tokens: number[]; rows: Float64Array[] } {
   const sampler = new Sampler(params);
   const state = model.newState();
   const out: number[] = [];
+  const rows: Float64Array[] = [];
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   const view = (z: Float32Array | Float64Array) => z;
   const draftLength = new AdaptiveDraftLength(K);
-  let chosen = [sampler.sample(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }), out, prompt)];
+  const plainStep = (logits: Float32Array | Float64Array) => (rows.push(Float64Array.from(logits)), [sampler.sample(logits, out, prompt)]);
+  let chosen = plainStep(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }));
   for (;;) {
     for (const t of chosen) {
       out.push(t);
-      if (out.length >= maxTokens) return state.free(), out;
+      if (out.length >= maxTokens) return state.free(), { tokens: out, rows };
     }
     const y = out[out.length - 1];
     if (K > 0) {
       const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
-      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
+      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab);
       draftLength.update(k, chosen.length - 1);
-    } else chosen = [sampler.sample(model.forward([y], state, { lastOnly: true }), out, prompt)];
+    } else chosen = plainStep(model.forward([y], state, { lastOnly: true }));
   }
+}
+
+/** log softmax(row)[token] and the `top` largest with theirs, ties to the lower id: computed here, in float64. */
+function logprobOf(row: Float64Array, token: number, top: number): TokenLogprob {
+  const max = Math.max(...row);
+  const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0));
+  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b);
+  return { id: token, logprob: Math.min(0, row[token] - lse), top: order.slice(0, top).map((id) => ({ id, logprob: Math.min(0, row[id] - lse) })) };
 }
 
 const request = fc.record({
@@ -59,6 +72,7 @@ const request = fc.record({
   draftTokens: fc.integer({ min: 0, max: K_MAX }),
   cancelAfter: fc.integer({ min: 1, max: 14 }),
   delay: fc.integer({ min: 0, max: 6 }),
+  topLogprobs: fc.constantFrom(undefined, 0, 2),
 });
 
 describe("Scheduler with speculative decoding", () => {
@@ -69,12 +83,14 @@ describe("Scheduler with speculative decoding", () => {
         fc.array(request, { minLength: 1, maxLength: 6 }),
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 2 }),
-        async (prompts, picks, maxConcurrency, prefixCacheSize) => {
+        fc.option(fc.integer({ min: 1, max: V }), { nil: undefined }),
+        async (prompts, picks, maxConcurrency, prefixCacheSize, draftVocabulary) => {
           const reqs = picks.map((r) => ({ ...r, prompt: prompts[r.prompt] }));
-          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize, prefillChunk: 5, draftTokens: K_MAX });
+          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize, prefillChunk: 5, draftTokens: K_MAX, draftVocabulary });
           const runs = reqs.map(async (r) => {
             for (let i = 0; i < r.delay; i++) await new Promise((res) => setImmediate(res));
             const tokens: number[] = [];
+            const logprobs: (TokenLogprob | undefined)[] = [];
             let counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
             const reason = await new Promise<EndReason>((resolve) => {
               const seq = sched.submit({
@@ -84,24 +100,29 @@ describe("Scheduler with speculative decoding", () => {
                 sampler: new Sampler(sampling(r.seed, r.greedy)),
                 sampleableTokens: V,
                 draftTokens: r.draftTokens,
-                onToken: (id) => {
+                topLogprobs: r.topLogprobs,
+                onToken: (id, lp) => {
                   tokens.push(id);
+                  logprobs.push(lp);
                   if (tokens.length === r.cancelAfter) seq.cancel();
                   return true;
                 },
                 onEnd: (why) => ((counts = seq.speculation), resolve(why)),
               });
             });
-            return { tokens, reason, counts };
+            return { tokens, logprobs, reason, counts };
           });
           const got = await Promise.all(runs);
           let drafts = 0;
           reqs.forEach((r, i) => {
             // Greedy: plain greedy's tokens whatever the draft length; sampled: the same loop alone.
-            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens);
+            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens, draftVocabulary);
             const n = Math.min(r.cancelAfter, r.maxTokens);
             expect(got[i].reason).toBe(r.cancelAfter < r.maxTokens ? "cancelled" : "length");
-            expect(got[i].tokens).toEqual(expected.slice(0, n));
+            expect(got[i].tokens).toEqual(expected.tokens.slice(0, n));
+            // Logprobs (their values: the next test) come with every token when asked.
+            if (r.topLogprobs === undefined) expect(got[i].logprobs.every((lp) => lp === undefined)).toBe(true);
+            else expect(got[i].logprobs.map((lp) => [lp!.id, lp!.top.length])).toEqual(got[i].tokens.map((t) => [t, r.topLogprobs]));
             if (r.draftTokens === 0) expect(got[i].counts.draftTokens).toBe(0);
             drafts += got[i].counts.draftTokens;
           });
@@ -114,7 +135,49 @@ describe("Scheduler with speculative decoding", () => {
     );
   });
 
-  it("refuses a request asking for more drafts than the server's, and a server without an MTP head", () => {
+  it("gives speculative sequences plain decoding's logprobs: each token's from the verify row plain decoding computes for it", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ prompt: fc.array(fc.integer({ min: 0, max: V - 1 }), { minLength: 1, maxLength: 12 }), draftTokens: fc.integer({ min: 0, max: K_MAX }) }), { minLength: 1, maxLength: 4 }),
+        async (reqs) => {
+          // One prefill chunk per prompt and no prefix cache: the rows are those of `alone`'s prefill, bit for bit.
+          const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 4, maxQueue: 16, prefixCacheSize: 0, prefillChunk: 64, draftTokens: K_MAX });
+          const got = await Promise.all(
+            reqs.map(
+              (r) =>
+                new Promise<{ tokens: number[]; logprobs: TokenLogprob[] }>((resolve) => {
+                  const tokens: number[] = [];
+                  const logprobs: TokenLogprob[] = [];
+                  sched.submit({
+                    prompt: r.prompt, maxTokens: 10, stopTokenIds: new Set(), sampler: new Sampler(sampling(0, true)), sampleableTokens: V,
+                    draftTokens: r.draftTokens, topLogprobs: 3,
+                    onToken: (id, lp) => (tokens.push(id), logprobs.push(lp!), true),
+                    onEnd: () => resolve({ tokens, logprobs }),
+                  });
+                }),
+            ),
+          );
+          reqs.forEach((r, i) => {
+            const expected = alone(r.prompt, 10, sampling(0, true), 0);
+            expect(got[i].tokens).toEqual(expected.tokens);
+            expect(got[i].logprobs).toEqual(expected.tokens.map((t, j) => logprobOf(expected.rows[j], t, 3)));
+          });
+        },
+      ),
+      { numRuns: 20 },
+    );
+    // The noisy accepting model accepts drafts: tokens from verify rows past the first are covered.
+    const s = new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 64, draftTokens: K_MAX });
+    const accepted = await new Promise<number>((resolve) => {
+      const seq = s.submit({
+        prompt: [1, 2, 3], maxTokens: 20, stopTokenIds: new Set(), sampler: new Sampler(sampling(0, true)), sampleableTokens: V, draftTokens: K_MAX, topLogprobs: 1,
+        onToken: () => true, onEnd: () => resolve(seq.speculation.acceptedTokens),
+      });
+    });
+    expect(accepted).toBeGreaterThan(0);
+  });
+
+  it("refuses a request asking for more drafts than the server's, a server without an MTP head, and a draft vocabulary outside the model's", () => {
     const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 2 });
     const req = { prompt: [1, 2], maxTokens: 2, stopTokenIds: new Set<number>(), sampler: new Sampler(sampling(1, true)), sampleableTokens: V, onToken: () => true, onEnd: () => {} };
     expect(() => sched.submit({ ...req, draftTokens: 3 })).toThrow(
@@ -125,5 +188,8 @@ describe("Scheduler with speculative decoding", () => {
       createTsKernels("f64"),
     );
     expect(() => new Scheduler<SequenceState>(noMtp, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 1 })).toThrow(/needs the checkpoint's MTP head/);
+    expect(() => new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 1, draftVocabulary: V + 1 })).toThrow(
+      `draftVocabulary is ${V + 1}, expected an integer in [1, ${V}] (the model's vocabulary)`,
+    );
   });
 });

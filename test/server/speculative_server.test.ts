@@ -3,7 +3,8 @@
  * request, num_speculative_tokens 0 turns it off), also when the prompt's state comes from the prefix
  * cache; usage counts the drafts (accepted and rejected prediction tokens) and /metrics' vllm:spec_decode_*
  * counters move by the same amounts; a request may lower the draft length but not raise it. Requests with a
- * grammar or logprobs decode without drafts (same tokens, same logprobs as without speculation); `n` choices
+ * grammar decode without drafts, requests with logprobs draft (same tokens, same logprobs as without
+ * speculation either way); `n` choices
  * each draft and each equal greedy's text.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -79,7 +80,7 @@ describe("server: speculative decoding", () => {
     expect(after[0] - before[0]).toBeGreaterThan(0);
   });
 
-  it("decodes requests with a grammar or logprobs without drafts: the same tokens and logprobs as without speculation", async () => {
+  it("decodes requests with a grammar without drafts, and with logprobs with drafts: the same tokens and logprobs as without speculation", async () => {
     const messages = [{ role: "user" as const, content: "Give me JSON" }];
     const json = { messages, max_tokens: 12, temperature: 0, response_format: { type: "json_object" as const } };
     const expected = await plain.client.chat.completions.create({ model: plain.model, ...json });
@@ -94,7 +95,8 @@ describe("server: speculative decoding", () => {
     expect(specLp.choices[0].message.content).toBe(plainLp.choices[0].message.content);
     expect(specLp.choices[0].logprobs!.content!.length).toBe(specLp.usage!.completion_tokens);
     expect(specLp.choices[0].logprobs).toEqual(plainLp.choices[0].logprobs);
-    expect(details(specLp.usage)).toEqual({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
+    const d = details(specLp.usage)!;
+    expect(d.accepted_prediction_tokens + d.rejected_prediction_tokens).toBeGreaterThan(0);
   });
 
   it("drafts for each of n greedy choices, each equal to greedy's text, the drafts summed in usage", async () => {
