@@ -151,6 +151,17 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   }
 }
 
+/** dotBytes with the activation bytes already in a register (x). */
+// @ts-ignore: decorator
+@inline function dotBytesV(q: v128, x: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q)));
+  } else {
+    unreachable();
+    return acc;
+  }
+}
+
 // @ts-ignore: decorator
 @inline function hsumI32(v: v128): i32 {
   const s = i32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
@@ -251,6 +262,62 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
   }
   store<f32>(yp, <f32>s);
+}
+
+/**
+ * Rows wr, wr + stride, + 2 stride, + 3 stride times one token (decode) for the types with blocks of 32: each block
+ * of activations is loaded once for the four rows; the four rows' integer sums of a block are transposed into one
+ * vector (one lane a row) and scaled as in blocks4, the rows' d_w (and m_w) as float32 lanes, the token's d_a (and
+ * s_a) splatted. Each row's sum over blocks is float64 in block order, one rounding per output.
+ */
+// @ts-ignore: decorator
+@inline function row32Four(wr: usize, stride: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
+  const R = relaxedFor(dt);
+  const sg = signedQ(dt) && !R;
+  const ts = typeSize(dt);
+  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
+  const nb = cols >> 5, nbu = <usize>nb;
+  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * ts;
+    const c = <usize>(b << 5);
+    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+    for (let grp = 0; grp < 2; grp++) {
+      const cc = c + (<usize>grp << 4);
+      const q0 = quants16(p, 0, grp, dt, R), q1 = quants16(p + stride, 0, grp, dt, R);
+      const q2 = quants16(p + 2 * stride, 0, grp, dt, R), q3 = quants16(p + 3 * stride, 0, grp, dt, R);
+      if (R) {
+        const x = v128.load(a + q8 + cc);
+        j0 = dotBytesV(q0, x, j0);
+        j1 = dotBytesV(q1, x, j1);
+        j2 = dotBytesV(q2, x, j2);
+        j3 = dotBytesV(q3, x, j3);
+      } else {
+        const xl = v128.load(a + (cc << 1)), xh = v128.load(a + (cc << 1), 16);
+        j0 = i32x4.add(j0, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q0) : i16x8.extend_low_i8x16_u(q0), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q0) : i16x8.extend_high_i8x16_u(q0), xh)));
+        j1 = i32x4.add(j1, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q1) : i16x8.extend_low_i8x16_u(q1), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q1) : i16x8.extend_high_i8x16_u(q1), xh)));
+        j2 = i32x4.add(j2, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q2) : i16x8.extend_low_i8x16_u(q2), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q2) : i16x8.extend_high_i8x16_u(q2), xh)));
+        j3 = i32x4.add(j3, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q3) : i16x8.extend_low_i8x16_u(q3), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q3) : i16x8.extend_high_i8x16_u(q3), xh)));
+      }
+    }
+    let si = sums4(j0, j1, j2, j3);
+    const mb = meta + (<usize>b << 2);
+    if (R && dt == Q4_0) si = i32x4.sub(si, i32x4.splat(load<i32>(mb + (nbu << 3)) << 3));
+    if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.splat(load<i32>(mb + (nbu << 3)) << 4));
+    const sf = f32x4.convert_i32x4_s(si);
+    const dd = f32x4.mul(f16x4(p, 0, stride), f32x4.splat(load<f32>(mb)));
+    lo2 = f64x2.add(lo2, f64x2.mul(promoteLo(dd), promoteLo(sf)));
+    hi2 = f64x2.add(hi2, f64x2.mul(promoteHi(dd), promoteHi(sf)));
+    if (hasM(dt)) {
+      const ms = f32x4.mul(f16x4(p, 2, stride), f32x4.splat(load<f32>(mb + (nbu << 2))));
+      lo2 = f64x2.add(lo2, promoteLo(ms));
+      hi2 = f64x2.add(hi2, promoteHi(ms));
+    }
+  }
+  store<f32>(yp, <f32>f64x2.extract_lane(lo2, 0));
+  store<f32>(yp, <f32>f64x2.extract_lane(lo2, 1), 4);
+  store<f32>(yp, <f32>f64x2.extract_lane(hi2, 0), 8);
+  store<f32>(yp, <f32>f64x2.extract_lane(hi2, 1), 12);
 }
 
 /**
@@ -467,7 +534,9 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 // @ts-ignore: decorator
 @inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  if (small(dt)) for (; r + 4 <= r1; r += 4) row32Four(w + <usize>r * stride, stride, a, y + (<usize>r << 2), cols, dt);
+  for (; r < r1; r++) {
     if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
     else rowKOne(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
   }
