@@ -151,17 +151,6 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   }
 }
 
-/** dotBytes with the activation bytes already in a register (x). */
-// @ts-ignore: decorator
-@inline function dotBytesV(q: v128, x: v128, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, q)));
-  } else {
-    unreachable();
-    return acc;
-  }
-}
-
 // @ts-ignore: decorator
 @inline function hsumI32(v: v128): i32 {
   const s = i32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
@@ -264,18 +253,37 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   store<f32>(yp, <f32>s);
 }
 
+/** The f32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
+// @ts-ignore: decorator
+@inline function f32x4At(a: usize, as: usize, o: usize): v128 {
+  let v = f32x4.splat(load<f32>(a + o));
+  v = f32x4.replace_lane(v, 1, load<f32>(a + as + o));
+  v = f32x4.replace_lane(v, 2, load<f32>(a + 2 * as + o));
+  return f32x4.replace_lane(v, 3, load<f32>(a + 3 * as + o));
+}
+
+/** The i32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
+// @ts-ignore: decorator
+@inline function i32x4At(a: usize, as: usize, o: usize): v128 {
+  let v = i32x4.splat(load<i32>(a + o));
+  v = i32x4.replace_lane(v, 1, load<i32>(a + as + o));
+  v = i32x4.replace_lane(v, 2, load<i32>(a + 2 * as + o));
+  return i32x4.replace_lane(v, 3, load<i32>(a + 3 * as + o));
+}
+
 /**
- * Rows wr, wr + stride, + 2 stride, + 3 stride times one token (decode) for the types with blocks of 32: each block
- * of activations is loaded once for the four rows; the four rows' integer sums of a block are transposed into one
- * vector (one lane a row) and scaled as in blocks4, the rows' d_w (and m_w) as float32 lanes, the token's d_a (and
- * s_a) splatted. Each row's sum over blocks is float64 in block order, one rounding per output.
+ * Row wr times four tokens (activations at a0, as apart; outputs at yp, ys apart) for the types with blocks of 32:
+ * each block's quants decoded once, the four tokens' integer sums transposed into one vector (one lane a token)
+ * and scaled together as in blocks4 (the block's d_w, m_w splatted; the tokens' d_a, s_a as lanes). Each output is
+ * the float64 sum over blocks in block order, as rowTokens.
  */
 // @ts-ignore: decorator
-@inline function row32Four(wr: usize, stride: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
+@inline function row32Tokens4(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
   const R = relaxedFor(dt);
   const sg = signedQ(dt) && !R;
   const ts = typeSize(dt);
-  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
+  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
+  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
   const nb = cols >> 5, nbu = <usize>nb;
   let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -283,41 +291,40 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     const c = <usize>(b << 5);
     let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
     for (let grp = 0; grp < 2; grp++) {
+      const q = quants16(p, 0, grp, dt, R);
       const cc = c + (<usize>grp << 4);
-      const q0 = quants16(p, 0, grp, dt, R), q1 = quants16(p + stride, 0, grp, dt, R);
-      const q2 = quants16(p + 2 * stride, 0, grp, dt, R), q3 = quants16(p + 3 * stride, 0, grp, dt, R);
       if (R) {
-        const x = v128.load(a + q8 + cc);
-        j0 = dotBytesV(q0, x, j0);
-        j1 = dotBytesV(q1, x, j1);
-        j2 = dotBytesV(q2, x, j2);
-        j3 = dotBytesV(q3, x, j3);
+        j0 = dotBytes(q, a0 + q8 + cc, j0);
+        j1 = dotBytes(q, a1 + q8 + cc, j1);
+        j2 = dotBytes(q, a2 + q8 + cc, j2);
+        j3 = dotBytes(q, a3 + q8 + cc, j3);
       } else {
-        const xl = v128.load(a + (cc << 1)), xh = v128.load(a + (cc << 1), 16);
-        j0 = i32x4.add(j0, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q0) : i16x8.extend_low_i8x16_u(q0), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q0) : i16x8.extend_high_i8x16_u(q0), xh)));
-        j1 = i32x4.add(j1, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q1) : i16x8.extend_low_i8x16_u(q1), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q1) : i16x8.extend_high_i8x16_u(q1), xh)));
-        j2 = i32x4.add(j2, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q2) : i16x8.extend_low_i8x16_u(q2), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q2) : i16x8.extend_high_i8x16_u(q2), xh)));
-        j3 = i32x4.add(j3, i32x4.add(i32x4.dot_i16x8_s(sg ? i16x8.extend_low_i8x16_s(q3) : i16x8.extend_low_i8x16_u(q3), xl), i32x4.dot_i16x8_s(sg ? i16x8.extend_high_i8x16_s(q3) : i16x8.extend_high_i8x16_u(q3), xh)));
+        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+        j0 = dotWide(lo, hi, a0 + (cc << 1), j0);
+        j1 = dotWide(lo, hi, a1 + (cc << 1), j1);
+        j2 = dotWide(lo, hi, a2 + (cc << 1), j2);
+        j3 = dotWide(lo, hi, a3 + (cc << 1), j3);
       }
     }
     let si = sums4(j0, j1, j2, j3);
-    const mb = meta + (<usize>b << 2);
-    if (R && dt == Q4_0) si = i32x4.sub(si, i32x4.splat(load<i32>(mb + (nbu << 3)) << 3));
-    if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.splat(load<i32>(mb + (nbu << 3)) << 4));
+    const mo = meta + (<usize>b << 2);
+    if (R && dt == Q4_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 3));
+    if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 4));
     const sf = f32x4.convert_i32x4_s(si);
-    const dd = f32x4.mul(f16x4(p, 0, stride), f32x4.splat(load<f32>(mb)));
+    const dd = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p))), f32x4At(a0, as, mo));
     lo2 = f64x2.add(lo2, f64x2.mul(promoteLo(dd), promoteLo(sf)));
     hi2 = f64x2.add(hi2, f64x2.mul(promoteHi(dd), promoteHi(sf)));
     if (hasM(dt)) {
-      const ms = f32x4.mul(f16x4(p, 2, stride), f32x4.splat(load<f32>(mb + (nbu << 2))));
+      const ms = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p + 2))), f32x4At(a0, as, mo + (nbu << 2)));
       lo2 = f64x2.add(lo2, promoteLo(ms));
       hi2 = f64x2.add(hi2, promoteHi(ms));
     }
   }
   store<f32>(yp, <f32>f64x2.extract_lane(lo2, 0));
-  store<f32>(yp, <f32>f64x2.extract_lane(lo2, 1), 4);
-  store<f32>(yp, <f32>f64x2.extract_lane(hi2, 0), 8);
-  store<f32>(yp, <f32>f64x2.extract_lane(hi2, 1), 12);
+  store<f32>(yp + ys, <f32>f64x2.extract_lane(lo2, 1));
+  store<f32>(yp + 2 * ys, <f32>f64x2.extract_lane(hi2, 0));
+  store<f32>(yp + 3 * ys, <f32>f64x2.extract_lane(hi2, 1));
 }
 
 /**
@@ -534,9 +541,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 // @ts-ignore: decorator
 @inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
-  let r = r0;
-  if (small(dt)) for (; r + 4 <= r1; r += 4) row32Four(w + <usize>r * stride, stride, a, y + (<usize>r << 2), cols, dt);
-  for (; r < r1; r++) {
+  for (let r = r0; r < r1; r++) {
     if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
     else rowKOne(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
   }
@@ -551,7 +556,10 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
-    for (let tk = 0; tk < t4; tk += 4) rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+    for (let tk = 0; tk < t4; tk += 4) {
+      if (small(dt)) row32Tokens4(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, dt);
+      else rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+    }
     const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
     if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
     else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
