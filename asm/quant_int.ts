@@ -51,11 +51,18 @@ function toF16(f: f32): u32 {
   return sign | (((a + 0x0fff + ((a >> 13) & 1)) >> 13) - 0x1c000);
 }
 
-/** C's roundf: halfway cases away from zero (float64 arithmetic: exact for float32 v). */
+/**
+ * C's roundf (halfway cases away from zero) on four float32 lanes (|v| < 2^31): i32 lanes. float64 arithmetic,
+ * exact for float32 v: trunc(v + 0.5 with v's sign).
+ */
 // @ts-ignore: decorator
-@inline function roundAway(v: f32): i32 {
-  const r = <f64>v;
-  return <i32>(r < 0 ? -Math.floor(0.5 - r) : Math.floor(r + 0.5));
+@inline function roundAway4(v: v128): v128 {
+  const sign = i64x2.splat(0x8000000000000000);
+  const half = f64x2.splat(0.5);
+  const lo = promoteLo(v), hi = promoteHi(v);
+  const tl = f64x2.trunc(f64x2.add(lo, v128.or(half, v128.and(lo, sign))));
+  const th = f64x2.trunc(f64x2.add(hi, v128.or(half, v128.and(hi, sign))));
+  return v128.shuffle<i32>(i32x4.trunc_sat_f64x2_s_zero(tl), i32x4.trunc_sat_f64x2_s_zero(th), 0, 1, 4, 5);
 }
 
 /**
@@ -68,13 +75,18 @@ function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): 
   const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
   const d: f32 = amax / <f32>127;
   const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-  let sum: i32 = 0;
-  for (let j = 0; j < 32; j++) {
-    const q = roundAway(load<f32>(x + (<usize>j << 2)) * id);
-    store<i8>(q8 + j, <i8>q);
-    store<i16>(q16 + (<usize>j << 1), <i16>q);
-    sum += q;
+  // q = roundf(x id), x id in float32 as ggml.
+  const idv = f32x4.splat(id);
+  let sv = i32x4.splat(0);
+  for (let j = 0; j < 32; j += 8) {
+    const q0 = roundAway4(f32x4.mul(v128.load(x + (<usize>j << 2)), idv));
+    const q1 = roundAway4(f32x4.mul(v128.load(x + (<usize>j << 2), 16), idv));
+    const h = i16x8.narrow_i32x4_s(q0, q1);
+    v128.store(q16 + (<usize>j << 1), h);
+    v128.store64_lane(q8 + j, i8x16.narrow_i16x8_s(h, h), 0);
+    sv = i32x4.add(sv, i32x4.add(q0, q1));
   }
+  const sum = hsumI32(sv);
   store<f32>(meta, f16(toF16(d)));
   store<f32>(meta + (nb << 2), f16(toF16(<f32>sum * d)));
   store<i32>(meta + (nb << 3), sum);
