@@ -94,24 +94,34 @@ function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): 
 
 /** One block of 256 as quantize_row_q8_K_ref. */
 function quantBlock256(x: usize, q16: usize, q8: usize, meta: usize): void {
-  let mx: f32 = 0, amax: f32 = 0;
-  for (let j = 0; j < 256; j++) {
-    const v = load<f32>(x + (<usize>j << 2));
-    if (abs(v) > amax) {
-      amax = abs(v);
-      mx = v;
+  // The largest magnitude, then the first value having it (ggml keeps the first on ties), with its sign.
+  let m = f32x4.splat(0);
+  for (let j = 0; j < 256; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>j << 2))));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  let mx: f32 = 0;
+  if (amax != 0) {
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(x + (<usize>j << 2));
+      if (abs(v) == amax) {
+        mx = v;
+        break;
+      }
     }
   }
   const iscale: f32 = amax != 0 ? <f32>-127 / mx : <f32>0;
+  const isv = f32x4.splat(iscale), cap = i32x4.splat(127);
   for (let g = 0; g < 16; g++) {
-    let sum: i32 = 0;
-    for (let i = 0; i < 16; i++) {
-      const j = (g << 4) + i;
-      const q = min(127, <i32>nearest<f32>(iscale * load<f32>(x + (<usize>j << 2))));
-      store<i8>(q8 + j, <i8>q);
-      store<i16>(q16 + (<usize>j << 1), <i16>q);
-      sum += q;
-    }
+    const xg = x + (<usize>g << 6);
+    // q = min(127, nearest_int(iscale x)): float32 product, rounded to nearest even.
+    const q0 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg), isv))));
+    const q1 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 16), isv))));
+    const q2 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 32), isv))));
+    const q3 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 48), isv))));
+    const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
+    v128.store(q16 + (<usize>g << 5), h0);
+    v128.store(q16 + (<usize>g << 5), h1, 16);
+    v128.store(q8 + (<usize>g << 4), i8x16.narrow_i16x8_s(h0, h1));
+    const sum = hsumI32(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)));
     store<i16>(meta + 16 + (<usize>g << 1), <i16>sum);
     if (g & 1) store<i16>(meta + 48 + (<usize>g & ~1), <i16>(sum + <i32>load<i16>(meta + 16 + (<usize>(g - 1) << 1))));
   }
