@@ -297,7 +297,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
  * Row wr times four tokens (activations at a0, as apart; outputs at yp, ys apart) for the types with blocks of 32:
  * each block's quants decoded once, the four tokens' integer sums transposed into one vector (one lane a token)
  * and scaled together as in blocks4 (the block's d_w, m_w splatted; the tokens' d_a, s_a as lanes). Each output is
- * the float64 sum over blocks in block order, as rowTokens.
+ * the float64 sum over blocks in block order of the same terms as rowTokens', so the same bits.
  */
 // @ts-ignore: decorator
 @inline function row32Tokens4(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
@@ -335,13 +335,15 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 4));
     const sf = f32x4.convert_i32x4_s(si);
     const dd = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p))), f32x4At(a0, as, mo));
-    lo2 = f64x2.add(lo2, f64x2.mul(promoteLo(dd), promoteLo(sf)));
-    hi2 = f64x2.add(hi2, f64x2.mul(promoteHi(dd), promoteHi(sf)));
+    let tl = f64x2.mul(promoteLo(dd), promoteLo(sf)), th = f64x2.mul(promoteHi(dd), promoteHi(sf));
     if (hasM(dt)) {
+      // The block's m_w s_a joins its own term first, as block32 has it.
       const ms = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p + 2))), f32x4At(a0, as, mo + (nbu << 2)));
-      lo2 = f64x2.add(lo2, promoteLo(ms));
-      hi2 = f64x2.add(hi2, promoteHi(ms));
+      tl = f64x2.add(tl, promoteLo(ms));
+      th = f64x2.add(th, promoteHi(ms));
     }
+    lo2 = f64x2.add(lo2, tl);
+    hi2 = f64x2.add(hi2, th);
   }
   store<f32>(yp, <f32>f64x2.extract_lane(lo2, 0));
   store<f32>(yp + ys, <f32>f64x2.extract_lane(lo2, 1));
