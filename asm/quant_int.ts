@@ -51,11 +51,18 @@ function toF16(f: f32): u32 {
   return sign | (((a + 0x0fff + ((a >> 13) & 1)) >> 13) - 0x1c000);
 }
 
-/** C's roundf: halfway cases away from zero (float64 arithmetic: exact for float32 v). */
+/**
+ * C's roundf (halfway cases away from zero) on four float32 lanes (|v| < 2^31): i32 lanes. float64 arithmetic,
+ * exact for float32 v: trunc(v + 0.5 with v's sign).
+ */
 // @ts-ignore: decorator
-@inline function roundAway(v: f32): i32 {
-  const r = <f64>v;
-  return <i32>(r < 0 ? -Math.floor(0.5 - r) : Math.floor(r + 0.5));
+@inline function roundAway4(v: v128): v128 {
+  const sign = i64x2.splat(0x8000000000000000);
+  const half = f64x2.splat(0.5);
+  const lo = promoteLo(v), hi = promoteHi(v);
+  const tl = f64x2.trunc(f64x2.add(lo, v128.or(half, v128.and(lo, sign))));
+  const th = f64x2.trunc(f64x2.add(hi, v128.or(half, v128.and(hi, sign))));
+  return v128.shuffle<i32>(i32x4.trunc_sat_f64x2_s_zero(tl), i32x4.trunc_sat_f64x2_s_zero(th), 0, 1, 4, 5);
 }
 
 /**
@@ -68,13 +75,18 @@ function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): 
   const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
   const d: f32 = amax / <f32>127;
   const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
-  let sum: i32 = 0;
-  for (let j = 0; j < 32; j++) {
-    const q = roundAway(load<f32>(x + (<usize>j << 2)) * id);
-    store<i8>(q8 + j, <i8>q);
-    store<i16>(q16 + (<usize>j << 1), <i16>q);
-    sum += q;
+  // q = roundf(x id), x id in float32 as ggml.
+  const idv = f32x4.splat(id);
+  let sv = i32x4.splat(0);
+  for (let j = 0; j < 32; j += 8) {
+    const q0 = roundAway4(f32x4.mul(v128.load(x + (<usize>j << 2)), idv));
+    const q1 = roundAway4(f32x4.mul(v128.load(x + (<usize>j << 2), 16), idv));
+    const h = i16x8.narrow_i32x4_s(q0, q1);
+    v128.store(q16 + (<usize>j << 1), h);
+    v128.store64_lane(q8 + j, i8x16.narrow_i16x8_s(h, h), 0);
+    sv = i32x4.add(sv, i32x4.add(q0, q1));
   }
+  const sum = hsumI32(sv);
   store<f32>(meta, f16(toF16(d)));
   store<f32>(meta + (nb << 2), f16(toF16(<f32>sum * d)));
   store<i32>(meta + (nb << 3), sum);
@@ -82,24 +94,34 @@ function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): 
 
 /** One block of 256 as quantize_row_q8_K_ref. */
 function quantBlock256(x: usize, q16: usize, q8: usize, meta: usize): void {
-  let mx: f32 = 0, amax: f32 = 0;
-  for (let j = 0; j < 256; j++) {
-    const v = load<f32>(x + (<usize>j << 2));
-    if (abs(v) > amax) {
-      amax = abs(v);
-      mx = v;
+  // The largest magnitude, then the first value having it (ggml keeps the first on ties), with its sign.
+  let m = f32x4.splat(0);
+  for (let j = 0; j < 256; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>j << 2))));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  let mx: f32 = 0;
+  if (amax != 0) {
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(x + (<usize>j << 2));
+      if (abs(v) == amax) {
+        mx = v;
+        break;
+      }
     }
   }
   const iscale: f32 = amax != 0 ? <f32>-127 / mx : <f32>0;
+  const isv = f32x4.splat(iscale), cap = i32x4.splat(127);
   for (let g = 0; g < 16; g++) {
-    let sum: i32 = 0;
-    for (let i = 0; i < 16; i++) {
-      const j = (g << 4) + i;
-      const q = min(127, <i32>nearest<f32>(iscale * load<f32>(x + (<usize>j << 2))));
-      store<i8>(q8 + j, <i8>q);
-      store<i16>(q16 + (<usize>j << 1), <i16>q);
-      sum += q;
-    }
+    const xg = x + (<usize>g << 6);
+    // q = min(127, nearest_int(iscale x)): float32 product, rounded to nearest even.
+    const q0 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg), isv))));
+    const q1 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 16), isv))));
+    const q2 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 32), isv))));
+    const q3 = i32x4.min_s(cap, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xg, 48), isv))));
+    const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
+    v128.store(q16 + (<usize>g << 5), h0);
+    v128.store(q16 + (<usize>g << 5), h1, 16);
+    v128.store(q8 + (<usize>g << 4), i8x16.narrow_i16x8_s(h0, h1));
+    const sum = hsumI32(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)));
     store<i16>(meta + 16 + (<usize>g << 1), <i16>sum);
     if (g & 1) store<i16>(meta + 48 + (<usize>g & ~1), <i16>(sum + <i32>load<i16>(meta + 16 + (<usize>(g - 1) << 1))));
   }
@@ -251,6 +273,82 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
   }
   store<f32>(yp, <f32>s);
+}
+
+/** The f32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
+// @ts-ignore: decorator
+@inline function f32x4At(a: usize, as: usize, o: usize): v128 {
+  let v = f32x4.splat(load<f32>(a + o));
+  v = f32x4.replace_lane(v, 1, load<f32>(a + as + o));
+  v = f32x4.replace_lane(v, 2, load<f32>(a + 2 * as + o));
+  return f32x4.replace_lane(v, 3, load<f32>(a + 3 * as + o));
+}
+
+/** The i32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
+// @ts-ignore: decorator
+@inline function i32x4At(a: usize, as: usize, o: usize): v128 {
+  let v = i32x4.splat(load<i32>(a + o));
+  v = i32x4.replace_lane(v, 1, load<i32>(a + as + o));
+  v = i32x4.replace_lane(v, 2, load<i32>(a + 2 * as + o));
+  return i32x4.replace_lane(v, 3, load<i32>(a + 3 * as + o));
+}
+
+/**
+ * Row wr times four tokens (activations at a0, as apart; outputs at yp, ys apart) for the types with blocks of 32:
+ * each block's quants decoded once, the four tokens' integer sums transposed into one vector (one lane a token)
+ * and scaled together as in blocks4 (the block's d_w, m_w splatted; the tokens' d_a, s_a as lanes). Each output is
+ * the float64 sum over blocks in block order of the same terms as rowTokens', so the same bits.
+ */
+// @ts-ignore: decorator
+@inline function row32Tokens4(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
+  const R = relaxedFor(dt);
+  const sg = signedQ(dt) && !R;
+  const ts = typeSize(dt);
+  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
+  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
+  const nb = cols >> 5, nbu = <usize>nb;
+  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * ts;
+    const c = <usize>(b << 5);
+    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+    for (let grp = 0; grp < 2; grp++) {
+      const q = quants16(p, 0, grp, dt, R);
+      const cc = c + (<usize>grp << 4);
+      if (R) {
+        j0 = dotBytes(q, a0 + q8 + cc, j0);
+        j1 = dotBytes(q, a1 + q8 + cc, j1);
+        j2 = dotBytes(q, a2 + q8 + cc, j2);
+        j3 = dotBytes(q, a3 + q8 + cc, j3);
+      } else {
+        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+        j0 = dotWide(lo, hi, a0 + (cc << 1), j0);
+        j1 = dotWide(lo, hi, a1 + (cc << 1), j1);
+        j2 = dotWide(lo, hi, a2 + (cc << 1), j2);
+        j3 = dotWide(lo, hi, a3 + (cc << 1), j3);
+      }
+    }
+    let si = sums4(j0, j1, j2, j3);
+    const mo = meta + (<usize>b << 2);
+    if (R && dt == Q4_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 3));
+    if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 4));
+    const sf = f32x4.convert_i32x4_s(si);
+    const dd = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p))), f32x4At(a0, as, mo));
+    let tl = f64x2.mul(promoteLo(dd), promoteLo(sf)), th = f64x2.mul(promoteHi(dd), promoteHi(sf));
+    if (hasM(dt)) {
+      // The block's m_w s_a joins its own term first, as block32 has it.
+      const ms = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p + 2))), f32x4At(a0, as, mo + (nbu << 2)));
+      tl = f64x2.add(tl, promoteLo(ms));
+      th = f64x2.add(th, promoteHi(ms));
+    }
+    lo2 = f64x2.add(lo2, tl);
+    hi2 = f64x2.add(hi2, th);
+  }
+  store<f32>(yp, <f32>f64x2.extract_lane(lo2, 0));
+  store<f32>(yp + ys, <f32>f64x2.extract_lane(lo2, 1));
+  store<f32>(yp + 2 * ys, <f32>f64x2.extract_lane(hi2, 0));
+  store<f32>(yp + 3 * ys, <f32>f64x2.extract_lane(hi2, 1));
 }
 
 /**
@@ -482,7 +580,10 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
-    for (let tk = 0; tk < t4; tk += 4) rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+    for (let tk = 0; tk < t4; tk += 4) {
+      if (small(dt)) row32Tokens4(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, dt);
+      else rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+    }
     const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
     if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
     else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
