@@ -190,12 +190,12 @@ async function main(): Promise<void> {
   const ref = await load(path.join(cache, "ckpt"));
   const V = ref.model.config.vocab_size;
   const ids = tokenIds(nTokens, V);
-  const refLogits = ref.model.forward(ids, ref.model.newState()) as Float32Array;
+  const refLogits = (await ref.model.forward(ids, ref.model.newState())) as Float32Array;
   const models = {} as Record<(typeof TYPES)[number], { model: Qwen3NextForCausalLM; bytesPerToken: number }>;
   const accuracy = {} as Record<string, Accuracy>;
   for (const t of TYPES) {
     models[t] = await load(files[t]);
-    accuracy[t] = compare(refLogits, models[t].model.forward(ids, models[t].model.newState()) as Float32Array, nTokens, V);
+    accuracy[t] = compare(refLogits, (await models[t].model.forward(ids, models[t].model.newState())) as Float32Array, nTokens, V);
     log(`${t}: ${JSON.stringify(accuracy[t])}`);
   }
 
@@ -205,10 +205,10 @@ async function main(): Promise<void> {
     for (const t of TYPES) {
       const m = models[t].model;
       const state = m.newState();
-      m.forward(ids.slice(0, 16), state, { lastOnly: true });
+      await m.forward(ids.slice(0, 16), state, { lastOnly: true });
       for (const id of ids.slice(16, 16 + nDecode)) {
         const s = performance.now();
-        m.forward([id], state, { lastOnly: true });
+        await m.forward([id], state, { lastOnly: true });
         times[t].push((performance.now() - s) / 1e3);
       }
     }

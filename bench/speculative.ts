@@ -17,7 +17,7 @@ import { parseConfig, type Qwen3NextConfig } from "../src/config.js";
 import { generate, type GenerateResult } from "../src/generate/generate.js";
 import type { SamplingParams } from "../src/generate/sampler.js";
 import { f32ArrayToBf16 } from "../src/io/dtype.js";
-import type { Accumulate, Weight } from "../src/kernels/types.js";
+import { opaque, type Accumulate, type Weight } from "../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { expectedTensors } from "../src/loading/expected.js";
 import { DeltaNetState } from "../src/model/state.js";
@@ -119,25 +119,25 @@ async function main(): Promise<void> {
 
   // The verify step's record and a rollback, against the step itself (K = 3: 4 tokens).
   const state = model.newState();
-  model.forward(prompt, state, { mtp: true });
-  const time = (f: () => void, n: number) => {
+  await model.forward(prompt, state, { mtp: true });
+  const time = async (f: () => unknown, n: number) => {
     const t = performance.now();
-    for (let i = 0; i < n; i++) f();
+    for (let i = 0; i < n; i++) await f();
     return (performance.now() - t) / n;
   };
   const fed = [5, 6, 7, 8];
   // A verify step of 4 tokens, all kept (the record's copy is its only extra cost)...
-  const stepMs = time(() => {
-    model.step([{ tokens: fed, state, verify: true }]);
+  const stepMs = await time(async () => {
+    await model.step([{ tokens: fed, state, verify: true }]);
     model.rollback(state, 4, 4);
   }, 3);
   // The record's copy, and a DeltaNet rollback keeping 1 of 4 tokens (restore the copy, replay 1 token).
-  model.step([{ tokens: fed, state, verify: true }]);
+  await model.step([{ tokens: fed, state, verify: true }]);
   const dnLayers = model.model.layers.flatMap((l, i) => (l.linear_attn ? [{ dn: l.linear_attn, st: state.layers[i] as DeltaNetState }] : []));
   const dn = dnLayers.map((l) => l.st);
-  const copyMs = time(() => dn.forEach((l) => (l.verify!.recurrent.set(l.recurrent), l.verify!.conv.set(l.conv))), 20);
-  const ws = new Workspace(k);
-  const rollbackMs = time(() => {
+  const copyMs = await time(() => dn.forEach((l) => (opaque(k).copy(l.recurrent, l.verify!.recurrent), opaque(k).copy(l.conv, l.verify!.conv))), 20);
+  const ws = new Workspace(opaque(k));
+  const rollbackMs = await time(() => {
     for (const { dn: layer, st } of dnLayers) {
       st.verify!.T = 4; // replay the same record again
       layer.rollback(st, 1, ws);

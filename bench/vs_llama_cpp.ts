@@ -55,10 +55,10 @@ const ctx = await lm.createContext({ contextSize: pp + tg + 16, batchSize: pp, t
 async function runOurs(): Promise<[number, number]> {
   const state = ours.newState();
   let t = performance.now();
-  ours.forward(ids.slice(0, pp), state);
+  await ours.forward(ids.slice(0, pp), state);
   const ppS = (performance.now() - t) / 1e3;
   t = performance.now();
-  for (const id of ids.slice(pp)) ours.forward([id], state);
+  for (const id of ids.slice(pp)) await ours.forward([id], state);
   return [ppS, (performance.now() - t) / 1e3];
 }
 

@@ -3,8 +3,8 @@
  *
  *   const model = await loadModel("path/to/checkpoint", { precision: "f64" });
  *   const state = model.newState();
- *   const logits = model.forward([9707, 1879], state);          // [T, vocab]
- *   const next = model.forward([11], state, { lastOnly: true }); // [vocab], continuing the sequence
+ *   const logits = await model.forward([9707, 1879], state);          // [T, vocab]
+ *   const next = await model.forward([11], state, { lastOnly: true }); // [vocab], continuing the sequence
  */
 
 // Configuration

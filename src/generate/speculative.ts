@@ -22,17 +22,18 @@
  * runs the waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence
  * whose drafts are never right pays one draft about every 33 steps, plus the MTP layer over its tokens.
  */
-import type { Vec } from "../kernels/types.js";
+import type { Tensor, Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
 
 /** What speculative decoding needs of a model (Qwen3NextForCausalLM provides it). */
 export interface SpeculativeLM<S> {
   readonly config: { hidden_size: number; vocab_size: number; mtp_num_hidden_layers: number };
-  /** Batched step; `verify` rows can be cut back with `rollback`. Logits [N, V] and hidden [N, H]. */
-  step(rows: readonly { tokens: readonly number[]; state: S; verify?: boolean }[]): { logits: Vec; hidden: Vec };
+  /** Batched step; `verify` rows can be cut back with `rollback`. Logits [N, V] and hidden [N, H] (valid until the next call). */
+  step(rows: readonly { tokens: readonly number[]; state: S; verify?: boolean }[]): Promise<{ logits: Vec; hidden: Tensor }>;
   rollback(state: S, stepTokens: number, keep: number): void;
-  observeMtp(hidden: Vec, tokens: readonly number[], state: S): void;
-  draft(state: S, next: number, K: number, pick: (logits: Vec, j: number) => number): number[];
+  /** Rows first .. first + tokens.length - 1 of a step's hidden states, to the MTP head. */
+  observeMtp(hidden: Tensor, tokens: readonly number[], state: S, first?: number): void;
+  draft(state: S, next: number, K: number, pick: (logits: Vec, j: number) => number): Promise<number[]>;
 }
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
@@ -83,7 +84,7 @@ export interface Drafts {
  * Drafts K tokens after `next` for one sequence. `history` is the generated tokens up to and including
  * `next` (for the penalties); `prompt` the prompt (repetition penalty).
  */
-export function draftTokens<S>(
+export async function draftTokens<S>(
   model: SpeculativeLM<S>,
   state: S,
   next: number,
@@ -92,10 +93,10 @@ export function draftTokens<S>(
   view: LogitsView,
   history: readonly number[],
   prompt: readonly number[],
-): Drafts {
+): Promise<Drafts> {
   const q: Float64Array[] = [];
   const draftsSoFar: number[] = [];
-  const tokens = model.draft(state, next, K, (logits, j) => {
+  const tokens = await model.draft(state, next, K, (logits, j) => {
     const z = view(logits);
     const seen = j === 0 ? history : [...history, ...draftsSoFar.slice(0, j)];
     if (sampler.greedy) return (draftsSoFar[j] = sampler.sample(z, seen, prompt));
@@ -165,7 +166,7 @@ export function finishRound<S>(
   state: S,
   next: number,
   drafts: Drafts,
-  verified: { logits: Vec; hidden: Vec; first: number },
+  verified: { logits: Vec; hidden: Tensor; first: number },
   sampler: Sampler,
   view: LogitsView,
   history: readonly number[],
@@ -173,13 +174,13 @@ export function finishRound<S>(
   counts: SpeculationCounts,
   handOut?: HandOut,
 ): number[] {
-  const { hidden_size: H, vocab_size: V } = model.config;
+  const V = model.config.vocab_size;
   const K = drafts.tokens.length;
   const { logits, hidden, first } = verified;
   const { tokens, accepted } = acceptDrafts(drafts, (j) => logits.subarray((first + j) * V, (first + j + 1) * V), sampler, view, history, prompt);
   const keep = 1 + Math.min(accepted, handOut ? handOut(tokens) : accepted);
   model.rollback(state, K + 1, keep);
-  model.observeMtp(hidden.subarray(first * H, (first + keep) * H), [next, ...drafts.tokens.slice(0, keep - 1)], state);
+  model.observeMtp(hidden, [next, ...drafts.tokens.slice(0, keep - 1)], state, first);
   counts.draftTokens += K;
   counts.acceptedTokens += accepted;
   return tokens;
@@ -189,7 +190,7 @@ export function finishRound<S>(
  * One whole round for a single sequence (generate's loop): draft, verify in one step, accept, roll back;
  * with K = 0 a plain step whose hidden state goes to the MTP head.
  */
-export function speculativeRound<S>(
+export async function speculativeRound<S>(
   model: SpeculativeLM<S>,
   state: S,
   next: number,
@@ -200,15 +201,15 @@ export function speculativeRound<S>(
   prompt: readonly number[],
   counts: SpeculationCounts,
   handOut?: HandOut,
-): number[] {
+): Promise<number[]> {
   if (K === 0) {
-    const { logits, hidden } = model.step([{ tokens: [next], state }]);
+    const { logits, hidden } = await model.step([{ tokens: [next], state }]);
     model.observeMtp(hidden, [next], state);
     const tokens = [sampler.sample(view(logits), history, prompt)];
     handOut?.(tokens);
     return tokens;
   }
-  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt);
-  const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
+  const drafts = await draftTokens(model, state, next, K, sampler, view, history, prompt);
+  const { logits, hidden } = await model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
   return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts, handOut);
 }

@@ -16,7 +16,7 @@
  * steps 2..K are speculative and are removed from the caches before `draft` returns.
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Vec, Weight } from "../kernels/types.js";
 import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
 import type { Params } from "./params.js";
 import type { Qwen3NextModel } from "./qwen3_next_model.js";
@@ -68,7 +68,7 @@ export class Qwen3NextMTP {
    * n pairs through MTP layer `layer`: hidden [n, H] (h_t for consecutive t from `position`), nextIds the
    * tokens x_{t+1}. Writes the normed outputs [n, H] into `out`; appends n rows to that layer's cache.
    */
-  forward(model: Qwen3NextModel, hidden: Vec, nextIds: readonly number[], state: SequenceState, ws: Workspace, out: Vec, layer = 0, position = state.mtp[layer].length): void {
+  forward(model: Qwen3NextModel, hidden: Tensor, nextIds: readonly number[], state: SequenceState, ws: Workspace, out: Tensor, layer = 0, position = state.mtp[layer].length): void {
     const H = this.cfg.hidden_size;
     const n = nextIds.length;
     const emb = ws.get("mtp.emb", n * H);
@@ -76,7 +76,7 @@ export class Qwen3NextMTP {
     const cat = ws.get("mtp.cat", n * 2 * H);
     model.embed(nextIds, emb);
     this.pre_fc_norm_embedding.forward(emb, emb);
-    this.pre_fc_norm_hidden.forward(hidden.subarray(0, n * H), hid);
+    this.pre_fc_norm_hidden.forward(this.k.view(hidden, 0, n * H), hid);
     this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
@@ -87,11 +87,11 @@ export class Qwen3NextMTP {
   }
 
   /**
-   * Takes the main model's final hidden states [T, H] of `tokens`, which it has just run (the last T
-   * positions of `state`): each waits for its next token. Throws when the head has missed some of the
+   * Takes the main model's final hidden states of `tokens` (rows first .. first + T - 1 of `hidden`), which it
+   * has just run (the last T positions of `state`): each waits for its next token. Throws when the head has missed some of the
    * sequence's positions (a step that did not pass its hidden states here).
    */
-  observe(hidden: Vec, tokens: readonly number[], state: SequenceState): void {
+  observe(hidden: Tensor, tokens: readonly number[], state: SequenceState, first = 0): void {
     const H = this.cfg.hidden_size;
     const T = tokens.length;
     this.checkInStep(state, state.position - T);
@@ -102,12 +102,12 @@ export class Qwen3NextMTP {
     if (!buf || buf.length < need) {
       const grown = this.k.vec(Math.max(need, 2 * (buf?.length ?? 0)));
       if (buf) {
-        this.k.copy(buf.subarray(0, rows * H), grown);
+        this.k.copy(this.k.view(buf, 0, rows * H), grown);
         this.k.free(buf);
       }
       buf = grown;
     }
-    this.k.copy(hidden.subarray(0, T * H), buf.subarray(rows * H));
+    this.k.copy(this.k.view(hidden, first * H, (first + T) * H), this.k.view(buf, rows * H, need));
     const next = p?.next ?? [];
     // The first token pairs with the previous call's last hidden state (none before position 0, and none
     // when a draft has already run that pair).
@@ -134,7 +134,7 @@ export class Qwen3NextMTP {
    * Runs every waiting pair whose next token is known, with `next` as the token after the last hidden state
    * when given. Returns the normed outputs [pairs, H] (a workspace view) and how many pairs ran.
    */
-  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Vec; n: number } {
+  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Tensor; n: number } {
     const H = this.cfg.hidden_size;
     const p = state.mtpPending;
     if (!p || p.rows === 0) {
@@ -146,7 +146,7 @@ export class Qwen3NextMTP {
     const out = ws.get("mtp.out", n * H);
     if (n > 0) this.forward(host.model, p.hidden, ids, state, ws, out);
     // What is left waiting: the last hidden state when its token is not known yet.
-    this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
+    this.k.copy(this.k.view(p.hidden, n * H, p.rows * H), p.hidden);
     p.rows -= n;
     p.next = [];
     return { out, n };
@@ -154,16 +154,16 @@ export class Qwen3NextMTP {
 
   /**
    * Proposes K tokens to follow `next` (the token chosen after the last observed hidden state): `pick` turns
-   * step j's logits [V] (a view, valid during the call) into d_{j+1}. Runs the waiting pairs as step 1.
-   * Leaves the caches holding only real pairs. Returns the drafts.
+   * step j's logits [V] (read back: one step boundary per draft token) into d_{j+1}. Runs the waiting pairs as
+   * step 1. Leaves the caches holding only real pairs. Returns the drafts.
    */
-  draft(host: MtpHost, state: SequenceState, ws: Workspace, next: number, K: number, pick: (logits: Vec, j: number) => number): number[] {
+  async draft(host: MtpHost, state: SequenceState, ws: Workspace, next: number, K: number, pick: (logits: Vec, j: number) => number): Promise<number[]> {
     const H = this.cfg.hidden_size;
     const V = this.cfg.vocab_size;
     const { out, n } = this.run(host, state, ws, next);
     const lens = state.mtp.map((c) => c.length);
     const u = ws.get("mtp.chain_h", H);
-    this.k.copy(out.subarray((n - 1) * H, n * H), u);
+    this.k.copy(this.k.view(out, (n - 1) * H, n * H), u);
     const logits = ws.get("mtp.logits", V);
     const drafts: number[] = [];
     for (let j = 0; j < K; j++) {
@@ -174,7 +174,7 @@ export class Qwen3NextMTP {
         this.k.copy(o, u);
       }
       this.k.linear(host.lm_head, u, 1, logits);
-      drafts.push(pick(logits, j));
+      drafts.push(pick(await this.k.read(logits), j));
     }
     state.mtp.forEach((c, i) => c.truncate(lens[i]));
     return drafts;

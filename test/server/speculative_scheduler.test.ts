@@ -29,14 +29,14 @@ const sampling = (seed: number, greedy: boolean): SamplingParams => ({
 });
 
 /** One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. */
-function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number): number[] {
+async function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number): Promise<number[]> {
   const sampler = new Sampler(params);
   const state = model.newState();
   const out: number[] = [];
   const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
   const view = (z: Float32Array | Float64Array) => z;
   const draftLength = new AdaptiveDraftLength(K);
-  let chosen = [sampler.sample(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }), out, prompt)];
+  let chosen = [sampler.sample(await model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }), out, prompt)];
   for (;;) {
     for (const t of chosen) {
       out.push(t);
@@ -45,9 +45,9 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
     const y = out[out.length - 1];
     if (K > 0) {
       const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
-      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
+      chosen = await speculativeRound(model, state, y, k, sampler, view, out, prompt, counts);
       draftLength.update(k, chosen.length - 1);
-    } else chosen = [sampler.sample(model.forward([y], state, { lastOnly: true }), out, prompt)];
+    } else chosen = [sampler.sample(await model.forward([y], state, { lastOnly: true }), out, prompt)];
   }
 }
 
@@ -96,15 +96,15 @@ describe("Scheduler with speculative decoding", () => {
           });
           const got = await Promise.all(runs);
           let drafts = 0;
-          reqs.forEach((r, i) => {
+          for (const [i, r] of reqs.entries()) {
             // Greedy: plain greedy's tokens whatever the draft length; sampled: the same loop alone.
-            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens);
+            const expected = await alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens);
             const n = Math.min(r.cancelAfter, r.maxTokens);
             expect(got[i].reason).toBe(r.cancelAfter < r.maxTokens ? "cancelled" : "length");
             expect(got[i].tokens).toEqual(expected.slice(0, n));
             if (r.draftTokens === 0) expect(got[i].counts.draftTokens).toBe(0);
             drafts += got[i].counts.draftTokens;
-          });
+          }
           expect(sched.stats.draftTokens).toBe(drafts);
           expect(sched.stats.acceptedTokens).toBeLessThanOrEqual(drafts);
           expect(sched.stats.active).toBe(0);
