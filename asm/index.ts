@@ -4,6 +4,7 @@
 export { permute8, permute8Rows } from "./widen";
 export * from "./matvec";
 export * from "./quant";
+export * from "./quant_int";
 export { axpy } from "./mem";
 export * from "./ops";
 export * from "./attention";

@@ -13,11 +13,15 @@
  * Then, wasm backend, float32 sums, one thread:
  *   accuracy: the same seeded token ids teacher-forced (one prefill) through the safetensors model and each GGUF:
  *             max |logit diff|, top-1 agreement, mean KL(BF16 || quant) in float64;
- *   speed:    decode tok/s (median token time) for the three GGUFs in interleaved rounds, weight bytes per token;
+ *   q8:       the quantized files again with `accumulate: "q8"` (activations quantized per block, integer dot
+ *             products, as llama.cpp) against the exact path on the same file (f64 sums) and against BF16;
+ *   speed:    decode tok/s (median token time) for the three GGUFs in interleaved rounds (the quantized ones with
+ *             f32 and q8 products in turn), weight bytes per token;
  *   memory:   peak RSS of a separate process loading each file (bench/load_memory.ts) against the file size.
  * Results go to bench/quant-accuracy-results.json (one entry per variant).
  */
 import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +31,8 @@ import { checkpointToGguf } from "../src/loading/to_gguf.js";
 import { bytesPerToken } from "../src/loading/bytes_per_token.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { createKernels } from "../src/kernels/index.js";
+import type { Accumulate } from "../src/kernels/types.js";
+import type { WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { writeRandomCheckpoint } from "../src/init/random_checkpoint.js";
 import { tokenizerFromGguf } from "../src/tokenizer/gguf_tokenizer.js";
@@ -92,12 +98,12 @@ function tokenIds(n: number, V: number, seed = 12345): number[] {
   });
 }
 
-async function load(file: string): Promise<{ model: Qwen3NextForCausalLM; bytesPerToken: number }> {
-  const k = await createKernels({ backend: "wasm", threads: 1, accumulate: "f32" });
+async function load(file: string): Promise<{ model: Qwen3NextForCausalLM; bytesPerToken: number; kernels: WasmKernels }> {
+  const k = (await createKernels({ backend: "wasm", threads: 1, accumulate: "f32" })) as WasmKernels;
   const ckpt = await loadCheckpoint(file, { allocator: k });
   const model = Qwen3NextForCausalLM.fromCheckpoint(ckpt, k);
   const weights = ckpt.names().map((name) => ({ name, byteLength: ckpt.get(name).data.byteLength }));
-  return { model, bytesPerToken: bytesPerToken(ckpt.config, weights) };
+  return { model, bytesPerToken: bytesPerToken(ckpt.config, weights), kernels: k };
 }
 
 interface Accuracy {
@@ -191,25 +197,39 @@ async function main(): Promise<void> {
   const V = ref.model.config.vocab_size;
   const ids = tokenIds(nTokens, V);
   const refLogits = (await ref.model.forward(ids, ref.model.newState())) as Float32Array;
-  const models = {} as Record<(typeof TYPES)[number], { model: Qwen3NextForCausalLM; bytesPerToken: number }>;
+  const models = {} as Record<(typeof TYPES)[number], { model: Qwen3NextForCausalLM; bytesPerToken: number; kernels: WasmKernels }>;
   const accuracy = {} as Record<string, Accuracy>;
+  /** q8 products on each quantized file: against the exact path on the same file, and against BF16. */
+  const q8 = {} as Record<string, { vsExact: Accuracy; vsBf16: Accuracy }>;
+  const run = async (t: (typeof TYPES)[number], acc: Accumulate): Promise<Float32Array> => {
+    models[t].kernels.accumulate = acc;
+    return (await models[t].model.forward(ids, models[t].model.newState())) as Float32Array;
+  };
   for (const t of TYPES) {
     models[t] = await load(files[t]);
-    accuracy[t] = compare(refLogits, (await models[t].model.forward(ids, models[t].model.newState())) as Float32Array, nTokens, V);
+    accuracy[t] = compare(refLogits, await run(t, "f32"), nTokens, V);
     log(`${t}: ${JSON.stringify(accuracy[t])}`);
+    if (t !== "bf16") {
+      const q = await run(t, "q8");
+      q8[t] = { vsExact: compare(await run(t, "f64"), q, nTokens, V), vsBf16: compare(refLogits, q, nTokens, V) };
+      log(`${t} q8: ${JSON.stringify(q8[t])}`);
+    }
   }
 
-  // Decode speed: each round decodes nDecode tokens on every type in turn (after a 16-token prefill).
-  const times: Record<string, number[]> = Object.fromEntries(TYPES.map((t) => [t, []]));
+  // Decode speed: each round decodes nDecode tokens on every type (and the quantized ones in f32 then q8 mode)
+  // in turn, after a 16-token prefill.
+  const RUNS = TYPES.flatMap((t) => (t === "bf16" ? [[t, "f32"]] : [[t, "f32"], [t, "q8"]]) as [(typeof TYPES)[number], Accumulate][]);
+  const times: Record<string, number[]> = Object.fromEntries(RUNS.map(([t, a]) => [`${t}/${a}`, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const t of TYPES) {
+    for (const [t, acc] of RUNS) {
       const m = models[t].model;
+      models[t].kernels.accumulate = acc;
       const state = m.newState();
       await m.forward(ids.slice(0, 16), state, { lastOnly: true });
       for (const id of ids.slice(16, 16 + nDecode)) {
         const s = performance.now();
         await m.forward([id], state, { lastOnly: true });
-        times[t].push((performance.now() - s) / 1e3);
+        times[`${t}/${acc}`].push((performance.now() - s) / 1e3);
       }
     }
   }
@@ -232,7 +252,7 @@ async function main(): Promise<void> {
       intermediate_size: c.intermediate_size,
       vocab_size: V,
     },
-    settings: { backend: "wasm", accumulate: "f32", threads: 1, teacherForcedTokens: nTokens, decodeTokensPerRound: nDecode, rounds, tokenSeed: 12345, weightSeed: 1 },
+    settings: { backend: "wasm", simd: models.bf16.kernels.simd, loadAverage: loadavg(), accumulate: "f32 (and q8 where said)", threads: 1, teacherForcedTokens: nTokens, decodeTokensPerRound: nDecode, rounds, tokenSeed: 12345, weightSeed: 1 },
     reference: { what: "the BF16 safetensors checkpoint", bytesPerToken: ref.bytesPerToken, ...logitSpread(refLogits, nTokens, V) },
     baselineRssBytes,
     types: Object.fromEntries(
@@ -241,7 +261,8 @@ async function main(): Promise<void> {
         {
           ...accuracy[t],
           bytesPerToken: models[t].bytesPerToken,
-          decodeTokPerS: 1 / median(times[t]),
+          decodeTokPerS: 1 / median(times[`${t}/f32`]),
+          ...(t === "bf16" ? {} : { q8: { ...q8[t], decodeTokPerS: 1 / median(times[`${t}/q8`]) } }),
           ...memory[t],
           rssOverFile: memory[t].maxRssBytes / memory[t].fileBytes,
           rssAboveBaselineOverFile: (memory[t].maxRssBytes - baselineRssBytes) / memory[t].fileBytes,
@@ -263,6 +284,16 @@ async function main(): Promise<void> {
     const r = result.types[t];
     console.log(
       `| ${t} | ${r.maxAbsLogitDiff.toExponential(2)} | ${(100 * r.top1Agreement).toFixed(1)}% | ${r.meanKL.toExponential(2)} | ${(r.bytesPerToken / 2 ** 20).toFixed(1)} MiB | ${r.decodeTokPerS.toFixed(2)} | ${(r.fileBytes / 2 ** 20).toFixed(0)} MiB | ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB (${r.rssOverFile.toFixed(2)}x; ${r.rssAboveBaselineOverFile.toFixed(2)}x above baseline) |`,
+    );
+  }
+  console.log("\n| type, q8 products | vs exact path: max abs diff | top-1 | mean KL | vs BF16: top-1 | mean KL | decode tok/s (f32 products) |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const t of TYPES) {
+    if (t === "bf16") continue;
+    const r = result.types[t] as { decodeTokPerS: number; q8?: { vsExact: Accuracy; vsBf16: Accuracy; decodeTokPerS: number } };
+    const q = r.q8!;
+    console.log(
+      `| ${t} | ${q.vsExact.maxAbsLogitDiff.toExponential(2)} | ${(100 * q.vsExact.top1Agreement).toFixed(1)}% | ${q.vsExact.meanKL.toExponential(2)} | ${(100 * q.vsBf16.top1Agreement).toFixed(1)}% | ${q.vsBf16.meanKL.toExponential(2)} | ${q.decodeTokPerS.toFixed(2)} (${r.decodeTokPerS.toFixed(2)}) |`,
     );
   }
   process.exit(0);

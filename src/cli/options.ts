@@ -48,9 +48,9 @@ export function precisionOption(): Option {
 export function accumulateOption(): Option {
   return new Option(
     "--accumulate <p>",
-    "wasm matrix-product sums: f64 (exact products, one rounding; passes the fixtures) or f32 (about 1.7x faster per thread)",
+    "wasm matrix-product sums: f64 (exact products, one rounding; passes the fixtures), f32 (about 1.7x faster per thread) or q8 (quantized weights: 8-bit activations and integer dot products, as llama.cpp; float weights as f32)",
   )
-    .choices(["f64", "f32"])
+    .choices(["f64", "f32", "q8"])
     .default("f64");
 }
 

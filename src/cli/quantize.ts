@@ -1,6 +1,6 @@
 /**
  * `qwen3-next quantize --model DIR --type q8_0|q4_k_m|q6_k|q4_0|bf16|f32 --out FILE.gguf`: a safetensors checkpoint
- * written as a llama.cpp `qwen3next` GGUF file (src/loading/to_gguf.ts), tensor by tensor, with a progress bar
+ * written as a llama.cpp `qwen3next`, `qwen35` or `qwen35moe` GGUF file (src/loading/to_gguf.ts), tensor by tensor, with a progress bar
  * on a terminal. The file is written to a temporary name beside FILE and renamed when complete.
  */
 import { Command, Option } from "commander";
@@ -22,7 +22,7 @@ interface QuantizeFlags {
 export function register(program: Command): void {
   program
     .command("quantize")
-    .description("write a safetensors checkpoint as a llama.cpp GGUF file (qwen3next layout), quantized like llama-quantize")
+    .description("write a safetensors checkpoint as a llama.cpp GGUF file (qwen3next, qwen35 or qwen35moe), quantized like llama-quantize")
     .requiredOption("--model <dir>", "the checkpoint folder (config.json, *.safetensors, tokenizer files)")
     .addOption(new Option("--type <type>", "file type: tensor types as llama-quantize picks them").choices(Object.keys(FILE_TYPES)).makeOptionMandatory())
     .requiredOption("--out <file>", "the .gguf file to write")

@@ -17,7 +17,8 @@
  *     attention-v like: Q4_K_M: Q6_K when more(i, n); then every type: Q8_0 when n_expert == 8
  *     attn_k:       Q8_0 when n_expert == 8
  *     attn_output:  Q4_K_M with n_expert == 8: Q5_K
- *     ffn_down*:    Q4_K_M: Q6_K when more(layer, n_layer) (the layer parsed from "blk.N.")
+ *     ffn_down*:    Q4_K_M: Q6_K when more(layer, n_layer) (the layer parsed from "blk.N."; n_layer = every block
+ *                   of the file, MTP blocks included: llama.cpp's n_layer_all)
  *   fallback        a row that is not whole blocks: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when even
  *                   that does not fit (none for Q8_0 / Q4_0: an error, as in llama.cpp).
  * File order (which `i` counts in) is llama.cpp's: tensors outside blocks first, then by block number, each
@@ -96,7 +97,7 @@ const FALLBACK: Record<string, string> = { Q4_K: "Q5_0", Q5_K: "Q5_1", Q6_K: "Q8
 
 /**
  * The ggml type of every tensor (in the order given, which must be llama.cpp's file order: `ggufTensorOrder`)
- * for a file type, a model with `nExpert` experts and `nLayer` blocks.
+ * for a file type, a model with `nExpert` experts and `nLayer` blocks in the file (MTP blocks included).
  */
 export function chooseTensorTypes(tensors: readonly TensorSpec[], fileType: FileType, nExpert: number, nLayer: number): string[] {
   const ft = FILE_TYPES[fileType];

@@ -35,8 +35,11 @@ export type Vec = Float32Array | Float64Array;
  */
 export type Residual = Float64Array;
 export type Backend = "ts" | "wasm";
-/** How the WASM matrix products sum: float64 (exact products, one rounding per output) or float32. */
-export type Accumulate = "f32" | "f64";
+/**
+ * How the WASM matrix products sum: float64 (exact products, one rounding per output), float32, or "q8": for
+ * quantized weights, activations quantized per block and integer dot products as llama.cpp (float weights: float32).
+ */
+export type Accumulate = "f32" | "f64" | "q8";
 
 /** Plain checkpoint dtypes a parameter may be stored in. */
 export type FloatDType = "BF16" | "F16" | "F32" | "F64";
@@ -328,7 +331,9 @@ export interface KernelOptions {
   threads?: number;
   /**
    * WASM matrix products: "f64" (default) exact products summed in float64, as accurate as the TypeScript
-   * kernels; "f32" float32 arithmetic, faster, about 3x the rounding error (ignored by "ts").
+   * kernels; "f32" float32 arithmetic, faster, about 3x the rounding error; "q8" for quantized weights the
+   * activations quantized to 8 bits per block and integer dot products, as llama.cpp (float weights as "f32")
+   * (ignored by "ts").
    */
   accumulate?: Accumulate;
   /**

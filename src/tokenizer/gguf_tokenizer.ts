@@ -18,7 +18,7 @@ const QWEN2_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /** Qwen3.5's split (its tokenizer.json; llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN35): marks join letters, not punctuation. */
-const QWEN35_SPLIT =
+export const QWEN35_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 const PRE_TOKENIZERS: Record<string, string> = { qwen2: QWEN2_SPLIT, qwen35: QWEN35_SPLIT };

@@ -38,6 +38,28 @@ describe("qwen3-next quantize", () => {
     expect(oneLineError(again.stderr)).toMatch(/--out .* exists \(add --force to overwrite it\)/);
   }, 120_000);
 
+  it("writes a Qwen3.5 folder as a qwen35 GGUF that generates what the folder generates, MTP drafts included", async () => {
+    const dir = path.join(tmp, "qwen35");
+    cpSync("reference/qwen35-dense-mtp-tied", dir, { recursive: true });
+    const t = tokenizerFromGguf(readGgufHeader("reference/gguf/gguf-q8_0/model.gguf"));
+    writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(t.tokenizerJson));
+    writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(t.tokenizerConfig));
+    const out = path.join(tmp, "qwen35-bf16.gguf");
+    const r = await runCli(["quantize", "--model", dir, "--type", "bf16", "--out", out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^wrote .*qwen35-bf16\.gguf: 70 tensors \(40 BF16, 30 F32\) in [\d.]+ s\n$/);
+    expect(readGgufHeader(out).metadata.get("general.architecture")?.value).toBe("qwen35");
+    const args = ["--prompt", "hello", "--max-tokens", "8", "--temperature", "0", "--json", "--speculative", "mtp"];
+    const [a, b] = [await runCli(["generate", "--model", dir, ...args]), await runCli(["generate", "--model", out, ...args])];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const [ja, jb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+    expect(jb.tokens).toHaveLength(8);
+    expect(jb.tokens).toEqual(ja.tokens);
+    expect(jb.timings.draft_tokens).toBeGreaterThan(0);
+    expect(jb.timings.accepted_tokens).toBe(ja.timings.accepted_tokens);
+  }, 180_000);
+
   it("refuses an unknown type (usage, exit 2) and a missing folder (exit 1), writing nothing", async () => {
     const out = path.join(tmp, "x.gguf");
     const bad = await runCli(["quantize", "--model", "reference/tiny-moe-mtp", "--type", "q3_k", "--out", out]);

@@ -13,55 +13,15 @@ import { describe, expect, it } from "vitest";
 import { f16ToF32, f32ToF16 } from "../../src/io/dtype.js";
 import { dequantizeRow, nearestInt, QUANT_DTYPES, quantBlock, quantizeRow } from "../../src/io/ggml_quants.js";
 import type { QuantDType } from "../../src/kernels/types.js";
+import { valueParts } from "../helpers/ggml_layout.js";
 import { rng } from "../helpers/random.js";
 
 /** Value i of the block at b[o..] from the layout alone (float64, one rounding). */
 function refValue(dt: QuantDType, b: Uint8Array, o: number, i: number): number {
-  const h = (p: number) => f16ToF32(b[o + p] + 256 * b[o + p + 1]);
-  const s8 = (v: number) => (v >= 128 ? v - 256 : v);
-  if (dt === "Q8_0") return Math.fround(h(0) * s8(b[o + 2 + i]));
-  if (dt === "Q4_0") {
-    const byte = b[o + 2 + (i % 16)];
-    return Math.fround(h(0) * ((i < 16 ? byte % 16 : Math.floor(byte / 16)) - 8));
-  }
-  if (dt === "Q4_1" || dt === "Q5_0" || dt === "Q5_1") {
-    // d, then m (Q4_1, Q5_1), then the 32-bit qh (Q5_*), then 16 bytes of nibbles.
-    const qhAt = dt === "Q5_0" ? 2 : 4;
-    const qsAt = dt === "Q4_1" ? 4 : dt === "Q5_0" ? 6 : 8;
-    const byte = b[o + qsAt + (i % 16)];
-    let q = i < 16 ? byte % 16 : Math.floor(byte / 16);
-    if (dt !== "Q4_1") {
-      const qh = b[o + qhAt] + 256 * b[o + qhAt + 1] + 65536 * b[o + qhAt + 2] + 16777216 * b[o + qhAt + 3];
-      q += 16 * (Math.floor(qh / 2 ** i) % 2);
-    }
-    return dt === "Q5_0" ? Math.fround(h(0) * (q - 16)) : Math.fround(h(0) * q + h(2));
-  }
-  if (dt === "Q4_K" || dt === "Q5_K") {
-    const j = Math.floor(i / 32); // sub-block
-    // The twelve scale bytes as 6-bit fields: scales of sub-blocks 0-3 and mins of 0-3 whole in the low
-    // six bits of bytes 0-7; for 4-7, low four bits in byte 8+(j-4) (scale low nibble, min high nibble),
-    // top two bits in the top bits of byte j-4 (scale) and byte j (min).
-    const sc = (k: number) => b[o + 4 + k];
-    let scale: number, min: number;
-    if (j < 4) {
-      scale = sc(j) % 64;
-      min = sc(j + 4) % 64;
-    } else {
-      scale = (sc(j + 4) % 16) + 16 * Math.floor(sc(j - 4) / 64);
-      min = Math.floor(sc(j + 4) / 16) + 16 * Math.floor(sc(j) / 64);
-    }
-    const qsAt = dt === "Q4_K" ? 16 : 48;
-    const byte = b[o + qsAt + 32 * Math.floor(i / 64) + (i % 32)];
-    let q = j % 2 === 0 ? byte % 16 : Math.floor(byte / 16);
-    if (dt === "Q5_K" && Math.floor(b[o + 16 + (i % 32)] / 2 ** j) % 2 === 1) q += 16;
-    return Math.fround(h(0) * scale * q - h(2) * min);
-  }
-  // Q6_K: value i = 128 half + 32 quarter + l; scale index i / 16.
-  const half = Math.floor(i / 128), quarter = Math.floor((i % 128) / 32), l = i % 32;
-  const lowByte = b[o + 64 * half + 32 * (quarter % 2) + l];
-  const low = quarter < 2 ? lowByte % 16 : Math.floor(lowByte / 16);
-  const high = Math.floor(b[o + 128 + 32 * half + l] / 4 ** quarter) % 4;
-  return Math.fround(h(208) * s8(b[o + 192 + Math.floor(i / 16)]) * (low + 16 * high - 32));
+  const { q, sc, mn, d, dm } = valueParts(dt, b, o, i);
+  if (dt === "Q4_1" || dt === "Q5_1") return Math.fround(d * q + dm);
+  if (dt === "Q4_K" || dt === "Q5_K") return Math.fround(d * sc * q - dm * mn);
+  return Math.fround(d * sc * q);
 }
 
 /** An f16 (bits) with exponent in 2^-6..2^6, random sign unless positive. */

@@ -28,16 +28,21 @@ export interface WasmKernelOptions extends HeapOptions {
   /**
    * Matrix-product arithmetic. "f64" (default): exact products summed in float64, each output rounded once,
    * as accurate as the TypeScript reference. "f32": float32 products and sums (folded into float64 every
-   * 64 columns), about 1.7x faster per thread, about 3x the rounding error.
+   * 64 columns), about 1.7x faster per thread, about 3x the rounding error. "q8": quantized weights take
+   * llama.cpp's integer dot products (the activation row quantized per block to Q8_0 / Q8_1 / Q8_K, asm/quant_int.ts),
+   * float weights the "f32" sums.
    */
   accumulate?: Accumulate;
 }
 
 export type Accumulate = NonNullable<KernelOptions["accumulate"]>;
 const checkAccumulate = (a: unknown): Accumulate => {
-  if (a !== "f32" && a !== "f64") throw new Error(`accumulate is ${JSON.stringify(a)}, expected "f32" or "f64"`);
+  if (a !== "f32" && a !== "f64" && a !== "q8") throw new Error(`accumulate is ${JSON.stringify(a)}, expected "f32", "f64" or "q8"`);
   return a;
 };
+
+/** Activation kinds of asm/quant_int.ts's quantizeActs: Q8_K for the K-quants (blocks of 256), else Q8_0 / Q8_1. */
+const actKind = (d: WeightDType): number => (d === "Q4_K" || d === "Q5_K" || d === "Q6_K" ? 1 : 0);
 
 /** dtype codes of asm/widen.ts (the plain dtypes these kernels compute with; quantized ones have asm/quant.ts). */
 const DT: Partial<Record<WeightDType, number>> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
@@ -69,7 +74,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   let active = threads;
   heap.onNewArena = (a) => pool?.addArena(a);
   const minParallel = opts.minParallelBytes ?? 256 << 10;
-  let exact = checkAccumulate(opts.accumulate ?? "f64") === "f64";
+  let mode = checkAccumulate(opts.accumulate ?? "f64");
   const ts = createTsKernels("f32");
   /** Where each weight's data lives; weights that arrived in JS memory are copied into WASM memory once. */
   const placed = new WeakMap<object, Location>();
@@ -106,7 +111,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const e = arena.exports;
     // 16-bit weights are widened in de-interleaved order (asm/widen.ts); F32 and quantized ones take x as is.
     const sixteen = w.dtype === "BF16" || w.dtype === "F16";
-    const perToken = ((exact ? 4 : 2) * cols + rows) * 4;
+    const exact = mode === "f64";
+    const int = mode === "q8" && isQuantDType(w.dtype);
+    const perToken = int ? cols * 4 + (e.actBytes(cols) as number) + rows * 4 : ((exact ? 4 : 2) * cols + rows) * 4;
     const chunk = Math.max(1, Math.min(T, Math.floor((heap.reserveBytes - 256) / perToken)));
     const parallel = rows >= 8 && w.data.byteLength >= minParallel;
     for (let t0 = 0; t0 < T; t0 += chunk) {
@@ -122,9 +129,13 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
         const xd = st.scratch(tc * cols * 8);
         e.widenF64(xPtr, xd, tc * cols);
         xPtr = xd;
+      } else if (int) {
+        const xq = st.scratch(tc * (e.actBytes(cols) as number));
+        e.quantizeActs(xPtr, xq, cols, tc, actKind(w.dtype));
+        xPtr = xq;
       }
       const yPtr = st.ptr(y.subarray(t0 * rows, (t0 + tc) * rows), "out");
-      const kind = exact ? "Exact" : "";
+      const kind = exact ? "Exact" : int ? "Int" : "";
       if (tc === 1) runSplit(arena, `matvec${w.dtype}${kind}`, [wPtr, xPtr, yPtr, cols, 0, rows], 4, rows, parallel, 4);
       else runSplit(arena, `matmul${w.dtype}${kind}`, [wPtr, xPtr, yPtr, tc, rows, cols, 0, rows], 6, rows, parallel, 4);
       st.done();
@@ -206,10 +217,10 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     heap,
     simd: heap.simd,
     get accumulate(): Accumulate {
-      return exact ? "f64" : "f32";
+      return mode;
     },
     set accumulate(a: Accumulate) {
-      exact = checkAccumulate(a) === "f64";
+      mode = checkAccumulate(a);
     },
     get threads() {
       return pool ? active : 1;

@@ -1,0 +1,411 @@
+// Integer dot products for quantized weights, as llama.cpp's CPU backend takes them (ggml-cpu's
+// ggml_vec_dot_<type>_q8_<0|1|K>): the activation row is quantized once per product, per block, and each block's
+// dot product is a sum of integer products scaled once.
+//
+// Activations (quantizeActs), ggml's reference quantizers on each token's row of n values:
+//   Q8_0 / Q8_1 (blocks of 32; for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): d = amax / 127, q = roundf(x / d),
+//         d kept as f16; Q8_1 adds s = f16(d * sum q) (float32 d, before its f16 rounding);
+//   Q8_K (blocks of 256; for Q4_K, Q5_K, Q6_K weights): the value of largest magnitude max, iscale = -127 / max,
+//         q = min(127, nearest_int(iscale x)), d = 1 / iscale (float32), bsums = the sums of each 16 quants.
+// One block's contribution to y[r] (q_w the weight's quants, offsets subtracted):
+//   Q8_0, Q4_0, Q5_0:  d_w d_a sum q_w q_a
+//   Q4_1, Q5_1:        d_w d_a sum q_w q_a + m_w s_a
+//   Q4_K, Q5_K:        d_w d_a sum_j sc_j sum_{i in j} q_w q_a - dmin_w d_a sum_j m_j (bsum_2j + bsum_2j+1)
+//   Q6_K:              d_w d_a sum_j sc_j sum_{i in j} q_w q_a          (16 sub-blocks of 16, q_w in -32..31)
+// The integer sums are exact, so they equal llama.cpp's; the scaling and the sum over blocks are float64 here
+// (llama.cpp: float32), one rounding per output.
+//
+// Products: `i32x4.dot_i16x8_s` on quants widened to 16 bits (the activations are stored widened too). In a build
+// with relaxed SIMD, `i16x8.relaxed_dot_i8x16_i7x16_s` takes sixteen byte products at once; its second operand
+// must fit in 7 bits, so the weights' quants go there without their offset (Q4_0 0..15, Q5_0 0..31, Q6_K 0..63;
+// the others are unsigned already) and the offset times the activations' sum is taken off afterwards (the sum per
+// block of 32, or bsums). Q8_0 weights are full signed bytes: always the 16-bit path.
+//
+// One token's quantized row of n values (n % 32 == 0; tokens actBytes(n) apart):
+//   +0     i16[n]   the quants, widened
+//   +2n    i8[n]    the quants
+//   +3n    Q8_0 / Q8_1: f32 d[nb], then f32 s[nb], then i32 sums of each block's quants [nb] (nb = n / 32)
+//          Q8_K:        block b's f32 d at +3n + 64 b, its bsums (sums of 16 quants) as i16[16] at +3n + 64 b + 16,
+//                       the sums of 32 (bsum_2j + bsum_2j+1) as i16[8] at +3n + 64 b + 48
+
+import { f16, f16Even } from "./widen";
+import { promoteLo, promoteHi, hsum64 } from "./mem";
+import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16 } from "./quant_blocks";
+
+/** Activation kinds (quantizeActs). */
+const ACT_Q8_0: i32 = 0;
+
+/** Bytes of one token's quantized activation row of n values. */
+export function actBytes(n: i32): i32 {
+  return 3 * n + (n >> 1);
+}
+
+/** float32 -> f16 bits, rounding to nearest even (as ggml's GGML_FP32_TO_FP16); overflow gives inf. */
+function toF16(f: f32): u32 {
+  const bits = reinterpret<u32>(f);
+  const sign = (bits >> 16) & 0x8000;
+  const a = bits & 0x7fffffff;
+  if (a >= 0x7f800000) return sign | (a > 0x7f800000 ? 0x7e00 : 0x7c00);
+  if (a >= 0x477ff000) return sign | 0x7c00; // 65520: halfway above the largest finite f16
+  if (a < 0x38800000) return sign | <u32>nearest<f32>(reinterpret<f32>(a) * <f32>16777216); // subnormal: units of 2^-24
+  return sign | (((a + 0x0fff + ((a >> 13) & 1)) >> 13) - 0x1c000);
+}
+
+/** C's roundf: halfway cases away from zero (float64 arithmetic: exact for float32 v). */
+// @ts-ignore: decorator
+@inline function roundAway(v: f32): i32 {
+  const r = <f64>v;
+  return <i32>(r < 0 ? -Math.floor(0.5 - r) : Math.floor(r + 0.5));
+}
+
+/**
+ * One block of 32 as quantize_row_q8_1_ref (and q8_0_ref, which is the same but for s); its d, s and sum go to
+ * meta, meta + 4 nb and meta + 8 nb.
+ */
+function quantBlock32(x: usize, q16: usize, q8: usize, meta: usize, nb: usize): void {
+  let m = f32x4.splat(0);
+  for (let j = 0; j < 32; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>j << 2))));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  const d: f32 = amax / <f32>127;
+  const id: f32 = d != 0 ? <f32>1 / d : <f32>0;
+  let sum: i32 = 0;
+  for (let j = 0; j < 32; j++) {
+    const q = roundAway(load<f32>(x + (<usize>j << 2)) * id);
+    store<i8>(q8 + j, <i8>q);
+    store<i16>(q16 + (<usize>j << 1), <i16>q);
+    sum += q;
+  }
+  store<f32>(meta, f16(toF16(d)));
+  store<f32>(meta + (nb << 2), f16(toF16(<f32>sum * d)));
+  store<i32>(meta + (nb << 3), sum);
+}
+
+/** One block of 256 as quantize_row_q8_K_ref. */
+function quantBlock256(x: usize, q16: usize, q8: usize, meta: usize): void {
+  let mx: f32 = 0, amax: f32 = 0;
+  for (let j = 0; j < 256; j++) {
+    const v = load<f32>(x + (<usize>j << 2));
+    if (abs(v) > amax) {
+      amax = abs(v);
+      mx = v;
+    }
+  }
+  const iscale: f32 = amax != 0 ? <f32>-127 / mx : <f32>0;
+  for (let g = 0; g < 16; g++) {
+    let sum: i32 = 0;
+    for (let i = 0; i < 16; i++) {
+      const j = (g << 4) + i;
+      const q = min(127, <i32>nearest<f32>(iscale * load<f32>(x + (<usize>j << 2))));
+      store<i8>(q8 + j, <i8>q);
+      store<i16>(q16 + (<usize>j << 1), <i16>q);
+      sum += q;
+    }
+    store<i16>(meta + 16 + (<usize>g << 1), <i16>sum);
+    if (g & 1) store<i16>(meta + 48 + (<usize>g & ~1), <i16>(sum + <i32>load<i16>(meta + 16 + (<usize>(g - 1) << 1))));
+  }
+  store<f32>(meta, amax != 0 ? <f32>1 / iscale : <f32>0);
+}
+
+/**
+ * Quantizes t token rows of n float32 values at x (n apart) into a (actBytes(n) apart): kind 0 Q8_0 / Q8_1
+ * (n % 32 == 0), 1 Q8_K (n % 256 == 0).
+ */
+export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): void {
+  const stride = <usize>actBytes(n);
+  const bs = kind == ACT_Q8_0 ? 32 : 256;
+  for (let tk = 0; tk < t; tk++) {
+    const xr = x + <usize>tk * (<usize>n << 2), ar = a + <usize>tk * stride;
+    for (let b = 0; b < n / bs; b++) {
+      const c = <usize>(b * bs);
+      if (kind == ACT_Q8_0) quantBlock32(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 2), <usize>(n >> 5));
+      else quantBlock256(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 6));
+    }
+  }
+}
+
+/** Whether type dt's products take the relaxed int8 dot (a relaxed-SIMD build; every type but Q8_0). */
+// @ts-ignore: decorator
+@inline function relaxedFor(dt: i32): bool {
+  return ASC_FEATURE_RELAXED_SIMD && dt != Q8_0;
+}
+
+/** acc + the products of 16 quants widened to 16 bits (lo, hi) with the 16-bit activation quants at a. */
+// @ts-ignore: decorator
+@inline function dotWide(lo: v128, hi: v128, a: usize, acc: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16))));
+}
+
+/**
+ * acc + the products of 16 quants q (0..127) with the byte activation quants at a: pairs summed to 16 bits
+ * (|sum| <= 2 * 128 * 127, no saturation), then pairs of those to 32. Not `i32x4.relaxed_dot_i8x16_i7x16_add_s`:
+ * Node 20's V8 (11.3) returns twice the dot product from it on x64 (measured: [-3, 5, -100, 127] . [1, 2, 3, 4]
+ * gives 430, not 215), while the 16-bit form is right.
+ */
+// @ts-ignore: decorator
+@inline function dotBytes(q: v128, a: usize, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a), q)));
+  } else {
+    unreachable();
+    return acc;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function hsumI32(v: v128): i32 {
+  const s = i32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
+}
+
+/**
+ * One block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): its contribution for the token whose d of this block is at
+ * meta (s and the sum of quants 4 nb and 8 nb bytes on).
+ */
+// @ts-ignore: decorator
+@inline function block32(acc: v128, meta: usize, nb: usize, dw: f64, mw: f64, dt: i32): f64 {
+  let sumi = hsumI32(acc);
+  if (relaxedFor(dt) && dt == Q4_0) sumi -= load<i32>(meta + (nb << 3)) << 3;
+  if (relaxedFor(dt) && dt == Q5_0) sumi -= load<i32>(meta + (nb << 3)) << 4;
+  const r = dw * <f64>load<f32>(meta) * <f64>sumi;
+  return hasM(dt) ? r + mw * <f64>load<f32>(meta + (nb << 2)) : r;
+}
+
+/** [sum of a, sum of b, sum of c, sum of d] (the lanes of each). */
+// @ts-ignore: decorator
+@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+/**
+ * Four consecutive blocks of 32 at once for one token: their integer sums si (one lane each; below 2^24, so exact
+ * in float32), the weights' d (dw) and m (mw) as float32 lanes, the token's d, s and sums at meta (4 nb, 8 nb on).
+ * d_w d_a and m_w s_a are exact in float32 (11-bit f16 values); times si in float64, exact; a f64x2 partial sum.
+ */
+// @ts-ignore: decorator
+@inline function blocks4(si: v128, meta: usize, nb: usize, dw: v128, mw: v128, dt: i32): v128 {
+  let s = si;
+  if (relaxedFor(dt) && dt == Q4_0) s = i32x4.sub(s, i32x4.shl(v128.load(meta + (nb << 3)), 3));
+  if (relaxedFor(dt) && dt == Q5_0) s = i32x4.sub(s, i32x4.shl(v128.load(meta + (nb << 3)), 4));
+  const sf = f32x4.convert_i32x4_s(s);
+  const dd = f32x4.mul(dw, v128.load(meta));
+  let r = f64x2.add(f64x2.mul(promoteLo(dd), promoteLo(sf)), f64x2.mul(promoteHi(dd), promoteHi(sf)));
+  if (hasM(dt)) {
+    const ms = f32x4.mul(mw, v128.load(meta + (nb << 2)));
+    r = f64x2.add(r, f64x2.add(promoteLo(ms), promoteHi(ms)));
+  }
+  return r;
+}
+
+/** The f16 at byte o of four consecutive blocks (ts bytes apart) from p, as float32 lanes. */
+// @ts-ignore: decorator
+@inline function f16x4(p: usize, o: usize, ts: usize): v128 {
+  let h = i32x4.splat(<i32>load<u16>(p + o));
+  h = i32x4.replace_lane(h, 1, <i32>load<u16>(p + ts + o));
+  h = i32x4.replace_lane(h, 2, <i32>load<u16>(p + 2 * ts + o));
+  h = i32x4.replace_lane(h, 3, <i32>load<u16>(p + 3 * ts + o));
+  return f16Even(h);
+}
+
+/** The integer sum (i32 lanes) of block p (32 values) times token activations: Q8_0-kind types. */
+// @ts-ignore: decorator
+@inline function dot32(p: usize, a: usize, q8: usize, c: usize, dt: i32): v128 {
+  const R = relaxedFor(dt);
+  const sg = signedQ(dt) && !R;
+  let j = i32x4.splat(0);
+  for (let grp = 0; grp < 2; grp++) {
+    const q = quants16(p, 0, grp, dt, R);
+    const cc = c + (<usize>grp << 4);
+    if (R) {
+      j = dotBytes(q, a + q8 + cc, j);
+    } else {
+      const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+      const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+      j = dotWide(lo, hi, a + (cc << 1), j);
+    }
+  }
+  return j;
+}
+
+/** Row wr times one token (decode) for the types with blocks of 32: four blocks at a time. */
+// @ts-ignore: decorator
+@inline function row32One(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
+  const ts = typeSize(dt);
+  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
+  const nb = cols >> 5, nbu = <usize>nb;
+  let acc = f64x2.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const p = wr + <usize>b * ts;
+    const c = <usize>(b << 5);
+    const si = sums4(dot32(p, a, q8, c, dt), dot32(p + ts, a, q8, c + 32, dt), dot32(p + 2 * ts, a, q8, c + 64, dt), dot32(p + 3 * ts, a, q8, c + 96, dt));
+    const dw = f16x4(p, 0, ts);
+    const mw = hasM(dt) ? f16x4(p, 2, ts) : f32x4.splat(0);
+    acc = f64x2.add(acc, blocks4(si, meta + (<usize>b << 2), nbu, dw, mw, dt));
+  }
+  let s = hsum64(acc);
+  for (; b < nb; b++) {
+    const p = wr + <usize>b * ts;
+    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+    s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
+  }
+  store<f32>(yp, <f32>s);
+}
+
+/**
+ * Row wr of W times n tokens (n = 1..4, a constant where inlined): token 0's quantized activations at a0, the
+ * others as apart; outputs at yp, ys apart.
+ */
+// @ts-ignore: decorator
+@inline function rowTokens(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
+  const R = relaxedFor(dt);
+  const sg = signedQ(dt) && !R;
+  const bs = blockSize(dt), sb = subSize(dt), ns = bs / sb;
+  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
+  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
+  let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
+  const nb = cols / bs;
+  for (let b = 0; b < nb; b++) {
+    const p = wr + <usize>b * typeSize(dt);
+    const dw = <f64>blockD(p, dt);
+    // Integer sums of the block: k (Q8_0-kind types: the plain sum; K-quants: sum_j sc_j sum_{i in j}), and the
+    // K-quants' scalar corrections m (Q4_K / Q5_K: sum_j m_j bsums; relaxed Q6_K: sum_j sc_j bsum_j).
+    let k0 = i32x4.splat(0), k1 = i32x4.splat(0), k2 = i32x4.splat(0), k3 = i32x4.splat(0);
+    let m0: i32 = 0, m1: i32 = 0, m2: i32 = 0, m3: i32 = 0;
+    const mb = meta + (<usize>b << 6); // Q8_K metadata of this block (K-quants)
+    // Q4_K / Q5_K: the eight 6-bit scales and mins unpacked from their 12 bytes into bytes of four words (as
+    // ggml's kmask shuffle): scales 0-3, 4-7 in u0, u1; mins 0-3, 4-7 in u2, u3.
+    let u0: u32 = 0, u1: u32 = 0, u2: u32 = 0, u3: u32 = 0;
+    if (dt == Q4_K || dt == Q5_K) {
+      const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
+      u0 = w0 & 0x3f3f3f3f;
+      u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
+      u2 = w1 & 0x3f3f3f3f;
+      u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
+    }
+    for (let s = 0; s < ns; s++) {
+      let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+      for (let grp = 0; grp < (sb >> 4); grp++) {
+        const q = quants16(p, s, grp, dt, R);
+        const c = <usize>(b * bs + s * sb + (grp << 4));
+        if (R) {
+          j0 = dotBytes(q, a0 + q8 + c, j0);
+          if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
+          if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
+          if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
+        } else {
+          const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+          const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+          j0 = dotWide(lo, hi, a0 + (c << 1), j0);
+          if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
+          if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
+          if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
+        }
+      }
+      if (small(dt)) {
+        k0 = j0;
+        k1 = j1;
+        k2 = j2;
+        k3 = j3;
+      } else {
+        const sc = dt == Q6_K ? <i32>load<i8>(p + 192 + s) : <i32>(((s < 4 ? u0 : u1) >> ((<u32>s & 3) << 3)) & 0xff);
+        const scv = i32x4.splat(sc);
+        k0 = i32x4.add(k0, i32x4.mul(j0, scv));
+        if (n > 1) k1 = i32x4.add(k1, i32x4.mul(j1, scv));
+        if (n > 2) k2 = i32x4.add(k2, i32x4.mul(j2, scv));
+        if (n > 3) k3 = i32x4.add(k3, i32x4.mul(j3, scv));
+      }
+    }
+    if (dt == Q4_K || dt == Q5_K) {
+      // sum_j m_j (bsum_2j + bsum_2j+1): the mins as 16-bit lanes times the sums of 32.
+      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
+      m0 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a0 + mb, 48)));
+      if (n > 1) m1 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a1 + mb, 48)));
+      if (n > 2) m2 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a2 + mb, 48)));
+      if (n > 3) m3 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a3 + mb, 48)));
+    } else if (dt == Q6_K && R) {
+      // Q6_K without its offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
+      const scs = v128.load(p + 192);
+      const lo = i16x8.extend_low_i8x16_s(scs), hi = i16x8.extend_high_i8x16_s(scs);
+      m0 = hsumI32(dotWide(lo, hi, a0 + mb + 16, i32x4.splat(0)));
+      if (n > 1) m1 = hsumI32(dotWide(lo, hi, a1 + mb + 16, i32x4.splat(0)));
+      if (n > 2) m2 = hsumI32(dotWide(lo, hi, a2 + mb + 16, i32x4.splat(0)));
+      if (n > 3) m3 = hsumI32(dotWide(lo, hi, a3 + mb + 16, i32x4.splat(0)));
+    }
+    if (small(dt)) {
+      const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+      const bm = meta + (<usize>b << 2), nbu = <usize>nb;
+      s0 += block32(k0, a0 + bm, nbu, dw, mw, dt);
+      if (n > 1) s1 += block32(k1, a1 + bm, nbu, dw, mw, dt);
+      if (n > 2) s2 += block32(k2, a2 + bm, nbu, dw, mw, dt);
+      if (n > 3) s3 += block32(k3, a3 + bm, nbu, dw, mw, dt);
+    } else if (dt == Q6_K) {
+      s0 += dw * <f64>load<f32>(a0 + mb) * <f64>(hsumI32(k0) - (m0 << 5));
+      if (n > 1) s1 += dw * <f64>load<f32>(a1 + mb) * <f64>(hsumI32(k1) - (m1 << 5));
+      if (n > 2) s2 += dw * <f64>load<f32>(a2 + mb) * <f64>(hsumI32(k2) - (m2 << 5));
+      if (n > 3) s3 += dw * <f64>load<f32>(a3 + mb) * <f64>(hsumI32(k3) - (m3 << 5));
+    } else {
+      const dmin = <f64>f16(<u32>load<u16>(p + 2));
+      s0 += kBlock(k0, m0, a0 + mb, dw, dmin);
+      if (n > 1) s1 += kBlock(k1, m1, a1 + mb, dw, dmin);
+      if (n > 2) s2 += kBlock(k2, m2, a2 + mb, dw, dmin);
+      if (n > 3) s3 += kBlock(k3, m3, a3 + mb, dw, dmin);
+    }
+  }
+  store<f32>(yp, <f32>s0);
+  if (n > 1) store<f32>(yp + ys, <f32>s1);
+  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+  if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
+}
+
+/** A Q4_K / Q5_K block's contribution: d_w d_a k - dmin_w d_a m. */
+// @ts-ignore: decorator
+@inline function kBlock(k: v128, m: i32, meta: usize, dw: f64, dmin: f64): f64 {
+  const da = <f64>load<f32>(meta);
+  return dw * da * <f64>hsumI32(k) - dmin * da * <f64>m;
+}
+
+// @ts-ignore: decorator
+@inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
+  for (let r = r0; r < r1; r++) {
+    if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
+    else rowTokens(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function matmulBody(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32, dt: i32): void {
+  const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
+  const as = <usize>actBytes(cols);
+  const ys = <usize>rows << 2;
+  const t4 = t & ~3, rest = t - t4;
+  for (let r = r0; r < r1; r++) {
+    const wr = w + <usize>r * stride;
+    const yr = y + (<usize>r << 2);
+    for (let tk = 0; tk < t4; tk += 4) rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+    const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
+    if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
+    else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
+    else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+  }
+}
+
+// Entry points, one per type: rows r0..r1 of y = W x (matvec) or Y[t] = W X[t] (matmul), x quantized by quantizeActs.
+export function matvecQ8_0Int(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q8_0); }
+export function matvecQ4_0Int(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q4_0); }
+export function matvecQ4_1Int(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q4_1); }
+export function matvecQ5_0Int(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q5_0); }
+export function matvecQ5_1Int(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q5_1); }
+export function matvecQ4_KInt(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q4_K); }
+export function matvecQ5_KInt(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q5_K); }
+export function matvecQ6_KInt(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32): void { matvecBody(w, a, y, cols, r0, r1, Q6_K); }
+export function matmulQ8_0Int(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q8_0); }
+export function matmulQ4_0Int(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q4_0); }
+export function matmulQ4_1Int(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q4_1); }
+export function matmulQ5_0Int(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q5_0); }
+export function matmulQ5_1Int(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q5_1); }
+export function matmulQ4_KInt(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q4_K); }
+export function matmulQ5_KInt(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q5_K); }
+export function matmulQ6_KInt(w: usize, a: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void { matmulBody(w, a, y, t, rows, cols, r0, r1, Q6_K); }
