@@ -14,8 +14,15 @@ export type { Qwen3NextConfig, RopeConfig, LayerType } from "./config.js";
 // Kernels (TypeScript reference or WASM SIMD behind one interface)
 export { createKernels } from "./kernels/index.js";
 export { createTsKernels } from "./kernels/ts/index.js";
+export { opaque } from "./kernels/types.js";
 export type {
   Kernels,
+  KernelsOf,
+  HostKernels,
+  Tensor,
+  IndexTensor,
+  Residual,
+  MoeExpertsArgs,
   KernelOptions,
   Backend,
   Precision,
