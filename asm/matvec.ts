@@ -2,7 +2,8 @@
 //
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
 //   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode; tokens go in
-//                                             groups of up to four sharing each widened weight block)
+//                                             groups of up to four sharing each widened weight block;
+//                                             exact: two rows by four tokens per register tile)
 //
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
 // split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
@@ -11,10 +12,11 @@
 //   matvecBF16 ...       float32 products and sums, folded into float64 every BLOCK columns (fastest);
 //   matvecBF16Exact ...  exact products summed in float64, one rounding per output (the reference's
 //                        accuracy, about twice the instructions).
+// Sums are multiply-adds (fma.ts): fused in the relaxed build, a multiply then an add in the plain one.
 
 import { bf16Even, bf16Odd, f16Even, f16Odd, bf16, f16, hsum, DT_BF16, DT_F16 } from "./widen";
 import { widenSum, hsum64, promoteLo, promoteHi } from "./mem";
-import { madd } from "./fma";
+import { madd, madd64 } from "./fma";
 
 /** Columns summed in float32 before folding into the float64 total. */
 const BLOCK: i32 = 64;
@@ -239,30 +241,29 @@ export function widenF64(x: usize, xd: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<f64>(xd + (<usize>i << 3), <f64>load<f32>(x + (<usize>i << 2)));
 }
 
-/** One block of eight weights (widened halves a, b) times x block q (float64): a f64x2 partial sum. */
+/**
+ * One block of eight weights (widened halves a, b) times x block [x0 x1 x2 x3] (float64), added into the
+ * two accumulators d (columns of a) and e (columns of b): two multiply-add chains, so that a fused
+ * multiply-add's latency is hidden by the other chain and the other rows. Every product is exact, so fused
+ * (relaxed build) and unfused (plain build) give the same bits.
+ */
 // @ts-ignore: decorator
-@inline function block64(a: v128, b: v128, q: usize): v128 {
-  const s = f64x2.add(f64x2.mul(promoteLo(a), v128.load(q)), f64x2.mul(promoteHi(a), v128.load(q, 16)));
-  return f64x2.add(s, f64x2.add(f64x2.mul(promoteLo(b), v128.load(q, 32)), f64x2.mul(promoteHi(b), v128.load(q, 48))));
-}
-
-/** block64 with the x block already in registers. */
-// @ts-ignore: decorator
-@inline function blockX(a: v128, b: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  const s = f64x2.add(f64x2.mul(promoteLo(a), x0), f64x2.mul(promoteHi(a), x1));
-  return f64x2.add(s, f64x2.add(f64x2.mul(promoteLo(b), x2), f64x2.mul(promoteHi(b), x3)));
+@inline function maddBlockA(a: v128, x0: v128, x1: v128, d: v128): v128 {
+  return madd64(promoteHi(a), x1, madd64(promoteLo(a), x0, d));
 }
 
 // @ts-ignore: decorator
 @inline function dotRowExact(w: usize, x: usize, cols: i32, dt: i32): f64 {
   const es = esize(dt);
   const n8 = cols & ~7;
-  let d = f64x2.splat(0);
+  let d = f64x2.splat(0), e = f64x2.splat(0);
   for (let c = 0; c < n8; c += 8) {
     const p = w + <usize>c * es;
-    d = f64x2.add(d, block64(lo(p, dt), hi(p, dt), x + (<usize>c << 3)));
+    const q = x + (<usize>c << 3);
+    d = maddBlockA(lo(p, dt), v128.load(q), v128.load(q, 16), d);
+    e = maddBlockA(hi(p, dt), v128.load(q, 32), v128.load(q, 48), e);
   }
-  let s = hsum64(d);
+  let s = hsum64(f64x2.add(d, e));
   for (let c = n8; c < cols; c++) s += <f64>scalar(w, c, dt) * load<f64>(x + (<usize>c << 3));
   return s;
 }
@@ -277,18 +278,24 @@ export function widenF64(x: usize, xd: usize, n: i32): void {
     const w0 = w + <usize>r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
     const tp = touchBase(w0, stride, r, r1);
     let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+    let e0 = f64x2.splat(0), e1 = f64x2.splat(0), e2 = f64x2.splat(0), e3 = f64x2.splat(0);
     for (let c = 0; c < n8; c += 8) {
       const o = <usize>c * es;
       const q = x + (<usize>c << 3);
       touch(tp + (o << 2), dt);
-      // x loaded once for the four rows.
-      const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
-      d0 = f64x2.add(d0, blockX(lo(w0 + o, dt), hi(w0 + o, dt), x0, x1, x2, x3));
-      d1 = f64x2.add(d1, blockX(lo(w1 + o, dt), hi(w1 + o, dt), x0, x1, x2, x3));
-      d2 = f64x2.add(d2, blockX(lo(w2 + o, dt), hi(w2 + o, dt), x0, x1, x2, x3));
-      d3 = f64x2.add(d3, blockX(lo(w3 + o, dt), hi(w3 + o, dt), x0, x1, x2, x3));
+      // x loaded once for the four rows, half a block at a time.
+      const x0 = v128.load(q), x1 = v128.load(q, 16);
+      d0 = maddBlockA(lo(w0 + o, dt), x0, x1, d0);
+      d1 = maddBlockA(lo(w1 + o, dt), x0, x1, d1);
+      d2 = maddBlockA(lo(w2 + o, dt), x0, x1, d2);
+      d3 = maddBlockA(lo(w3 + o, dt), x0, x1, d3);
+      const x2 = v128.load(q, 32), x3 = v128.load(q, 48);
+      e0 = maddBlockA(hi(w0 + o, dt), x2, x3, e0);
+      e1 = maddBlockA(hi(w1 + o, dt), x2, x3, e1);
+      e2 = maddBlockA(hi(w2 + o, dt), x2, x3, e2);
+      e3 = maddBlockA(hi(w3 + o, dt), x2, x3, e3);
     }
-    let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+    let s0 = hsum64(f64x2.add(d0, e0)), s1 = hsum64(f64x2.add(d1, e1)), s2 = hsum64(f64x2.add(d2, e2)), s3 = hsum64(f64x2.add(d3, e3));
     for (let c = n8; c < cols; c++) {
       const xc = load<f64>(x + (<usize>c << 3));
       s0 += <f64>scalar(w0, c, dt) * xc;
@@ -305,51 +312,146 @@ export function widenF64(x: usize, xd: usize, n: i32): void {
   for (; r < r1; r++) store<f32>(y + (<usize>r << 2), <f32>dotRowExact(w + <usize>r * stride, x, cols, dt));
 }
 
-/** rowTokens in exact arithmetic (x widened to float64). */
+/**
+ * `tile` in exact arithmetic (x widened to float64): nr rows (1 or 2) by n tokens (1..4), one float64
+ * accumulator per output, fed by fused (relaxed build) or unfused multiply-adds of exact products. Half a
+ * block (four weights of each row, promoted to float64 once) at a time, for every token.
+ */
 // @ts-ignore: decorator
-@inline function rowTokensExact(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
+@inline function tileExact(w0: usize, stride: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, nr: i32, n: i32): void {
   const es = esize(dt);
   const n8 = cols & ~7;
+  const w1 = w0 + stride;
   const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
   let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+  let e0 = f64x2.splat(0), e1 = f64x2.splat(0), e2 = f64x2.splat(0), e3 = f64x2.splat(0);
   for (let c = 0; c < n8; c += 8) {
-    const p = wr + <usize>c * es;
-    const a = lo(p, dt), b = hi(p, dt);
+    const p = <usize>c * es;
     const o = <usize>c << 3;
-    d0 = f64x2.add(d0, block64(a, b, x0 + o));
-    if (n > 1) d1 = f64x2.add(d1, block64(a, b, x1 + o));
-    if (n > 2) d2 = f64x2.add(d2, block64(a, b, x2 + o));
-    if (n > 3) d3 = f64x2.add(d3, block64(a, b, x3 + o));
+    {
+      // The lo half: columns paired with x block bytes [0, 32).
+      const u = lo(w0 + p, dt), v = nr > 1 ? lo(w1 + p, dt) : u;
+      const ul = promoteLo(u), uh = promoteHi(u), vl = promoteLo(v), vh = promoteHi(v);
+      const h = o;
+      const xl = v128.load(x0 + h), xh = v128.load(x0 + h, 16);
+      d0 = madd64(uh, xh, madd64(ul, xl, d0));
+      if (nr > 1) e0 = madd64(vh, xh, madd64(vl, xl, e0));
+      if (n > 1) {
+        const xl = v128.load(x1 + h), xh = v128.load(x1 + h, 16);
+        d1 = madd64(uh, xh, madd64(ul, xl, d1));
+        if (nr > 1) e1 = madd64(vh, xh, madd64(vl, xl, e1));
+      }
+      if (n > 2) {
+        const xl = v128.load(x2 + h), xh = v128.load(x2 + h, 16);
+        d2 = madd64(uh, xh, madd64(ul, xl, d2));
+        if (nr > 1) e2 = madd64(vh, xh, madd64(vl, xl, e2));
+      }
+      if (n > 3) {
+        const xl = v128.load(x3 + h), xh = v128.load(x3 + h, 16);
+        d3 = madd64(uh, xh, madd64(ul, xl, d3));
+        if (nr > 1) e3 = madd64(vh, xh, madd64(vl, xl, e3));
+      }
+    }
+    {
+      // The hi half: columns paired with x block bytes [32, 64).
+      const u = hi(w0 + p, dt), v = nr > 1 ? hi(w1 + p, dt) : u;
+      const ul = promoteLo(u), uh = promoteHi(u), vl = promoteLo(v), vh = promoteHi(v);
+      const h = o + 32;
+      const xl = v128.load(x0 + h), xh = v128.load(x0 + h, 16);
+      d0 = madd64(uh, xh, madd64(ul, xl, d0));
+      if (nr > 1) e0 = madd64(vh, xh, madd64(vl, xl, e0));
+      if (n > 1) {
+        const xl = v128.load(x1 + h), xh = v128.load(x1 + h, 16);
+        d1 = madd64(uh, xh, madd64(ul, xl, d1));
+        if (nr > 1) e1 = madd64(vh, xh, madd64(vl, xl, e1));
+      }
+      if (n > 2) {
+        const xl = v128.load(x2 + h), xh = v128.load(x2 + h, 16);
+        d2 = madd64(uh, xh, madd64(ul, xl, d2));
+        if (nr > 1) e2 = madd64(vh, xh, madd64(vl, xl, e2));
+      }
+      if (n > 3) {
+        const xl = v128.load(x3 + h), xh = v128.load(x3 + h, 16);
+        d3 = madd64(uh, xh, madd64(ul, xl, d3));
+        if (nr > 1) e3 = madd64(vh, xh, madd64(vl, xl, e3));
+      }
+    }
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
-  for (let c = n8; c < cols; c++) {
-    const wc = <f64>scalar(wr, c, dt);
-    const o = <usize>c << 3;
-    s0 += wc * load<f64>(x0 + o);
-    if (n > 1) s1 += wc * load<f64>(x1 + o);
-    if (n > 2) s2 += wc * load<f64>(x2 + o);
-    if (n > 3) s3 += wc * load<f64>(x3 + o);
+  // Lane sums, two outputs per f64x2, for tileStore.
+  const d01 = f64x2.add(v128.shuffle<f64>(d0, d1, 0, 2), v128.shuffle<f64>(d0, d1, 1, 3));
+  const d23 = f64x2.add(v128.shuffle<f64>(d2, d3, 0, 2), v128.shuffle<f64>(d2, d3, 1, 3));
+  const e01 = f64x2.add(v128.shuffle<f64>(e0, e1, 0, 2), v128.shuffle<f64>(e0, e1, 1, 3));
+  const e23 = f64x2.add(v128.shuffle<f64>(e2, e3, 0, 2), v128.shuffle<f64>(e2, e3, 1, 3));
+  tileStore(w0, stride, x0, xs, yp, ys, cols, dt, nr, n, 3, d01, d23, e01, e23);
+}
+
+/**
+ * The end of a tileExact: the cols % 8 tail added to the float64 totals (d01, d23 row 0's tokens 0-1 and 2-3;
+ * e01, e23 row 1's) in scalar float64, and each output rounded once to float32. x elements are
+ * 1 << xshift bytes (float32 or float64).
+ */
+// @ts-ignore: decorator
+@inline function tileStore(w0: usize, stride: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, nr: i32, n: i32, xshift: i32, d01: v128, d23: v128, e01: v128, e23: v128): void {
+  const w1 = w0 + stride;
+  let s0 = f64x2.extract_lane(d01, 0), s1 = f64x2.extract_lane(d01, 1), s2 = f64x2.extract_lane(d23, 0), s3 = f64x2.extract_lane(d23, 1);
+  let t0 = f64x2.extract_lane(e01, 0), t1 = f64x2.extract_lane(e01, 1), t2 = f64x2.extract_lane(e23, 0), t3 = f64x2.extract_lane(e23, 1);
+  for (let c = cols & ~7; c < cols; c++) {
+    const u = <f64>scalar(w0, c, dt), v = nr > 1 ? <f64>scalar(w1, c, dt) : 0;
+    const o = <usize>c << xshift;
+    for (let k = 0; k < n; k++) {
+      const xk = x0 + <usize>k * xs + o;
+      const xc = xshift == 3 ? load<f64>(xk) : <f64>load<f32>(xk);
+      if (k == 0) { s0 += u * xc; t0 += v * xc; }
+      else if (k == 1) { s1 += u * xc; t1 += v * xc; }
+      else if (k == 2) { s2 += u * xc; t2 += v * xc; }
+      else { s3 += u * xc; t3 += v * xc; }
+    }
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
   if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
   if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
+  if (nr > 1) {
+    store<f32>(yp, <f32>t0, 4);
+    if (n > 1) store<f32>(yp + ys, <f32>t1, 4);
+    if (n > 2) store<f32>(yp + 2 * ys, <f32>t2, 4);
+    if (n > 3) store<f32>(yp + 3 * ys, <f32>t3, 4);
+  }
 }
 
+/**
+ * Rows r0..r1 of Y[t] = W X[t] in exact arithmetic: rows in pairs, tokens in fours (then the last one to
+ * three together), each pair-by-four a register tile (`tileExact`): x is loaded once for two rows and each
+ * weight block widened once for four tokens. A pair's weights (8 KiB at 2048 BF16 columns) stay in L1 while
+ * the token groups pass over them.
+ */
 // @ts-ignore: decorator
 @inline function matmulExactBody(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>cols * esize(dt);
   const xs = <usize>cols << 3;
   const ys = <usize>rows << 2;
   const t4 = t & ~3, rest = t - t4;
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
-    for (let tk = 0; tk < t4; tk += 4) rowTokensExact(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 4);
+    for (let tk = 0; tk < t4; tk += 4) tileExact(wr, stride, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 2, 4);
     const xt = x + <usize>t4 * xs, yt = yr + <usize>t4 * ys;
-    if (rest == 3) rowTokensExact(wr, xt, xs, yt, ys, cols, dt, 3);
-    else if (rest == 2) rowTokensExact(wr, xt, xs, yt, ys, cols, dt, 2);
-    else if (rest == 1) store<f32>(yt, <f32>dotRowExact(wr, xt, cols, dt));
+    if (rest == 3) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 2, 3);
+    else if (rest == 2) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 2, 2);
+    else if (rest == 1) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 2, 1);
+  }
+  if (r < r1) {
+    // The odd last row: one row by four tokens.
+    const wr = w + <usize>r * stride;
+    const yr = y + (<usize>r << 2);
+    for (let tk = 0; tk < t; tk += 4) {
+      const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys, m = t - tk;
+      if (m >= 4) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 1, 4);
+      else if (m == 3) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 1, 3);
+      else if (m == 2) tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 1, 2);
+      else tileExact(wr, stride, xt, xs, yt, ys, cols, dt, 1, 1);
+    }
   }
 }
 

@@ -36,6 +36,7 @@ import type { WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { writeRandomCheckpoint } from "../src/init/random_checkpoint.js";
 import { tokenizerFromGguf } from "../src/tokenizer/gguf_tokenizer.js";
+import { compare, logitSpread, type Accuracy } from "./logit_compare.js";
 import { machineFacts } from "./machine.js";
 import { PUBLISHED_CONFIG } from "./real_slice.js";
 
@@ -106,46 +107,6 @@ async function load(file: string): Promise<{ model: Qwen3NextForCausalLM; bytesP
   return { model, bytesPerToken: bytesPerToken(ckpt.config, weights), kernels: k };
 }
 
-interface Accuracy {
-  maxAbsLogitDiff: number;
-  top1Agreement: number;
-  meanKL: number;
-}
-
-function compare(ref: Float32Array, q: Float32Array, T: number, V: number): Accuracy {
-  let maxAbs = 0;
-  let agree = 0;
-  let kl = 0;
-  for (let t = 0; t < T; t++) {
-    const a = ref.subarray(t * V, (t + 1) * V);
-    const b = q.subarray(t * V, (t + 1) * V);
-    let am = 0;
-    let bm = 0;
-    for (let v = 0; v < V; v++) {
-      maxAbs = Math.max(maxAbs, Math.abs(a[v] - b[v]));
-      if (a[v] > a[am]) am = v;
-      if (b[v] > b[bm]) bm = v;
-    }
-    if (am === bm) agree++;
-    // log-softmax in float64
-    let za = 0;
-    let zb = 0;
-    for (let v = 0; v < V; v++) {
-      za += Math.exp(a[v] - a[am]);
-      zb += Math.exp(b[v] - b[bm]);
-    }
-    const lza = a[am] + Math.log(za);
-    const lzb = b[bm] + Math.log(zb);
-    let k = 0;
-    for (let v = 0; v < V; v++) {
-      const la = a[v] - lza;
-      k += Math.exp(la) * (la - (b[v] - lzb));
-    }
-    kl += k;
-  }
-  return { maxAbsLogitDiff: maxAbs, top1Agreement: agree / T, meanKL: kl / T };
-}
-
 /** Peak RSS of a fresh process that loads `file` (bench/load_memory.ts). */
 function loadMemory(file: string): { maxRssBytes: number; seconds: number } {
   const out = execFileSync(process.execPath, ["--import", "tsx", path.join(here, "load_memory.ts"), file], { encoding: "utf8" });
@@ -158,30 +119,6 @@ function baselineRss(): number {
   const src = `const { createKernels } = await import(${JSON.stringify(path.join(here, "../src/kernels/index.ts"))});
 await createKernels({ backend: "wasm", threads: 1 }); console.log(process.resourceUsage().maxRSS * 1024); process.exit(0);`;
   return Number(execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { encoding: "utf8" }).trim());
-}
-
-/** How peaked the reference's next-token distributions are: mean logit std and mean top-1 minus top-2 margin. */
-function logitSpread(ref: Float32Array, T: number, V: number): { meanLogitStd: number; meanTop1Margin: number; minTop1Margin: number } {
-  let std = 0;
-  let margin = 0;
-  let minMargin = Infinity;
-  for (let t = 0; t < T; t++) {
-    const a = ref.subarray(t * V, (t + 1) * V);
-    let mean = 0;
-    for (const x of a) mean += x / V;
-    let v2 = 0;
-    let first = -Infinity;
-    let second = -Infinity;
-    for (const x of a) {
-      v2 += (x - mean) ** 2 / V;
-      if (x > first) [first, second] = [x, first];
-      else if (x > second) second = x;
-    }
-    std += Math.sqrt(v2) / T;
-    margin += (first - second) / T;
-    minMargin = Math.min(minMargin, first - second);
-  }
-  return { meanLogitStd: std, meanTop1Margin: margin, minTop1Margin: minMargin };
 }
 
 async function main(): Promise<void> {

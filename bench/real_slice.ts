@@ -5,6 +5,7 @@
  * kernels' allocator (no files, ~3 GB). Decode and prefill tokens/s on 1..N threads.
  */
 import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { parseConfig, type Qwen3NextConfig } from "../src/config.js";
 import { expectedTensors } from "../src/loading/expected.js";
 import type { Weight } from "../src/kernels/types.js";
@@ -83,4 +84,38 @@ export function sliceModel(k: WasmKernels, c: Qwen3NextConfig, weights: Map<stri
     has: (name: string) => weights.has(name),
   };
   return new Qwen3NextForCausalLM(c, k, src);
+}
+
+/**
+ * Run directly: `node --import tsx bench/real_slice.ts [--prefill 64] [--decode 8] [--threads 1,2]
+ * [--accumulate f64,f32] [--simd auto]`: the real slice's prefill and decode tok/s for each thread count and
+ * arithmetic, as JSON lines on stdout (the full benchmark, with tables, is `npm run bench`).
+ */
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const arg = (name: string, dflt: string): string => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : dflt;
+  };
+  const threads = arg("threads", "1,2").split(",").map(Number);
+  const { createWasmKernels } = await import("../src/kernels/wasm/kernels.js");
+  const k = await createWasmKernels({ threads: Math.max(...threads), simd: arg("simd", "auto") as "auto" });
+  const cfg = realSliceConfig();
+  const model = sliceModel(k, cfg, randomWeights(k, cfg));
+  runSlice(k, model, 4, 2); // warm-up (JIT)
+  for (const acc of arg("accumulate", "f64,f32").split(",")) {
+    for (const t of threads) {
+      k.accumulate = acc as "f64" | "f32";
+      k.threads = t;
+      console.log(JSON.stringify({ simd: (k as { simd?: string }).simd ?? "plain", ...runSlice(k, model, Number(arg("prefill", "64")), Number(arg("decode", "8"))) }));
+    }
+  }
+  await k.close();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

@@ -1,18 +1,36 @@
 /**
- * `NODE_LLAMA_CPP=/path/to/node_modules/node-llama-cpp npx tsx bench/vs_llama_cpp.ts --model FILE.gguf
- *  [--threads N] [--pp 64] [--tg 32] [--reps 2] [--accumulate f32|f64]`
+ * `NODE_LLAMA_CPP=/path/to/node_modules/node-llama-cpp node --import tsx bench/vs_llama_cpp.ts --model A.gguf[,B.gguf]
+ *  [--threads 1,2] [--pp 64] [--tg 32] [--reps 2] [--accumulate f32|f64] [--simd auto|plain|relaxed] [--out FILE]`
  *
  * The same GGUF file in both engines, runs interleaved (ours, llama.cpp, ours, ...): prompt processing of `pp`
- * tokens and generation of `tg` tokens one at a time (fixed token ids, no sampling), best of `reps`, tok/s and
- * the ratio. llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named
- * by NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
- * `npm i -E node-llama-cpp@3.21.1`). llama.cpp's decode is timed through node-llama-cpp's
- * evaluateWithoutGeneratingNewTokens, one call per token, so its JS call overhead is included.
+ * tokens and generation of `tg` tokens one at a time (fixed token ids, no sampling), best of `reps` after one
+ * untimed warm-up run each, tok/s and the ratio, on each thread count. Decode is also set against the bandwidth roofline: the weight bytes one
+ * decoded token reads (`qwen3-next info`'s bytes per token) over the streaming bandwidth measured in the same
+ * run on as many threads. CPU seconds (process.cpuUsage around each phase) are recorded too: on a machine
+ * shared with other work, tokens per CPU-second compare the engines' efficiency where wall time also measures
+ * who got the cores. Our side runs what `generate` runs by default (q8 products: integer dots for quantized
+ * weights, float32 sums for float ones; the relaxed SIMD build where Node has it) unless --accumulate / --simd
+ * say otherwise.
+ *
+ * llama.cpp is node-llama-cpp's prebuilt CPU build (3.21.1 was used), loaded from the folder named by
+ * NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
+ * `npm i -E node-llama-cpp@3.21.1`). llama.cpp is timed through node-llama-cpp's controlledEvaluate, one call
+ * per decoded token, each call's last token asking for the next one (greedy), so that llama.cpp computes the
+ * logits (lm_head) as our side does; its JS call overhead is included. Results are
+ * merged into bench/vs-llama-cpp-results.json (one entry per file and thread count).
  */
-import { availableParallelism } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { readGgufHeader } from "../src/io/gguf.js";
+import type { WasmKernels } from "../src/kernels/wasm/kernels.js";
+import { bytesPerToken } from "../src/loading/bytes_per_token.js";
+import { planCheckpoint } from "../src/loading/checkpoint.js";
 import { loadModel } from "../src/model/load.js";
+import { GENERATION_ACCUMULATE } from "../src/cli/options.js";
+import type { Accumulate } from "../src/kernels/types.js";
+import { measureBandwidth } from "./bandwidth.js";
 import { machineFacts } from "./machine.js";
 
 const args = process.argv.slice(2);
@@ -20,77 +38,173 @@ const arg = (name: string, dflt?: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const model = arg("model");
-if (!model) throw new Error("--model FILE.gguf is required");
-const threads = Number(arg("threads", String(Math.min(2, availableParallelism()))));
+const models = arg("model")?.split(",");
+if (!models) throw new Error("--model FILE.gguf[,FILE2.gguf] is required");
+const threadList = (arg("threads") ?? [...new Set([1, Math.min(2, availableParallelism())])].join(",")).split(",").map(Number);
 const pp = Number(arg("pp", "64"));
 const tg = Number(arg("tg", "32"));
 const reps = Number(arg("reps", "2"));
-const accumulate = (arg("accumulate", "f32") as "f32" | "f64");
+const accumulate = arg("accumulate", GENERATION_ACCUMULATE) as Accumulate;
+const simd = arg("simd", "auto") as "auto" | "plain" | "relaxed";
+const out = arg("out") ?? fileURLToPath(new URL("./vs-llama-cpp-results.json", import.meta.url));
 const nlcDir = process.env.NODE_LLAMA_CPP;
 if (!nlcDir) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cpp folder (npm i -E node-llama-cpp@3.21.1 in a scratch folder)");
-
-const ours = await loadModel(model, { backend: "wasm", threads, accumulate });
-const V = ours.config.vocab_size;
-const ids = Array.from({ length: pp + tg }, (_, i) => (i * 7919 + 13) % V);
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The slice of node-llama-cpp's API used here (it is not a dependency, so no types are imported). */
+type EvaluateItem = number | [number, { generateNext: { token: boolean; options: { temperature: number } } }];
 interface Sequence {
-  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  controlledEvaluate(input: EvaluateItem[]): Promise<unknown[]>;
   dispose(): void;
+}
+interface LlamaContext {
+  getSequence(): Sequence;
+  dispose(): Promise<void>;
 }
 interface NodeLlamaCpp {
   getLlama(o: { gpu: false }): Promise<{
     loadModel(o: { modelPath: string }): Promise<{
-      createContext(o: { contextSize: number; batchSize: number; threads: number }): Promise<{ getSequence(): Sequence; dispose(): Promise<void> }>;
+      createContext(o: { contextSize: number; batchSize: number; threads: number }): Promise<LlamaContext>;
       dispose(): Promise<void>;
     }>;
   }>;
 }
 const nlc = (await import(pathToFileURL(path.join(nlcDir, "dist/index.js")).href)) as NodeLlamaCpp;
 const llama = await nlc.getLlama({ gpu: false });
-const lm = await llama.loadModel({ modelPath: model });
-const ctx = await lm.createContext({ contextSize: pp + tg + 16, batchSize: pp, threads });
+const nlcVersion = (JSON.parse(readFileSync(path.join(nlcDir, "package.json"), "utf8")) as { version: string }).version;
 
-async function runOurs(): Promise<[number, number]> {
-  const state = ours.newState();
-  let t = performance.now();
-  await ours.forward(ids.slice(0, pp), state);
-  const ppS = (performance.now() - t) / 1e3;
-  t = performance.now();
-  for (const id of ids.slice(pp)) await ours.forward([id], state);
-  return [ppS, (performance.now() - t) / 1e3];
+interface Entry {
+  model: string;
+  fileType: string;
+  threads: number;
+  pp: number;
+  tg: number;
+  reps: number;
+  ours: { accumulate: string; simd: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
+  llama: { engine: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
+  ratio: { pp: number; tg: number; ppPerCpuS: number; tgPerCpuS: number };
+  bytesPerToken: number;
+  bandwidthGBps: number;
+  rooflineTgTokPerS: number;
+  pctRoofline: { ours: number; llama: number };
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  date: string;
 }
+const entries: Entry[] = [];
 
-async function runLlama(): Promise<[number, number]> {
-  const seq = ctx.getSequence();
-  try {
-    let t = performance.now();
-    await seq.evaluateWithoutGeneratingNewTokens(ids.slice(0, pp));
-    const ppS = (performance.now() - t) / 1e3;
-    t = performance.now();
-    for (const id of ids.slice(pp)) await seq.evaluateWithoutGeneratingNewTokens([id]);
-    return [ppS, (performance.now() - t) / 1e3];
-  } finally {
-    seq.dispose();
+/** Wall seconds and CPU seconds (this process, every thread: both engines run in it) of one phase. */
+interface PhaseTime {
+  wall: number;
+  cpu: number;
+}
+type Phase = [PhaseTime, PhaseTime];
+const phase = (): (() => PhaseTime) => {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  return () => {
+    const d = process.cpuUsage(c);
+    return { wall: (performance.now() - t) / 1e3, cpu: (d.user + d.system) / 1e6 };
+  };
+};
+
+for (const model of models) {
+  const plan = await planCheckpoint(model);
+  await plan.store.close();
+  const perToken = bytesPerToken(plan.config, plan.weights.map((w) => ({ name: w.name, byteLength: w.readBytes })));
+  const fileType = String(readGgufHeader(model).metadata.get("general.file_type")?.value ?? "?");
+  const maxThreads = Math.max(...threadList);
+  log(`${path.basename(model)}: loading (ours, ${maxThreads} threads)...`);
+  const ours = await loadModel(model, { backend: "wasm", threads: maxThreads, accumulate, simd });
+  const k = ours.kernels as unknown as WasmKernels;
+  const bandwidth = measureBandwidth(k, 512 << 20, 3);
+  log(`bandwidth: ${JSON.stringify(bandwidth.gbps)} GB/s; ${(perToken / 2 ** 20).toFixed(0)} MiB read per decoded token; kernels ${k.simd}, ${k.accumulate} sums`);
+  const V = ours.config.vocab_size;
+  const ids = Array.from({ length: pp + tg }, (_, i) => (i * 7919 + 13) % V);
+  log(`${path.basename(model)}: loading (llama.cpp)...`);
+  const lm = await llama.loadModel({ modelPath: model });
+
+  const runOurs = async (): Promise<Phase> => {
+    const state = ours.newState();
+    const p = phase();
+    await ours.forward(ids.slice(0, pp), state, { lastOnly: true });
+    const ppT = p();
+    const g = phase();
+    for (const id of ids.slice(pp)) await ours.forward([id], state, { lastOnly: true });
+    return [ppT, g()];
+  };
+
+  for (const threads of threadList) {
+    k.threads = threads;
+    const ctx = await lm.createContext({ contextSize: pp + tg + 16, batchSize: pp, threads });
+    const runLlama = async (): Promise<Phase> => {
+      const seq = ctx.getSequence();
+      try {
+        // The last token of each call asks for the next token (greedy), so llama.cpp computes its logits as we
+        // do; without that request it skips the output layer (lm_head: over half the bytes of a real-slice step).
+        const withLogits = (t: number[]): EvaluateItem[] => t.map((id, i) => (i === t.length - 1 ? [id, { generateNext: { token: true, options: { temperature: 0 } } }] : id));
+        const p = phase();
+        await seq.controlledEvaluate(withLogits(ids.slice(0, pp)));
+        const ppT = p();
+        const g = phase();
+        for (const id of ids.slice(pp)) await seq.controlledEvaluate(withLogits([id]));
+        return [ppT, g()];
+      } finally {
+        seq.dispose();
+      }
+    };
+    // One untimed run of each first: JIT tiers, page faults of the weights, thread start-up.
+    await runOurs();
+    await runLlama();
+    const before = loadavg();
+    const best = { ours: [Infinity, Infinity], llama: [Infinity, Infinity] };
+    const cpu = { ours: [Infinity, Infinity], llama: [Infinity, Infinity] };
+    for (let r = 0; r < reps; r++) {
+      for (const [name, run] of [["ours", runOurs], ["llama", runLlama]] as const) {
+        const [a, b] = await run();
+        best[name] = [Math.min(best[name][0], a.wall), Math.min(best[name][1], b.wall)];
+        cpu[name] = [Math.min(cpu[name][0], a.cpu), Math.min(cpu[name][1], b.cpu)];
+        log(`  ${threads}t rep ${r + 1} ${name}: pp ${(pp / a.wall).toFixed(1)} tok/s (${(pp / a.cpu).toFixed(1)} per CPU-s), tg ${(tg / b.wall).toFixed(2)} tok/s (${(tg / b.cpu).toFixed(2)} per CPU-s)`);
+      }
+    }
+    await ctx.dispose();
+    const bw = bandwidth.gbps[threads] ?? bandwidth.gbps[1];
+    const roofline = (bw * 1e9) / perToken;
+    const e: Entry = {
+      model: path.basename(model),
+      fileType,
+      threads,
+      pp,
+      tg,
+      reps,
+      ours: { accumulate: k.accumulate, simd: k.simd, ppTokPerS: pp / best.ours[0], tgTokPerS: tg / best.ours[1], ppTokPerCpuS: pp / cpu.ours[0], tgTokPerCpuS: tg / cpu.ours[1] },
+      llama: { engine: `llama.cpp (node-llama-cpp ${nlcVersion}, prebuilt CPU)`, ppTokPerS: pp / best.llama[0], tgTokPerS: tg / best.llama[1], ppTokPerCpuS: pp / cpu.llama[0], tgTokPerCpuS: tg / cpu.llama[1] },
+      ratio: { pp: best.llama[0] / best.ours[0], tg: best.llama[1] / best.ours[1], ppPerCpuS: cpu.llama[0] / cpu.ours[0], tgPerCpuS: cpu.llama[1] / cpu.ours[1] },
+      bytesPerToken: perToken,
+      bandwidthGBps: bw,
+      rooflineTgTokPerS: roofline,
+      pctRoofline: { ours: (100 * tg) / best.ours[1] / roofline, llama: (100 * tg) / best.llama[1] / roofline },
+      loadavgBefore: before,
+      loadavgAfter: loadavg(),
+      date: new Date().toISOString(),
+    };
+    entries.push(e);
   }
+  await lm.dispose();
+  await k.close();
 }
 
-const best = { ours: [Infinity, Infinity], llama: [Infinity, Infinity] };
-for (let r = 0; r < reps; r++) {
-  for (const [name, run] of [["ours", runOurs], ["llama", runLlama]] as const) {
-    const [a, b] = await run();
-    best[name] = [Math.min(best[name][0], a), Math.min(best[name][1], b)];
-  }
-}
-await ctx.dispose();
-await lm.dispose();
-const tps = (n: number, s: number) => n / s;
-const row = (name: string, [a, b]: number[]) => `| ${name} | ${tps(pp, a).toFixed(1)} | ${tps(tg, b).toFixed(1)} |`;
 const m = machineFacts();
-console.log(`${path.basename(model)}: ${m.cpu}, ${threads} thread(s), pp${pp} / tg${tg}, best of ${reps}, ours with --accumulate ${accumulate}\n`);
-console.log(`| engine | pp${pp} tok/s | tg${tg} tok/s |\n|---|---|---|`);
-console.log(row("qwen3-next-ts (wasm)", best.ours));
-console.log(row("llama.cpp (node-llama-cpp 3.21.1)", best.llama));
-console.log(`| ratio ours / llama.cpp | ${(best.llama[0] / best.ours[0]).toFixed(2)} | ${(best.llama[1] / best.ours[1]).toFixed(2)} |`);
+const file = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as { entries?: Record<string, Entry> }) : {};
+const all = { machine: m, entries: { ...(file.entries ?? {}) } };
+for (const e of entries) all.entries[`${e.model} ${e.threads}t ${e.ours.accumulate} ${e.ours.simd}`] = e;
+writeFileSync(out, `${JSON.stringify(all, null, 2)}\n`);
+console.log(`${m.cpu}, pp${pp} / tg${tg}, best of ${reps}, interleaved; load average at the start ${entries[0]?.loadavgBefore.map((l) => l.toFixed(1)).join(" ")}\n`);
+console.log(`| file | threads | ours pp${pp} | llama.cpp pp${pp} | ratio (per CPU-s) | ours tg${tg} | llama.cpp tg${tg} | ratio (per CPU-s) | roofline tg | ours % | llama.cpp % |`);
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+for (const e of entries) {
+  console.log(
+    `| ${e.model} | ${e.threads} | ${e.ours.ppTokPerS.toFixed(1)} | ${e.llama.ppTokPerS.toFixed(1)} | ${e.ratio.pp.toFixed(2)} (${e.ratio.ppPerCpuS.toFixed(2)}) | ${e.ours.tgTokPerS.toFixed(2)} | ${e.llama.tgTokPerS.toFixed(2)} | ${e.ratio.tg.toFixed(2)} (${e.ratio.tgPerCpuS.toFixed(2)}) | ${e.rooflineTgTokPerS.toFixed(1)} | ${e.pctRoofline.ours.toFixed(0)}% | ${e.pctRoofline.llama.toFixed(0)}% |`,
+  );
+}
 process.exit(0);

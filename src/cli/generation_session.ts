@@ -18,7 +18,7 @@ import { ropeWithScaling } from "../config.js";
 import { checkGenerationConfig } from "../generate/generation_config.js";
 import { checkSpeculative, type SpeculativeOptions } from "../generate/generate.js";
 import { DEMO_CONFIG, ensureDemoCheckpoint, demoNotice } from "../init/demo.js";
-import { addKernelOptions, asUsageError, finiteNumber, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
+import { addKernelOptions, asUsageError, finiteNumber, GENERATION_ACCUMULATE, kernelOptions, positiveInt, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
 import type { ServedSession } from "../server/start.js";
@@ -68,7 +68,7 @@ export function addSessionOptions(cmd: Command): Command {
         .argParser(positiveInt("--draft-tokens"))
         .implies({ speculative: "mtp" }),
     );
-  return addKernelOptions(cmd);
+  return addKernelOptions(cmd, GENERATION_ACCUMULATE);
 }
 
 /** Speculative decoding as the flags ask for it (checked against the loaded model), or undefined. */

@@ -45,13 +45,22 @@ export function precisionOption(): Option {
   return new Option("--precision <p>", "compute precision: f32, or f64 (ts backend)").choices(["f32", "f64"]).default("f32");
 }
 
-export function accumulateOption(): Option {
+/**
+ * The matrix-product arithmetic a command uses when --accumulate is not given: `generate`, `chat` and `serve`
+ * take the fastest one whose accuracy against the exact path is measured in the README: "q8" (integer dot
+ * products over 8-bit activations for quantized weights, bench/quant_accuracy.ts; float32 sums for float
+ * weights, bench/accumulate_accuracy.ts); `trace`, an oracle, takes exact float64 sums.
+ */
+export const GENERATION_ACCUMULATE: Accumulate = "q8";
+export const TRACE_ACCUMULATE: Accumulate = "f64";
+
+export function accumulateOption(dflt: Accumulate): Option {
   return new Option(
     "--accumulate <p>",
-    "wasm matrix-product sums: f64 (exact products, one rounding; passes the fixtures), f32 (about 1.7x faster per thread) or q8 (quantized weights: 8-bit activations and integer dot products, as llama.cpp; float weights as f32)",
+    "wasm matrix-product sums: f64 (exact products summed in float64, one rounding; what the fixtures are checked with), f32 (float32 sums, faster: see the README's Performance) or q8 (quantized weights: 8-bit activations and integer dot products, as llama.cpp; float weights as f32)",
   )
     .choices(["f64", "f32", "q8"])
-    .default("f64");
+    .default(dflt);
 }
 
 export function simdOption(): Option {
@@ -61,13 +70,13 @@ export function simdOption(): Option {
   ).choices([...SIMD_CHOICES]);
 }
 
-/** Adds the kernel options to `cmd`. */
-export function addKernelOptions(cmd: Command): Command {
+/** Adds the kernel options to `cmd`, with its default matrix-product arithmetic. */
+export function addKernelOptions(cmd: Command, accumulate: Accumulate): Command {
   return cmd
     .addOption(backendOption())
     .addOption(threadsOption())
     .addOption(precisionOption())
-    .addOption(accumulateOption())
+    .addOption(accumulateOption(accumulate))
     .addOption(simdOption());
 }
 

@@ -14,7 +14,7 @@ import { Command, Option } from "commander";
 import { loadModel } from "../model/load.js";
 import { writeTraceDump } from "../io/trace_dump.js";
 import { traceTokens } from "../model/trace_run.js";
-import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, UsageError, asUsageError, type KernelFlags } from "./options.js";
+import { addKernelOptions, kernelOptions, parseTokenIds, positiveInt, TRACE_ACCUMULATE, UsageError, asUsageError, type KernelFlags } from "./options.js";
 import { progressBar } from "./progress.js";
 import { warnUnknownConfigKeys } from "./config_warnings.js";
 
@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .option("--decode-from <n>", "prefill the first n tokens, then decode the rest one at a time", positiveInt("--decode-from"))
     .option("--only <patterns>", "keep only tensors whose names match these comma-separated patterns (* = anything), e.g. 'attention.*.q,hidden.*'")
     .option("--layers <list>", "keep only these layers' tensors, e.g. 0,3-5 (names outside the layers are kept)");
-  addKernelOptions(cmd).action(async (o: TraceFlags) => {
+  addKernelOptions(cmd, TRACE_ACCUMULATE).action(async (o: TraceFlags) => {
     if (o.tokens === undefined && o.tokensFile === undefined) {
       throw new UsageError("no tokens given: pass --tokens 1,2,3 or --tokens-file FILE");
     }

@@ -62,6 +62,16 @@ describe("qwen3-next generate", () => {
     expect(streamed.stdout).toBe(plain.stdout);
   });
 
+  it("generate defaults to q8 products (float32 sums for float weights) and trace to exact float64 sums", async () => {
+    const r = JSON.parse((await runCli(["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "2", "--json", "-t", "1"], { env })).stdout);
+    expect(r.kernels.accumulate).toBe("q8");
+    const help = await runCli(["trace", "--help"], { env });
+    // Help text is wrapped to the terminal: compare it with its whitespace collapsed.
+    expect(help.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "f64"\)/);
+    const genHelp = await runCli(["generate", "--help"], { env });
+    expect(genHelp.stdout.replace(/\s+/g, " ")).toMatch(/--accumulate <p> .*\(choices: "f64", "f32", "q8", default: "q8"\)/);
+  });
+
   it("--simd and QWEN3_NEXT_SIMD pick the WASM kernel build, which --json reports; exact sums give the same tokens on both", async () => {
     const args = ["generate", "--prompt", PROMPT, "--seed", "0", "--max-tokens", "6", "--json", "-t", "1", "--accumulate", "f64"];
     const auto = JSON.parse((await runCli(args, { env })).stdout);
@@ -80,7 +90,9 @@ describe("qwen3-next generate", () => {
   });
 
   it("--speculative mtp gives greedy's exact tokens, with draft counts in --json and the acceptance rate on stderr", async () => {
-    const args = ["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--json"];
+    // Exact sums: the verify step's rows are then bit-identical to single-token steps (with float32 sums, the
+    // default, a multi-row product rounds differently and a near-tie may break the other way).
+    const args = ["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", "10", "--json", "--accumulate", "f64"];
     const plain = await runCli(args, { env });
     expect(plain.code).toBe(0);
     const p = JSON.parse(plain.stdout);
