@@ -57,14 +57,14 @@ async function main(): Promise<void> {
   const ids = tokenIds(prefill + decode, V);
 
   /** Logits of the prompt (one call) and of each decoded token (one call each), [prefill + decode, V]. */
-  const run = (k: WasmKernels, model: ReturnType<typeof sliceModel>): { logits: Float32Array; prefillS: number; decodeS: number } => {
+  const run = async (k: WasmKernels, model: ReturnType<typeof sliceModel>): Promise<{ logits: Float32Array; prefillS: number; decodeS: number }> => {
     const logits = new Float32Array((prefill + decode) * V);
     const state = model.newState();
     let t = performance.now();
-    logits.set(model.forward(ids.slice(0, prefill), state) as Float32Array, 0);
+    logits.set(await model.forward(ids.slice(0, prefill), state), 0);
     const prefillS = (performance.now() - t) / 1e3;
     t = performance.now();
-    for (let i = 0; i < decode; i++) logits.set(model.forward([ids[prefill + i]], state) as Float32Array, (prefill + i) * V);
+    for (let i = 0; i < decode; i++) logits.set(await model.forward([ids[prefill + i]], state), (prefill + i) * V);
     return { logits, prefillS, decodeS: (performance.now() - t) / 1e3 };
   };
 
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   for (const m of modes) {
     const { k, model } = kernels[m.simd];
     k.accumulate = m.accumulate;
-    const r = run(k, model);
+    const r = await run(k, model);
     ref ??= r.logits;
     const P = prefill * V;
     const acc = {

@@ -41,10 +41,10 @@ for (const accumulate of ["f64", "f32"] as const) {
   let single = NaN;
   for (const N of [1, 2, 4, 8]) {
     const states = Array.from({ length: N }, () => model.newState());
-    states.forEach((s, i) => model.forward([1 + i, 2, 3, 4], s, { lastOnly: true }));
-    model.decodeBatch(Array(N).fill(7), states); // warm-up
+    for (const [i, s] of states.entries()) await model.forward([1 + i, 2, 3, 4], s, { lastOnly: true });
+    await model.decodeBatch(Array(N).fill(7), states); // warm-up
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) model.decodeBatch(states.map((_, j) => 11 + i * 8 + j), states);
+    for (let i = 0; i < steps; i++) await model.decodeBatch(states.map((_, j) => 11 + i * 8 + j), states);
     const ms = (performance.now() - t0) / steps;
     if (N === 1) single = ms;
     rows.push({ accumulate, sequences: N, msPerStep: ms, tokensPerS: (N * 1000) / ms, speedupOverOne: (N * single) / ms });

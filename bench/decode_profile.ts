@@ -45,13 +45,13 @@ const skip = new Set(["linear", "vec", "free", "allocWeight", "toVec", "freeWeig
 for (const n of Object.keys(k)) if (!skip.has(n) && typeof k[n] === "function") wrap(n, () => n);
 const V = model.config.vocab_size;
 const state = model.newState();
-model.forward(Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V), state, { lastOnly: true });
+await model.forward(Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V), state, { lastOnly: true });
 for (const key of Object.keys(ms)) delete ms[key], delete calls[key];
 const n = Number(arg("tokens", "8"));
 const t0 = now();
 const w0 = performance.now();
 const c0 = process.cpuUsage();
-for (let i = 0; i < n; i++) model.forward([(i * 104729) % V], state, { lastOnly: true });
+for (let i = 0; i < n; i++) await model.forward([(i * 104729) % V], state, { lastOnly: true });
 const total = (now() - t0) / n;
 const wall = (performance.now() - w0) / n;
 const cpu = process.cpuUsage(c0);

@@ -79,10 +79,10 @@ for (const c of cases) {
 await ensureDemoCheckpoint();
 const session = await openSession({ backend: "wasm", precision: "f32", accumulate: "f64" } as never);
 const state = session.model.newState();
-session.model.forward([1, 2, 3], state, { lastOnly: true });
+await session.model.forward([1, 2, 3], state, { lastOnly: true });
 const steps = 30;
 const t0 = performance.now();
-for (let s = 0; s < steps; s++) session.model.decodeBatch([5 + s], [state]);
+for (let s = 0; s < steps; s++) await session.model.decodeBatch([5 + s], [state]);
 const stepUs = ((performance.now() - t0) / steps) * 1000;
 state.free();
 await (session.model.kernels as { close?: () => unknown }).close?.();

@@ -91,14 +91,14 @@ async function oursOn(file: string, ids: number[], greedy: number): Promise<{ lo
   const m = Qwen3NextForCausalLM.fromCheckpoint(await loadCheckpoint(file, { allocator: k }), k);
   const V = m.config.vocab_size;
   const state = m.newState();
-  const all = m.forward(ids, state);
+  const all = await m.forward(ids, state);
   const logp = ids.map((_, i) => logSoftmax(all.subarray(i * V, (i + 1) * V)));
   const gen: number[] = [];
   let last = logp[logp.length - 1];
   for (let i = 0; i < greedy; i++) {
     const t = argmax(last);
     gen.push(t);
-    last = logSoftmax(m.forward([t], state));
+    last = logSoftmax(await m.forward([t], state));
   }
   return { logp, gen };
 }

@@ -133,22 +133,22 @@ async function main(): Promise<void> {
   const ref = await load(path.join(cache, "ckpt"));
   const V = ref.model.config.vocab_size;
   const ids = tokenIds(nTokens, V);
-  const refLogits = ref.model.forward(ids, ref.model.newState()) as Float32Array;
+  const refLogits = (await ref.model.forward(ids, ref.model.newState())) as Float32Array;
   const models = {} as Record<(typeof TYPES)[number], { model: Qwen3NextForCausalLM; bytesPerToken: number; kernels: WasmKernels }>;
   const accuracy = {} as Record<string, Accuracy>;
   /** q8 products on each quantized file: against the exact path on the same file, and against BF16. */
   const q8 = {} as Record<string, { vsExact: Accuracy; vsBf16: Accuracy }>;
-  const run = (t: (typeof TYPES)[number], acc: Accumulate): Float32Array => {
+  const run = async (t: (typeof TYPES)[number], acc: Accumulate): Promise<Float32Array> => {
     models[t].kernels.accumulate = acc;
-    return models[t].model.forward(ids, models[t].model.newState()) as Float32Array;
+    return (await models[t].model.forward(ids, models[t].model.newState())) as Float32Array;
   };
   for (const t of TYPES) {
     models[t] = await load(files[t]);
-    accuracy[t] = compare(refLogits, run(t, "f32"), nTokens, V);
+    accuracy[t] = compare(refLogits, await run(t, "f32"), nTokens, V);
     log(`${t}: ${JSON.stringify(accuracy[t])}`);
     if (t !== "bf16") {
-      const q = run(t, "q8");
-      q8[t] = { vsExact: compare(run(t, "f64"), q, nTokens, V), vsBf16: compare(refLogits, q, nTokens, V) };
+      const q = await run(t, "q8");
+      q8[t] = { vsExact: compare(await run(t, "f64"), q, nTokens, V), vsBf16: compare(refLogits, q, nTokens, V) };
       log(`${t} q8: ${JSON.stringify(q8[t])}`);
     }
   }
@@ -162,10 +162,10 @@ async function main(): Promise<void> {
       const m = models[t].model;
       models[t].kernels.accumulate = acc;
       const state = m.newState();
-      m.forward(ids.slice(0, 16), state, { lastOnly: true });
+      await m.forward(ids.slice(0, 16), state, { lastOnly: true });
       for (const id of ids.slice(16, 16 + nDecode)) {
         const s = performance.now();
-        m.forward([id], state, { lastOnly: true });
+        await m.forward([id], state, { lastOnly: true });
         times[`${t}/${acc}`].push((performance.now() - s) / 1e3);
       }
     }

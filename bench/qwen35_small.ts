@@ -42,10 +42,10 @@ for (const threads of threadCounts) {
   try {
     log(`${threads} thread(s): generating ${(2 * p.total / 1e9).toFixed(2)} GB of random BF16 weights...`);
     const model = sliceModel(k, config, randomWeights(k, config));
-    runSlice(k, model, 8, 2); // warm-up (JIT, first touches)
+    await runSlice(k, model, 8, 2); // warm-up (JIT, first touches)
     for (const accumulate of ["f64", "f32"] as const) {
       k.accumulate = accumulate;
-      const r = runSlice(k, model, prefill, decode);
+      const r = await runSlice(k, model, prefill, decode);
       results.push({ ...r, accumulate, gbPerS: (r.decodeTokPerS * bytesPerToken) / 1e9 });
       log(`  accumulate ${accumulate}: prefill ${r.prefillTokPerS.toFixed(1)} tok/s, decode ${r.decodeTokPerS.toFixed(2)} tok/s`);
     }

@@ -52,7 +52,7 @@ export interface SliceResult {
  * Prefill `prefill` tokens (best of two runs on fresh states), then decode `decode` tokens one at a time;
  * decode tokens/s is from the median token time, robust to other processes briefly taking a core.
  */
-export function runSlice(k: WasmKernels, model: Qwen3NextForCausalLM, prefill: number, decode: number): SliceResult {
+export async function runSlice(k: WasmKernels, model: Qwen3NextForCausalLM, prefill: number, decode: number): Promise<SliceResult> {
   const V = model.config.vocab_size;
   const ids = Array.from({ length: prefill }, (_, i) => (i * 7919) % V);
   let prefillS = Infinity;
@@ -60,13 +60,13 @@ export function runSlice(k: WasmKernels, model: Qwen3NextForCausalLM, prefill: n
   for (let run = 0; run < 2; run++) {
     state = model.newState();
     const t = performance.now();
-    model.forward(ids, state, { lastOnly: true });
+    await model.forward(ids, state, { lastOnly: true });
     prefillS = Math.min(prefillS, (performance.now() - t) / 1e3);
   }
   const times: number[] = [];
   for (let i = 0; i < decode; i++) {
     const t = performance.now();
-    model.forward([(i * 104729) % V], state, { lastOnly: true });
+    await model.forward([(i * 104729) % V], state, { lastOnly: true });
     times.push((performance.now() - t) / 1e3);
   }
   times.sort((a, b) => a - b);

@@ -54,14 +54,14 @@ async function main(): Promise<void> {
   const model = sliceModel(k, cfg, weights);
   const prefill = quick ? 16 : 64;
   const decode = quick ? 5 : 15;
-  runSlice(k, model, 4, 2); // warm-up (JIT)
+  await runSlice(k, model, 4, 2); // warm-up (JIT)
   const slice: SliceResult[] = [];
   for (const acc of ["f64", "f32"] as const) {
     k.accumulate = acc;
     for (let t = 1; t <= threads; t++) {
       k.threads = t;
       log(`  ${acc} accumulation, ${t} thread(s): prefill ${prefill}, decode ${decode}...`);
-      slice.push(runSlice(k, model, prefill, decode));
+      slice.push(await runSlice(k, model, prefill, decode));
     }
   }
   const context = prefill + decode / 2;

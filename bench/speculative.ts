@@ -25,10 +25,10 @@ import { parseConfig, type Qwen3NextConfig } from "../src/config.js";
 import { generate, type GenerateResult } from "../src/generate/generate.js";
 import type { SamplingParams } from "../src/generate/sampler.js";
 import { f32ArrayToBf16 } from "../src/io/dtype.js";
-import type { Accumulate, Weight } from "../src/kernels/types.js";
+import { opaque, type Accumulate, type Weight } from "../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { expectedTensors } from "../src/loading/expected.js";
-import { DeltaNetState } from "../src/model/state.js";
+import { DeltaNetState, type SequenceState } from "../src/model/state.js";
 import { Workspace } from "../src/model/weights.js";
 import { bundledTokenizerDir, QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { acceptingRows } from "../test/helpers/accepting_model.js";
@@ -141,14 +141,23 @@ async function main(): Promise<void> {
     const before = inner;
     const outer = current;
     current = p;
-    try {
-      return f(...a);
-    } finally {
+    // Async entry points count until they settle (one runs at a time, so the nesting holds across awaits).
+    const done = () => {
       current = outer;
       const d = performance.now() - t;
       phases[p] += d - (inner - before);
       inner = before + d;
+    };
+    let r: R;
+    try {
+      r = f(...a);
+    } catch (err) {
+      done();
+      throw err;
     }
+    if (r instanceof Promise) return r.finally(done) as R;
+    done();
+    return r;
   };
   const mtp = model.mtp!;
   mtp.runMany = timed(mtp.runMany.bind(mtp), () => "mtpPairs");
@@ -201,25 +210,25 @@ async function main(): Promise<void> {
 
   // The verify step's record and a rollback, against the step itself (K = 3: 4 tokens).
   const state = model.newState();
-  model.forward(prompt, state, { mtp: true });
-  const time = (f: () => void, n: number) => {
+  await model.forward(prompt, state, { mtp: true });
+  const time = async (f: () => unknown, n: number) => {
     const t = performance.now();
-    for (let i = 0; i < n; i++) f();
+    for (let i = 0; i < n; i++) await f();
     return (performance.now() - t) / n;
   };
   const fed = [5, 6, 7, 8];
   // A verify step of 4 tokens, all kept (the record's copy is its only extra cost)...
-  const stepMs = time(() => {
-    model.step([{ tokens: fed, state, verify: true }]);
+  const stepMs = await time(async () => {
+    await model.step([{ tokens: fed, state, verify: true }]);
     model.rollback(state, 4, 4);
   }, 3);
   // The record's copy, and a DeltaNet rollback keeping 1 of 4 tokens (restore the copy, replay 1 token).
-  model.step([{ tokens: fed, state, verify: true }]);
+  await model.step([{ tokens: fed, state, verify: true }]);
   const dnLayers = model.model.layers.flatMap((l, i) => (l.linear_attn ? [{ dn: l.linear_attn, st: state.layers[i] as DeltaNetState }] : []));
   const dn = dnLayers.map((l) => l.st);
-  const copyMs = time(() => dn.forEach((l) => (l.verify!.recurrent.set(l.recurrent), l.verify!.conv.set(l.conv))), 20);
-  const ws = new Workspace(k);
-  const rollbackMs = time(() => {
+  const copyMs = await time(() => dn.forEach((l) => (opaque(k).copy(l.recurrent, l.verify!.recurrent), opaque(k).copy(l.conv, l.verify!.conv))), 20);
+  const ws = new Workspace(opaque(k));
+  const rollbackMs = await time(() => {
     for (const { dn: layer, st } of dnLayers) {
       st.verify!.T = 4; // replay the same record again
       layer.rollback(st, 1, ws);
@@ -231,22 +240,25 @@ async function main(): Promise<void> {
     for (let i = 1; i < z.length; i++) if (z[i] > z[b]) b = i;
     return b;
   };
-  const seqs = Array.from({ length: 4 }, (_, i) => {
+  const seqs: SequenceState[] = [];
+  for (let i = 0; i < 4; i++) {
     const s = model.newState();
-    model.forward([...prompt, i], s, { mtp: true });
-    return s;
-  });
-  const ready = () => seqs.forEach((s) => model.observeMtp(model.step([{ tokens: [7], state: s }]).hidden, [7], s)); // a waiting pair each
+    await model.forward([...prompt, i], s, { mtp: true });
+    seqs.push(s);
+  }
+  const ready = async () => {
+    for (const s of seqs) model.observeMtp((await model.step([{ tokens: [7], state: s }])).hidden, [7], s); // a waiting pair each
+  };
   let batchedMs = Infinity;
   let aloneMs = Infinity;
   for (let rep = 0; rep < 3; rep++) {
-    ready();
+    await ready();
     let t = performance.now();
-    model.draftBatch(seqs.map((state) => ({ state, next: 9, K: 1, pick: argmax })));
+    await model.draftBatch(seqs.map((state) => ({ state, next: 9, K: 1, pick: argmax })));
     batchedMs = Math.min(batchedMs, performance.now() - t);
-    ready();
+    await ready();
     t = performance.now();
-    for (const state of seqs) model.draft(state, 9, 1, argmax);
+    for (const state of seqs) await model.draft(state, 9, 1, argmax);
     aloneMs = Math.min(aloneMs, performance.now() - t);
   }
   seqs.forEach((s) => s.free());

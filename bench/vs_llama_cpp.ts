@@ -116,7 +116,7 @@ for (const model of models) {
   const maxThreads = Math.max(...threadList);
   log(`${path.basename(model)}: loading (ours, ${maxThreads} threads)...`);
   const ours = await loadModel(model, { backend: "wasm", threads: maxThreads, accumulate, simd });
-  const k = ours.kernels as WasmKernels;
+  const k = ours.kernels as unknown as WasmKernels;
   const bandwidth = measureBandwidth(k, 512 << 20, 3);
   log(`bandwidth: ${JSON.stringify(bandwidth.gbps)} GB/s; ${(perToken / 2 ** 20).toFixed(0)} MiB read per decoded token; kernels ${k.simd}, ${k.accumulate} sums`);
   const V = ours.config.vocab_size;
@@ -127,10 +127,10 @@ for (const model of models) {
   const runOurs = async (): Promise<Phase> => {
     const state = ours.newState();
     const p = phase();
-    ours.forward(ids.slice(0, pp), state, { lastOnly: true });
+    await ours.forward(ids.slice(0, pp), state, { lastOnly: true });
     const ppT = p();
     const g = phase();
-    for (const id of ids.slice(pp)) ours.forward([id], state, { lastOnly: true });
+    for (const id of ids.slice(pp)) await ours.forward([id], state, { lastOnly: true });
     return [ppT, g()];
   };
 

@@ -3,8 +3,8 @@
  *
  *   const model = await loadModel("path/to/checkpoint", { precision: "f64" });
  *   const state = model.newState();
- *   const logits = model.forward([9707, 1879], state);          // [T, vocab]
- *   const next = model.forward([11], state, { lastOnly: true }); // [vocab], continuing the sequence
+ *   const logits = await model.forward([9707, 1879], state);          // [T, vocab]
+ *   const next = await model.forward([11], state, { lastOnly: true }); // [vocab], continuing the sequence
  */
 
 // Configuration
@@ -14,8 +14,15 @@ export type { Qwen3NextConfig, RopeConfig, LayerType } from "./config.js";
 // Kernels (TypeScript reference or WASM SIMD behind one interface)
 export { createKernels } from "./kernels/index.js";
 export { createTsKernels } from "./kernels/ts/index.js";
+export { opaque } from "./kernels/types.js";
 export type {
   Kernels,
+  KernelsOf,
+  HostKernels,
+  Tensor,
+  IndexTensor,
+  Residual,
+  MoeExpertsArgs,
   KernelOptions,
   Backend,
   Precision,

@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config.js";
 import { createKernels } from "../src/kernels/index.js";
-import type { Backend, Kernels, Precision } from "../src/kernels/types.js";
+import type { Backend, HostKernels as Kernels, Precision } from "../src/kernels/types.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
@@ -54,7 +54,7 @@ describe.each(MODELS)("fixture %s", (name) => {
     it("full forward pass matches every tensor", async () => {
       const { model, tensors, ids } = await setup();
       const trace = new Trace();
-      model.forward(ids, model.newState(), { trace });
+      await model.forward(ids, model.newState(), { trace });
       expectTraceMatches(trace, tensors, TOL[precision]);
     });
 
@@ -63,8 +63,8 @@ describe.each(MODELS)("fixture %s", (name) => {
       expect(nPrefill).toBeGreaterThan(1);
       const trace = new Trace();
       const state = model.newState();
-      model.forward(ids.slice(0, nPrefill), state, { trace });
-      for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+      await model.forward(ids.slice(0, nPrefill), state, { trace });
+      for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
       expectTraceMatches(trace, tensors, TOL[precision]);
     });
   });

@@ -14,7 +14,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GgufFile } from "../src/io/gguf.js";
 import { createKernels } from "../src/kernels/index.js";
-import type { Backend, Kernels, Precision } from "../src/kernels/types.js";
+import type { Backend, HostKernels as Kernels, Precision } from "../src/kernels/types.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { Trace } from "../src/model/trace.js";
@@ -44,13 +44,13 @@ async function run(file: string, expectedFile: string, backend: Backend, precisi
   const { tensors, metadata } = await readReference(expectedFile);
   const ids = Array.from(tensors.get("input_ids")!.data);
   const trace = new Trace();
-  if (mode === "full") model.forward(ids, model.newState(), { trace });
+  if (mode === "full") await model.forward(ids, model.newState(), { trace });
   else {
     const nPrefill = Number(metadata.n_prefill);
     expect(nPrefill).toBeGreaterThan(1);
     const state = model.newState();
-    model.forward(ids.slice(0, nPrefill), state, { trace });
-    for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+    await model.forward(ids.slice(0, nPrefill), state, { trace });
+    for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
   }
   return { trace, tensors, ckpt };
 }

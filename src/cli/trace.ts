@@ -56,7 +56,7 @@ export function register(program: Command): void {
     bar.done();
     for (const n of notes) process.stderr.write(`note: ${n}\n`);
     const prefill = progressBar("prefill", "layers");
-    const run = traceTokens(model, tokens, o.decodeFrom, prefill.update, filter);
+    const run = await traceTokens(model, tokens, o.decodeFrom, prefill.update, filter);
     prefill.done();
     await writeTraceDump(o.out, { ...run, tensors: run.trace.tensors() }, o.precision);
     process.stderr.write(

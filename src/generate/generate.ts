@@ -25,7 +25,7 @@ import { StopStringText } from "./stop_strings.js";
 export interface CausalLM<S extends { free(): void }> {
   readonly config: Qwen3NextConfig;
   newState(): S;
-  forward(tokens: readonly number[], state: S, opts: { lastOnly: true; mtp?: boolean }): Vec;
+  forward(tokens: readonly number[], state: S, opts: { lastOnly: true; mtp?: boolean }): Promise<Vec>;
 }
 
 /** Speculative decoding with the model's MTP head. */
@@ -231,7 +231,7 @@ async function run<S extends { free(): void }>(
     for (; done < prompt.length; ) {
       if (opts.signal?.aborted) break;
       const n = Math.min(chunk, prompt.length - done);
-      logits = model.forward(prompt.slice(done, done + n), state, { lastOnly: true, mtp: spec !== null });
+      logits = await model.forward(prompt.slice(done, done + n), state, { lastOnly: true, mtp: spec !== null });
       done += n;
       opts.onPrefillProgress?.(done, prompt.length);
       await nextTurn();
@@ -252,10 +252,10 @@ async function run<S extends { free(): void }>(
           fed.push(id, ...ids.slice(0, f));
           return f;
         };
-        const chosen = speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, feed, spec.vocab);
+        const chosen = await speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, feed, spec.vocab);
         spec.K.update(K, chosen.length - 1);
       } else {
-        logits = model.forward([id], state, { lastOnly: true });
+        logits = await model.forward([id], state, { lastOnly: true });
         fed.push(id);
         handOut([sampler.sample(view(logits), tokens, context)]);
       }

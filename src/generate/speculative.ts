@@ -24,18 +24,19 @@
  * drafts are never right pays one draft about every 65 steps, plus the MTP layer over its tokens (batched).
  * The length depends only on what the drafts achieved, never on timings: the same tokens, the same rounds.
  */
-import type { Vec } from "../kernels/types.js";
+import type { Tensor, Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
 
 /** What speculative decoding needs of a model (Qwen3NextForCausalLM provides it). */
 export interface SpeculativeLM<S> {
   readonly config: { hidden_size: number; vocab_size: number; mtp_num_hidden_layers: number };
-  /** Batched step; `verify` rows can be cut back with `rollback`. Logits [N, V] and hidden [N, H]. */
-  step(rows: readonly { tokens: readonly number[]; state: S; verify?: boolean }[]): { logits: Vec; hidden: Vec };
+  /** Batched step; `verify` rows can be cut back with `rollback`. Logits [N, V] and hidden [N, H] (valid until the next call). */
+  step(rows: readonly { tokens: readonly number[]; state: S; verify?: boolean }[]): Promise<{ logits: Vec; hidden: Tensor }>;
   rollback(state: S, stepTokens: number, keep: number): void;
-  observeMtp(hidden: Vec, tokens: readonly number[], state: S): void;
+  /** Rows first .. first + tokens.length - 1 of a step's hidden states, to the MTP head. */
+  observeMtp(hidden: Tensor, tokens: readonly number[], state: S, first?: number): void;
   /** Drafts for several sequences in one batch per chain step; `pick` turns logits into each draft. */
-  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number; vocab?: number }[]): number[][];
+  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number; vocab?: number }[]): Promise<number[][]>;
 }
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
@@ -112,10 +113,10 @@ export interface DraftJob<S> {
  * Drafts for several sequences in one batch per chain step (the MTP head and lm_head read once for all).
  * A sequence whose sampler fails gets its Error in place of drafts; the others are unaffected.
  */
-export function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[]): (Drafts | Error)[] {
+export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[]): Promise<(Drafts | Error)[]> {
   const out: (Drafts | Error)[] = jobs.map(() => ({ tokens: [], q: [] }));
   const seen: number[][] = [];
-  model.draftBatch(
+  await model.draftBatch(
     jobs.map((job, i) => ({
       state: job.state,
       next: job.next,
@@ -150,7 +151,7 @@ export function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>
 }
 
 /** Drafts K tokens after `next` for one sequence (see draftMany). */
-export function draftTokens<S>(
+export async function draftTokens<S>(
   model: SpeculativeLM<S>,
   state: S,
   next: number,
@@ -160,8 +161,8 @@ export function draftTokens<S>(
   history: readonly number[],
   prompt: readonly number[],
   vocab?: number,
-): Drafts {
-  const [d] = draftMany(model, [{ state, next, K, sampler, view, history, prompt, vocab }]);
+): Promise<Drafts> {
+  const [d] = await draftMany(model, [{ state, next, K, sampler, view, history, prompt, vocab }]);
   if (d instanceof Error) throw d;
   return d;
 }
@@ -226,7 +227,7 @@ export function finishRound<S>(
   state: S,
   next: number,
   drafts: Drafts,
-  verified: { logits: Vec; hidden: Vec; first: number },
+  verified: { logits: Vec; hidden: Tensor; first: number },
   sampler: Sampler,
   view: LogitsView,
   history: readonly number[],
@@ -234,13 +235,13 @@ export function finishRound<S>(
   counts: SpeculationCounts,
   handOut?: HandOut,
 ): number[] {
-  const { hidden_size: H, vocab_size: V } = model.config;
+  const V = model.config.vocab_size;
   const K = drafts.tokens.length;
   const { logits, hidden, first } = verified;
   const { tokens, accepted } = acceptDrafts(drafts, (j) => logits.subarray((first + j) * V, (first + j + 1) * V), sampler, view, history, prompt);
   const keep = 1 + Math.min(accepted, handOut ? handOut(tokens) : accepted);
   model.rollback(state, K + 1, keep);
-  model.observeMtp(hidden.subarray(first * H, (first + keep) * H), [next, ...drafts.tokens.slice(0, keep - 1)], state);
+  model.observeMtp(hidden, [next, ...drafts.tokens.slice(0, keep - 1)], state, first);
   counts.draftTokens += K;
   counts.acceptedTokens += accepted;
   return tokens;
@@ -250,7 +251,7 @@ export function finishRound<S>(
  * One whole round for a single sequence (generate's loop): draft, verify in one step, accept, roll back;
  * with K = 0 a plain step whose hidden state goes to the MTP head.
  */
-export function speculativeRound<S>(
+export async function speculativeRound<S>(
   model: SpeculativeLM<S>,
   state: S,
   next: number,
@@ -262,15 +263,15 @@ export function speculativeRound<S>(
   counts: SpeculationCounts,
   handOut?: HandOut,
   draftVocab?: number,
-): number[] {
+): Promise<number[]> {
   if (K === 0) {
-    const { logits, hidden } = model.step([{ tokens: [next], state }]);
+    const { logits, hidden } = await model.step([{ tokens: [next], state }]);
     model.observeMtp(hidden, [next], state);
     const tokens = [sampler.sample(view(logits), history, prompt)];
     handOut?.(tokens);
     return tokens;
   }
-  const drafts = draftTokens(model, state, next, K, sampler, view, history, prompt, draftVocab);
-  const { logits, hidden } = model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
+  const drafts = await draftTokens(model, state, next, K, sampler, view, history, prompt, draftVocab);
+  const { logits, hidden } = await model.step([{ tokens: [next, ...drafts.tokens], state, verify: true }]);
   return finishRound(model, state, next, drafts, { logits, hidden, first: 0 }, sampler, view, history, prompt, counts, handOut);
 }

@@ -1,11 +1,12 @@
 /** Picks a kernel implementation: the TypeScript reference ("ts", float32 or float64) or WASM SIMD ("wasm"). */
 import { availableParallelism } from "node:os";
 import { createTsKernels } from "./ts/index.js";
-import type { KernelOptions, Kernels } from "./types.js";
+import type { HostKernels, KernelOptions, Kernels } from "./types.js";
 
-export type { Accumulate, Backend, Kernels, KernelOptions, Precision, Vec, Weight, WeightDType } from "./types.js";
+export type { Accumulate, Backend, HostKernels, Kernels, KernelOptions, Precision, Tensor, Vec, Weight, WeightDType } from "./types.js";
+export { opaque } from "./types.js";
 
-export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> {
+export async function createKernels(opts: KernelOptions = {}): Promise<HostKernels> {
   const backend = opts.backend ?? "wasm";
   const precision = opts.precision ?? "f32";
   if (precision !== "f32" && precision !== "f64") {
@@ -22,7 +23,7 @@ export async function createKernels(opts: KernelOptions = {}): Promise<Kernels> 
 }
 
 /** What runs the model, for stats and `--json`: backend, precision and, for WASM, the build, sums and threads. */
-export function describeKernels(k: Kernels): { backend: string; precision: string; simd?: string; accumulate?: string; threads?: number } {
-  const w = k as Kernels & { simd?: string; accumulate?: string; threads?: number };
+export function describeKernels(k: Kernels | HostKernels): { backend: string; precision: string; simd?: string; accumulate?: string; threads?: number } {
+  const w = k as { simd?: string; accumulate?: string; threads?: number } & { simd?: string; accumulate?: string; threads?: number };
   return k.backend === "wasm" ? { backend: k.backend, precision: k.precision, simd: w.simd, accumulate: w.accumulate, threads: w.threads } : { backend: k.backend, precision: k.precision };
 }

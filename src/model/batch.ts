@@ -3,7 +3,7 @@
  * sequence. `forward` is one segment (a prompt or a token); `decodeBatch` is N segments of one token each.
  * Matrix products run over all N rows at once; the mixers (attention, DeltaNet) run per segment.
  */
-import type { Vec } from "../kernels/types.js";
+import type { Tensor } from "../kernels/types.js";
 import type { SequenceState } from "./state.js";
 import type { Trace } from "./trace.js";
 import type { Workspace } from "./weights.js";
@@ -25,8 +25,8 @@ export interface Batch {
   N: number;
   segments: Segment[];
   /** RoPE cos/sin for every row's position [N, rotary_dim / 2]. */
-  cos: Vec;
-  sin: Vec;
+  cos: Tensor;
+  sin: Tensor;
   ws: Workspace;
   trace?: Trace;
 }

@@ -5,7 +5,7 @@
  * Parameters: input_layernorm.weight, post_attention_layernorm.weight [H]; linear_attn.* or self_attn.*; mlp.*.
  */
 import { isMoeLayer, type LayerType, type Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { attentionParams, Qwen3NextAttention } from "./gated_attention.js";
 import { gatedDeltaNetParams, Qwen3NextGatedDeltaNet } from "./gated_deltanet.js";
@@ -65,7 +65,7 @@ export class Qwen3NextDecoderLayer {
   }
 
   /** Advances the residual stream h [N, hidden] in place; `states[s]` is this layer's state of segment s. */
-  forward(h: Vec, batch: Batch, states: LayerState[]): void {
+  forward(h: Tensor, batch: Batch, states: LayerState[]): void {
     const { N, ws } = batch;
     const normed = ws.get("layer.normed", h.length);
     const y = ws.get("layer.out", h.length);

@@ -8,7 +8,7 @@
  *   o_proj.weight [H, heads hd], q_norm.weight, k_norm.weight [hd]; a .bias for each projection if attention_bias.
  */
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 import type { Batch } from "./batch.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import type { Mixer } from "./mixer.js";
@@ -43,7 +43,7 @@ export class Qwen3NextAttention implements Mixer<KVCache> {
   readonly o_proj: Weight;
   readonly q_norm: Qwen3NextRMSNorm;
   readonly k_norm: Qwen3NextRMSNorm;
-  private readonly bias: { q: Vec; k: Vec; v: Vec; o: Vec } | null;
+  private readonly bias: { q: Tensor; k: Tensor; v: Tensor; o: Tensor } | null;
   private readonly H: number;
   private readonly Hkv: number;
   private readonly d: number;
@@ -68,7 +68,7 @@ export class Qwen3NextAttention implements Mixer<KVCache> {
   }
 
   /** x [N, hidden] -> out [N, hidden]; `caches[s]` is segment s's cache. */
-  forward(x: Vec, batch: Batch, caches: KVCache[], out: Vec): void {
+  forward(x: Tensor, batch: Batch, caches: KVCache[], out: Tensor): void {
     const { k, H, Hkv, d, rd } = this;
     const { N, ws } = batch;
     const qg = ws.get("attn.qg", N * H * 2 * d);
@@ -96,7 +96,7 @@ export class Qwen3NextAttention implements Mixer<KVCache> {
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
       cache.verifyFrom = seg.verify ? cache.length : null;
-      const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
+      const rows = (buf: Tensor, width: number) => k.view(buf, seg.start * width, (seg.start + seg.T) * width);
       cache.append(rows(kk, Hkv * d), rows(vv, Hkv * d), seg.T);
       k.attention({
         q: rows(q, H * d),

@@ -19,7 +19,7 @@
  * stored in the same order, so the order only matters where a value head meets its key head (`tileHeads`).
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 import type { Batch, Segment } from "./batch.js";
 import type { Mixer } from "./mixer.js";
 import type { Params } from "./params.js";
@@ -65,9 +65,9 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   readonly out_proj: Weight;
   readonly norm: Qwen3NextRMSNormGated;
   /** conv1d.weight as taps [channels, kernel]; A_log and dt_bias [Hv]. */
-  readonly conv1d: Vec;
-  readonly A_log: Vec;
-  readonly dt_bias: Vec;
+  readonly conv1d: Tensor;
+  readonly A_log: Tensor;
+  readonly dt_bias: Tensor;
   readonly Hk: number;
   readonly Hv: number;
   readonly dk: number;
@@ -110,7 +110,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** x [N, hidden] -> out [N, hidden]; `states[s]` is segment s's state, advanced in place. One line per header line. */
-  forward(x: Vec, batch: Batch, states: DeltaNetState[], out: Vec): void {
+  forward(x: Tensor, batch: Batch, states: DeltaNetState[], out: Tensor): void {
     const { mixed, z, b, a } = this.project(x, batch);
     const conv = this.conv(mixed, batch, states);
     const { q, k, v } = this.normalize(conv, batch);
@@ -122,7 +122,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** [q | k | v], z, b, a from whichever projection form the checkpoint has. */
-  private project(x: Vec, { N, ws }: Batch): { mixed: Vec; z: Vec; b: Vec; a: Vec } {
+  private project(x: Tensor, { N, ws }: Batch): { mixed: Tensor; z: Tensor; b: Tensor; a: Tensor } {
     const { k, Hk, Hv, dk, dv, C } = this;
     const mixed = ws.get("dn.mixed", N * C);
     const z = ws.get("dn.z", N * Hv * dv);
@@ -149,11 +149,11 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** [q | k | v] = silu(conv1d([q | k | v])), per segment with its conv state. */
-  private conv(mixed: Vec, batch: Batch, states: DeltaNetState[]): Vec {
+  private conv(mixed: Tensor, batch: Batch, states: DeltaNetState[]): Tensor {
     const { k, K, C } = this;
     const conv = batch.ws.get("dn.conv", batch.N * C);
     batch.segments.forEach((seg, s) => {
-      const rows = (buf: Vec) => buf.subarray(seg.start * C, (seg.start + seg.T) * C);
+      const rows = (buf: Tensor) => k.view(buf, seg.start * C, (seg.start + seg.T) * C);
       this.record(seg, states[s], rows(mixed));
       k.causalConv1d({ x: rows(mixed), weight: this.conv1d, state: states[s].conv, T: seg.T, C, K, out: rows(conv) });
     });
@@ -163,7 +163,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** q = l2norm(q) / sqrt(dk);  k = l2norm(k)  (then tiled per value head when the checkpoint tiles them). */
-  private normalize(conv: Vec, { N, ws }: Batch): { q: Vec; k: Vec; v: Vec } {
+  private normalize(conv: Tensor, { N, ws }: Batch): { q: Tensor; k: Tensor; v: Tensor } {
     const { k, Hk, Hv, dk, dv, nk } = this;
     const q = ws.get("dn.q", N * Hk * dk);
     const kk = ws.get("dn.k", N * Hk * dk);
@@ -180,7 +180,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** beta = sigmoid(b);  g = -exp(A_log) softplus(a + dt_bias). */
-  private gates(a: Vec, b: Vec, batch: Batch): { g: Vec; beta: Vec } {
+  private gates(a: Tensor, b: Tensor, batch: Batch): { g: Tensor; beta: Tensor } {
     const g = batch.ws.get("dn.g", batch.N * this.Hv);
     const beta = batch.ws.get("dn.beta", batch.N * this.Hv);
     this.k.gates(a, b, this.A_log, this.dt_bias, g, beta);
@@ -190,11 +190,11 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
   }
 
   /** Per segment: the delta rule over its rows (chunked for a prefill, recurrent for decode and verify steps). */
-  private deltaRule(q: Vec, kk: Vec, v: Vec, g: Vec, beta: Vec, batch: Batch, states: DeltaNetState[]): Vec {
+  private deltaRule(q: Tensor, kk: Tensor, v: Tensor, g: Tensor, beta: Tensor, batch: Batch, states: DeltaNetState[]): Tensor {
     const { k, Hv, dk, dv, nk } = this;
     const o = batch.ws.get("dn.o", batch.N * Hv * dv);
     batch.segments.forEach((seg, s) => {
-      const rows = (buf: Vec, width: number) => buf.subarray(seg.start * width, (seg.start + seg.T) * width);
+      const rows = (buf: Tensor, width: number) => k.view(buf, seg.start * width, (seg.start + seg.T) * width);
       const args = {
         q: rows(q, nk * dk),
         k: rows(kk, nk * dk),
@@ -221,7 +221,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
    * Before a verify step of T tokens: one copy of the state, and the step's conv inputs (see VerifyRecord).
    * Any other step forgets the last record (it can no longer be rolled back).
    */
-  private record(seg: Segment, state: DeltaNetState, mixed: Vec): void {
+  private record(seg: Segment, state: DeltaNetState, mixed: Tensor): void {
     if (!seg.verify) {
       if (state.verify) state.verify.T = 0;
       return;
@@ -243,7 +243,7 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
     r.T = T;
     k.copy(state.conv, r.conv);
     k.copy(state.recurrent, r.recurrent);
-    k.copy(mixed.subarray(0, T * C), r.rows.mixed);
+    k.copy(k.view(mixed, 0, T * C), r.rows.mixed);
   }
 
   /**
@@ -261,14 +261,14 @@ export class Qwen3NextGatedDeltaNet implements Mixer<DeltaNetState> {
     k.copy(r.conv, state.conv);
     k.copy(r.recurrent, state.recurrent);
     if (keep === 0) return;
-    k.causalConv1d({ x: r.rows.mixed.subarray(0, keep * C), weight: this.conv1d, state: state.conv, T: keep, C, K, out: ws.get("dn.replay_conv", keep * C) });
+    k.causalConv1d({ x: k.view(r.rows.mixed, 0, keep * C), weight: this.conv1d, state: state.conv, T: keep, C, K, out: ws.get("dn.replay_conv", keep * C) });
     const { q, k: kk, v, g, beta } = r.rows;
     k.deltaRuleRecurrent({
-      q: q.subarray(0, keep * nk * dk),
-      k: kk.subarray(0, keep * nk * dk),
-      v: v.subarray(0, keep * Hv * dv),
-      g: g.subarray(0, keep * Hv),
-      beta: beta.subarray(0, keep * Hv),
+      q: k.view(q, 0, keep * nk * dk),
+      k: k.view(kk, 0, keep * nk * dk),
+      v: k.view(v, 0, keep * Hv * dv),
+      g: k.view(g, 0, keep * Hv),
+      beta: k.view(beta, 0, keep * Hv),
       state: state.recurrent,
       T: keep,
       numKeyHeads: nk,

@@ -2,7 +2,7 @@
  *   y = down_proj(silu(gate_proj(x)) * up_proj(x))
  *   gate_proj.weight, up_proj.weight [I, H];  down_proj.weight [H, I]
  */
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 import type { Params } from "./params.js";
 import type { Trace } from "./trace.js";
 import type { Workspace } from "./weights.js";
@@ -29,7 +29,7 @@ export class Qwen3NextMLP {
   }
 
   /** x [T, hidden] -> out [T, hidden]; traced (a decoder layer's mlp) as mlp.{layer}.out. */
-  forward(x: Vec, T: number, ws: Workspace, out: Vec, trace?: Trace): void {
+  forward(x: Tensor, T: number, ws: Workspace, out: Tensor, trace?: Trace): void {
     const gate = ws.get("mlp.gate", T * this.intermediate);
     const up = ws.get("mlp.up", T * this.intermediate);
     this.k.linear(this.gate_proj, x, T, gate);

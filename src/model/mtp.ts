@@ -17,7 +17,7 @@
  * together: each chain step is one batch over every sequence still drafting (one read of the weights).
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Accumulate, Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Accumulate, HostKernels, Kernels, Tensor, Vec, Weight } from "../kernels/types.js";
 import { ggmlByteLength } from "../io/ggml_types.js";
 import { isQuantDType } from "../io/ggml_quants.js";
 import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
@@ -74,7 +74,7 @@ export class Qwen3NextMTP {
    * `state` at consecutive positions from `position`), hidden [N, H] their h_t, nextIds [N] the tokens
    * x_{t+1}. Writes the normed outputs [N, H] into `out`; appends each part's rows to its cache of that layer.
    */
-  forward(model: Qwen3NextModel, parts: readonly MtpRows[], hidden: Vec, nextIds: readonly number[], ws: Workspace, out: Vec, layer = 0): void {
+  forward(model: Qwen3NextModel, parts: readonly MtpRows[], hidden: Tensor, nextIds: readonly number[], ws: Workspace, out: Tensor, layer = 0): void {
     const H = this.cfg.hidden_size;
     const n = nextIds.length;
     const emb = ws.get("mtp.emb", n * H);
@@ -82,7 +82,7 @@ export class Qwen3NextMTP {
     const cat = ws.get("mtp.cat", n * 2 * H);
     model.embed(nextIds, emb);
     this.pre_fc_norm_embedding.forward(emb, emb);
-    this.pre_fc_norm_hidden.forward(hidden.subarray(0, n * H), hid);
+    this.pre_fc_norm_hidden.forward(this.k.view(hidden, 0, n * H), hid);
     this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
@@ -94,15 +94,15 @@ export class Qwen3NextMTP {
     });
     const batch = model.batch(segments, positions, ws);
     this.layers[layer].forward(u, batch, parts.map((p) => p.state.mtp[layer]));
-    this.norm.forward(u, out.subarray(0, n * H));
+    this.norm.forward(u, this.k.view(out, 0, n * H));
   }
 
   /**
-   * Takes the main model's final hidden states [T, H] of `tokens`, which it has just run (the last T
-   * positions of `state`): each waits for its next token. Throws when the head has missed some of the
+   * Takes the main model's final hidden states of `tokens` (rows first .. first + T - 1 of `hidden`), which it
+   * has just run (the last T positions of `state`): each waits for its next token. Throws when the head has missed some of the
    * sequence's positions (a step that did not pass its hidden states here).
    */
-  observe(hidden: Vec, tokens: readonly number[], state: SequenceState): void {
+  observe(hidden: Tensor, tokens: readonly number[], state: SequenceState, first = 0): void {
     const H = this.cfg.hidden_size;
     const T = tokens.length;
     this.checkInStep(state, state.position - T);
@@ -113,12 +113,12 @@ export class Qwen3NextMTP {
     if (!buf || buf.length < need) {
       const grown = this.k.vec(Math.max(need, 2 * (buf?.length ?? 0)));
       if (buf) {
-        this.k.copy(buf.subarray(0, rows * H), grown);
+        this.k.copy(this.k.view(buf, 0, rows * H), grown);
         this.k.free(buf);
       }
       buf = grown;
     }
-    this.k.copy(hidden.subarray(0, T * H), buf.subarray(rows * H));
+    this.k.copy(this.k.view(hidden, first * H, (first + T) * H), this.k.view(buf, rows * H, need));
     const next = p?.next ?? [];
     // The first token pairs with the previous call's last hidden state (none before position 0, and none
     // when a draft has already run that pair).
@@ -145,7 +145,7 @@ export class Qwen3NextMTP {
    * Runs every waiting pair whose next token is known, with `next` as the token after the last hidden state
    * when given. Returns the normed outputs [pairs, H] (a workspace view) and how many pairs ran.
    */
-  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Vec; n: number } {
+  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Tensor; n: number } {
     const { out, ends } = this.runMany(host, [{ state, next }], ws);
     return { out, n: ends[0] };
   }
@@ -154,7 +154,7 @@ export class Qwen3NextMTP {
    * `run` for several sequences in one batch: item i's pairs are rows ends[i-1] .. ends[i] of `out`. Checks
    * every item before running any.
    */
-  runMany(host: MtpHost, items: readonly { state: SequenceState; next?: number }[], ws: Workspace): { out: Vec; ends: number[] } {
+  runMany(host: MtpHost, items: readonly { state: SequenceState; next?: number }[], ws: Workspace): { out: Tensor; ends: number[] } {
     const H = this.cfg.hidden_size;
     const ids: number[] = [];
     const parts: MtpRows[] = [];
@@ -176,7 +176,7 @@ export class Qwen3NextMTP {
       hidden = ws.get("mtp.gather", N * H);
       let row = 0;
       for (const { state, n } of parts) {
-        this.k.copy(state.mtpPending!.hidden.subarray(0, n * H), hidden.subarray(row * H));
+        this.k.copy(this.k.view(state.mtpPending!.hidden, 0, n * H), this.k.view(hidden, row * H, (row + n) * H));
         row += n;
       }
     }
@@ -184,7 +184,7 @@ export class Qwen3NextMTP {
     for (const { state, n } of parts) {
       // What is left waiting: the last hidden state when its token is not known yet.
       const p = state.mtpPending!;
-      this.k.copy(p.hidden.subarray(n * H, p.rows * H), p.hidden);
+      this.k.copy(this.k.view(p.hidden, n * H, p.rows * H), this.k.view(p.hidden, 0, (p.rows - n) * H));
       p.rows -= n;
       p.next = [];
     }
@@ -194,10 +194,10 @@ export class Qwen3NextMTP {
   /**
    * Proposes drafts for several sequences at once (one batch per chain step): request i gets K_i >= 0 tokens to
    * follow its `next` (the token chosen after its last observed hidden state); `pick` turns step j's logits
-   * [V] (a view, valid during the call) into d_{j+1}. Runs the waiting pairs as step 1. Leaves the caches
+   * [V] (read back: one step boundary per chain step) into d_{j+1}. Runs the waiting pairs as step 1. Leaves the caches
    * holding only real pairs. Returns each request's drafts.
    */
-  draft(host: MtpHost, ws: Workspace, requests: readonly DraftRequest[]): number[][] {
+  async draft(host: MtpHost, ws: Workspace, requests: readonly DraftRequest[]): Promise<number[][]> {
     const H = this.cfg.hidden_size;
     const V = this.cfg.vocab_size;
     const { out, ends } = this.runMany(host, requests, ws);
@@ -205,7 +205,7 @@ export class Qwen3NextMTP {
     // Row r of u is the chain's hidden state of live[r], the requests still drafting.
     let live = requests.flatMap((r, i) => (r.K > 0 ? [i] : []));
     const u = ws.get("mtp.chain_h", live.length * H);
-    live.forEach((i, r) => this.k.copy(out.subarray((ends[i] - 1) * H, ends[i] * H), u.subarray(r * H)));
+    live.forEach((i, r) => this.k.copy(this.k.view(out, (ends[i] - 1) * H, ends[i] * H), this.k.view(u, r * H, (r + 1) * H)));
     const drafts: number[][] = requests.map(() => []);
     for (let j = 0; live.length > 0; j++) {
       const m = live.length;
@@ -213,16 +213,17 @@ export class Qwen3NextMTP {
       const n = Math.max(...live.map((i) => requests[i].vocab ?? V));
       const logits = ws.get("mtp.logits", m * n);
       this.k.linear(this.headRows(host.lm_head, n), u, m, logits);
-      live.forEach((i, r) => drafts[i].push(requests[i].pick(logits.subarray(r * n, r * n + (requests[i].vocab ?? V)), j)));
+      const read = await this.k.read(logits);
+      live.forEach((i, r) => drafts[i].push(requests[i].pick(read.subarray(r * n, r * n + (requests[i].vocab ?? V)), j)));
       const next = live.filter((i) => requests[i].K > j + 1);
       if (next.length === 0) break;
       // Keep the rows of those that go on (in order, so each moves to an earlier or the same row).
-      next.forEach((i, r) => this.k.copy(u.subarray(live.indexOf(i) * H, (live.indexOf(i) + 1) * H), u.subarray(r * H)));
+      next.forEach((i, r) => this.k.copy(this.k.view(u, live.indexOf(i) * H, (live.indexOf(i) + 1) * H), this.k.view(u, r * H, (r + 1) * H)));
       live = next;
       const o = ws.get("mtp.chain_out", live.length * H);
       const parts = live.map((i) => ({ state: requests[i].state, n: 1, position: lens[i][0] + j }));
       this.forward(host.model, parts, u, live.map((i) => drafts[i][j]), ws, o, (j + 1) % this.layers.length);
-      this.k.copy(o, u);
+      this.k.copy(o, this.k.view(u, 0, live.length * H));
     }
     requests.forEach((r, i) => r.state.mtp.forEach((c, l) => c.truncate(lens[i][l])));
     return drafts;
@@ -271,15 +272,27 @@ export interface DraftRequest {
  * Runs `f` with the kernels' fastest matrix products, "q8" (integer dot products over 8-bit activations for
  * quantized weights, float32 sums for float ones): drafts never reach the output (verification decides), so the
  * head takes the fastest arithmetic whatever the model runs with. Kernels without the switch run as they are.
+ * When `f` returns a promise, the switch lasts until it settles (the awaits of a draft chain included), and is
+ * restored after a throw or a rejection. The switch is the kernels' mode, so nothing else may issue kernel
+ * calls on `k` meanwhile: the same rule as the model's shared workspace (one call at a time per model).
  */
-export function withDraftSums<T>(k: Kernels, f: () => T): T {
-  const sums = k as Kernels & { accumulate?: Accumulate };
+export function withDraftSums<T>(k: Kernels | HostKernels, f: () => T): T {
+  const sums = k as { accumulate?: Accumulate };
   const was = sums.accumulate;
   if (was === undefined || was === "q8") return f();
   sums.accumulate = "q8";
+  let result: T;
   try {
-    return f();
-  } finally {
+    result = f();
+  } catch (e) {
     sums.accumulate = was;
+    throw e;
   }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      sums.accumulate = was;
+    }) as T;
+  }
+  sums.accumulate = was;
+  return result;
 }

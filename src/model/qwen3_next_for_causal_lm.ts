@@ -3,11 +3,12 @@
  * plus the MTP head when the checkpoint has one (fed the final hidden states on request; it drafts tokens
  * for speculative decoding, which `step` with `verify` and `rollback` check and cut back). Weights come from
  * a checkpoint (or any `WeightSource`), computation from a `Kernels` implementation, and each sequence's
- * caches live in its `SequenceState`.
+ * caches live in its `SequenceState`. The model never reads a tensor's elements: each call is one step whose
+ * promise settles with what it reads back (logits, and what a trace asks for).
  * Parameters (`qwen3NextParams`, the root of every declaration): model.*, lm_head.weight [V, H] unless tied, mtp.*.
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import { opaque, type HostKernels, type Kernels, type Tensor, type Vec, type Weight } from "../kernels/types.js";
 import type { Segment } from "./batch.js";
 import { mtpParams, Qwen3NextMTP, withDraftSums, type DraftRequest } from "./mtp.js";
 import { recordParams, weightParams, type ParamDecl, type Params } from "./params.js";
@@ -61,9 +62,11 @@ export class Qwen3NextForCausalLM {
   readonly lm_head: Weight;
   readonly mtp: Qwen3NextMTP | null;
   private readonly ws: Workspace;
+  readonly kernels: Kernels;
 
   /** `src` gives each declared parameter by its canonical name (a loaded checkpoint does, in any layout). */
-  constructor(readonly config: Qwen3NextConfig, readonly kernels: Kernels, src: WeightSource) {
+  constructor(readonly config: Qwen3NextConfig, k: Kernels | HostKernels, src: WeightSource) {
+    const kernels = (this.kernels = opaque(k));
     const w = qwen3NextParams(weightParams(src), config);
     this.model = new Qwen3NextModel(kernels, w.model, config);
     this.lm_head = w.lm_head ?? this.model.embed_tokens;
@@ -71,7 +74,7 @@ export class Qwen3NextForCausalLM {
     this.ws = new Workspace(kernels);
   }
 
-  static fromCheckpoint(ckpt: { config: Qwen3NextConfig } & WeightSource, kernels: Kernels): Qwen3NextForCausalLM {
+  static fromCheckpoint(ckpt: { config: Qwen3NextConfig } & WeightSource, kernels: Kernels | HostKernels): Qwen3NextForCausalLM {
     return new Qwen3NextForCausalLM(ckpt.config, kernels, ckpt);
   }
 
@@ -85,39 +88,43 @@ export class Qwen3NextForCausalLM {
   }
 
   /**
-   * Runs tokens through the model, advancing `state`; returns logits [T, V] (or only the last row when
-   * opts.lastOnly) in a new array. Prefill uses the chunked delta rule, T == 1 the recurrent step.
+   * Runs tokens through the model, advancing `state`; settles with logits [T, V] (or only the last row when
+   * opts.lastOnly) in a new host array. Prefill uses the chunked delta rule, T == 1 the recurrent step.
    */
-  forward(tokens: readonly number[], state: SequenceState, opts: ForwardOptions = {}): Vec {
+  async forward(tokens: readonly number[], state: SequenceState, opts: ForwardOptions = {}): Promise<Vec> {
     const { hidden_size: H, vocab_size: V } = this.config;
+    const k = this.kernels;
     this.checkTokens(tokens);
     const T = tokens.length;
     const { trace } = opts;
     const withMtp = this.mtp !== null && (opts.mtp === true || trace !== undefined);
     if (withMtp) this.mtp!.checkInStep(state);
+    if (trace) trace.kernels = k;
     const hidden = this.ws.get("lm.hidden", T * H);
     this.model.forward(tokens, [{ state, start: 0, T }], this.ws, hidden, trace, opts.onProgress);
     const rows = opts.lastOnly && !trace ? 1 : T;
     const logits = this.ws.get("lm.logits", rows * V);
-    this.kernels.linear(this.lm_head, hidden.subarray((T - rows) * H, T * H), rows, logits);
-    const result = logits.slice();
+    k.linear(this.lm_head, k.view(hidden, (T - rows) * H, T * H), rows, logits);
+    const result = k.read(logits);
     if (trace) {
-      trace.append("input_ids", [], tokens, "int");
-      trace.append("final_hidden", [H], hidden, "float");
-      trace.append("logits", [V], result, "float");
+      trace.appendHost("input_ids", [], tokens, "int");
+      trace.append("final_hidden", [H], hidden);
+      trace.append("logits", [V], logits);
     }
     if (withMtp) this.followMtp(hidden, tokens, state, trace);
-    return opts.lastOnly ? result.subarray((rows - 1) * V) : result;
+    await trace?.settle();
+    const out = await result;
+    return opts.lastOnly ? out.subarray((rows - 1) * V) : out;
   }
 
   /**
    * One step for several sequences at once: rows[i].tokens (one or more) continue rows[i].state; matrix
    * products batched across all rows, mixers per sequence. A row with `verify` is a speculative verify step
    * (computed exactly as that many single-token steps, and `rollback` can cut it back to a prefix); with
-   * `mtp` its hidden states go to the MTP head. Returns logits [N, V] and final hidden states [N, H] for the
-   * N rows in order (new arrays).
+   * `mtp` its hidden states go to the MTP head. Settles with logits [N, V] (a new host array) and the final
+   * hidden states [N, H] (a tensor valid until the next call, for `observeMtp`) for the N rows in order.
    */
-  step(rows: readonly StepRow[]): { logits: Vec; hidden: Vec } {
+  async step(rows: readonly StepRow[]): Promise<{ logits: Vec; hidden: Tensor }> {
     const { hidden_size: H, vocab_size: V } = this.config;
     if (new Set(rows.map((r) => r.state)).size !== rows.length) throw new Error("step: the same state appears twice");
     const tokens: number[] = [];
@@ -132,7 +139,7 @@ export class Qwen3NextForCausalLM {
     this.model.forward(tokens, segments, this.ws, hidden);
     const logits = this.ws.get("lm.logits", N * V);
     this.kernels.linear(this.lm_head, hidden, N, logits);
-    return { logits: logits.slice(), hidden: hidden.slice() };
+    return { logits: await this.kernels.read(logits), hidden };
   }
 
   /**
@@ -146,10 +153,13 @@ export class Qwen3NextForCausalLM {
     state.position -= drop;
   }
 
-  /** Passes `hidden` [T, H] (the final hidden states of `tokens`, just run) to the MTP head (see Qwen3NextMTP). */
-  observeMtp(hidden: Vec, tokens: readonly number[], state: SequenceState): void {
+  /**
+   * Passes rows first .. first + T - 1 of `hidden` (a step's final hidden states, those of `tokens`, just run) to
+   * the MTP head (see Qwen3NextMTP).
+   */
+  observeMtp(hidden: Tensor, tokens: readonly number[], state: SequenceState, first = 0): void {
     const mtp = this.requireMtp();
-    mtp.observe(hidden, tokens, state);
+    mtp.observe(hidden, tokens, state, first);
     // Plain steps between drafts leave hidden states waiting; past a bound they run in one batch.
     if (state.mtpPending!.rows > MTP_MAX_WAITING) withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
   }
@@ -158,15 +168,17 @@ export class Qwen3NextForCausalLM {
    * Drafts K tokens to follow `next` with the MTP head (see Qwen3NextMTP.draft); `pick` turns each step's
    * logits into the draft token.
    */
-  draft(state: SequenceState, next: number, K: number, pick: (logits: Vec, j: number) => number): number[] {
-    return this.draftBatch([{ state, next, K, pick }])[0];
+  draft(state: SequenceState, next: number, K: number, pick: (logits: Vec, j: number) => number): Promise<number[]> {
+    return this.draftBatch([{ state, next, K, pick }]).then((drafts) => drafts[0]);
   }
 
   /**
    * Drafts for several sequences, each chain step one batch over all of them (see Qwen3NextMTP.draft), with the
-   * fastest matrix products (withDraftSums: drafts never reach the output). Returns each request's drafts.
+   * fastest matrix products (withDraftSums: drafts never reach the output; the switch lasts until the chain's
+   * last read settles, so no other step may run on this model meanwhile). Checks the requests before it starts
+   * (throws). Settles with each request's drafts.
    */
-  draftBatch(requests: readonly DraftRequest[]): number[][] {
+  draftBatch(requests: readonly DraftRequest[]): Promise<number[][]> {
     if (new Set(requests.map((r) => r.state)).size !== requests.length) throw new Error("draftBatch: the same state appears twice");
     for (const r of requests) {
       this.checkTokens([r.next]);
@@ -180,18 +192,18 @@ export class Qwen3NextForCausalLM {
 
   /**
    * One decode step for N independent sequences (token i belongs to states[i]); matrix products batched
-   * across sequences, mixers per sequence. Returns logits [N, V]. Does not run the MTP head.
+   * across sequences, mixers per sequence. Settles with logits [N, V]. Does not run the MTP head.
    */
-  decodeBatch(tokens: readonly number[], states: SequenceState[]): Vec {
+  async decodeBatch(tokens: readonly number[], states: SequenceState[]): Promise<Vec> {
     if (tokens.length !== states.length) {
       throw new Error(`decodeBatch: ${tokens.length} tokens for ${states.length} states, expected one token per state`);
     }
     if (new Set(states).size !== states.length) throw new Error("decodeBatch: the same state appears twice");
-    return this.step(states.map((state, i) => ({ tokens: [tokens[i]], state }))).logits;
+    return (await this.step(states.map((state, i) => ({ tokens: [tokens[i]], state })))).logits;
   }
 
   /** The MTP head's outputs for the pairs `hidden`/`tokens` complete, traced as mtp_logits. */
-  private followMtp(hidden: Vec, tokens: readonly number[], state: SequenceState, trace?: Trace): void {
+  private followMtp(hidden: Tensor, tokens: readonly number[], state: SequenceState, trace?: Trace): void {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state);
     // Untraced, the head only ever feeds drafts: the fastest products (see withDraftSums).
@@ -200,7 +212,7 @@ export class Qwen3NextForCausalLM {
     const V = this.config.vocab_size;
     const logits = this.ws.get("lm.mtp_logits", n * V);
     this.kernels.linear(this.lm_head, out, n, logits);
-    trace.append("mtp_logits", [V], logits, "float");
+    trace.append("mtp_logits", [V], logits);
   }
 
   private requireMtp(): Qwen3NextMTP {

@@ -5,7 +5,7 @@
  * Parameters: embed_tokens.weight [V, H], layers.{i}.*, norm.weight [H].
  */
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 import type { Batch, Segment } from "./batch.js";
 import { decoderLayerParams, Qwen3NextDecoderLayer } from "./decoder_layer.js";
 import type { Params } from "./params.js";
@@ -39,9 +39,9 @@ export class Qwen3NextModel {
   }
 
   /** h [ids.length, hidden] = embedding rows of the token ids. */
-  embed(ids: readonly number[], h: Vec): void {
+  embed(ids: readonly number[], h: Tensor): void {
     const H = this.cfg.hidden_size;
-    ids.forEach((id, t) => this.k.embedding(this.embed_tokens, id, h.subarray(t * H, (t + 1) * H)));
+    ids.forEach((id, t) => this.k.embedding(this.embed_tokens, id, this.k.view(h, t * H, (t + 1) * H)));
   }
 
   /** A batch over `segments`, with cos/sin for positions[row]. */
@@ -63,7 +63,7 @@ export class Qwen3NextModel {
     ids: readonly number[],
     segments: Segment[],
     ws: Workspace,
-    out: Vec,
+    out: Tensor,
     trace?: Trace,
     onProgress?: (layersDone: number, layers: number) => void,
   ): void {
@@ -73,7 +73,7 @@ export class Qwen3NextModel {
     const batch = this.batch(segments, positions, ws, trace);
     // The residual stream stays float64 in both precisions: 2 adds per layer would otherwise accumulate
     // float32 rounding along the depth (the mixers and MLPs still compute in the chosen precision).
-    const h = ws.getF64("model.h", ids.length * H);
+    const h = ws.residual("model.h", ids.length * H);
     this.embed(ids, h);
     trace?.rows("embedding", [H], h);
     this.layers.forEach((layer, i) => {
@@ -84,11 +84,11 @@ export class Qwen3NextModel {
         segments.map((s) => s.state.layers[i]),
       );
       if (trace) {
-        trace.append(`hidden.${i}`, [H], h, "float");
+        trace.append(`hidden.${i}`, [H], h);
         const st = segments[0].state.layers[i];
         if (st instanceof DeltaNetState) {
           const dn = layer.linear_attn!;
-          trace.set(`deltanet.${i}.state`, [dn.Hv, dn.dk, dn.dv], st.recurrent, "float");
+          trace.set(`deltanet.${i}.state`, [dn.Hv, dn.dk, dn.dv], st.recurrent);
         }
       }
       onProgress?.(i + 1, this.layers.length);

@@ -3,11 +3,11 @@
  * Qwen3NextRMSNormGated (DeltaNet's output norm, plain weight):  y = x / sqrt(mean(x^2) + eps) * w * silu(z)
  * Their weight [size] is declared by the module that holds the norm.
  */
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 
 export class Qwen3NextRMSNorm {
   /** The effective scale 1 + w. */
-  private readonly scale: Vec;
+  private readonly scale: Tensor;
   readonly size: number;
 
   constructor(private readonly k: Kernels, weight: Weight, private readonly eps: number) {
@@ -17,13 +17,13 @@ export class Qwen3NextRMSNorm {
   }
 
   /** Normalises each row of width `size`; out may be x. */
-  forward(x: Vec, out: Vec): void {
+  forward(x: Tensor, out: Tensor): void {
     this.k.rmsNorm(x, this.scale, this.eps, this.size, out);
   }
 }
 
 export class Qwen3NextRMSNormGated {
-  private readonly weight: Vec;
+  private readonly weight: Tensor;
   readonly size: number;
 
   constructor(private readonly k: Kernels, weight: Weight, private readonly eps: number) {
@@ -32,7 +32,7 @@ export class Qwen3NextRMSNormGated {
   }
 
   /** Normalises each row of width `size` and gates it with silu(z); out may be x. */
-  forward(x: Vec, z: Vec, out: Vec): void {
+  forward(x: Tensor, z: Tensor, out: Tensor): void {
     this.k.gatedRmsNorm(x, z, this.weight, this.eps, this.size, out);
   }
 }

@@ -9,7 +9,7 @@
  *   cos[p, j] = cos(p inv_freq_j) * scaling, sin likewise (half width; the rotate-half layout uses each twice).
  */
 import type { RopeConfig } from "../config.js";
-import type { Kernels, Vec } from "../kernels/types.js";
+import type { Kernels, Tensor } from "../kernels/types.js";
 
 export function ropeInvFreq(rope: RopeConfig, rotaryDim: number): Float64Array {
   const half = rotaryDim / 2;
@@ -49,7 +49,7 @@ export class Qwen3NextRotaryEmbedding {
   }
 
   /** cos/sin [positions.length, rotary_dim / 2] into the given buffers. */
-  forward(positions: readonly number[], cos: Vec, sin: Vec): void {
+  forward(positions: readonly number[], cos: Tensor, sin: Tensor): void {
     this.k.ropeTables(this.invFreq, this.scaling, positions, cos, sin);
   }
 }

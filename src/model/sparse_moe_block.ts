@@ -7,7 +7,7 @@
  *   shared_expert.* (width shared_expert_intermediate_size) and shared_expert_gate.weight [1, H] unless that width is 0.
  */
 import type { Qwen3NextConfig } from "../config.js";
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { IndexTensor, Kernels, Tensor, Weight } from "../kernels/types.js";
 import { mlpParams, Qwen3NextMLP } from "./mlp.js";
 import type { Params } from "./params.js";
 import type { Trace } from "./trace.js";
@@ -36,6 +36,7 @@ export class Qwen3NextSparseMoeBlock {
   private readonly E: number;
   private readonly topK: number;
   private readonly normTopK: boolean;
+  private readonly idBufs = new Map<number, IndexTensor>();
 
   constructor(private readonly k: Kernels, w: SparseMoeParams<Weight>, cfg: Qwen3NextConfig) {
     this.hidden = cfg.hidden_size;
@@ -49,42 +50,23 @@ export class Qwen3NextSparseMoeBlock {
   }
 
   /** x [N, hidden] -> out [N, hidden]; traced: router.{layer}.experts / .weights, moe.{layer}.shared / .shared_gate / .out. */
-  forward(x: Vec, N: number, ws: Workspace, out: Vec, trace?: Trace): void {
-    const { k, hidden: H, E, topK } = this;
+  forward(x: Tensor, N: number, ws: Workspace, out: Tensor, trace?: Trace): void {
+    const { k, E, topK } = this;
     const logits = ws.get("moe.logits", N * E);
     const weights = ws.get("moe.weights", N * topK);
-    const experts = new Int32Array(N * topK);
+    const experts = this.ids(N * topK);
     k.linear(this.gate, x, N, logits);
     k.router({ logits, T: N, numExperts: E, k: topK, normalize: this.normTopK, experts, weights });
-    trace?.rows("router.experts", [topK], experts, "int");
+    trace?.ids("router.experts", [topK], experts);
     trace?.rows("router.weights", [topK], weights);
     k.fill(out, 0);
-    this.routed(x, experts, weights, ws, out);
+    k.moeExperts({ x, experts, weights, T: N, k: topK, mlps: this.experts, out });
     if (this.shared_expert && this.shared_expert_gate) this.shared(x, N, ws, out, trace);
-    trace?.rows("moe.out", [H], out);
-  }
-
-  /** out += sum_{e in E_t} p_e expert_e(x_t): each expert runs once, on the rows routed to it (gathered, then scattered back). */
-  private routed(x: Vec, experts: Int32Array, weights: Vec, ws: Workspace, out: Vec): void {
-    const { k, hidden: H, E, topK } = this;
-    const slotsOf: number[][] = Array.from({ length: E }, () => []);
-    experts.forEach((e, slot) => slotsOf[e].push(slot));
-    slotsOf.forEach((slots, e) => {
-      const n = slots.length;
-      if (n === 0) return;
-      const tokens = Int32Array.from(slots, (slot) => Math.floor(slot / topK));
-      const xe = ws.get("moe.x", n * H);
-      const ye = ws.get("moe.y", n * H);
-      const pe = ws.get("moe.p", n);
-      k.gatherRows(x, H, tokens, xe);
-      k.gatherRows(weights, 1, Int32Array.from(slots), pe);
-      this.experts[e].forward(xe, n, ws, ye);
-      k.scatterAxpyRows(pe, ye, H, tokens, out);
-    });
+    trace?.rows("moe.out", [this.hidden], out);
   }
 
   /** out += sigmoid(shared_expert_gate(x)) shared_expert(x). */
-  private shared(x: Vec, N: number, ws: Workspace, out: Vec, trace?: Trace): void {
+  private shared(x: Tensor, N: number, ws: Workspace, out: Tensor, trace?: Trace): void {
     const { k, hidden: H } = this;
     const gate = ws.get("moe.shared_gate", N);
     const ye = ws.get("moe.y", N * H);
@@ -94,5 +76,12 @@ export class Qwen3NextSparseMoeBlock {
     trace?.rows("moe.shared", [H], ye);
     trace?.rows("moe.shared_gate", [], gate);
     k.axpyRows(gate, ye, out);
+  }
+
+  /** The router's expert ids for n slots (one buffer per size, reused). */
+  private ids(n: number): IndexTensor {
+    let t = this.idBufs.get(n);
+    if (!t) this.idBufs.set(n, (t = this.k.indices(n)));
+    return t;
   }
 }

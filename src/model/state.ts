@@ -8,7 +8,7 @@
  * state a `VerifyRecord` (the state before the step and the step's per-token inputs) so that the step can be
  * cut back to an accepted prefix without keeping one state copy per token.
  */
-import type { Kernels, Vec } from "../kernels/types.js";
+import type { Kernels, Tensor } from "../kernels/types.js";
 
 /** What every mixer's per-sequence state does: snapshot and hand back its buffers. */
 export interface MixerState {
@@ -20,8 +20,8 @@ export interface MixerState {
 
 /** Keys and values of one attention layer, grown by doubling. */
 export class KVCache implements MixerState {
-  private kBuf: Vec;
-  private vBuf: Vec;
+  private kBuf: Tensor;
+  private vBuf: Tensor;
   length = 0;
   /** The length before the last step when it was a verify step (what a rollback cuts back to, plus the kept tokens). */
   verifyFrom: number | null = null;
@@ -32,7 +32,7 @@ export class KVCache implements MixerState {
   }
 
   /** Appends T positions of keys and values ([T, rowWidth] each). */
-  append(k: Vec, v: Vec, T: number): void {
+  append(k: Tensor, v: Tensor, T: number): void {
     const need = (this.length + T) * this.rowWidth;
     if (need > this.kBuf.length) {
       const cap = Math.max(need, 2 * this.kBuf.length);
@@ -41,17 +41,17 @@ export class KVCache implements MixerState {
     }
     const at = this.length * this.rowWidth;
     const end = at + T * this.rowWidth;
-    this.kernels.copy(k.subarray(0, T * this.rowWidth), this.kBuf.subarray(at, end));
-    this.kernels.copy(v.subarray(0, T * this.rowWidth), this.vBuf.subarray(at, end));
+    this.kernels.copy(this.kernels.view(k, 0, T * this.rowWidth), this.kernels.view(this.kBuf, at, end));
+    this.kernels.copy(this.kernels.view(v, 0, T * this.rowWidth), this.kernels.view(this.vBuf, at, end));
     this.length += T;
   }
 
   /** The cached keys and values [length, rowWidth]. */
-  get k(): Vec {
-    return this.kBuf.subarray(0, this.length * this.rowWidth);
+  get k(): Tensor {
+    return this.kernels.view(this.kBuf, 0, this.length * this.rowWidth);
   }
-  get v(): Vec {
-    return this.vBuf.subarray(0, this.length * this.rowWidth);
+  get v(): Tensor {
+    return this.kernels.view(this.vBuf, 0, this.length * this.rowWidth);
   }
 
   /** Forgets every position from `length` on (speculative rollback). */
@@ -75,9 +75,9 @@ export class KVCache implements MixerState {
     return c;
   }
 
-  private grow(old: Vec, n: number): Vec {
+  private grow(old: Tensor, n: number): Tensor {
     const next = this.kernels.vec(n);
-    this.kernels.copy(old.subarray(0, this.length * this.rowWidth), next);
+    this.kernels.copy(this.kernels.view(old, 0, this.length * this.rowWidth), next);
     this.kernels.free(old);
     return next;
   }
@@ -92,10 +92,10 @@ export class KVCache implements MixerState {
 export interface VerifyRecord {
   /** Tokens in the recorded step (0: nothing to roll back). */
   T: number;
-  conv: Vec;
-  recurrent: Vec;
+  conv: Tensor;
+  recurrent: Tensor;
   /** Per token: conv input [T, C]; q, k [T, Hk dk]; v [T, Hv dv]; g, beta [T, Hv]. */
-  rows: { mixed: Vec; q: Vec; k: Vec; v: Vec; g: Vec; beta: Vec };
+  rows: { mixed: Tensor; q: Tensor; k: Tensor; v: Tensor; g: Tensor; beta: Tensor };
 }
 
 /** The two states of a gated DeltaNet layer. */
@@ -106,9 +106,9 @@ export class DeltaNetState implements MixerState {
   constructor(
     private readonly kernels: Kernels,
     /** [conv channels, kernel - 1]: the last inputs of the causal conv, oldest first. */
-    readonly conv: Vec,
+    readonly conv: Tensor,
     /** [value_heads, dk, dv]: the delta-rule memory S. */
-    readonly recurrent: Vec,
+    readonly recurrent: Tensor,
   ) {}
 
   /** Hands the buffers (and the verify record's) back to the kernels. */
@@ -142,7 +142,7 @@ export type LayerState = KVCache | DeltaNetState;
  * the tokens x_{s+1} .. x_{s+m-1} known to follow all but the last (the pairs (h_t, x_{t+1}) the head takes).
  */
 export interface MtpPending {
-  hidden: Vec;
+  hidden: Tensor;
   rows: number;
   next: number[];
 }

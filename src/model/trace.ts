@@ -5,7 +5,11 @@
  * Row tensors ([tokens, ...]) grow across calls (prefill, then each decoded token); `whole`/`set` store a
  * tensor that each call replaces (states, caches). `only` / `layers` keep a dump small: what they exclude is
  * never copied. The names, with shapes, are listed in README.md ("Using it as an oracle").
+ * Tensors are read through the kernels (`kernels`, set by the model for the call): each read captures the
+ * values at the time it is recorded, and the model awaits `settle()` before its step returns.
  */
+import type { IndexTensor, Kernels, Tensor } from "../kernels/types.js";
+
 export type TraceKind = "float" | "int";
 
 export interface TracedTensor {
@@ -20,7 +24,7 @@ interface Entry {
   kind: TraceKind;
   rowShape: number[];
   rows: number;
-  chunks: Float64Array[];
+  chunks: (Float64Array | Promise<Float64Array>)[];
   /** Set for tensors stored whole with `set`. */
   shape?: number[];
 }
@@ -38,6 +42,8 @@ export class Trace {
   private readonly layers: Set<number> | null;
   /** The decoder layer now running (set by the model), or null outside the layers. */
   layer: number | null = null;
+  /** The kernels whose tensors are recorded (set by the model). */
+  kernels: Kernels | null = null;
 
   constructor(filter: TraceFilter = {}) {
     this.only = filter.only?.map((p) => new RegExp(`^${p.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`)) ?? null;
@@ -59,31 +65,68 @@ export class Trace {
   }
 
   /** Appends token rows of shape `rowShape` to `module.{layer}.tensor` (see the class comment). */
-  rows(name: string, rowShape: number[], data: ArrayLike<number>, kind: TraceKind = "float"): void {
+  rows(name: string, rowShape: number[], data: Tensor): void {
     const full = this.named(name);
-    if (full !== null) this.append(full, rowShape, data, kind);
+    if (full !== null) this.append(full, rowShape, data);
+  }
+
+  /** Appends token rows given as host numbers (read back already) to `module.{layer}.tensor`. */
+  rowsHost(name: string, rowShape: number[], data: ArrayLike<number>, kind: TraceKind = "float"): void {
+    const full = this.named(name);
+    if (full !== null) this.appendHost(full, rowShape, data, kind);
+  }
+
+  /** Appends expert ids [rows, ...rowShape] to `module.{layer}.tensor` (integers). */
+  ids(name: string, rowShape: number[], data: IndexTensor): void {
+    const full = this.named(name);
+    if (full === null || !this.wants(full)) return;
+    this.push(full, rowShape, data.length, this.reader().readIndices(data).then((v) => Float64Array.from(v)), "int");
   }
 
   /** Stores `module.{layer}.tensor` whole, replacing what an earlier call stored (a state, a cache). */
-  whole(name: string, shape: number[], data: ArrayLike<number>): void {
+  whole(name: string, shape: number[], data: Tensor): void {
     const full = this.named(name);
-    if (full !== null) this.set(full, shape, data, "float");
+    if (full !== null) this.set(full, shape, data);
   }
 
   /** Appends rows of shape `rowShape` (data.length / prod(rowShape) of them). */
-  append(name: string, rowShape: number[], data: ArrayLike<number>, kind: TraceKind): void {
-    if (!this.wants(name)) return;
-    const width = rowShape.reduce((a, b) => a * b, 1);
-    let e = this.entries.get(name);
-    if (!e) this.entries.set(name, (e = { kind, rowShape, rows: 0, chunks: [] }));
-    e.chunks.push(Float64Array.from(data));
-    e.rows += data.length / width;
+  append(name: string, rowShape: number[], data: Tensor): void {
+    if (this.wants(name)) this.push(name, rowShape, data.length, this.read(data), "float");
+  }
+
+  /** Appends rows given as host numbers (token ids). */
+  appendHost(name: string, rowShape: number[], data: ArrayLike<number>, kind: TraceKind): void {
+    if (this.wants(name)) this.push(name, rowShape, data.length, Float64Array.from(data), kind);
   }
 
   /** Stores a whole tensor, replacing any previous one of this name. */
-  set(name: string, shape: number[], data: ArrayLike<number>, kind: TraceKind): void {
+  set(name: string, shape: number[], data: Tensor): void {
     if (!this.wants(name)) return;
-    this.entries.set(name, { kind, rowShape: [], rows: 0, chunks: [Float64Array.from(data)], shape });
+    this.entries.set(name, { kind: "float", rowShape: [], rows: 0, chunks: [this.read(data)], shape });
+  }
+
+  /** Waits for every read recorded so far. */
+  async settle(): Promise<void> {
+    for (const e of this.entries.values()) e.chunks = await Promise.all(e.chunks);
+  }
+
+  private push(name: string, rowShape: number[], length: number, chunk: Float64Array | Promise<Float64Array>, kind: TraceKind): void {
+    const width = rowShape.reduce((a, b) => a * b, 1);
+    let e = this.entries.get(name);
+    if (!e) this.entries.set(name, (e = { kind, rowShape, rows: 0, chunks: [] }));
+    e.chunks.push(chunk);
+    e.rows += length / width;
+  }
+
+  private read(t: Tensor): Promise<Float64Array> {
+    return this.reader()
+      .read(t)
+      .then((v) => (v instanceof Float64Array ? v : Float64Array.from(v)));
+  }
+
+  private reader(): Kernels {
+    if (!this.kernels) throw new Error("trace: no kernels to read tensors with (the model sets them for each call)");
+    return this.kernels;
   }
 
   has(name: string): boolean {
@@ -97,10 +140,14 @@ export class Trace {
   get(name: string): TracedTensor {
     const e = this.entries.get(name);
     if (!e) throw new Error(`trace has no tensor ${name}`);
-    const total = e.chunks.reduce((n, c) => n + c.length, 0);
+    const chunks = e.chunks.map((c) => {
+      if (c instanceof Promise) throw new Error(`trace tensor ${name} is not read yet (await the step that recorded it)`);
+      return c;
+    });
+    const total = chunks.reduce((n, c) => n + c.length, 0);
     const data = new Float64Array(total);
     let at = 0;
-    for (const c of e.chunks) {
+    for (const c of chunks) {
       data.set(c, at);
       at += c.length;
     }

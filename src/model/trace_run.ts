@@ -15,13 +15,13 @@ export interface TraceRun {
  * Runs `tokens` through a fresh sequence with tracing on. With `decodeFrom = N` the first N tokens are one
  * prefill call and the rest are decoded one token per call; otherwise everything is one call.
  */
-export function traceTokens(
+export async function traceTokens(
   model: Qwen3NextForCausalLM,
   tokens: readonly number[],
   decodeFrom?: number,
   onProgress?: (layersDone: number, layers: number) => void,
   filter: TraceFilter = {},
-): TraceRun {
+): Promise<TraceRun> {
   const T = tokens.length;
   const nPrefill = decodeFrom ?? T;
   if (!Number.isInteger(nPrefill) || nPrefill < 1 || nPrefill > T) {
@@ -29,7 +29,7 @@ export function traceTokens(
   }
   const trace = new Trace(filter);
   const state = model.newState();
-  model.forward(tokens.slice(0, nPrefill), state, { trace, onProgress });
-  for (const id of tokens.slice(nPrefill)) model.forward([id], state, { trace });
+  await model.forward(tokens.slice(0, nPrefill), state, { trace, onProgress });
+  for (const id of tokens.slice(nPrefill)) await model.forward([id], state, { trace });
   return { trace, nPrefill, nDecode: T - nPrefill };
 }

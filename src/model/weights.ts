@@ -2,7 +2,7 @@
  * Where the model takes its parameters from: anything that returns a `Weight` by its published name
  * (a `LoadedCheckpoint` does), and a workspace of reusable activation buffers.
  */
-import type { Kernels, Vec, Weight } from "../kernels/types.js";
+import type { Kernels, Tensor, Weight } from "../kernels/types.js";
 
 export interface WeightSource {
   /** The weight of this published name; throws naming the missing tensor. */
@@ -23,24 +23,25 @@ export function expectShape(w: Weight, shape: readonly number[]): Weight {
  * grows when needed. Two buffers alive at the same time must have different names. Contents are undefined.
  */
 export class Workspace {
-  private readonly bufs = new Map<string, Vec>();
-  private readonly f64 = new Map<string, Float64Array>();
+  private readonly bufs = new Map<string, Tensor>();
   constructor(private readonly kernels: Kernels) {}
 
-  get(name: string, n: number): Vec {
+  get(name: string, n: number): Tensor {
+    return this.grown(name, n, (m) => this.kernels.vec(m));
+  }
+
+  /** Like `get`, but a residual stream (float64 whatever the precision). */
+  residual(name: string, n: number): Tensor {
+    return this.grown(`residual:${name}`, n, (m) => this.kernels.residual(m));
+  }
+
+  private grown(name: string, n: number, alloc: (n: number) => Tensor): Tensor {
     let buf = this.bufs.get(name);
     if (!buf || buf.length < n) {
       if (buf) this.kernels.free(buf);
-      buf = this.kernels.vec(Math.max(n, buf ? buf.length * 2 : 0));
+      buf = alloc(Math.max(n, buf ? buf.length * 2 : 0));
       this.bufs.set(name, buf);
     }
-    return buf.subarray(0, n);
-  }
-
-  /** Like `get`, but always float64 in plain memory (the residual stream, whatever the precision). */
-  getF64(name: string, n: number): Float64Array {
-    let buf = this.f64.get(name);
-    if (!buf || buf.length < n) this.f64.set(name, (buf = new Float64Array(Math.max(n, buf ? buf.length * 2 : 0))));
-    return buf.subarray(0, n);
+    return this.kernels.view(buf, 0, n);
   }
 }

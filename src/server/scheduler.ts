@@ -32,7 +32,7 @@
  */
 import { ApiError } from "./errors.js";
 import { PrefixCache, type FreeableState } from "./prefix_cache.js";
-import type { Vec } from "../kernels/types.js";
+import type { Tensor, Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import type { Sampler } from "../generate/sampler.js";
 import { AdaptiveDraftLength, draftMany, finishRound, roundDraftLength, type DraftJob, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
@@ -45,7 +45,7 @@ export interface SchedulableState extends FreeableState {
 /** What the scheduler needs of the model: generation's, plus a batched decode step (`Qwen3NextForCausalLM`). */
 export interface DecodeModel<S extends SchedulableState> extends CausalLM<S> {
   /** One decode step for N sequences: token i continues states[i]; returns logits [N, V] row-major. */
-  decodeBatch(tokens: readonly number[], states: S[]): Vec;
+  decodeBatch(tokens: readonly number[], states: S[]): Promise<Vec>;
 }
 
 /** A model the scheduler can also run speculative decoding on (`Qwen3NextForCausalLM` with an MTP head). */
@@ -328,12 +328,12 @@ export class Scheduler<S extends SchedulableState> {
           await this.fetchMasks([this.prefilling, ...this.prefilling.siblings]);
           // A failed grammar ends the sequence (and its waiting siblings) while its mask is fetched.
           if (this.prefilling.done) this.prefilling = undefined;
-          else this.prefillChunk(this.prefilling);
+          else await this.prefillChunk(this.prefilling);
         }
         this.reap();
         await this.fetchMasks(this.active);
         this.reap();
-        if (this.active.length > 0) this.decodeStep();
+        if (this.active.length > 0) await this.decodeStep();
         this.reap();
         await new Promise<void>((r) => setImmediate(r));
       }
@@ -400,7 +400,7 @@ export class Scheduler<S extends SchedulableState> {
    * Prefills the next `prefillChunk` prompt tokens of `seq` (the state carries over between chunks, so a
    * long prompt does not stall the other sequences' decoding for its whole length).
    */
-  private prefillChunk(seq: Sequence<S>): void {
+  private async prefillChunk(seq: Sequence<S>): Promise<void> {
     const prompt = seq.request.prompt;
     try {
       if (seq.cancelled) return this.finish(seq, "cancelled");
@@ -410,7 +410,7 @@ export class Scheduler<S extends SchedulableState> {
         return this.activate(seq, logits);
       }
       const end = Math.min(prompt.length, seq.prefilled + this.opts.prefillChunk);
-      const logits = this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true, mtp: this.spec !== null });
+      const logits = await this.model.forward(prompt.slice(seq.prefilled, end), seq.state!, { lastOnly: true, mtp: this.spec !== null });
       seq.prefilled = end;
       if (end < prompt.length) return;
       if (this.opts.prefixCacheSize > 0) {
@@ -456,13 +456,13 @@ export class Scheduler<S extends SchedulableState> {
    * One batched forward for every active sequence: one token each, or, for a speculative sequence, its next
    * token and its drafts as a verify step.
    */
-  private decodeStep(): void {
+  private async decodeStep(): Promise<void> {
     let batch = this.active.slice();
     this.largestBatch = Math.max(this.largestBatch, batch.length);
     const V = this.model.config.vocab_size;
     const drafts = new Map<Sequence<S>, Drafts>();
     let logits: Vec;
-    let hidden: Vec | undefined;
+    let hidden: Tensor | undefined;
     if (this.spec !== null) {
       // Drafts first, for every drafting sequence in one batch per chain step; a sequence whose drafting
       // fails (its sampler) ends alone, not the whole batch.
@@ -477,7 +477,7 @@ export class Scheduler<S extends SchedulableState> {
       if (jobs.length > 0) {
         let results: (Drafts | Error)[];
         try {
-          results = draftMany(this.spec, jobs.map((j) => j.job));
+          results = await draftMany(this.spec, jobs.map((j) => j.job));
         } catch (err) {
           results = jobs.map(() => asError(err));
         }
@@ -492,7 +492,7 @@ export class Scheduler<S extends SchedulableState> {
     }
     try {
       if (this.spec === null) {
-        logits = this.model.decodeBatch(
+        logits = await this.model.decodeBatch(
           batch.map((s) => s.next),
           batch.map((s) => s.state!),
         );
@@ -501,7 +501,7 @@ export class Scheduler<S extends SchedulableState> {
           const d = drafts.get(seq);
           return d ? { tokens: [seq.next, ...d.tokens], state: seq.state!, verify: true } : { tokens: [seq.next], state: seq.state! };
         });
-        ({ logits, hidden } = this.spec.step(rows));
+        ({ logits, hidden } = await this.spec.step(rows));
       }
     } catch (err) {
       for (const seq of batch) this.finish(seq, "error", asError(err));
@@ -515,9 +515,8 @@ export class Scheduler<S extends SchedulableState> {
       if (seq.done || seq.cancelled) continue;
       if (!d) {
         if (seq.draftLength) {
-          const H = this.model.config.hidden_size;
           try {
-            this.spec!.observeMtp(hidden!.subarray(first * H, (first + 1) * H), [seq.next], seq.state!);
+            this.spec!.observeMtp(hidden!, [seq.next], seq.state!, first);
           } catch (err) {
             this.finish(seq, "error", asError(err));
             continue;

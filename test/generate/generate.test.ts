@@ -39,12 +39,12 @@ async function collect(events: AsyncIterable<GenerateEvent>): Promise<GenerateEv
 }
 
 /** Greedy decoding the slow way: the whole sequence through a fresh state at every step, argmax of the last row. */
-function greedyByFullPasses(ids: number[], n: number): number[] {
+async function greedyByFullPasses(ids: number[], n: number): Promise<number[]> {
   const seq = [...ids];
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const state = model.newState();
-    const logits = model.forward(seq, state, { lastOnly: true }).subarray(0, tok.vocabSize);
+    const logits = (await model.forward(seq, state, { lastOnly: true })).subarray(0, tok.vocabSize);
     state.free();
     let best = 0;
     for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
@@ -58,7 +58,7 @@ describe("generate", () => {
   it("greedy decoding over the caches equals argmax over full passes", async () => {
     const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: 5, stopIds: [] });
     const r = await g.result;
-    expect(r.tokens).toEqual(greedyByFullPasses(prompt, 5));
+    expect(r.tokens).toEqual(await greedyByFullPasses(prompt, 5));
     expect(r.finishReason).toBe("length");
     expect(r.promptTokens).toBe(prompt.length);
     expect(r.completionTokens).toBe(5);

@@ -139,8 +139,8 @@ describe("speculative decoding (MTP), kept state (chat continuation)", () => {
           expect((spec.state as unknown as { position: number }).position).toBe(spec.tokens.length);
         }
         // Both kept states continue alike.
-        const a = model.forward([5], plain.state as never, { lastOnly: true });
-        const b = model.forward([5], spec.state as never, { lastOnly: true });
+        const a = await model.forward([5], plain.state as never, { lastOnly: true });
+        const b = await model.forward([5], spec.state as never, { lastOnly: true });
         expect(Array.from(b)).toEqual(Array.from(a));
       }
     }
@@ -259,12 +259,12 @@ describe("speculative decoding (MTP), sampling", () => {
     const n = K + 2; // tokens per run: the first is plain sampling's, then K drafts (or resamples) and one more
     // Expected probability of each sequence of n tokens, from the model's logits over every prefix.
     const expected = new Map<string, number>();
-    const walk = (seq: number[], prob: number) => {
+    const walk = async (seq: number[], prob: number): Promise<void> => {
       if (seq.length === n) return void expected.set(seq.join(","), prob);
-      const logits = model.forward([...prompt, ...seq], model.newState(), { lastOnly: true });
-      plainDistribution(logits, temperature, top_k, presence, frequency, seq).forEach((p, t) => p > 0 && walk([...seq, t], prob * p));
+      const logits = await model.forward([...prompt, ...seq], model.newState(), { lastOnly: true });
+      for (const [t, p] of plainDistribution(logits, temperature, top_k, presence, frequency, seq).entries()) if (p > 0) await walk([...seq, t], prob * p);
     };
-    walk([], 1);
+    await walk([], 1);
     const runs = 3000;
     const observed = new Map<string, number>();
     let drafts = 0;

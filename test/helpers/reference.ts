@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { toFloat64 } from "../../src/io/dtype.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { expect } from "vitest";
-import type { Backend, DeltaRuleArgs, Kernels, Precision } from "../../src/kernels/types.js";
+import type { Backend, DeltaRuleArgs, HostKernels as Kernels, Precision } from "../../src/kernels/types.js";
 import type { Trace } from "../../src/model/trace.js";
 
 export const REFERENCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../reference");

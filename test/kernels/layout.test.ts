@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
-import type { Kernels, Vec } from "../../src/kernels/types.js";
+import type { HostKernels as Kernels, Vec } from "../../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
 import { rng, uniform } from "../helpers/random.js";
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config.js";
 import { readSafetensorsHeader } from "../../src/io/safetensors.js";
 import { createKernels } from "../../src/kernels/index.js";
-import type { Backend, Kernels, Precision } from "../../src/kernels/types.js";
+import type { Backend, HostKernels as Kernels, Precision } from "../../src/kernels/types.js";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { expectedTensors } from "../../src/loading/expected.js";
@@ -41,11 +41,11 @@ afterAll(async () => {
 
 const COMBOS: Array<[Backend, Precision]> = [["ts", "f64"], ["wasm", "f32"]];
 
-function run(model: Qwen3NextForCausalLM, ids: number[], nPrefill: number): Trace {
+async function run(model: Qwen3NextForCausalLM, ids: number[], nPrefill: number): Promise<Trace> {
   const trace = new Trace();
   const state = model.newState();
-  model.forward(ids.slice(0, nPrefill), state, { trace });
-  for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+  await model.forward(ids.slice(0, nPrefill), state, { trace });
+  for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
   return trace;
 }
 
@@ -90,8 +90,8 @@ describe.each(SHAPES)("a random Qwen3.5 checkpoint: %s", (label, shape) => {
       const ma = Qwen3NextForCausalLM.fromCheckpoint(a, kernels);
       const mb = Qwen3NextForCausalLM.fromCheckpoint(b, kernels);
       for (const nPrefill of [70, 66]) {
-        const ta = run(ma, ids, nPrefill);
-        const tb = run(mb, ids, nPrefill);
+        const ta = await run(ma, ids, nPrefill);
+        const tb = await run(mb, ids, nPrefill);
         expect(ta.has("mtp_logits")).toBe(shape.mtp > 0);
         for (const name of tb.names()) expect(maxAbsDiff(ta.get(name).data, tb.get(name).data), name).toBe(0);
       }
@@ -112,8 +112,8 @@ describe("the Qwen3.5 layout", () => {
     expect(a.names()).toEqual(expectedTensors(a.config).map((t) => t.name));
     const kernels = await createKernels({ backend: "ts", precision: "f64" });
     const ids = Array.from({ length: 20 }, (_, i) => (i * 37) % a.config.vocab_size);
-    const ta = run(Qwen3NextForCausalLM.fromCheckpoint(a, kernels), ids, 20);
-    const tb = run(Qwen3NextForCausalLM.fromCheckpoint(b, kernels), ids, 20);
+    const ta = await run(Qwen3NextForCausalLM.fromCheckpoint(a, kernels), ids, 20);
+    const tb = await run(Qwen3NextForCausalLM.fromCheckpoint(b, kernels), ids, 20);
     for (const name of tb.names()) expect(maxAbsDiff(ta.get(name).data, tb.get(name).data), name).toBe(0);
   });
 

@@ -18,7 +18,7 @@ import { parseConfig } from "../../src/config.js";
 import { bf16ToF32 } from "../../src/io/dtype.js";
 import { GgufType, readGgufHeader } from "../../src/io/gguf.js";
 import { createKernels } from "../../src/kernels/index.js";
-import type { Backend, Kernels, Precision, Weight } from "../../src/kernels/types.js";
+import type { Backend, HostKernels as Kernels, Precision, Weight } from "../../src/kernels/types.js";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { configFromGguf } from "../../src/loading/gguf_config.js";
@@ -45,11 +45,11 @@ afterAll(async () => {
   await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-function run(model: Qwen3NextForCausalLM, ids: number[], nPrefill: number): Trace {
+async function run(model: Qwen3NextForCausalLM, ids: number[], nPrefill: number): Promise<Trace> {
   const trace = new Trace();
   const state = model.newState();
-  model.forward(ids.slice(0, nPrefill), state, { trace });
-  for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+  await model.forward(ids.slice(0, nPrefill), state, { trace });
+  for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
   return trace;
 }
 
@@ -89,8 +89,8 @@ describe.each(SHAPES)("a random Qwen3.5-MoE checkpoint as a qwen35moe GGUF: %s",
       const ids = Array.from({ length: 40 }, () => Math.floor(rand() * 48));
       const tol = shape.ratio === 1 ? 0 : precision === "f64" ? 1e-12 : 1e-3;
       for (const nPrefill of [40, 36]) {
-        const ta = run(ma, ids, nPrefill);
-        const tb = run(mb, ids, nPrefill);
+        const ta = await run(ma, ids, nPrefill);
+        const tb = await run(mb, ids, nPrefill);
         expect(tb.has("mtp_logits")).toBe(shape.mtp > 0);
         expect(tb.names().sort()).toEqual(ta.names().sort());
         for (const name of ta.names()) {

@@ -54,7 +54,7 @@ async function logits(model: string): Promise<Float64Array> {
   const k = createTsKernels("f64");
   const m = Qwen3NextForCausalLM.fromCheckpoint(await loadCheckpoint(model, { allocator: k }), k);
   const ids = [3, 141, 59, 26, 5, 358, 97, 93, 23, 84, 62, 64, 33, 83, 27, 95];
-  return Float64Array.from(m.forward(ids.map((i) => i % m.config.vocab_size), m.newState()));
+  return Float64Array.from(await m.forward(ids.map((i) => i % m.config.vocab_size), m.newState()));
 }
 
 /** The fixture's tokenizer cut to its first `n` ids (merges kept only where both sides and the result remain). */

@@ -27,7 +27,7 @@ import { bf16ToF32 } from "../../src/io/dtype.js";
 import { readGgufHeader, type GgufHeader } from "../../src/io/gguf.js";
 import { createKernels } from "../../src/kernels/index.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
-import type { Kernels, Weight } from "../../src/kernels/types.js";
+import type { HostKernels as Kernels, Weight } from "../../src/kernels/types.js";
 import { widenWeight } from "../../src/kernels/host_weights.js";
 import { writeRandomCheckpoint } from "../../src/init/random_checkpoint.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
@@ -142,8 +142,8 @@ describe.each([
       const trace = new Trace();
       const ids = [3, 141, 59, 26, 5, 358, 97, 93, 23, 84, 62, 64, 33, 83, 27, 95, 200, 7];
       const state = m.newState();
-      m.forward(ids.slice(0, 12), state, { trace });
-      for (const id of ids.slice(12)) m.forward([id], state, { trace });
+      await m.forward(ids.slice(0, 12), state, { trace });
+      for (const id of ids.slice(12)) await m.forward([id], state, { trace });
       return trace;
     };
     const [x, y] = [await run(dir), await run(await ours(dir, "f32"))];
@@ -174,8 +174,8 @@ describe("quantize the Qwen3.5 fixture: its expected outputs from our files", ()
         const trace = new Trace();
         const state = model.newState();
         const n = mode === "full" ? ids.length : Number(metadata.n_prefill);
-        model.forward(ids.slice(0, n), state, { trace });
-        for (const id of ids.slice(n)) model.forward([id], state, { trace });
+        await model.forward(ids.slice(0, n), state, { trace });
+        for (const id of ids.slice(n)) await model.forward([id], state, { trace });
         expect(trace.has("mtp_logits")).toBe(true);
         expectTraceMatches(trace, tensors, TOL[precision]);
       }

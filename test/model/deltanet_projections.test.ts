@@ -38,21 +38,21 @@ describe("DeltaNet projection forms", () => {
     for (const f of FORMS) expect(count(f)).toBe(count(c.deltanet_projections));
   });
 
-  it("every form gives the logits and MTP logits of the grouped form, exactly (float64)", () => {
-    fc.assert(
-      fc.property(tinyConfig, fc.integer(), fc.integer({ min: 1, max: 70 }), (raw, seed, T) => {
+  it("every form gives the logits and MTP logits of the grouped form, exactly (float64)", async () => {
+    await fc.assert(
+      fc.asyncProperty(tinyConfig, fc.integer(), fc.integer({ min: 1, max: 70 }), async (raw, seed, T) => {
         const grouped = randomWeights(parseTiny(raw), seed);
         const rand = rng(seed ^ 0x70c5);
         const ids = Array.from({ length: T }, () => Math.floor(rand() * grouped.config.vocab_size));
-        const run = (src: typeof grouped) => {
+        const run = async (src: typeof grouped) => {
           const model = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels("f64"));
           const trace = new Trace();
-          model.forward(ids, model.newState(), { trace });
+          await model.forward(ids, model.newState(), { trace });
           return trace;
         };
-        const want = run(grouped);
+        const want = await run(grouped);
         for (const form of FORMS) {
-          const got = run(withProjections(grouped, form));
+          const got = await run(withProjections(grouped, form));
           for (const name of want.names()) expect(Array.from(got.get(name).data), `${form.qkvz}/${form.ba} ${name}`).toEqual(Array.from(want.get(name).data));
         }
       }),
@@ -60,20 +60,20 @@ describe("DeltaNet projection forms", () => {
     );
   });
 
-  it("value heads tiled over the key heads (llama.cpp's qwen35 order) with the weights renumbered give the same model", () => {
-    fc.assert(
-      fc.property(tinyConfig, fc.integer(), fc.integer({ min: 1, max: 70 }), (raw, seed, T) => {
+  it("value heads tiled over the key heads (llama.cpp's qwen35 order) with the weights renumbered give the same model", async () => {
+    await fc.assert(
+      fc.asyncProperty(tinyConfig, fc.integer(), fc.integer({ min: 1, max: 70 }), async (raw, seed, T) => {
         const split = withProjections(randomWeights(parseTiny(raw), seed), { qkvz: "split", ba: "split" });
         const rand = rng(seed ^ 0x711e);
         const ids = Array.from({ length: T }, () => Math.floor(rand() * split.config.vocab_size));
-        const run = (src: typeof split) => {
+        const run = async (src: typeof split) => {
           const model = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels("f64"));
           const trace = new Trace();
-          model.forward(ids, model.newState(), { trace });
+          await model.forward(ids, model.newState(), { trace });
           return trace;
         };
-        const want = run(split);
-        const got = run(withTiledValueHeads(split));
+        const want = await run(split);
+        const got = await run(withTiledValueHeads(split));
         // out_proj sums its columns in another order, so agreement is to rounding, not bit for bit; the DeltaNet
         // state itself is stored in the tiled order.
         for (const name of want.names().filter((n) => !n.startsWith("deltanet."))) {

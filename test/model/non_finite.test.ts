@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKernels } from "../../src/kernels/index.js";
-import type { Kernels, Weight } from "../../src/kernels/types.js";
+import type { HostKernels as Kernels, Weight } from "../../src/kernels/types.js";
+import { hostTensor } from "../helpers/host_tensor.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { firstNonFiniteWeight } from "../../src/loading/finite.js";
 import { loadModel } from "../../src/model/load.js";
@@ -130,10 +131,10 @@ describe("the sampler and non-finite logits", () => {
       const model = await loadModel(dir, { backend, threads: 1, checkFinite: false });
       try {
         const state = model.newState();
-        const logits = model.forward([1, 2, 3], state, { lastOnly: true });
+        const logits = await model.forward([1, 2, 3], state, { lastOnly: true });
         expect(Number.isNaN(logits[0])).toBe(true);
         expect(() => new Sampler(greedy).sample(logits, [])).toThrow(NonFiniteLogitsError);
-        const batch = model.decodeBatch([4, 5], [state, model.newState()]);
+        const batch = await model.decodeBatch([4, 5], [state, model.newState()]);
         expect(batch.length).toBe(2 * model.config.vocab_size);
       } finally {
         await (model.kernels as { close?: () => unknown }).close?.();
@@ -151,15 +152,15 @@ describe("a sequence whose activations go NaN, in a batch", () => {
     await (model?.kernels as { close?: () => unknown } | undefined)?.close?.();
   });
 
-  function alone(prompt: number[], n: number): number[] {
+  async function alone(prompt: number[], n: number): Promise<number[]> {
     const s = new Sampler(random);
     const state = model.newState();
     const out: number[] = [];
-    let logits = model.forward(prompt, state, { lastOnly: true });
+    let logits = await model.forward(prompt, state, { lastOnly: true });
     for (;;) {
       out.push(s.sample(logits, out, prompt));
       if (out.length >= n) break;
-      logits = model.forward([out[out.length - 1]], state, { lastOnly: true });
+      logits = await model.forward([out[out.length - 1]], state, { lastOnly: true });
     }
     state.free();
     return out;
@@ -180,7 +181,7 @@ describe("a sequence whose activations go NaN, in a batch", () => {
           onToken(id) {
             tokens.push(id);
             // A numerical blow-up in this sequence's own state (the DeltaNet memory of layer 0).
-            if (tokens.length === poisonAfter) (seq.state!.layers[0] as DeltaNetState).recurrent.fill(NaN);
+            if (tokens.length === poisonAfter) hostTensor((seq.state!.layers[0] as DeltaNetState).recurrent).fill(NaN);
             return true;
           },
           onEnd(reason, error) {
@@ -193,8 +194,8 @@ describe("a sequence whose activations go NaN, in a batch", () => {
     expect(ends.poisoned.reason).toBe("error");
     expect(ends.poisoned.error).toMatch(/^the model produced non-finite logits \(NaN at token \d+ of 512\); refusing to sample from them$/);
     expect(ends.poisoned.tokens).toHaveLength(3);
-    expect(ends.healthy).toEqual({ reason: "length", error: undefined, tokens: alone([1, 2, 3], 12) });
-    expect(ends.other).toEqual({ reason: "length", error: undefined, tokens: alone([11, 12], 12) });
+    expect(ends.healthy).toEqual({ reason: "length", error: undefined, tokens: await alone([1, 2, 3], 12) });
+    expect(ends.other).toEqual({ reason: "length", error: undefined, tokens: await alone([11, 12], 12) });
     expect(sched.stats.largestBatch).toBe(3);
   });
 });

@@ -28,15 +28,15 @@ const sampling = (seed: number): SamplingParams => ({
 /** Ids the demo tokenizer can render; the logits have 151,936 rows, the tokenizer 151,669 ids. */
 const SAMPLEABLE = 151_669;
 
-function alone(prompt: number[], maxTokens: number, seed: number): number[] {
+async function alone(prompt: number[], maxTokens: number, seed: number): Promise<number[]> {
   const sampler = new Sampler(sampling(seed));
   const state = model.newState();
   const out: number[] = [];
-  let logits = model.forward(prompt, state, { lastOnly: true });
+  let logits = await model.forward(prompt, state, { lastOnly: true });
   for (;;) {
     out.push(sampler.sample(logits.subarray(0, SAMPLEABLE), out, prompt));
     if (out.length >= maxTokens) break;
-    logits = model.forward([out[out.length - 1]], state, { lastOnly: true });
+    logits = await model.forward([out[out.length - 1]], state, { lastOnly: true });
   }
   state.free();
   return out;
@@ -85,8 +85,8 @@ describe("Scheduler", () => {
             return { tokens, reason };
           });
           const got = await Promise.all(runs);
-          reqs.forEach((r, i) => {
-            const expected = alone(r.prompt, r.maxTokens, r.seed);
+          for (const [i, r] of reqs.entries()) {
+            const expected = await alone(r.prompt, r.maxTokens, r.seed);
             if (r.cancelAfter < r.maxTokens) {
               expect(got[i].reason).toBe("cancelled");
               expect(got[i].tokens).toEqual(expected.slice(0, r.cancelAfter));
@@ -94,7 +94,7 @@ describe("Scheduler", () => {
               expect(got[i].reason).toBe("length");
               expect(got[i].tokens).toEqual(expected);
             }
-          });
+          }
           expect(sched.stats.active).toBe(0);
           expect(sched.stats.queued).toBe(0);
           expect(sched.stats.largestBatch).toBeLessThanOrEqual(maxConcurrency);
@@ -121,7 +121,7 @@ describe("Scheduler", () => {
 
   it("ends a sequence on a stop token without passing it on, and counts it as generated", async () => {
     const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 2, maxQueue: 0, prefixCacheSize: 0, prefillChunk: 64 });
-    const expected = alone([5, 6, 7], 6, 42);
+    const expected = await alone([5, 6, 7], 6, 42);
     const stopAt = expected.indexOf(expected[3]); // the first position holding the 4th token's id
     const seen: number[] = [];
     const seq = sched.submit({
@@ -149,7 +149,7 @@ describe("Scheduler", () => {
     );
     await sched.drain(60_000);
     expect(ends).toEqual(["length", "length", "length"]);
-    seeds.forEach((seed, i) => expect(got[i]).toEqual(alone(prompt, 5, seed)));
+    for (const [i, seed] of seeds.entries()) expect(got[i]).toEqual(await alone(prompt, 5, seed));
     expect(seqs.map((s) => s.generated.length)).toEqual([5, 5, 5]);
     // Prefilled once: the prefix cache was consulted for one prompt, not three.
     expect(sched.stats.prefixCacheQueryTokens).toBe(prompt.length);

@@ -32,7 +32,7 @@ const sampling = (seed: number, greedy: boolean): SamplingParams => ({
  * One sequence alone: plain (one forward per token) or speculative (generate's loop), no scheduler. Plain
  * runs also give the logits row each token was sampled from.
  */
-function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number, draftVocab?: number): { tokens: number[]; rows: Float64Array[] } {
+async function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: number, draftVocab?: number): Promise<{ tokens: number[]; rows: Float64Array[] }> {
   const sampler = new Sampler(params);
   const state = model.newState();
   const out: number[] = [];
@@ -41,7 +41,7 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
   const view = (z: Float32Array | Float64Array) => z;
   const draftLength = new AdaptiveDraftLength(K);
   const plainStep = (logits: Float32Array | Float64Array) => (rows.push(Float64Array.from(logits)), [sampler.sample(logits, out, prompt)]);
-  let chosen = plainStep(model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }));
+  let chosen = plainStep(await model.forward(prompt, state, { lastOnly: true, mtp: K > 0 }));
   for (;;) {
     for (const t of chosen) {
       out.push(t);
@@ -50,9 +50,9 @@ function alone(prompt: number[], maxTokens: number, params: SamplingParams, K: n
     const y = out[out.length - 1];
     if (K > 0) {
       const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
-      chosen = speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab);
+      chosen = await speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab);
       draftLength.update(k, chosen.length - 1);
-    } else chosen = plainStep(model.forward([y], state, { lastOnly: true }));
+    } else chosen = plainStep(await model.forward([y], state, { lastOnly: true }));
   }
 }
 
@@ -114,9 +114,9 @@ describe("Scheduler with speculative decoding", () => {
           });
           const got = await Promise.all(runs);
           let drafts = 0;
-          reqs.forEach((r, i) => {
+          for (const [i, r] of reqs.entries()) {
             // Greedy: plain greedy's tokens whatever the draft length; sampled: the same loop alone.
-            const expected = alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens, draftVocabulary);
+            const expected = await alone(r.prompt, r.maxTokens, sampling(r.seed, r.greedy), r.greedy ? 0 : r.draftTokens, draftVocabulary);
             const n = Math.min(r.cancelAfter, r.maxTokens);
             expect(got[i].reason).toBe(r.cancelAfter < r.maxTokens ? "cancelled" : "length");
             expect(got[i].tokens).toEqual(expected.tokens.slice(0, n));
@@ -125,7 +125,7 @@ describe("Scheduler with speculative decoding", () => {
             else expect(got[i].logprobs.map((lp) => [lp!.id, lp!.top.length])).toEqual(got[i].tokens.map((t) => [t, r.topLogprobs]));
             if (r.draftTokens === 0) expect(got[i].counts.draftTokens).toBe(0);
             drafts += got[i].counts.draftTokens;
-          });
+          }
           expect(sched.stats.draftTokens).toBe(drafts);
           expect(sched.stats.acceptedTokens).toBeLessThanOrEqual(drafts);
           expect(sched.stats.active).toBe(0);
@@ -157,11 +157,11 @@ describe("Scheduler with speculative decoding", () => {
                 }),
             ),
           );
-          reqs.forEach((r, i) => {
-            const expected = alone(r.prompt, 10, sampling(0, true), 0);
+          for (const [i, r] of reqs.entries()) {
+            const expected = await alone(r.prompt, 10, sampling(0, true), 0);
             expect(got[i].tokens).toEqual(expected.tokens);
             expect(got[i].logprobs).toEqual(expected.tokens.map((t, j) => logprobOf(expected.rows[j], t, 3)));
-          });
+          }
         },
       ),
       { numRuns: 20 },

@@ -216,7 +216,7 @@ describe("logprobs and n", () => {
     // Second computation: the model's logits for the prompt, log-softmax in float64 here.
     const prompt = (await (await fetch(`${t.url}/tokenize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages }) })).json()) as { tokens: number[] };
     const state = session.model.newState() as unknown as SchedulableState;
-    const logits = session.model.forward(prompt.tokens, state as never, { lastOnly: true });
+    const logits = await session.model.forward(prompt.tokens, state as never, { lastOnly: true });
     state.free();
     const n = session.tokenizer.vocabSize;
     let max = -Infinity;

@@ -29,10 +29,10 @@ describe.each(["tiny-moe-mtp", "tiny-dense-yarn-long"])("fixture %s on the wasm 
     const state = model.newState();
     if (decode) {
       const nPrefill = Number(metadata.n_prefill);
-      model.forward(ids.slice(0, nPrefill), state, { trace });
-      for (const id of ids.slice(nPrefill)) model.forward([id], state, { trace });
+      await model.forward(ids.slice(0, nPrefill), state, { trace });
+      for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
     } else {
-      model.forward(ids, state, { trace });
+      await model.forward(ids, state, { trace });
     }
     for (const [tensor, ref] of tensors) {
       if (tensor === "input_ids") continue;

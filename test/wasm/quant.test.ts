@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dequantizeRow, QUANT_DTYPES, quantBlock, quantizeRow, quantRowBytes } from "../../src/io/ggml_quants.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
-import type { Kernels, QuantDType, Weight } from "../../src/kernels/types.js";
+import type { HostKernels as Kernels, QuantDType, Weight } from "../../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
 import { PAGE } from "../../src/kernels/wasm/module.js";
 import { rng, uniform } from "../helpers/random.js";

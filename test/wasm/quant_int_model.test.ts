@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { createKernels } from "../../src/kernels/index.js";
-import type { Kernels } from "../../src/kernels/types.js";
+import type { HostKernels as Kernels } from "../../src/kernels/types.js";
 import { loadCheckpoint } from "../../src/loading/checkpoint.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { ggufFixture, GGUF_FIXTURES } from "../helpers/gguf.js";
@@ -30,11 +30,11 @@ async function logits(name: string, mode: "full" | "decode", threads: number): P
   const model = Qwen3NextForCausalLM.fromCheckpoint(await loadCheckpoint(ggufFixture(name), { allocator: k }), k);
   const state = model.newState();
   const got = new Float32Array(T * V);
-  if (mode === "full") got.set(model.forward(ids, state) as Float32Array);
+  if (mode === "full") got.set(await model.forward(ids, state));
   else {
     const np = Number(metadata.n_prefill);
-    got.set(model.forward(ids.slice(0, np), state) as Float32Array);
-    ids.slice(np).forEach((id, i) => got.set(model.forward([id], state) as Float32Array, (np + i) * V));
+    got.set(await model.forward(ids.slice(0, np), state));
+    for (const [i, id] of ids.slice(np).entries()) got.set(await model.forward([id], state), (np + i) * V);
   }
   return { got, want, V, T };
 }

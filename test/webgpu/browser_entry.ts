@@ -55,7 +55,7 @@ async function run(): Promise<Record<string, number | string>> {
     const [cs, gs] = [cpu.newState(), gpu.newState()];
     let worst = 0;
     for (const piece of [ids.slice(0, 5), ids.slice(5, 6), ids.slice(6)]) {
-      const want = cpu.forward(piece, cs);
+      const want = await cpu.forward(piece, cs);
       const got = await gpu.forward(piece, gs);
       worst = Math.max(worst, maxScaledDiff(got, want));
     }

@@ -39,7 +39,7 @@ describe.skipIf(!gpu)(`random models on the WebGPU backend${reason ? ` (skipped:
           const ids = Array.from({ length: T }, () => Math.floor(rand() * src.config.vocab_size));
           const want = new Trace();
           const cpu = Qwen3NextForCausalLM.fromCheckpoint(src, createTsKernels("f64"));
-          cpu.forward(ids, cpu.newState(), { trace: want });
+          await cpu.forward(ids, cpu.newState(), { trace: want });
 
           const model = new WebGpuCausalLM(src.config, gpu!, src);
           const full = new Trace();

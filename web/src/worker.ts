@@ -155,26 +155,26 @@ class TracedModel implements CausalLM<SequenceState> {
   newState(): SequenceState {
     return this.m.newState();
   }
-  forward(tokens: readonly number[], state: SequenceState, opts: { lastOnly: true }): Vec {
+  async forward(tokens: readonly number[], state: SequenceState, opts: { lastOnly: true }): Promise<Vec> {
     const trace = new Trace({ only: VIEW_TENSORS });
     const t0 = performance.now();
-    const logits = this.m.forward(tokens, state, { ...opts, trace });
+    const logits = await this.m.forward(tokens, state, { ...opts, trace });
     const ms = performance.now() - t0;
-    const tensors = this.reduce(trace);
+    const tensors = await this.reduce(trace);
     this.calls.push({ tokens: [...tokens], ms, reduceMs: performance.now() - t0 - ms, tensors });
     // With a trace the model returns every row; generation wants the last.
     const V = this.m.config.vocab_size;
     return opts.lastOnly ? logits.subarray(logits.length - V) : logits;
   }
 
-  private reduce(trace: Trace): Record<string, WireTensor> {
+  private async reduce(trace: Trace): Promise<Record<string, WireTensor>> {
     const V = this.m.config.vocab_size;
     const out: Record<string, WireTensor> = {};
     for (const t of trace.tensors()) {
       const last = t.shape[t.shape.length - 1];
       if (t.shape.length === 2 && last === V) {
         const rows = t.shape[0];
-        const { ids, probs } = this.topProbabilities(t.data, rows);
+        const { ids, probs } = await this.topProbabilities(t.data, rows);
         out[`${t.name}.top_ids`] = { shape: [rows, TOP_K], data: ids };
         out[`${t.name}.top_probs`] = { shape: [rows, TOP_K], data: probs };
       } else {
@@ -185,7 +185,7 @@ class TracedModel implements CausalLM<SequenceState> {
     const L = this.m.config.num_hidden_layers;
     const hidden = Array.from({ length: L - 1 }, (_, i) => trace.get(`hidden.${i}`));
     const T = hidden[0]?.shape[0] ?? 0;
-    const { ids, probs } = this.lens(hidden.map((h) => h.data), T);
+    const { ids, probs } = await this.lens(hidden.map((h) => h.data), T);
     hidden.forEach((_, i) => {
       out[`lens.${i}.top_ids`] = { shape: [T, TOP_K], data: ids.slice(i * T * TOP_K, (i + 1) * T * TOP_K) };
       out[`lens.${i}.top_probs`] = { shape: [T, TOP_K], data: probs.slice(i * T * TOP_K, (i + 1) * T * TOP_K) };
@@ -196,7 +196,7 @@ class TracedModel implements CausalLM<SequenceState> {
   }
 
   /** Logit lens: what the model would predict if the residual stream stopped after each of these layers. */
-  private lens(layers: Float64Array[], T: number): { ids: Int32Array; probs: Float32Array } {
+  private async lens(layers: Float64Array[], T: number): Promise<{ ids: Int32Array; probs: Float32Array }> {
     const { hidden_size: H, vocab_size: V } = this.m.config;
     const k = this.m.kernels;
     const rows = layers.length * T;
@@ -206,11 +206,11 @@ class TracedModel implements CausalLM<SequenceState> {
     const y = k.vec(rows * H);
     const z = k.vec(rows * V);
     try {
-      layers.forEach((h, i) => x.set(h.subarray(0, T * H), i * T * H));
+      layers.forEach((h, i) => k.write(k.view(x, i * T * H, (i + 1) * T * H), h.subarray(0, T * H)));
       this.m.model.norm.forward(x, y);
       k.linear(this.m.lm_head, y, rows, z);
       k.softmax(z, V);
-      return topK(z, rows, V, TOP_K);
+      return topK(await k.read(z), rows, V, TOP_K);
     } finally {
       k.free(x);
       k.free(y);
@@ -219,14 +219,14 @@ class TracedModel implements CausalLM<SequenceState> {
   }
 
   /** The top-k of each row of logits [rows, V], as probabilities (softmax by the kernels). */
-  private topProbabilities(logits: Float64Array, rows: number): { ids: Int32Array; probs: Float32Array } {
+  private async topProbabilities(logits: Float64Array, rows: number): Promise<{ ids: Int32Array; probs: Float32Array }> {
     const V = this.m.config.vocab_size;
     const k = this.m.kernels;
     const z = k.vec(rows * V);
     try {
-      z.set(logits);
+      k.write(z, logits);
       k.softmax(z, V);
-      return topK(z, rows, V, TOP_K);
+      return topK(await k.read(z), rows, V, TOP_K);
     } finally {
       k.free(z);
     }

@@ -1,5 +1,7 @@
 /** The TypeScript reference kernels, in float32 (Float32Array activations) or float64. */
-import type { Kernels, Precision, Vec, Weight, WeightDType } from "../types.js";
+import type { HostKernels, Precision, Vec, Weight, WeightDType } from "../types.js";
+import { hostMoeExperts } from "../host_moe.js";
+import { hostTensors } from "../host_tensors.js";
 import { attention } from "./attention.js";
 import { causalConv1d } from "./conv.js";
 import { deltaRuleChunked, deltaRuleRecurrent } from "./delta_rule.js";
@@ -11,12 +13,13 @@ import { rope, ropeTables } from "./rope.js";
 import { router } from "./router.js";
 import { allocHostWeight, newVec, RowScratch, widenWeight } from "../host_weights.js";
 
-export function createTsKernels(precision: Precision = "f32"): Kernels {
+export function createTsKernels(precision: Precision = "f32"): HostKernels {
   const scratch = new RowScratch(); // one widened weight row
-  return {
+  const k: HostKernels = {
     backend: "ts",
     precision,
     vec: (n: number): Vec => newVec(precision, n),
+    ...hostTensors,
     free: () => {},
     allocWeight: (name: string, dtype: WeightDType, shape: readonly number[]): Weight => allocHostWeight(name, dtype, shape),
     toVec: (w: Weight): Vec => widenWeight(w, precision),
@@ -50,5 +53,8 @@ export function createTsKernels(precision: Precision = "f32"): Kernels {
     fill,
     copy,
     ropeTables,
+    moeExperts: (a) => moe(a),
   };
+  const moe = hostMoeExperts(k);
+  return k;
 }

@@ -6,7 +6,9 @@
  * works on them directly; an operand elsewhere (another arena, plain JS memory) is staged through that arena's
  * scratch. Matrix products split their rows over the thread pool when the weight is large enough.
  */
-import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, KernelOptions, Kernels, Residual, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import type { AttentionArgs, CausalConv1dArgs, DeltaRuleArgs, HostKernels, KernelOptions, Residual, RouterArgs, Vec, Weight, WeightDType } from "../types.js";
+import { hostMoeExperts } from "../host_moe.js";
+import { hostTensors } from "../host_tensors.js";
 import { createTsKernels } from "../ts/index.js";
 import { numel } from "../../shape.js";
 import { ggmlByteLength } from "../../io/ggml_types.js";
@@ -46,7 +48,7 @@ const actKind = (d: WeightDType): number => (d === "Q4_K" || d === "Q5_K" || d =
 const DT: Partial<Record<WeightDType, number>> = { F32: 0, BF16: 1, F16: 2, F64: -1 };
 const storable = (d: WeightDType): boolean => d in DT || isQuantDType(d);
 
-export interface WasmKernels extends Kernels {
+export interface WasmKernels extends HostKernels {
   readonly heap: WasmHeap;
   /** Matrix-product arithmetic (see `WasmKernelOptions.accumulate`); may be switched between calls. */
   accumulate: Accumulate;
@@ -271,6 +273,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       return pool;
     },
     vec,
+    ...hostTensors,
     free(v: Vec): void {
       const loc = v instanceof Float32Array ? heap.locate(v) : null;
       if (loc) loc.arena.release(loc.ptr);
@@ -415,12 +418,14 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     fill: ts.fill,
     copy: ts.copy,
     ropeTables: ts.ropeTables,
+    moeExperts: (a) => moe(a),
     async close() {
       const p = pool;
       pool = null;
       await p?.close();
     },
   };
+  const moe = hostMoeExperts(kernels);
   return kernels;
 }
 

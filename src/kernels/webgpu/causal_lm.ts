@@ -114,7 +114,7 @@ export class WebGpuCausalLM {
         await this.decoderLayer(layer, h, T, state.layers[i], rope, trace);
         if (trace) {
           const [hi, lo] = [await g.dev.read(h.hi), await g.dev.read(h.lo)];
-          trace.append(`hidden.${i}`, [H], Float64Array.from(hi, (v, j) => v + lo[j]), "float");
+          trace.appendHost(`hidden.${i}`, [H], Float64Array.from(hi, (v, j) => v + lo[j]), "float");
         }
       }
       if (trace) trace.layer = null;
@@ -125,9 +125,9 @@ export class WebGpuCausalLM {
       g.linear(this.lmHead, shifted(normed, (T - rows) * H), rows, logits);
       const out = await g.dev.read(logits);
       if (trace) {
-        trace.append("input_ids", [], tokens, "int");
-        trace.append("final_hidden", [H], await g.dev.read(normed), "float");
-        trace.append("logits", [V], out, "float");
+        trace.appendHost("input_ids", [], tokens, "int");
+        trace.appendHost("final_hidden", [H], await g.dev.read(normed), "float");
+        trace.appendHost("logits", [V], out, "float");
       }
       state.position += T;
       if (this.w.mtp && (opts.mtp || trace)) await this.mtpStep(normed, tokens, state, trace);
@@ -209,7 +209,7 @@ export class WebGpuCausalLM {
       if (trace) {
         const logits = this.tmp(n * V);
         g.linear(this.lmHead, out, n, logits);
-        trace.append("mtp_logits", [V], await g.dev.read(logits), "float");
+        trace.appendHost("mtp_logits", [V], await g.dev.read(logits), "float");
       }
     }
     // What is left waiting: the hidden states whose next token is not known yet.
@@ -388,8 +388,8 @@ export class WebGpuCausalLM {
     g.router({ logits, T: N, numExperts: E, k, normalize: c.norm_topk_prob, experts, weights });
     const ids = await g.dev.readInts(experts);
     if (trace) {
-      trace.rows("router.experts", [k], ids, "int");
-      trace.rows("router.weights", [k], await g.dev.read(weights));
+      trace.rowsHost("router.experts", [k], ids, "int");
+      trace.rowsHost("router.weights", [k], await g.dev.read(weights));
     }
     g.dev.fill(out, 0);
     const slotsOf: number[][] = Array.from({ length: E }, () => []);
