@@ -1,5 +1,5 @@
 /**
- * The WebGPU backend (src/kernels/webgpu/, the whole forward on the device) against the WASM backend on small
+ * The model on the WebGPU backend (src/kernels/webgpu/) against the WASM backend on small
  * models with random BF16 weights shared by both: prefill and decode tokens/s, interleaved rounds (best of
  * them, the machine being shared), and the largest logit difference between the two on the same tokens. On a
  * machine without a GPU the adapter is Mesa's software rasteriser (llvmpipe): a check of correctness and of
@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 import { parseConfig, type Qwen3NextConfig } from "../src/config.js";
 import { DEMO_CONFIG } from "../src/init/demo.js";
 import { createWasmKernels } from "../src/kernels/wasm/kernels.js";
-import { WebGpuCausalLM } from "../src/kernels/webgpu/causal_lm.js";
+import type { Kernels } from "../src/kernels/types.js";
+import { webGpuBackend } from "../src/kernels/webgpu/backend.js";
+import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { WebGpuKernels } from "../src/kernels/webgpu/kernels.js";
 import { machineFacts } from "./machine.js";
 import { randomWeights, sliceModel } from "./real_slice.js";
@@ -72,7 +74,7 @@ for (const { name, config } of MODELS) {
     const weights = randomWeights(k, config);
     const wasm = sliceModel(k, config, weights);
     const src = { get: (n: string) => weights.get(n)!, has: (n: string) => weights.has(n) };
-    const webgpu = new WebGpuCausalLM(config, gpu, src);
+    const webgpu = new Qwen3NextForCausalLM(config, webGpuBackend(gpu) as unknown as Kernels, src);
     const V = config.vocab_size;
     const best = { wasm: { prefill: 0, decode: 0 }, webgpu: { prefill: 0, decode: 0 } };
     let maxLogitDiff = 0;

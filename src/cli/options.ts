@@ -34,7 +34,9 @@ export interface KernelFlags {
 export const DEFAULT_BACKEND: Backend = "wasm";
 
 export function backendOption(): Option {
-  return new Option("--backend <name>", "kernels: ts (TypeScript reference) or wasm (WASM SIMD)").choices(["ts", "wasm"]).default(DEFAULT_BACKEND);
+  return new Option("--backend <name>", "kernels: ts (TypeScript reference), wasm (WASM SIMD) or webgpu (WebGPU device, float32)")
+    .choices(["ts", "wasm", "webgpu"])
+    .default(DEFAULT_BACKEND);
 }
 
 export function threadsOption(): Option {

@@ -19,7 +19,19 @@ export async function createKernels(opts: KernelOptions = {}): Promise<HostKerne
     const { createWasmKernels } = await import("./wasm/kernels.js");
     return createWasmKernels({ threads: opts.threads ?? availableParallelism(), accumulate: opts.accumulate, simd: opts.simd });
   }
-  throw new Error(`backend is ${JSON.stringify(backend)}, expected "ts" or "wasm"`);
+  if (backend === "webgpu") throw new Error("the webgpu backend's tensors live on the device: create it with createModelKernels");
+  throw new Error(`backend is ${JSON.stringify(backend)}, expected "ts", "wasm" or "webgpu"`);
+}
+
+/**
+ * Kernels for the model: the host backends of `createKernels`, or the WebGPU backend (tensors on the device,
+ * float32 only), whose device comes from `navigator.gpu` or the `webgpu` package.
+ */
+export async function createModelKernels(opts: KernelOptions = {}): Promise<HostKernels | Kernels> {
+  if (opts.backend !== "webgpu") return createKernels(opts);
+  if ((opts.precision ?? "f32") !== "f32") throw new Error(`the webgpu backend computes in float32, got precision ${JSON.stringify(opts.precision)}`);
+  const { createWebGpuKernels } = await import("./webgpu/backend.js");
+  return createWebGpuKernels();
 }
 
 /** What runs the model, for stats and `--json`: backend, precision and, for WASM, the build, sums and threads. */

@@ -34,7 +34,7 @@ export type Vec = Float32Array | Float64Array;
  * its Vec output to it). Every other operand of every kernel is a `Vec`.
  */
 export type Residual = Float64Array;
-export type Backend = "ts" | "wasm";
+export type Backend = "ts" | "wasm" | "webgpu";
 /**
  * How the WASM matrix products sum: float64 (exact products, one rounding per output), float32, or "q8": for
  * quantized weights, activations quantized per block and integer dot products as llama.cpp (float weights: float32).

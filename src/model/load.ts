@@ -1,5 +1,5 @@
 /** Checkpoint folder -> ready model: kernels chosen, weights streamed into the kernels' memory. */
-import { createKernels } from "../kernels/index.js";
+import { createModelKernels } from "../kernels/index.js";
 import type { RopeConfig } from "../config.js";
 import type { KernelOptions } from "../kernels/types.js";
 import { loadCheckpoint } from "../loading/checkpoint.js";
@@ -18,7 +18,7 @@ export interface LoadModelOptions extends KernelOptions {
 }
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Qwen3NextForCausalLM> {
-  const kernels = await createKernels(opts);
+  const kernels = await createModelKernels(opts);
   const ckpt = await loadCheckpoint(dir, { allocator: kernels, onProgress: opts.onProgress, checkFinite: opts.checkFinite });
   for (const note of ckpt.notes) opts.onNote?.(note);
   if (opts.rope) ckpt.config = { ...ckpt.config, rope: opts.rope };

@@ -70,12 +70,6 @@ export class Trace {
     if (full !== null) this.append(full, rowShape, data);
   }
 
-  /** Appends token rows given as host numbers (read back already) to `module.{layer}.tensor`. */
-  rowsHost(name: string, rowShape: number[], data: ArrayLike<number>, kind: TraceKind = "float"): void {
-    const full = this.named(name);
-    if (full !== null) this.appendHost(full, rowShape, data, kind);
-  }
-
   /** Appends expert ids [rows, ...rowShape] to `module.{layer}.tensor` (integers). */
   ids(name: string, rowShape: number[], data: IndexTensor): void {
     const full = this.named(name);

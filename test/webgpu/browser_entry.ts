@@ -8,7 +8,8 @@ import { f32ArrayToBf16 } from "../../src/io/dtype.js";
 import { quantizeRow } from "../../src/io/ggml_quants.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import type { Weight } from "../../src/kernels/types.js";
-import { WebGpuCausalLM } from "../../src/kernels/webgpu/causal_lm.js";
+import type { Kernels } from "../../src/kernels/types.js";
+import { webGpuBackend } from "../../src/kernels/webgpu/backend.js";
 import { WebGpuKernels } from "../../src/kernels/webgpu/kernels.js";
 import { listParams, Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { maxScaledDiff, rng, uniform } from "../helpers/random.js";
@@ -50,7 +51,7 @@ async function run(): Promise<Record<string, number | string>> {
     }
     const src = { get: (name: string) => weights.get(name)!, has: (name: string) => weights.has(name) };
     const cpu = new Qwen3NextForCausalLM(config, ts, src);
-    const gpu = new WebGpuCausalLM(config, g, src);
+    const gpu = new Qwen3NextForCausalLM(config, webGpuBackend(g) as unknown as Kernels, src);
     const ids = [3, 14, 15, 9, 26, 5, 35];
     const [cs, gs] = [cpu.newState(), gpu.newState()];
     let worst = 0;

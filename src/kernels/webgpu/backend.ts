@@ -1,9 +1,8 @@
 /**
  * The WebGPU backend in the shape of the seam's asynchronous kernel interface (issue 11 part 1, phase 3:
  * `KernelsOf<T, I>` with opaque tensors, `view`, `write`, `read`, a float64 `residual`, `moeExperts`), written
- * against that interface as it stood uncommitted on branch `seam` on 2026-12-01 18:35 UTC. When it lands,
- * `createKernels({ backend: "webgpu" })` returns `webGpuBackend(await WebGpuKernels.create())` (typed with
- * `satisfies KernelsOf<GpuTensor, GpuTensor>`) and src/kernels/webgpu/causal_lm.ts can go.
+ * against that interface (seam-async's WIP commit 926a7ad). `createModelKernels({ backend: "webgpu" })`
+ * (src/kernels/index.ts) returns it, so `loadModel` and every command's `--backend webgpu` run the model on it.
  *
  * Tensors are arena ranges; a residual tensor carries a second range `lo` (the two-float stream, see
  * AXPY_DOUBLE): `read` returns hi + lo in float64, `rmsNorm` reads hi, `axpy` into it adds by two-sum.
@@ -11,9 +10,9 @@
  * tokens that chose it take its output (exact, E / k times the expert work of the CPU path: for small models).
  */
 import { allocHostWeight, widenWeight } from "../host_weights.js";
-import type { Weight, WeightDType } from "../types.js";
+import type { Kernels, KernelsOf, Weight, WeightDType } from "../types.js";
 import type { Tensor } from "./device.js";
-import type { WebGpuKernels } from "./kernels.js";
+import { WebGpuKernels } from "./kernels.js";
 import { AXPY_ROWS_NONZERO, EXPERT_COEF } from "./wgsl/elementwise.js";
 
 /** A device tensor as the model sees it: an arena range, its length, and for the residual stream its low part. */
@@ -25,12 +24,18 @@ export interface GpuTensor extends Tensor {
 const tensor = (t: Tensor, lo?: Tensor): GpuTensor => ({ offset: t.offset, n: t.n, length: t.n, lo });
 type Mlp = { gate_proj: Weight; up_proj: Weight; down_proj: Weight };
 
-export function webGpuBackend(g: WebGpuKernels) {
+/** A WebGPU device (see `requestGpu`) behind the model's kernel interface. */
+export async function createWebGpuKernels(opts: { arenaBytes?: number } = {}): Promise<Kernels> {
+  return webGpuBackend(await WebGpuKernels.create(opts)) as unknown as Kernels;
+}
+
+export function webGpuBackend(g: WebGpuKernels): KernelsOf<GpuTensor, GpuTensor> & { gpu: WebGpuKernels; close(): void } {
   const dev = g.dev;
   return {
     backend: "webgpu" as const,
     precision: "f32" as const,
     gpu: g,
+    close: () => g.close(),
 
     vec: (n: number): GpuTensor => tensor(dev.alloc(n)),
     residual: (n: number): GpuTensor => tensor(dev.alloc(n), dev.alloc(n)),

@@ -141,7 +141,8 @@ export class Device {
   /** Host values into t (rounded to float32). Ordered with the recorded work. */
   write(t: Tensor, data: ArrayLike<number>): void {
     if (data.length > t.n) throw new Error(`write of ${data.length} values into a tensor of ${t.n}`);
-    const f = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    // A Float32Array over an ArrayBuffer goes as it is; anything else (other types, shared memory) is copied.
+    const f = data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data as ArrayLike<number>);
     this.writeBytes(t.offset, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
   }
 
@@ -151,7 +152,7 @@ export class Device {
     this.writeBytes(t.offset, new Uint8Array(u.buffer));
   }
 
-  private writeBytes(offset: number, bytes: Uint8Array): void {
+  private writeBytes(offset: number, bytes: Uint8Array<ArrayBuffer>): void {
     // queue.writeBuffer runs before the commands not yet submitted: submit those first to keep the order.
     this.flush();
     let b = bytes;
