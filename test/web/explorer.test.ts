@@ -50,9 +50,15 @@ interface CanvasLike {
   getContext(kind: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
 }
 
+/**
+ * The explorer runs the library's exact sums (`accumulate` f64, the default of `loadModel`), while `generate`
+ * defaults to the fastest documented arithmetic (q8 / float32 sums): the CLI is asked for the same exact sums.
+ */
+const EXACT = ["--accumulate", "f64"];
+
 /** The CLI's greedy tokens for PROMPT on a .gguf file (`generate --model FILE.gguf --json`). */
 async function cliTokens(model: string, maxTokens: number): Promise<number[]> {
-  const cli = await runCli(["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", String(maxTokens), "--json"]);
+  const cli = await runCli(["generate", "--model", model, ...EXACT, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", String(maxTokens), "--json"]);
   expect(cli.code, cli.stderr).toBe(0);
   const tokens = (JSON.parse(cli.stdout) as { tokens: number[] }).tokens;
   expect(tokens.length).toBe(maxTokens);
@@ -154,7 +160,7 @@ describe.skipIf(!haveChromium && process.env.CI !== "true")("the browser explore
   });
 
   it("runs the demo model on threads in an isolated page and generates the CLI's greedy tokens", async () => {
-    const cli = await runCli(["generate", "--prompt", PROMPT, "--temperature", "0", "--max-tokens", String(MAX_TOKENS), "--json"]);
+    const cli = await runCli(["generate", ...EXACT, "--prompt", PROMPT, "--temperature", "0", "--max-tokens", String(MAX_TOKENS), "--json"]);
     expect(cli.code, cli.stderr).toBe(0);
     const expected = (JSON.parse(cli.stdout) as { tokens: number[] }).tokens;
     expect(expected.length).toBeGreaterThan(0);
