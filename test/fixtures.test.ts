@@ -9,19 +9,11 @@ import { parseConfig } from "../src/config.js";
 import { createKernels } from "../src/kernels/index.js";
 import type { Backend, HostKernels as Kernels, Precision } from "../src/kernels/types.js";
 import { loadCheckpoint } from "../src/loading/checkpoint.js";
-import { Qwen3NextForCausalLM } from "../src/model/qwen3_next_for_causal_lm.js";
 import { ropeInvFreq, ropeAttentionScaling } from "../src/model/rotary_embedding.js";
 import { createTsKernels } from "../src/kernels/ts/index.js";
-import { Trace } from "../src/model/trace.js";
 import { rotaryDim } from "../src/config.js";
-import { COMBOS, expectTraceMatches, maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, TOL } from "./helpers/reference.js";
-
-/**
- * The shipped fixtures, then two made by reference/generate.py with transformers (other shapes), then a Qwen3.5
- * checkpoint (nested text_config, `model.language_model.*`, split DeltaNet projections, dense SwiGLU, a vision
- * tower to skip, tied, MTP).
- */
-const MODELS = ["tiny-moe-mtp", "tiny-dense-yarn-long", "tx-gqa1-conv3-interval2", "tx-yarn-full-rotary-tied", "qwen35-dense-mtp-tied"];
+import { FIXTURE_MODELS, itMatchesFixture } from "./helpers/fixture_runs.js";
+import { COMBOS, maxAbsDiff, readDeltaRuleFixture, readReference, REFERENCE_DIR, TOL } from "./helpers/reference.js";
 
 /**
  * Both backends, both precisions (the wasm backend's f64 mode is the TypeScript backend in float64: weights
@@ -40,33 +32,9 @@ afterAll(async () => {
   }
 });
 
-describe.each(MODELS)("fixture %s", (name) => {
+describe.each(FIXTURE_MODELS)("fixture %s", (name) => {
   describe.each(COMBOS)("backend %s, precision %s", (backend, precision) => {
-    const setup = async () => {
-      const kernels = await kernelsFor(backend, precision);
-      const ckpt = await loadCheckpoint(path.join(REFERENCE_DIR, name), { allocator: kernels });
-      const model = Qwen3NextForCausalLM.fromCheckpoint(ckpt, kernels);
-      const { tensors, metadata } = await readReference(`${name}/expected.safetensors`);
-      const ids = Array.from(tensors.get("input_ids")!.data);
-      return { model, tensors, ids, nPrefill: Number(metadata.n_prefill) };
-    };
-
-    it("full forward pass matches every tensor", async () => {
-      const { model, tensors, ids } = await setup();
-      const trace = new Trace();
-      await model.forward(ids, model.newState(), { trace });
-      expectTraceMatches(trace, tensors, TOL[precision]);
-    });
-
-    it("prefill then token-by-token decode matches every tensor", async () => {
-      const { model, tensors, ids, nPrefill } = await setup();
-      expect(nPrefill).toBeGreaterThan(1);
-      const trace = new Trace();
-      const state = model.newState();
-      await model.forward(ids.slice(0, nPrefill), state, { trace });
-      for (const id of ids.slice(nPrefill)) await model.forward([id], state, { trace });
-      expectTraceMatches(trace, tensors, TOL[precision]);
-    });
+    itMatchesFixture(name, () => kernelsFor(backend, precision), TOL[precision]);
   });
 });
 

@@ -64,7 +64,7 @@ export async function readDeltaRuleFixture(file: string, kernels: Kernels): Prom
 /** The fixtures' tolerances: float64 within 1e-9, float32 within 1e-3 (expert ids always identical). */
 export const TOL: Record<Precision, number> = { f64: 1e-9, f32: 1e-3 };
 
-/** Both backends, both precisions (the wasm backend's f64 mode runs the TypeScript kernels over weights in WASM memory). */
+/** Both backends, both precisions (the wasm backend's f64 mode is the TypeScript backend in float64: weights in JS memory). */
 export const COMBOS: Array<[Backend, Precision]> = [["ts", "f64"], ["ts", "f32"], ["wasm", "f64"], ["wasm", "f32"]];
 
 /** Every expected tensor (except the input ids) matches the trace: ids exactly, floats within tol. */
