@@ -1,6 +1,7 @@
 /**
  * `NODE_LLAMA_CPP=/path/to/node_modules/node-llama-cpp node --import tsx bench/vs_llama_cpp.ts --model A.gguf[,B.gguf]
- *  [--threads 1,2] [--pp 64] [--tg 32] [--reps 2] [--accumulate f32|f64] [--simd auto|plain|relaxed] [--out FILE]`
+ *  [--threads 1,2] [--pp 64] [--tg 32] [--reps 2] [--accumulate f32|f64] [--simd auto|plain|relaxed] [--llama-cpu VARIANT]
+ *  [--out FILE]`
  *
  * The same GGUF file in both engines, runs interleaved (ours, llama.cpp, ours, ...): prompt processing of `pp`
  * tokens and generation of `tg` tokens one at a time (fixed token ids, no sampling), best of `reps` after one
@@ -16,11 +17,17 @@
  * NODE_LLAMA_CPP (it is not a dependency of this project: install it in a scratch folder with
  * `npm i -E node-llama-cpp@3.21.1`). llama.cpp is timed through node-llama-cpp's controlledEvaluate, one call
  * per decoded token, each call's last token asking for the next one (greedy), so that llama.cpp computes the
- * logits (lm_head) as our side does; its JS call overhead is included. Results are
+ * logits (lm_head) as our side does; its JS call overhead is included. node-llama-cpp ships llama.cpp's CPU backend
+ * built for several instruction sets (libggml-cpu-sse42.so, -haswell (AVX2), -zen4 (AVX-512 VNNI/BF16), ...) and
+ * loads the best one the CPU has; `--llama-cpu haswell` (or any variant it ships) runs llama.cpp with only that
+ * one, from a hard-linked copy of the node_modules folder in the OS temp dir with the other variants left out:
+ * `sse42` is llama.cpp at our vector width (128 bits, no FMA), `haswell` at AVX2's 256. The backend that was
+ * loaded (llama.cpp's own log line) is recorded with each entry. Results are
  * merged into bench/vs-llama-cpp-results.json (one entry per file and thread count).
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { readGgufHeader } from "../src/io/gguf.js";
@@ -47,9 +54,47 @@ const reps = Number(arg("reps", "2"));
 const accumulate = arg("accumulate", GENERATION_ACCUMULATE) as Accumulate;
 const simd = arg("simd", "auto") as "auto" | "plain" | "relaxed";
 const out = arg("out") ?? fileURLToPath(new URL("./vs-llama-cpp-results.json", import.meta.url));
-const nlcDir = process.env.NODE_LLAMA_CPP;
-if (!nlcDir) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cpp folder (npm i -E node-llama-cpp@3.21.1 in a scratch folder)");
+const cpuVariant = arg("llama-cpu");
+const nlcHome = process.env.NODE_LLAMA_CPP;
+if (!nlcHome) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cpp folder (npm i -E node-llama-cpp@3.21.1 in a scratch folder)");
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/**
+ * node-llama-cpp at `home` with llama.cpp's CPU backend restricted to `variant`: a hard-linked copy of its
+ * node_modules folder (made once, reused) whose prebuilt bins keep only libggml-cpu-<variant>.so.
+ */
+function withOnlyCpuVariant(home: string, variant: string): string {
+  const modules = path.dirname(home);
+  const copy = path.join(tmpdir(), `qwen3-next-bench-llama-cpu-${variant}`, "node_modules");
+  if (!existsSync(copy)) {
+    const staging = `${copy}.partial`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(path.dirname(copy), { recursive: true });
+    execFileSync("cp", ["-al", modules, staging]);
+    const scope = path.join(staging, "@node-llama-cpp");
+    let found = false;
+    const shipped = new Set<string>();
+    for (const pkg of existsSync(scope) ? readdirSync(scope) : []) {
+      const bins = path.join(scope, pkg, "bins");
+      for (const dir of existsSync(bins) ? readdirSync(bins) : []) {
+        for (const f of readdirSync(path.join(bins, dir))) {
+          const m = /^libggml-cpu-(.+)\.so$/.exec(f);
+          if (!m) continue;
+          shipped.add(m[1]);
+          if (m[1] === variant) found = true;
+          else rmSync(path.join(bins, dir, f));
+        }
+      }
+    }
+    if (!found) {
+      rmSync(staging, { recursive: true, force: true });
+      throw new Error(`--llama-cpu ${variant}: node-llama-cpp ships no libggml-cpu-${variant}.so; expected one of ${[...shipped].sort().join(", ")}`);
+    }
+    execFileSync("mv", [staging, copy]);
+  }
+  return path.join(copy, path.basename(home));
+}
+const nlcDir = cpuVariant ? withOnlyCpuVariant(nlcHome, cpuVariant) : nlcHome;
 
 /** The slice of node-llama-cpp's API used here (it is not a dependency, so no types are imported). */
 type EvaluateItem = number | [number, { generateNext: { token: boolean; options: { temperature: number } } }];
@@ -62,7 +107,7 @@ interface LlamaContext {
   dispose(): Promise<void>;
 }
 interface NodeLlamaCpp {
-  getLlama(o: { gpu: false }): Promise<{
+  getLlama(o: { gpu: false; logLevel: "debug"; logger: (level: string, message: string) => void }): Promise<{
     loadModel(o: { modelPath: string }): Promise<{
       createContext(o: { contextSize: number; batchSize: number; threads: number }): Promise<LlamaContext>;
       dispose(): Promise<void>;
@@ -70,7 +115,17 @@ interface NodeLlamaCpp {
   }>;
 }
 const nlc = (await import(pathToFileURL(path.join(nlcDir, "dist/index.js")).href)) as NodeLlamaCpp;
-const llama = await nlc.getLlama({ gpu: false });
+/** llama.cpp's log: the CPU backend it loaded is kept; errors and warnings are shown; the rest is dropped. */
+let llamaCpuBackend = "?";
+const llama = await nlc.getLlama({
+  gpu: false,
+  logLevel: "debug",
+  logger: (level, message) => {
+    const m = /loaded CPU backend from .*?(libggml-cpu-[\w-]+\.so)/.exec(message);
+    if (m) llamaCpuBackend = m[1];
+    else if (level === "error" || level === "fatal") log(`[llama.cpp] ${message.trim()}`);
+  },
+});
 const nlcVersion = (JSON.parse(readFileSync(path.join(nlcDir, "package.json"), "utf8")) as { version: string }).version;
 
 interface Entry {
@@ -81,7 +136,7 @@ interface Entry {
   tg: number;
   reps: number;
   ours: { accumulate: string; simd: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
-  llama: { engine: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
+  llama: { engine: string; cpuBackend: string; ppTokPerS: number; tgTokPerS: number; ppTokPerCpuS: number; tgTokPerCpuS: number };
   ratio: { pp: number; tg: number; ppPerCpuS: number; tgPerCpuS: number };
   bytesPerToken: number;
   bandwidthGBps: number;
@@ -178,7 +233,7 @@ for (const model of models) {
       tg,
       reps,
       ours: { accumulate: k.accumulate, simd: k.simd, ppTokPerS: pp / best.ours[0], tgTokPerS: tg / best.ours[1], ppTokPerCpuS: pp / cpu.ours[0], tgTokPerCpuS: tg / cpu.ours[1] },
-      llama: { engine: `llama.cpp (node-llama-cpp ${nlcVersion}, prebuilt CPU)`, ppTokPerS: pp / best.llama[0], tgTokPerS: tg / best.llama[1], ppTokPerCpuS: pp / cpu.llama[0], tgTokPerCpuS: tg / cpu.llama[1] },
+      llama: { engine: `llama.cpp (node-llama-cpp ${nlcVersion}, prebuilt CPU)`, cpuBackend: llamaCpuBackend, ppTokPerS: pp / best.llama[0], tgTokPerS: tg / best.llama[1], ppTokPerCpuS: pp / cpu.llama[0], tgTokPerCpuS: tg / cpu.llama[1] },
       ratio: { pp: best.llama[0] / best.ours[0], tg: best.llama[1] / best.ours[1], ppPerCpuS: cpu.llama[0] / cpu.ours[0], tgPerCpuS: cpu.llama[1] / cpu.ours[1] },
       bytesPerToken: perToken,
       bandwidthGBps: bw,
@@ -197,9 +252,10 @@ for (const model of models) {
 const m = machineFacts();
 const file = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as { entries?: Record<string, Entry> }) : {};
 const all = { machine: m, entries: { ...(file.entries ?? {}) } };
-for (const e of entries) all.entries[`${e.model} ${e.threads}t ${e.ours.accumulate} ${e.ours.simd}`] = e;
+for (const e of entries) all.entries[`${e.model} ${e.threads}t ${e.ours.accumulate} ${e.ours.simd}${cpuVariant ? ` vs ${cpuVariant}` : ""}`] = e;
 writeFileSync(out, `${JSON.stringify(all, null, 2)}\n`);
 console.log(`${m.cpu}, pp${pp} / tg${tg}, best of ${reps}, interleaved; load average at the start ${entries[0]?.loadavgBefore.map((l) => l.toFixed(1)).join(" ")}\n`);
+console.log(`llama.cpp CPU backend: ${llamaCpuBackend}${cpuVariant ? ` (only --llama-cpu ${cpuVariant} offered)` : " (the best of those node-llama-cpp ships, for this CPU)"}\n`);
 console.log(`| file | threads | ours pp${pp} | llama.cpp pp${pp} | ratio (per CPU-s) | ours tg${tg} | llama.cpp tg${tg} | ratio (per CPU-s) | roofline tg | ours % | llama.cpp % |`);
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const e of entries) {
