@@ -264,6 +264,35 @@ describe("Scheduler with speculative decoding", () => {
     expect(terminatingDrafts).toBeGreaterThan(0);
   });
 
+  it("ends only the sequence whose grammar fails while drafting, with its error", async () => {
+    /** A grammar whose mask fetches fail from the third on (the first is the prompt's, the second a step's or a draft's). */
+    class Failing extends ToyGrammar {
+      fetched = 0;
+      override async nextMask() {
+        if (++this.fetched > 2) throw new Error("grammar broke");
+        return super.nextMask();
+      }
+    }
+    const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 2, maxQueue: 2, prefixCacheSize: 0, prefillChunk: 64, draftTokens: 3 });
+    const run = (constraint: ToyGrammar) =>
+      new Promise<{ reason: EndReason; error?: Error; tokens: number[] }>((resolve) => {
+        const tokens: number[] = [];
+        sched.submit({
+          prompt: [1, 2, 3], maxTokens: 12, stopTokenIds: new Set(), sampler: new Sampler(sampling(0, true)), sampleableTokens: V, draftTokens: 3, constraint,
+          onToken: (id) => (tokens.push(id), true), onEnd: (reason, error) => resolve({ reason, error, tokens }),
+        });
+      });
+    const failing = new Failing(V, 1);
+    const [bad, good] = await Promise.all([run(failing), run(new ToyGrammar(V, 2))]);
+    expect(bad.reason).toBe("error");
+    expect(bad.error?.message).toBe("grammar broke");
+    // The first token came from the prompt; the third fetch is the first draft's (a plain step would deliver one more).
+    expect(bad.tokens).toHaveLength(1);
+    expect(failing.freed).toBe(1);
+    expect(good.reason).toBe("length");
+    expect(good.tokens).toHaveLength(12);
+  });
+
   it("refuses a request asking for more drafts than the server's, a server without an MTP head, and a draft vocabulary outside the model's", () => {
     const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 8, draftTokens: 2 });
     const req = { prompt: [1, 2], maxTokens: 2, stopTokenIds: new Set<number>(), sampler: new Sampler(sampling(1, true)), sampleableTokens: V, onToken: () => true, onEnd: () => {} };
