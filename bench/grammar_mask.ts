@@ -9,7 +9,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { Grammars } from "../src/server/grammar/grammars.js";
-import { applyMask } from "../src/server/scheduler.js";
+import { applyMask } from "../src/generate/sampler.js";
 import type { ChatBody } from "../src/server/requests.js";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { ensureDemoCheckpoint } from "../src/init/demo.js";

@@ -17,13 +17,22 @@
  * With --draft-vocab N the drafts choose among the first N ids (the accepting model's tokens count up from
  * 1260, inside them); the results then say which share of README.md's tokens lie below N.
  *
- *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32] [--draft-vocab N]
+ * With --grammar json_schema the runs go through the server's scheduler with a strict JSON-schema constraint
+ * (XGrammar, as `response_format: json_schema`): plain runs on a scheduler without speculation, K = 1..3 on
+ * one with it, where drafts and verify rows go under their positions' masks. The grammar's part of a
+ * speculative run is also timed: the matcher's calls (next mask, accept, rollback) per verify step, and the
+ * masks applied (one per draft and per verify row: a copy of the row and applyMask, timed on a full row in
+ * the same process).
+ *
+ *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32] [--draft-vocab N] [--grammar json_schema]
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseConfig, type Qwen3NextConfig } from "../src/config.js";
 import { generate, type GenerateResult } from "../src/generate/generate.js";
-import type { SamplingParams } from "../src/generate/sampler.js";
+import { applyMask, Sampler, type SamplingParams } from "../src/generate/sampler.js";
+import { Grammars } from "../src/server/grammar/grammars.js";
+import { Scheduler, type TokenConstraint } from "../src/server/scheduler.js";
 import { f32ArrayToBf16 } from "../src/io/dtype.js";
 import { opaque, type Accumulate, type Weight } from "../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../src/kernels/wasm/kernels.js";
@@ -55,6 +64,8 @@ const reps = int("reps", 3);
 const draftVocab = argv.includes("--draft-vocab") ? int("draft-vocab", 1) : undefined;
 const threads = int("threads", os.availableParallelism());
 const accumulate = arg("accumulate", "f64") as Accumulate;
+const grammar = argv.includes("--grammar") ? arg("grammar", "") : undefined;
+if (grammar !== undefined && grammar !== "json_schema") throw new Error(`--grammar is ${grammar}, expected json_schema`);
 if (accumulate !== "f64" && accumulate !== "f32") throw new Error(`--accumulate is ${accumulate}, expected f64 or f32`);
 
 function config(): Qwen3NextConfig {
@@ -166,11 +177,16 @@ async function main(): Promise<void> {
   model.rollback = timed(model.rollback.bind(model), () => "rollback");
   model.observeMtp = timed(model.observeMtp.bind(model), () => "observe");
   model.forward = timed(model.forward.bind(model), ([ids]) => (ids.length === 1 ? "step" : "prefill"));
+  const constrained = grammar === undefined ? undefined : await constrainedRuns(model, tok);
   const runOnce = async (K: number | null) => {
     for (const p of Object.keys(phases) as Phase[]) phases[p] = 0;
-    const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K, draftVocabulary: draftVocab } });
-    for await (const _ of g.events);
-    const r = await g.result;
+    let r: Pick<GenerateResult, "tokens" | "completionTokens" | "decodeSeconds" | "tokensPerSecond" | "draftTokens" | "acceptedTokens">;
+    if (constrained) r = await constrained.run(K);
+    else {
+      const g = generate(model, tok, prompt, { sampling: GREEDY, maxTokens: tokens, stopIds: [], speculative: K === null ? undefined : { draftTokens: K, draftVocabulary: draftVocab } });
+      for await (const _ of g.events);
+      r = await g.result;
+    }
     const per = (ms: number) => ms / r.completionTokens;
     const total = r.decodeSeconds * 1e3;
     const { prefill: _, ...decode } = phases; // the prompt's forward pass (MTP head included) is not decoding
@@ -203,6 +219,7 @@ async function main(): Promise<void> {
       accepted: best.r.acceptedTokens,
       acceptance: best.r.draftTokens > 0 ? best.r.acceptedTokens / best.r.draftTokens : null,
       msPerToken: best.msPerToken,
+      ...(constrained && { grammar: constrained.costs(K) }),
     };
     process.stderr.write(`${JSON.stringify(row)}\n`);
     return row;
@@ -283,10 +300,104 @@ async function main(): Promise<void> {
   // How much of real text a draft vocabulary covers: README.md's tokens below it.
   const readme = draftVocab === undefined ? null : tok.encode(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
   const draftVocabulary = readme && { ids: draftVocab, readmeTokensCovered: readme.filter((id) => id < draftVocab!).length / readme.length };
-  const key = `${kind}-${layers}layers-${experts}experts-${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}`;
-  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, rows, overhead, weightBytes: bytes };
+  const key = `${kind}-${layers}layers-${experts}experts-${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}${grammar ? `-${grammar}` : ""}`;
+  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, grammar, rows, overhead, weightBytes: bytes };
   writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
   await k.close();
+}
+
+/**
+ * Greedy runs through the server's scheduler under a strict JSON schema (`--grammar json_schema`): `run(K)`
+ * decodes `tokens` tokens (fewer when the grammar ends) with K drafts (null: a scheduler without
+ * speculation) and times the matcher's calls; `costs(K)` is the grammar's part of K's runs per verify step
+ * (per decode step for plain runs).
+ */
+async function constrainedRuns(model: ReturnType<typeof sliceModel>, tok: QwenTokenizer) {
+  const V = model.config.vocab_size;
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string" }, age: { type: "integer" }, tags: { type: "array", items: { type: "string" } } },
+    required: ["name", "age", "tags"],
+    additionalProperties: false,
+  };
+  const factory = (await new Grammars(tok, V).forFormat({ type: "json_schema", json_schema: { name: "person", schema, strict: true } }))!;
+  const common = { maxConcurrency: 1, maxQueue: 1, prefixCacheSize: 0, prefillChunk: 64, draftVocabulary: draftVocab };
+  const plain = new Scheduler(model, common);
+  let current = { matcherMs: 0, verifySteps: 0, drafts: 0, accepted: 0, tokens: 0 };
+  const spec = new Scheduler(model, { ...common, draftTokens: 3, onSpecDecode: () => void current.verifySteps++ });
+  // A row's mask as acceptDrafts and drafting apply it (a copy, then -inf where not allowed): timed here.
+  const row = new Float32Array(V).map((_, i) => Math.sin(i));
+  const someMask = await (async () => {
+    const c = factory();
+    const m = await c.nextMask();
+    c.accept(tok.encode("{")[0]);
+    const m2 = await c.nextMask();
+    c.free();
+    return [m, m2];
+  })();
+  let applyMs = Infinity;
+  for (let rep = 0; rep < 5; rep++) {
+    const t = performance.now();
+    for (let i = 0; i < 20; i++) applyMask(row.slice(), someMask[i % 2]);
+    applyMs = Math.min(applyMs, (performance.now() - t) / 20);
+  }
+  const calls = new Map<number | null, (typeof current)[]>();
+  return {
+    async run(K: number | null) {
+      const inner = factory();
+      const t = (current = { matcherMs: 0, verifySteps: 0, drafts: 0, accepted: 0, tokens: 0 });
+      const time = <A extends unknown[], R>(f: (...a: A) => R) => (...a: A): R => {
+        const t0 = performance.now();
+        const r = f(...a);
+        if (r instanceof Promise) return r.finally(() => (t.matcherMs += performance.now() - t0)) as R;
+        t.matcherMs += performance.now() - t0;
+        return r;
+      };
+      const constraint: TokenConstraint = {
+        nextMask: time(() => inner.nextMask()),
+        accept: time((id: number) => inner.accept(id)),
+        rollback: time((n: number) => inner.rollback(n)),
+        terminated: time(() => inner.terminated()),
+        free: () => inner.free(),
+      };
+      const out: number[] = [];
+      let first = 0;
+      const sched = K === null ? plain : spec;
+      const seq = await new Promise<ReturnType<typeof sched.submit>>((resolve, reject) => {
+        const s = sched.submit({
+          prompt: Array.from({ length: 8 }, (_, i) => 1000 + 37 * i), maxTokens: tokens, stopTokenIds: new Set(tok.eosIds), sampler: new Sampler(GREEDY),
+          sampleableTokens: tok.vocabSize, constraint, draftTokens: K ?? 0,
+          onToken: (id) => (out.length === 0 && (first = performance.now()), out.push(id), true),
+          onEnd: (reason, err) => (reason === "error" ? reject(err) : resolve(s)),
+        });
+      });
+      const decodeSeconds = (performance.now() - first) / 1e3;
+      const { draftTokens, acceptedTokens } = seq.speculation;
+      t.tokens = out.length;
+      t.drafts = draftTokens;
+      t.accepted = acceptedTokens;
+      calls.set(K, [...(calls.get(K) ?? []), t]);
+      return { tokens: out, completionTokens: out.length, decodeSeconds, tokensPerSecond: (out.length - 1) / decodeSeconds, draftTokens, acceptedTokens };
+    },
+    costs(K: number | null) {
+      const all = calls.get(K) ?? [];
+      const sum = (f: (x: (typeof all)[number]) => number) => all.reduce((a, x) => a + f(x), 0);
+      // Decode steps: verify steps and plain ones (the first token comes from the prompt's pass).
+      const steps = sum((x) => x.tokens - 1 - x.accepted);
+      // Masks applied: one per plain step, per verify row (drafts + 1) and per draft.
+      const masks = steps + 2 * sum((x) => x.drafts);
+      const grammarMs = sum((x) => x.matcherMs) + masks * applyMs;
+      return {
+        decodeSteps: steps / all.length,
+        verifySteps: sum((x) => x.verifySteps) / all.length,
+        matcherMsPerStep: sum((x) => x.matcherMs) / steps,
+        masksPerStep: masks / steps,
+        applyMsPerMask: applyMs,
+        grammarMsPerStep: grammarMs / steps,
+        grammarMsPerToken: grammarMs / sum((x) => x.tokens - 1),
+      };
+    },
+  };
 }
 
 await main();

@@ -314,3 +314,28 @@ function allIds(z: ArrayLike<number>): number[] {
 function sortedIds(z: ArrayLike<number>): number[] {
   return allIds(z).sort((a, b) => z[b] - z[a] || a - b);
 }
+
+/** Sets the logits of ids the mask does not allow to -inf (ids beyond the mask are not allowed). */
+export function applyMask(logits: Float32Array | Float64Array, mask: Int32Array): void {
+  const n = logits.length;
+  // Word by word: a grammar usually allows all of a word's 32 ids or none of them.
+  for (let base = 0; base < n; base += 32) {
+    const bits = mask[base >> 5] ?? 0;
+    if (bits === -1) continue;
+    const end = Math.min(base + 32, n);
+    if (bits === 0) {
+      for (let id = base; id < end; id++) logits[id] = -Infinity;
+      continue;
+    }
+    for (let id = base; id < end; id++) if (((bits >>> (id - base)) & 1) === 0) logits[id] = -Infinity;
+  }
+}
+
+/** Whether the mask allows any id below n. */
+export function maskAllowsAny(mask: Int32Array, n: number): boolean {
+  for (let w = 0; w < mask.length && 32 * w < n; w++) {
+    const bits = n - 32 * w >= 32 ? mask[w] : mask[w] & ((1 << (n - 32 * w)) - 1);
+    if (bits !== 0) return true;
+  }
+  return false;
+}

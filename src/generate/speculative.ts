@@ -23,7 +23,16 @@
  * waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence whose
  * drafts are never right pays one draft about every 65 steps, plus the MTP layer over its tokens (batched).
  * The length depends only on what the drafts achieved, never on timings: the same tokens, the same rounds.
+ *
+ * Under a grammar (constrained decoding, `DraftGrammar`) each position has its own mask M_j (the ids the
+ * grammar allows after y, d_1 .. d_j): d_{j+1} is drawn from the head's logits under M_j, the matcher
+ * advances over it to give M_{j+1}, and verify row r_j goes under M_j too, so p_j and q_j are both the
+ * masked distributions and each token has exactly plain constrained sampling's distribution. After the
+ * verify step the matcher is taken back over the rejected drafts. A draft the grammar forbids (none of a
+ * draft vocabulary's ids allowed) has p = 0 under its row's mask, so it is rejected there; rows past it, or
+ * past a draft that ends the grammar (a stop token, which ends the sequence), decide no delivered token.
  */
+import { applyMask, maskAllowsAny } from "./sampler.js";
 import type { Tensor, Vec } from "../kernels/types.js";
 import type { Sampler } from "./sampler.js";
 
@@ -36,7 +45,22 @@ export interface SpeculativeLM<S> {
   /** Rows first .. first + tokens.length - 1 of a step's hidden states, to the MTP head. */
   observeMtp(hidden: Tensor, tokens: readonly number[], state: S, first?: number): void;
   /** Drafts for several sequences in one batch per chain step; `pick` turns logits into each draft. */
-  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number; vocab?: number }[]): Promise<number[][]>;
+  draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number | Promise<number>; vocab?: number }[]): Promise<number[][]>;
+}
+
+/**
+ * A grammar over the output (constrained decoding; the server's XGrammar matcher, see
+ * src/server/grammar/grammars.ts), as drafting and verifying under it need it.
+ */
+export interface DraftGrammar {
+  /** The ids allowed after the tokens accepted so far: bit (id & 31) of word (id >> 5). */
+  nextMask(): Promise<Int32Array>;
+  /** Advances past `id`; false (and no advance) when the grammar forbids it. */
+  accept(id: number): boolean;
+  /** Takes back the last n accepted tokens. */
+  rollback(n: number): void;
+  /** Whether the grammar has accepted its end (a stop token): it has no next mask then. */
+  terminated(): boolean;
 }
 
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
@@ -90,6 +114,11 @@ export function roundDraftLength(K: number, tokensLeft: number, contextLeft: num
 export interface Drafts {
   tokens: number[];
   q: Float64Array[];
+  /**
+   * Under a grammar: masks[j] is verify row r_j's mask M_j (undefined past a forbidden or a terminating
+   * draft), `advanced` the drafts the matcher has taken (after finishRound: the accepted ones it holds).
+   */
+  grammar?: { matcher: DraftGrammar; masks: (Int32Array | undefined)[]; advanced: number };
 }
 
 /** One sequence's part in a round of drafting (see draftMany). */
@@ -107,6 +136,8 @@ export interface DraftJob<S> {
   prompt: readonly number[];
   /** Draft among the ids below this only (default: all; see DraftRequest.vocab in src/model/mtp.ts). */
   vocab?: number;
+  /** Constrained decoding: the grammar, having accepted `next`, and its mask for the token after `next`. */
+  grammar?: { matcher: DraftGrammar; mask: Int32Array };
 }
 
 /**
@@ -114,7 +145,11 @@ export interface DraftJob<S> {
  * A sequence whose sampler fails gets its Error in place of drafts; the others are unaffected.
  */
 export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[]): Promise<(Drafts | Error)[]> {
-  const out: (Drafts | Error)[] = jobs.map(() => ({ tokens: [], q: [] }));
+  const out: (Drafts | Error)[] = jobs.map((job) => ({ tokens: [], q: [], ...(job.grammar ? { grammar: { matcher: job.grammar.matcher, masks: [job.grammar.mask], advanced: 0 } } : {}) }));
+  const fail = (i: number, err: unknown) => {
+    out[i] = err instanceof Error ? err : new Error(String(err));
+    return jobs[i].next; // any token: this sequence's drafts are not used
+  };
   const seen: number[][] = [];
   await model.draftBatch(
     jobs.map((job, i) => ({
@@ -126,7 +161,14 @@ export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly Draft
         const d = out[i];
         if (d instanceof Error) return job.next; // any token: this sequence's drafts are not used
         try {
-          const z = job.view(logits);
+          let z = job.view(logits);
+          const g = d.grammar;
+          const mask = g?.masks[j];
+          // No allowed id among a draft vocabulary's: an unmasked (forbidden) draft, rejected at verify.
+          if (mask && maskAllowsAny(mask, z.length)) {
+            z = z.slice();
+            applyMask(z, mask);
+          }
           // The penalties see the drafts before this one.
           if (j === 1) seen[i] = [...job.history];
           if (j > 0) seen[i].push(d.tokens[j - 1]);
@@ -139,10 +181,16 @@ export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly Draft
             t = job.sampler.drawFrom(dist);
           }
           d.tokens.push(t);
-          return t;
+          if (!g || !mask || !g.matcher.accept(t)) return t;
+          g.advanced++;
+          if (g.matcher.terminated()) return t;
+          // The mask of the next position: the next draft's and verify row r_{j+1}'s.
+          return g.matcher.nextMask().then(
+            (m) => ((g.masks[j + 1] = m), t),
+            (err) => fail(i, err),
+          );
         } catch (err) {
-          out[i] = err instanceof Error ? err : new Error(String(err));
-          return job.next;
+          return fail(i, err);
         }
       },
     })),
@@ -180,9 +228,19 @@ export function acceptDrafts(
   prompt: readonly number[],
 ): { tokens: number[]; accepted: number } {
   const d = drafts.tokens;
+  const masks = drafts.grammar?.masks;
+  // Row r_j under its position's mask, as the draft from it was drawn.
+  const at = (j: number) => {
+    const z = view(row(j));
+    const mask = masks?.[j];
+    if (!mask) return z;
+    const masked = z.slice();
+    applyMask(masked, mask);
+    return masked;
+  };
   const seen = [...history];
   for (let j = 0; j < d.length; j++) {
-    const z = view(row(j));
+    const z = at(j);
     if (sampler.greedy) {
       const t = sampler.sample(z, seen, prompt);
       if (t !== d[j]) return { tokens: [...d.slice(0, j), t], accepted: j };
@@ -199,7 +257,7 @@ export function acceptDrafts(
     }
     seen.push(d[j]);
   }
-  return { tokens: [...d, sampler.sample(view(row(d.length)), seen, prompt)], accepted: d.length };
+  return { tokens: [...d, sampler.sample(at(d.length), seen, prompt)], accepted: d.length };
 }
 
 /** Running totals of a sequence's speculation. */
@@ -239,6 +297,13 @@ export function finishRound<S>(
   const K = drafts.tokens.length;
   const { logits, hidden, first } = verified;
   const { tokens, accepted } = acceptDrafts(drafts, (j) => logits.subarray((first + j) * V, (first + j + 1) * V), sampler, view, history, prompt);
+  const g = drafts.grammar;
+  if (g) {
+    // The matcher keeps the accepted drafts it took (a draft past a terminating one it never took).
+    const taken = Math.min(accepted, g.advanced);
+    g.matcher.rollback(g.advanced - taken);
+    g.advanced = taken;
+  }
   const keep = 1 + Math.min(accepted, handOut ? handOut(tokens) : accepted);
   model.rollback(state, K + 1, keep);
   model.observeMtp(hidden, [next, ...drafts.tokens.slice(0, keep - 1)], state, first);

@@ -214,7 +214,10 @@ export class Qwen3NextMTP {
       const logits = ws.get("mtp.logits", m * n);
       this.k.linear(this.headRows(host.lm_head, n), u, m, logits);
       const read = await this.k.read(logits);
-      live.forEach((i, r) => drafts[i].push(requests[i].pick(read.subarray(r * n, r * n + (requests[i].vocab ?? V)), j)));
+      const picked = live.map((i, r) => requests[i].pick(read.subarray(r * n, r * n + (requests[i].vocab ?? V)), j));
+      // A pick may wait (a grammar's next mask): each has read its logits before its first await.
+      const tokens = picked.every((t) => typeof t === "number") ? (picked as number[]) : await Promise.all(picked);
+      live.forEach((i, r) => drafts[i].push(tokens[r]));
       const next = live.filter((i) => requests[i].K > j + 1);
       if (next.length === 0) break;
       // Keep the rows of those that go on (in order, so each moves to an earlier or the same row).
@@ -258,8 +261,11 @@ export interface DraftRequest {
   next: number;
   /** Drafts wanted (0: only run the waiting pairs). */
   K: number;
-  /** Turns chain step j's logits [vocab] (a view, valid during the call) into the draft d_{j+1}. */
-  pick: (logits: Vec, j: number) => number;
+  /**
+   * Turns chain step j's logits [vocab] (a view, valid until the call returns or first awaits) into the
+   * draft d_{j+1}; a promise makes the chain wait for it.
+   */
+  pick: (logits: Vec, j: number) => number | Promise<number>;
   /**
    * Draft among the ids below `vocab` only (default: all): a smaller lm_head product per draft. Qwen's token
    * ids follow the tokenizer's merge order, most frequent first, so the first ids hold most of what text uses

@@ -168,7 +168,7 @@ export class Qwen3NextForCausalLM {
    * Drafts K tokens to follow `next` with the MTP head (see Qwen3NextMTP.draft); `pick` turns each step's
    * logits into the draft token.
    */
-  draft(state: SequenceState, next: number, K: number, pick: (logits: Vec, j: number) => number): Promise<number[]> {
+  draft(state: SequenceState, next: number, K: number, pick: (logits: Vec, j: number) => number | Promise<number>): Promise<number[]> {
     return this.draftBatch([{ state, next, K, pick }]).then((drafts) => drafts[0]);
   }
 

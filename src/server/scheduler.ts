@@ -24,18 +24,17 @@
  * (src/generate/speculative.ts) and is rolled back to them. Plain and speculative sequences share the one
  * batched step. An accepted token's logprob comes from its verify row, which is the row plain decoding computes
  * for it. Every prefill feeds the MTP head, so every prefix-cache snapshot holds an MTP head in step with its
- * prompt (and never any speculative state). A sequence with a grammar decodes without speculation (its
- * drafts would need the grammar's mask at every drafted position, and the constraint advanced past drafts
- * and taken back on a rejection; `TokenConstraint` has no step back): it asks for drafts in vain, and its
- * usage reports none.
+ * prompt (and never any speculative state). A sequence with a grammar speculates under it: its drafts are
+ * drawn and verified under the mask of their own position, the matcher advancing over the drafts while
+ * they are drafted and taken back over the rejected ones (see src/generate/speculative.ts).
  * Each verify step is reported to `onSpecDecode(drafted, accepted)` (the vllm:spec_decode_* metrics).
  */
 import { ApiError } from "./errors.js";
 import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Tensor, Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
-import type { Sampler } from "../generate/sampler.js";
-import { AdaptiveDraftLength, draftMany, finishRound, roundDraftLength, type DraftJob, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
+import { applyMask, type Sampler } from "../generate/sampler.js";
+import { AdaptiveDraftLength, draftMany, finishRound, roundDraftLength, type DraftGrammar, type DraftJob, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
 export interface SchedulableState extends FreeableState {
@@ -57,10 +56,7 @@ export type EndReason = "stop" | "length" | "cancelled" | "error";
  * A grammar restricting the next token (constrained decoding): see src/server/grammar/.
  * The mask has bit (id & 31) of word (id >> 5) set for each allowed id.
  */
-export interface TokenConstraint {
-  nextMask(): Promise<Int32Array>;
-  /** Advances past `id`; false when the grammar rejects it. */
-  accept(id: number): boolean;
+export interface TokenConstraint extends DraftGrammar {
   free(): void;
 }
 
@@ -88,10 +84,7 @@ export interface SequenceRequest {
   topLogprobs?: number;
   /** When set, only tokens the grammar allows are sampled (the constraint is freed at the end). */
   constraint?: TokenConstraint;
-  /**
-   * Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`).
-   * Ignored (plain decoding) when the sequence has a `constraint`.
-   */
+  /** Tokens to draft per step with the MTP head (0 or absent: none; at most the scheduler's `draftTokens`). */
   draftTokens?: number;
   /** Receives each generated token (with its logprobs when asked); returning false ends the sequence with "stop". */
   onToken(id: number, logprob?: TokenLogprob): boolean;
@@ -165,9 +158,7 @@ export class Sequence<S extends SchedulableState = SchedulableState> {
     readonly request: SequenceRequest,
     private readonly onCancel: (seq: Sequence<S>) => void,
   ) {
-    // Drafts are not checked against a grammar's mask: such sequences decode plainly.
-    const speculative = request.draftTokens && !request.constraint;
-    this.draftLength = speculative ? new AdaptiveDraftLength(request.draftTokens!) : undefined;
+    this.draftLength = request.draftTokens ? new AdaptiveDraftLength(request.draftTokens) : undefined;
   }
 
   cancel(): void {
@@ -472,7 +463,9 @@ export class Scheduler<S extends SchedulableState> {
         if (!seq.draftLength) continue;
         // K = 0: a plain step, whose hidden state goes to the MTP head below.
         const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
-        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary } });
+        // A grammar's drafts start from the mask fetched for this step.
+        const grammar = req.constraint && seq.mask ? { matcher: req.constraint, mask: seq.mask } : undefined;
+        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary, grammar } });
       }
       if (jobs.length > 0) {
         let results: (Drafts | Error)[];
@@ -528,6 +521,9 @@ export class Scheduler<S extends SchedulableState> {
       try {
         const req = seq.request;
         const tokens = finishRound(this.spec!, seq.state!, seq.next, d, { logits, hidden: hidden!, first }, req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt, seq.speculation);
+        seq.mask = undefined;
+        // The grammar holds the accepted drafts already (finishRound took it back to them).
+        const taken = d.grammar?.advanced ?? 0;
         this.totals.draftTokens += d.tokens.length;
         this.totals.acceptedTokens += tokens.length - 1;
         seq.draftLength!.update(d.tokens.length, tokens.length - 1);
@@ -537,7 +533,7 @@ export class Scheduler<S extends SchedulableState> {
         // plain decoding, one step later).
         for (let j = 0; j < tokens.length; j++) {
           const lp = req.topLogprobs === undefined ? undefined : tokenLogprob(this.raw(seq, logits.subarray((first + j) * V, (first + j + 1) * V)), tokens[j], req.topLogprobs);
-          if (!this.deliver(seq, tokens[j], lp) || seq.cancelled) break;
+          if (!this.deliver(seq, tokens[j], lp, j < taken) || seq.cancelled) break;
         }
       } catch (err) {
         this.finish(seq, "error", asError(err));
@@ -547,7 +543,7 @@ export class Scheduler<S extends SchedulableState> {
 
   /**
    * The logits a speculative sequence drafts and accepts from: its logit bias added, cut to the sampleable
-   * ids (the same as `emit`'s for a sequence without a grammar).
+   * ids (the same as `emit`'s; a grammar's masks go on top, one per position: src/generate/speculative.ts).
    */
   private view(seq: Sequence<S>, logits: Vec): Vec {
     const req = seq.request;
@@ -584,14 +580,14 @@ export class Scheduler<S extends SchedulableState> {
   }
 
   /**
-   * Hands `token` over (advancing the grammar, recording its logprob) and ends the sequence when it should;
-   * returns whether the sequence goes on.
+   * Hands `token` over (advancing the grammar unless it has `taken` the token already, recording its logprob) and
+   * ends the sequence when it should; returns whether the sequence goes on.
    */
-  private deliver(seq: Sequence<S>, token: number, lp?: TokenLogprob): boolean {
+  private deliver(seq: Sequence<S>, token: number, lp?: TokenLogprob, taken = false): boolean {
     const req = seq.request;
     try {
       seq.generated.push(token);
-      if (req.constraint && !req.constraint.accept(token)) {
+      if (req.constraint && !taken && !req.constraint.accept(token)) {
         return this.finish(seq, "error", new Error(`the grammar rejected token ${token} it had allowed`)), false;
       }
       if (lp) seq.logprobs.push(lp);
@@ -628,22 +624,6 @@ export class Scheduler<S extends SchedulableState> {
     } catch {
       // A failing listener must not stop the loop for everyone else.
     }
-  }
-}
-
-/** Sets the logits of ids the mask does not allow to -inf (ids beyond the mask are not allowed). */
-export function applyMask(logits: Float32Array | Float64Array, mask: Int32Array): void {
-  const n = logits.length;
-  // Word by word: a grammar usually allows all of a word's 32 ids or none of them.
-  for (let base = 0; base < n; base += 32) {
-    const bits = mask[base >> 5] ?? 0;
-    if (bits === -1) continue;
-    const end = Math.min(base + 32, n);
-    if (bits === 0) {
-      for (let id = base; id < end; id++) logits[id] = -Infinity;
-      continue;
-    }
-    for (let id = base; id < end; id++) if (((bits >>> (id - base)) & 1) === 0) logits[id] = -Infinity;
   }
 }
 

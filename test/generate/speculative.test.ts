@@ -2,7 +2,9 @@
  * Speculative decoding with the MTP head is exact: on randomly configured models (every configuration kind of
  * both families, Qwen3-Next and Qwen3.5 with grouped or tiled value heads, one or two MTP layers; random weights, where drafts are nearly always wrong, and noisy "accepting"
  * checkpoints, where they are right some of the time), greedy speculative generation gives plain greedy's
- * tokens, token for token, for K = 1..4 drafts. On an accepting checkpoint every draft is accepted.
+ * tokens, token for token, for K = 1..4 drafts. On an accepting checkpoint every draft is accepted. Sampled
+ * speculative tokens follow plain sampling's distribution (chi-square), also under a grammar through the
+ * server's scheduler (plain constrained sampling's distribution).
  */
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +18,9 @@ import { bundledTokenizerDir, QwenTokenizer } from "../../src/tokenizer/tokenize
 import { rng } from "../helpers/random.js";
 import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
 import { acceptingWeights, successor } from "../helpers/accepting_model.js";
+import { ToyGrammar } from "../helpers/toy_grammar.js";
+import type { SequenceState } from "../../src/model/state.js";
+import { Scheduler } from "../../src/server/scheduler.js";
 
 const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1 };
 
@@ -106,6 +111,24 @@ function plainDistribution(z: ArrayLike<number>, temperature: number, topK: numb
   const e = w.map((x, i) => (kept.has(i) ? Math.exp((x - max) / temperature) : 0));
   const total = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / total);
+}
+
+/** `runs` seeded sequences (seeds 0 ..) under a ToyGrammar through the server's scheduler, which speculates under it. */
+async function runConstrained(model: Qwen3NextForCausalLM, prompt: number[], n: number, sampling: SamplingParams, K: number, runs: number, grammarSeed: number, draftVocabulary?: number) {
+  const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 16, maxQueue: runs, prefixCacheSize: 1, prefillChunk: 64, draftTokens: K, draftVocabulary });
+  return Promise.all(
+    Array.from({ length: runs }, (_, seed) => {
+      const tokens: number[] = [];
+      return new Promise<{ tokens: number[]; draftTokens: number; acceptedTokens: number }>((resolve, reject) => {
+        const seq = sched.submit({
+          prompt, maxTokens: n, stopTokenIds: new Set(), sampler: new Sampler({ ...sampling, seed }), sampleableTokens: model.config.vocab_size, draftTokens: K,
+          constraint: new ToyGrammar(model.config.vocab_size, grammarSeed),
+          onToken: (id) => (tokens.push(id), true),
+          onEnd: (reason, err) => (reason === "length" ? resolve({ tokens, ...seq.speculation }) : reject(err ?? new Error(reason))),
+        });
+      });
+    }),
+  );
 }
 
 /** The 1 - 1e-4 quantile of chi-square with df degrees of freedom (Wilson-Hilferty). */
@@ -250,18 +273,24 @@ describe("speculative decoding (MTP), sampling", () => {
     { name: "K 2, top-k 2, penalties", K: 2, V: 3, temperature: 1.2, top_k: 2, presence: 0.4, frequency: 0.3 },
     // Drafts among ids 0 and 1 only: q is 0 past them, and the residual must give ids 2 and 3 their share.
     { name: "K 2, draft vocabulary 2 of 4", K: 2, V: 4, temperature: 1, top_k: 0, presence: 0, frequency: 0, draftVocabulary: 2 },
-  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency, draftVocabulary }) => {
+    // Under a grammar (the server's scheduler): p and q under each position's mask, plain constrained sampling's
+    // distribution; with a draft vocabulary of 2 some positions allow none of its ids (a forbidden draft).
+    { name: "K 2, a grammar", K: 2, V: 4, temperature: 1, top_k: 0, presence: 0, frequency: 0, grammar: 3 },
+    { name: "K 3, a grammar, top-k 3, penalties, draft vocabulary 2 of 4", K: 3, V: 4, temperature: 1.1, top_k: 3, presence: 0.3, frequency: 0.2, grammar: 5, draftVocabulary: 2 },
+  ])("draws the first tokens from plain sampling's distribution ($name; chi-square over seeded runs)", async ({ K, V, temperature, top_k, presence, frequency, draftVocabulary, grammar }) => {
     const raw = fc.sample(tinyConfig, { seed: 7, numRuns: 1 })[0];
     const cfg = parseTiny({ ...raw, vocab_size: V, mtp_num_hidden_layers: 1, num_hidden_layers: 2, full_attention_interval: 2 });
     const model = Qwen3NextForCausalLM.fromCheckpoint(randomWeights(cfg, 7), createTsKernels("f64"));
     const prompt = [1, 2, 0];
     const sampling: SamplingParams = { temperature, top_k, top_p: 1, min_p: 0, presence_penalty: presence, frequency_penalty: frequency, repetition_penalty: 1 };
     const n = K + 2; // tokens per run: the first is plain sampling's, then K drafts (or resamples) and one more
-    // Expected probability of each sequence of n tokens, from the model's logits over every prefix.
+    // Expected probability of each sequence of n tokens, from the model's logits over every prefix (the ids
+    // the grammar forbids there at -inf).
     const expected = new Map<string, number>();
     const walk = async (seq: number[], prob: number): Promise<void> => {
       if (seq.length === n) return void expected.set(seq.join(","), prob);
       const logits = await model.forward([...prompt, ...seq], model.newState(), { lastOnly: true });
+      if (grammar !== undefined) logits.forEach((_, id) => void (new ToyGrammar(V, grammar).allows(id, seq) || (logits[id] = -Infinity)));
       for (const [t, p] of plainDistribution(logits, temperature, top_k, presence, frequency, seq).entries()) if (p > 0) await walk([...seq, t], prob * p);
     };
     await walk([], 1);
@@ -269,8 +298,9 @@ describe("speculative decoding (MTP), sampling", () => {
     const observed = new Map<string, number>();
     let drafts = 0;
     let accepted = 0;
+    const results = grammar === undefined ? undefined : await runConstrained(model, prompt, n, sampling, K, runs, grammar, draftVocabulary);
     for (let seed = 0; seed < runs; seed++) {
-      const r = await run(model, prompt, n, { ...sampling, seed }, K, draftVocabulary);
+      const r = results?.[seed] ?? (await run(model, prompt, n, { ...sampling, seed }, K, draftVocabulary));
       const key = r.tokens.join(",");
       expect(expected.has(key), key).toBe(true);
       observed.set(key, (observed.get(key) ?? 0) + 1);

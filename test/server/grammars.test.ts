@@ -2,8 +2,11 @@
  * The grammars of constrained decoding, fed real token sequences (the Qwen tokenizer's encoding of a
  * text) through XGrammar: what they must accept (a tool call in Qwen's Hermes format, after free reasoning
  * for thinking prompts; several calls when parallel) and what they must refuse (an unknown tool, arguments
- * outside the schema, a second call when parallel_tool_calls is false, trailing text).
+ * outside the schema, a second call when parallel_tool_calls is false, trailing text). Under speculative
+ * decoding the matcher advances over drafts and is taken back over the rejected ones: it then equals a
+ * matcher fed only the kept tokens.
  */
+import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Grammars } from "../../src/server/grammar/grammars.js";
 import type { ChatBody } from "../../src/server/requests.js";
@@ -91,5 +94,72 @@ describe("response_format grammars", () => {
     const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] };
     const g = (await grammars.forFormat({ type: "json_schema", json_schema: { name: "s", schema, strict: true } }, true))!;
     expect(await accepts(g(), 'hmm</think>\n\n{"ok": true}')).toBe(true);
+  });
+});
+
+describe("the matcher under speculative decoding", () => {
+  /** The allowed ids of a mask. */
+  const allowed = (mask: Int32Array) => {
+    const ids: number[] = [];
+    for (let id = 0; id < 32 * mask.length; id++) if ((mask[id >> 5] >>> (id & 31)) & 1) ids.push(id);
+    return ids;
+  };
+
+  it("after drafts advanced over, a forbidden one refused and the rejected ones taken back, equals a matcher fed only the kept tokens", async () => {
+    const schema = { type: "object", properties: { n: { type: "integer" }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
+    const make = (await grammars.forFormat({ type: "json_schema", json_schema: { name: "s", schema, strict: true } }))!;
+    const target = [...tokenizer.encode('{"n": 3, "ok": true}'), tokenizer.eosIds[0]];
+    let endings = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ picks: fc.array(fc.nat(), { maxLength: 4 }), keep: fc.nat({ max: 4 }), forbidden: fc.nat() }), { minLength: 1, maxLength: 10 }),
+        async (rounds) => {
+          const c = make();
+          const kept: number[] = [];
+          try {
+            let mask = await c.nextMask();
+            for (const r of rounds) {
+              // Drafting: each draft one of the ids its position allows (the stop token among them near the end).
+              let advanced = 0;
+              const forbidden = (() => {
+                for (let id = r.forbidden % 151_936; ; id = (id + 1) % 151_936) if (!((mask[id >> 5] >>> (id & 31)) & 1)) return id;
+              })();
+              expect(c.accept(forbidden)).toBe(false);
+              for (const pick of r.picks) {
+                // Mostly the next token of a valid output while on its path (so drafts reach its end and the
+                // stop token), else any id the position allows.
+                const onPath = kept.every((t, i) => t === target[i]);
+                const ids = allowed(mask);
+                const t = onPath && pick % 4 !== 0 ? target[kept.length] : ids[pick % ids.length];
+                expect(c.accept(t)).toBe(true);
+                advanced++;
+                kept.push(t);
+                if (c.terminated()) break;
+                mask = await c.nextMask();
+              }
+              const keep = Math.min(r.keep, advanced);
+              c.rollback(advanced - keep);
+              kept.length -= advanced - keep;
+              if (c.terminated()) break;
+              mask = await c.nextMask();
+            }
+            endings += c.terminated() ? 1 : 0;
+            const fresh = make();
+            try {
+              await fresh.nextMask();
+              for (const t of kept) expect(fresh.accept(t)).toBe(true);
+              expect(c.terminated()).toBe(fresh.terminated());
+              if (!fresh.terminated()) expect(await c.nextMask()).toEqual(await fresh.nextMask());
+            } finally {
+              fresh.free();
+            }
+          } finally {
+            c.free();
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(endings).toBeGreaterThan(0);
   });
 });

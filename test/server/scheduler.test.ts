@@ -182,6 +182,10 @@ describe("Scheduler", () => {
         return mask;
       },
       accept: (id) => id >= 1000 && id < 1010 && !used.has(id) && (used.add(id), true),
+      rollback: () => {
+        throw new Error("plain decoding never takes a token back");
+      },
+      terminated: () => false,
       free: () => void freed++,
     };
     const got: number[] = [];

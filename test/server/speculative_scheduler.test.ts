@@ -15,6 +15,7 @@ import type { SequenceState } from "../../src/model/state.js";
 import { Scheduler, type EndReason, type TokenLogprob } from "../../src/server/scheduler.js";
 import { acceptingWeights } from "../helpers/accepting_model.js";
 import { parseTiny, tinyConfig } from "../helpers/random_model.js";
+import { ToyGrammar } from "../helpers/toy_grammar.js";
 
 const K_MAX = 3;
 const raw = fc.sample(tinyConfig, { seed: 11, numRuns: 1 })[0];
@@ -175,6 +176,121 @@ describe("Scheduler with speculative decoding", () => {
       });
     });
     expect(accepted).toBeGreaterThan(0);
+  });
+
+  it("drafts under a grammar: greedy gives plain constrained greedy's tokens for K = 1..4, and the grammar's state is the delivered tokens", async () => {
+    const stop = 5;
+    /** Plain constrained greedy alone: each token the argmax of its logits among the ids the grammar allows. */
+    const constrainedGreedy = async (prompt: number[], maxTokens: number, grammarSeed: number) => {
+      const g = new ToyGrammar(V, grammarSeed, stop);
+      const state = model.newState();
+      const out: number[] = [];
+      let logits = await model.forward(prompt, state, { lastOnly: true });
+      for (;;) {
+        let best = -1;
+        for (let id = 0; id < V; id++) if (g.allows(id, out) && (best < 0 || logits[id] > logits[best])) best = id;
+        out.push(best);
+        if (best === stop || out.length >= maxTokens) return state.free(), out;
+        logits = await model.forward([best], state, { lastOnly: true });
+      }
+    };
+    let drafts = 0;
+    let accepted = 0;
+    let rolledBack = 0;
+    let terminatingDrafts = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            prompt: fc.array(fc.integer({ min: 0, max: V - 1 }), { minLength: 1, maxLength: 8 }),
+            maxTokens: fc.integer({ min: 1, max: 14 }),
+            greedy: fc.boolean(),
+            seed: fc.integer({ min: 0, max: 1000 }),
+            grammar: fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined }),
+            draftTokens: fc.integer({ min: 0, max: 4 }),
+          }),
+          { minLength: 1, maxLength: 5 },
+        ),
+        fc.integer({ min: 1, max: 4 }),
+        fc.option(fc.integer({ min: 1, max: V }), { nil: undefined }),
+        async (reqs, maxConcurrency, draftVocabulary) => {
+          const sched = new Scheduler<SequenceState>(model, { maxConcurrency, maxQueue: 16, prefixCacheSize: 2, prefillChunk: 5, draftTokens: 4, draftVocabulary });
+          const got = await Promise.all(
+            reqs.map(
+              (r) =>
+                new Promise<{ tokens: number[]; reason: EndReason; counts: SpeculationCounts; grammar?: ToyGrammar; error?: Error }>((resolve) => {
+                  const tokens: number[] = [];
+                  const grammar = r.grammar === undefined ? undefined : new ToyGrammar(V, r.grammar, stop);
+                  const seq = sched.submit({
+                    prompt: r.prompt, maxTokens: r.maxTokens, stopTokenIds: new Set([stop]), sampler: new Sampler(sampling(r.seed, r.greedy)), sampleableTokens: V,
+                    draftTokens: r.draftTokens, constraint: grammar,
+                    onToken: (id) => {
+                      tokens.push(id);
+                      // The grammar holds the tokens delivered, in order, whatever was drafted and taken back (and
+                      // a round's accepted drafts from the start of its delivery; at the end exactly the tokens).
+                      if (grammar) expect(grammar.history.slice(0, tokens.length)).toEqual(tokens);
+                      return true;
+                    },
+                    // The generated tokens: those delivered, then the stop token (not delivered) when one came.
+                    onEnd: (reason, error) => resolve({ tokens: seq.generated, reason, counts: seq.speculation, grammar, error }),
+                  });
+                }),
+            ),
+          );
+          for (const [i, r] of reqs.entries()) {
+            const { tokens, reason, counts, grammar, error } = got[i];
+            expect(error).toBeUndefined();
+            expect(reason).toBe(tokens.at(-1) === stop ? "stop" : "length");
+            if (!grammar) continue;
+            expect(grammar.freed).toBe(1);
+            expect(grammar.history).toEqual(tokens);
+            tokens.forEach((t, j) => expect(grammar.allows(t, tokens.slice(0, j))).toBe(true));
+            if (r.greedy) expect(tokens).toEqual(await constrainedGreedy(r.prompt, r.maxTokens, r.grammar!));
+            drafts += counts.draftTokens;
+            accepted += counts.acceptedTokens;
+            rolledBack += grammar.rolledBack;
+            // Drafting asks whether a draft ended the grammar (the stop token drafted, more drafts to come).
+            terminatingDrafts += grammar.endsSeen;
+          }
+          expect(sched.stats.active).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+    // Every path was taken: drafts accepted and rejected under the grammar, the grammar taken back, a draft ending it.
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(drafts);
+    expect(rolledBack).toBeGreaterThan(0);
+    expect(terminatingDrafts).toBeGreaterThan(0);
+  });
+
+  it("ends only the sequence whose grammar fails while drafting, with its error", async () => {
+    /** A grammar whose mask fetches fail from the third on (the first is the prompt's, the second a step's or a draft's). */
+    class Failing extends ToyGrammar {
+      fetched = 0;
+      override async nextMask() {
+        if (++this.fetched > 2) throw new Error("grammar broke");
+        return super.nextMask();
+      }
+    }
+    const sched = new Scheduler<SequenceState>(model, { maxConcurrency: 2, maxQueue: 2, prefixCacheSize: 0, prefillChunk: 64, draftTokens: 3 });
+    const run = (constraint: ToyGrammar) =>
+      new Promise<{ reason: EndReason; error?: Error; tokens: number[] }>((resolve) => {
+        const tokens: number[] = [];
+        sched.submit({
+          prompt: [1, 2, 3], maxTokens: 12, stopTokenIds: new Set(), sampler: new Sampler(sampling(0, true)), sampleableTokens: V, draftTokens: 3, constraint,
+          onToken: (id) => (tokens.push(id), true), onEnd: (reason, error) => resolve({ reason, error, tokens }),
+        });
+      });
+    const failing = new Failing(V, 1);
+    const [bad, good] = await Promise.all([run(failing), run(new ToyGrammar(V, 2))]);
+    expect(bad.reason).toBe("error");
+    expect(bad.error?.message).toBe("grammar broke");
+    // The first token came from the prompt; the third fetch is the first draft's (a plain step would deliver one more).
+    expect(bad.tokens).toHaveLength(1);
+    expect(failing.freed).toBe(1);
+    expect(good.reason).toBe("length");
+    expect(good.tokens).toHaveLength(12);
   });
 
   it("refuses a request asking for more drafts than the server's, a server without an MTP head, and a draft vocabulary outside the model's", () => {

@@ -3,9 +3,9 @@
  * request, num_speculative_tokens 0 turns it off), also when the prompt's state comes from the prefix
  * cache; usage counts the drafts (accepted and rejected prediction tokens) and /metrics' vllm:spec_decode_*
  * counters move by the same amounts; a request may lower the draft length but not raise it. Requests with a
- * grammar decode without drafts, requests with logprobs draft (same tokens, same logprobs as without
- * speculation either way); `n` choices
- * each draft and each equal greedy's text.
+ * grammar (response_format, tool_choice) draft under it and give constrained greedy's text for K = 1..4,
+ * requests with logprobs draft (same tokens, same logprobs as without speculation); `n` choices each draft
+ * and each equal greedy's text.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
@@ -17,7 +17,7 @@ let spec: TestServer;
 let plain: TestServer;
 beforeAll(async () => {
   session = await loadSession();
-  spec = await startTestServer({ session, prefixCacheSize: 4, draftTokens: 3 });
+  spec = await startTestServer({ session, prefixCacheSize: 4, draftTokens: 4 });
   plain = await startTestServer({ session, prefixCacheSize: 0 });
 });
 afterAll(async () => {
@@ -80,15 +80,36 @@ describe("server: speculative decoding", () => {
     expect(after[0] - before[0]).toBeGreaterThan(0);
   });
 
-  it("decodes requests with a grammar without drafts, and with logprobs with drafts: the same tokens and logprobs as without speculation", async () => {
+  it("drafts under a grammar (json_schema, json_object, tool_choice named and required): constrained greedy's text for K = 1..4, the drafts counted", async () => {
     const messages = [{ role: "user" as const, content: "Give me JSON" }];
-    const json = { messages, max_tokens: 12, temperature: 0, response_format: { type: "json_object" as const } };
-    const expected = await plain.client.chat.completions.create({ model: plain.model, ...json });
-    const got = await spec.client.chat.completions.create({ model: spec.model, ...json, num_speculative_tokens: 3 } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
-    expect(got.choices[0].message.content).toBe(expected.choices[0].message.content);
-    expect(got.usage!.completion_tokens).toBe(expected.usage!.completion_tokens);
-    expect(details(got.usage)).toEqual({ accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 });
+    const person = { type: "object", properties: { name: { type: "string" }, age: { type: "integer" }, ok: { type: "boolean" } }, required: ["name", "age", "ok"], additionalProperties: false };
+    const tools = [{ type: "function" as const, function: { name: "add", parameters: { type: "object", properties: { a: { type: "integer" }, b: { enum: ["x", "y"] } }, required: ["a", "b"] } } }];
+    const bodies = [
+      { messages, max_tokens: 40, temperature: 0, response_format: { type: "json_schema" as const, json_schema: { name: "person", schema: person, strict: true } } },
+      { messages, max_tokens: 16, temperature: 0, response_format: { type: "json_object" as const } },
+      { messages, max_tokens: 40, temperature: 0, tools, tool_choice: { type: "function" as const, function: { name: "add" } } },
+      { messages, max_tokens: 40, temperature: 0, tools, tool_choice: "required" as const, parallel_tool_calls: false },
+    ];
+    let accepted = 0;
+    for (const body of bodies) {
+      const expected = await plain.client.chat.completions.create({ model: plain.model, ...body });
+      for (const k of [1, 2, 3, 4]) {
+        const got = await spec.client.chat.completions.create({ model: spec.model, ...body, num_speculative_tokens: k } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
+        const what = `${JSON.stringify(body.response_format ?? body.tool_choice)} k=${k}`;
+        expect(got.choices[0].message, what).toEqual(expected.choices[0].message);
+        expect(got.choices[0].finish_reason, what).toBe(expected.choices[0].finish_reason);
+        expect(got.usage!.completion_tokens, what).toBe(expected.usage!.completion_tokens);
+        const d = details(got.usage)!;
+        expect(d.accepted_prediction_tokens + d.rejected_prediction_tokens, what).toBeGreaterThan(0);
+        accepted += d.accepted_prediction_tokens;
+      }
+    }
+    // Under a grammar the random model's masked drafts are right where the grammar leaves one choice.
+    expect(accepted).toBeGreaterThan(0);
+  });
 
+  it("drafts for requests with logprobs: the same tokens and logprobs as without speculation", async () => {
+    const messages = [{ role: "user" as const, content: "Give me JSON" }];
     const lp = { messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 };
     const plainLp = await plain.client.chat.completions.create({ model: plain.model, ...lp });
     const specLp = await spec.client.chat.completions.create({ model: spec.model, ...lp, num_speculative_tokens: 3 } as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra);
@@ -112,9 +133,9 @@ describe("server: speculative decoding", () => {
   it("refuses more drafts than the server's --draft-tokens, and any on a server without speculation (400)", async () => {
     const body = (s: TestServer, k: number) =>
       ({ model: s.model, messages: [{ role: "user" as const, content: "hi" }], max_tokens: 2, num_speculative_tokens: k }) as OpenAI.ChatCompletionCreateParamsNonStreaming & Extra;
-    await expect(spec.client.chat.completions.create(body(spec, 4))).rejects.toMatchObject({
+    await expect(spec.client.chat.completions.create(body(spec, 5))).rejects.toMatchObject({
       status: 400,
-      message: expect.stringContaining("num_speculative_tokens is 4, expected at most 3: the server's --draft-tokens is 3"),
+      message: expect.stringContaining("num_speculative_tokens is 5, expected at most 4: the server's --draft-tokens is 4"),
     });
     await expect(plain.client.chat.completions.create(body(plain, 1))).rejects.toMatchObject({
       status: 400,

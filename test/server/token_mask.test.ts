@@ -4,7 +4,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyMask, tokenLogprob } from "../../src/server/scheduler.js";
+import { applyMask } from "../../src/generate/sampler.js";
+import { tokenLogprob } from "../../src/server/scheduler.js";
 
 describe("applyMask", () => {
   it("keeps exactly the allowed ids, word patterns all-on, all-off and mixed", () => {

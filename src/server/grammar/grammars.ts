@@ -133,6 +133,10 @@ function matcherConstraint(compiled: CompiledGrammar): TokenConstraint {
   const matcher = xgr.GrammarMatcher.createGrammarMatcher(compiled);
   let ready: Awaited<typeof matcher> | undefined;
   let freed = false;
+  const use = () => {
+    if (!ready) throw new Error("the grammar matcher was used before its first mask");
+    return ready;
+  };
   void matcher.then((m) => {
     ready = m;
     if (freed) m.dispose();
@@ -143,8 +147,13 @@ function matcherConstraint(compiled: CompiledGrammar): TokenConstraint {
       return m.getNextTokenBitmask();
     },
     accept(id) {
-      if (!ready) throw new Error("the grammar matcher was used before its first mask");
-      return ready.acceptToken(id);
+      return use().acceptToken(id);
+    },
+    rollback(n) {
+      if (n > 0) use().rollBack(n);
+    },
+    terminated() {
+      return use().isTerminated();
     },
     free() {
       if (freed) return;
