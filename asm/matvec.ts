@@ -2,7 +2,7 @@
 //
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
 //   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode; tokens go in
-//                                             groups of up to four sharing each widened weight block;
+//                                             groups of up to three sharing each widened weight block;
 //                                             exact: two rows by four tokens per register tile)
 //
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
@@ -21,7 +21,7 @@ import { madd, madd64 } from "./fma";
 
 /** Columns summed in float32 before folding into the float64 total: one-row products (`dotRow`). */
 const ROW_BLOCK: i32 = 128;
-/** The same for the row-by-tokens products (`rowTokens`: one chain per token). */
+/** The same for the row-by-tokens products (`rowTokens`: two chains per token). */
 const BLOCK: i32 = 64;
 
 /**
@@ -138,53 +138,54 @@ const BLOCK: i32 = 64;
 }
 
 /**
- * Row wr of W times n tokens (n = 1..4, a constant where inlined: the unused token slots fold away): each
+ * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away): each
  * weight block is widened once and used n times. x0 is token 0's x (tokens xs bytes apart), yp token 0's
- * output (outputs ys bytes apart).
+ * output (outputs ys bytes apart). Two accumulators per token (the block's halves a and b), so six
+ * independent multiply-add chains hide the multiply-add latency; a lane's float32 sum holds BLOCK/4 = 16
+ * products, each rounded at most BLOCK/8 + 2 = 10 times. (Four tokens, eight chains, run out of V8's vector
+ * registers and were slower; four tokens in four chains, the earlier kernel, wait on the latency: groups of
+ * three were 1.0-1.3x faster at every T in 2..64.)
  */
 // @ts-ignore: decorator
 @inline function rowTokens(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
   const n8 = cols & ~7;
-  const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
-  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+  const x1 = x0 + xs, x2 = x1 + xs;
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0);
   for (let c0 = 0; c0 < n8; c0 += BLOCK) {
     const cEnd = min(c0 + BLOCK, n8);
-    // One float32 accumulator per token (both halves summed into it): four tokens fit the 16 registers.
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
     for (let c = c0; c < cEnd; c += 8) {
       const p = wr + <usize>c * es;
       const wa = lo(p, dt), wb = hi(p, dt);
       const o = <usize>c << 2;
-      a0 = madd(wb, v128.load(x0 + o, 16), madd(wa, v128.load(x0 + o), a0));
+      a0 = madd(wa, v128.load(x0 + o), a0);
+      b0 = madd(wb, v128.load(x0 + o, 16), b0);
       if (n > 1) {
-        a1 = madd(wb, v128.load(x1 + o, 16), madd(wa, v128.load(x1 + o), a1));
+        a1 = madd(wa, v128.load(x1 + o), a1);
+        b1 = madd(wb, v128.load(x1 + o, 16), b1);
       }
       if (n > 2) {
-        a2 = madd(wb, v128.load(x2 + o, 16), madd(wa, v128.load(x2 + o), a2));
-      }
-      if (n > 3) {
-        a3 = madd(wb, v128.load(x3 + o, 16), madd(wa, v128.load(x3 + o), a3));
+        a2 = madd(wa, v128.load(x2 + o), a2);
+        b2 = madd(wb, v128.load(x2 + o, 16), b2);
       }
     }
-    d0 = widenSum(d0, a0);
-    if (n > 1) d1 = widenSum(d1, a1);
-    if (n > 2) d2 = widenSum(d2, a2);
-    if (n > 3) d3 = widenSum(d3, a3);
+    d0 = widenSum(d0, f32x4.add(a0, b0));
+    if (n > 1) d1 = widenSum(d1, f32x4.add(a1, b1));
+    if (n > 2) d2 = widenSum(d2, f32x4.add(a2, b2));
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2);
   for (let c = n8; c < cols; c++) {
     const wc = <f64>scalar(wr, c, dt);
     const o = <usize>c << 2;
     s0 += wc * <f64>load<f32>(x0 + o);
     if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
     if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
-    if (n > 3) s3 += wc * <f64>load<f32>(x3 + o);
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
   if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
-  if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
 }
 
 // @ts-ignore: decorator
@@ -192,16 +193,16 @@ const BLOCK: i32 = 64;
   const stride = <usize>cols * esize(dt);
   const xs = <usize>cols << 2;
   const ys = <usize>rows << 2;
-  const t4 = t & ~3, rest = t - t4;
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
-    // Four tokens at a time, then the last one to three together: each weight block is widened once per group.
-    for (let tk = 0; tk < t4; tk += 4) rowTokens(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 4);
-    const xt = x + <usize>t4 * xs, yt = yr + <usize>t4 * ys;
-    if (rest == 3) rowTokens(wr, xt, xs, yt, ys, cols, dt, 3);
-    else if (rest == 2) rowTokens(wr, xt, xs, yt, ys, cols, dt, 2);
-    else if (rest == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
+    // Three tokens at a time, then the last two together or the last one alone: each weight block is widened
+    // once per group, and the row (one sequential stream from memory) stays in L1 for the later groups.
+    let tk = 0;
+    for (; tk + 3 <= t; tk += 3) rowTokens(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 3);
+    const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
+    if (t - tk == 2) rowTokens(wr, xt, xs, yt, ys, cols, dt, 2);
+    else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
   }
 }
 
