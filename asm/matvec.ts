@@ -2,14 +2,15 @@
 //
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
 //   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode; tokens go in
-//                                             groups of up to four sharing each widened weight block;
+//                                             groups of up to three sharing each widened weight block;
 //                                             exact: two rows by four tokens per register tile)
 //
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
 // split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
 // Columns go eight at a time as two f32x4 halves (a, b) matched with x halves (xa, xb); the cols % 8 tail
 // is scalar. Two arithmetics:
-//   matvecBF16 ...       float32 products and sums, folded into float64 every BLOCK columns (fastest);
+//   matvecBF16 ...       float32 products and sums, folded into float64 every ROW_BLOCK / BLOCK columns
+//                        (fastest);
 //   matvecBF16Exact ...  exact products summed in float64, one rounding per output (the reference's
 //                        accuracy, about twice the instructions).
 // Sums are multiply-adds (fma.ts): fused in the relaxed build, a multiply then an add in the plain one.
@@ -18,7 +19,9 @@ import { bf16Even, bf16Odd, f16Even, f16Odd, bf16, f16, hsum, DT_BF16, DT_F16 } 
 import { widenSum, hsum64, promoteLo, promoteHi } from "./mem";
 import { madd, madd64 } from "./fma";
 
-/** Columns summed in float32 before folding into the float64 total. */
+/** Columns summed in float32 before folding into the float64 total: one-row products (`dotRow`). */
+const ROW_BLOCK: i32 = 128;
+/** The same for the row-by-tokens products (`rowTokens`: two chains per token). */
 const BLOCK: i32 = 64;
 
 /**
@@ -67,127 +70,166 @@ const BLOCK: i32 = 64;
   return dt == DT_BF16 || dt == DT_F16 ? 2 : 4;
 }
 
-/** Dot product of one weight row with x (one token), float32 blocks summed in float64. */
+/**
+ * Eight columns k (0..3) of a 32-column step: weights at p + 8 k elements, x at q + 32 k bytes, added into acc
+ * (two multiply-adds). Offsets are immediates, so no address arithmetic per load.
+ */
+// @ts-ignore: decorator
+@inline function step8(p: usize, q: usize, dt: i32, k: i32, acc: v128): v128 {
+  let wa: v128, wb: v128, xa: v128, xb: v128;
+  if (dt == DT_BF16 || dt == DT_F16) {
+    const v = k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 16) : k == 2 ? v128.load(p, 32) : v128.load(p, 48);
+    wa = dt == DT_BF16 ? bf16Even(v) : f16Even(v);
+    wb = dt == DT_BF16 ? bf16Odd(v) : f16Odd(v);
+  } else {
+    wa = k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 32) : k == 2 ? v128.load(p, 64) : v128.load(p, 96);
+    wb = k == 0 ? v128.load(p, 16) : k == 1 ? v128.load(p, 48) : k == 2 ? v128.load(p, 80) : v128.load(p, 112);
+  }
+  xa = k == 0 ? v128.load(q) : k == 1 ? v128.load(q, 32) : k == 2 ? v128.load(q, 64) : v128.load(q, 96);
+  xb = k == 0 ? v128.load(q, 16) : k == 1 ? v128.load(q, 48) : k == 2 ? v128.load(q, 80) : v128.load(q, 112);
+  return madd(wb, xb, madd(wa, xa, acc));
+}
+
+/**
+ * Dot product of one weight row with x (one token) in float32, folded into float64 every ROW_BLOCK
+ * columns: 32 columns a step in four independent multiply-add chains (ROW_BLOCK/16 products each), the four
+ * summed pairwise at the fold, so a lane's float32 sum holds at most ROW_BLOCK/4 = 32 products, each rounded
+ * at most ROW_BLOCK/16 + 3 = 11 times (the multiply, the chain, two pairwise sums; the four-row kernel this
+ * replaced: 16 products, 10 roundings). Then eight columns a step, then the scalar cols % 8 tail in float64.
+ */
 // @ts-ignore: decorator
 @inline function dotRow(w: usize, x: usize, cols: i32, dt: i32): f32 {
   const es = esize(dt);
-  const n8 = cols & ~7;
+  const n32 = cols & ~31, n8 = cols & ~7;
   let d = f64x2.splat(0);
-  for (let c0 = 0; c0 < n8; c0 += BLOCK) {
-    const cEnd = min(c0 + BLOCK, n8);
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-    for (let c = c0; c < cEnd; c += 8) {
+  for (let c0 = 0; c0 < n32; c0 += ROW_BLOCK) {
+    const cEnd = min(c0 + ROW_BLOCK, n32);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let c = c0; c < cEnd; c += 32) {
       const p = w + <usize>c * es;
       const q = x + (<usize>c << 2);
-      a0 = madd(lo(p, dt), v128.load(q), a0);
-      a1 = madd(hi(p, dt), v128.load(q, 16), a1);
+      a0 = step8(p, q, dt, 0, a0);
+      a1 = step8(p, q, dt, 1, a1);
+      a2 = step8(p, q, dt, 2, a2);
+      a3 = step8(p, q, dt, 3, a3);
     }
-    d = widenSum(d, f32x4.add(a0, a1));
+    d = widenSum(d, f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  }
+  if (n32 < n8) {
+    let a = f32x4.splat(0);
+    for (let c = n32; c < n8; c += 8) a = step8(w + <usize>c * es, x + (<usize>c << 2), dt, 0, a);
+    d = widenSum(d, a);
   }
   let s = hsum64(d);
   for (let c = n8; c < cols; c++) s += <f64>scalar(w, c, dt) * <f64>load<f32>(x + (<usize>c << 2));
   return <f32>s;
 }
 
+/**
+ * Rows r0..r1 of y = W x in float32 sums (`dotRow`), one row at a time. One row is one sequential stream of
+ * weights, which the hardware prefetchers follow across rows; reading four rows at once (x loaded once for
+ * four rows: less arithmetic) was faster in cache but slower from memory, where decode reads its weights:
+ * 1.2x on 2048-column rows, 2-3x on 512-column rows (4 rows of 1 KiB: four streams too short to prefetch).
+ */
 // @ts-ignore: decorator
 @inline function matvecBody(w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
-  const es = esize(dt);
-  const stride = <usize>cols * es;
-  const n8 = cols & ~7;
-  let r = r0;
-  // Four rows at once: x is loaded once for four weight streams; eight independent f32 accumulators,
-  // folded into float64 every BLOCK columns (float32 sums of at most BLOCK/8 terms per lane: the model
-  // amplifies summation noise, and the fold costs little next to streaming the weights).
-  for (; r + 4 <= r1; r += 4) {
-    const w0 = w + <usize>r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
-    let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
-    for (let c0 = 0; c0 < n8; c0 += BLOCK) {
-      const cEnd = min(c0 + BLOCK, n8);
-      let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
-      let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
-      for (let c = c0; c < cEnd; c += 8) {
-        const o = <usize>c * es;
-        const q = x + (<usize>c << 2);
-        const xa = v128.load(q), xb = v128.load(q, 16);
-        a0 = madd(lo(w0 + o, dt), xa, a0);
-        b0 = madd(hi(w0 + o, dt), xb, b0);
-        a1 = madd(lo(w1 + o, dt), xa, a1);
-        b1 = madd(hi(w1 + o, dt), xb, b1);
-        a2 = madd(lo(w2 + o, dt), xa, a2);
-        b2 = madd(hi(w2 + o, dt), xb, b2);
-        a3 = madd(lo(w3 + o, dt), xa, a3);
-        b3 = madd(hi(w3 + o, dt), xb, b3);
-      }
-      d0 = widenSum(d0, f32x4.add(a0, b0));
-      d1 = widenSum(d1, f32x4.add(a1, b1));
-      d2 = widenSum(d2, f32x4.add(a2, b2));
-      d3 = widenSum(d3, f32x4.add(a3, b3));
-    }
-    let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
-    for (let c = n8; c < cols; c++) {
-      const xc = <f64>load<f32>(x + (<usize>c << 2));
-      s0 += <f64>scalar(w0, c, dt) * xc;
-      s1 += <f64>scalar(w1, c, dt) * xc;
-      s2 += <f64>scalar(w2, c, dt) * xc;
-      s3 += <f64>scalar(w3, c, dt) * xc;
-    }
-    const yp = y + (<usize>r << 2);
-    store<f32>(yp, <f32>s0);
-    store<f32>(yp, <f32>s1, 4);
-    store<f32>(yp, <f32>s2, 8);
-    store<f32>(yp, <f32>s3, 12);
-  }
-  for (; r < r1; r++) store<f32>(y + (<usize>r << 2), dotRow(w + <usize>r * stride, x, cols, dt));
+  const stride = <usize>cols * esize(dt);
+  for (let r = r0; r < r1; r++) store<f32>(y + (<usize>r << 2), dotRow(w + <usize>r * stride, x, cols, dt));
 }
 
 /**
- * Row wr of W times n tokens (n = 1..4, a constant where inlined: the unused token slots fold away): each
+ * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away): each
  * weight block is widened once and used n times. x0 is token 0's x (tokens xs bytes apart), yp token 0's
- * output (outputs ys bytes apart).
+ * output (outputs ys bytes apart). Two accumulators per token (the block's halves a and b), so six
+ * independent multiply-add chains hide the multiply-add latency; a lane's float32 sum holds BLOCK/4 = 16
+ * products, each rounded at most BLOCK/8 + 2 = 10 times. (Four tokens, eight chains, run out of V8's vector
+ * registers and were slower; four tokens in four chains, the earlier kernel, wait on the latency: groups of
+ * three were 1.0-1.3x faster at every T in 2..64.)
  */
 // @ts-ignore: decorator
 @inline function rowTokens(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
   const n8 = cols & ~7;
-  const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
-  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+  const x1 = x0 + xs, x2 = x1 + xs;
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0);
   for (let c0 = 0; c0 < n8; c0 += BLOCK) {
     const cEnd = min(c0 + BLOCK, n8);
-    // One float32 accumulator per token (both halves summed into it): four tokens fit the 16 registers.
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
     for (let c = c0; c < cEnd; c += 8) {
       const p = wr + <usize>c * es;
       const wa = lo(p, dt), wb = hi(p, dt);
       const o = <usize>c << 2;
-      a0 = madd(wb, v128.load(x0 + o, 16), madd(wa, v128.load(x0 + o), a0));
+      a0 = madd(wa, v128.load(x0 + o), a0);
+      b0 = madd(wb, v128.load(x0 + o, 16), b0);
       if (n > 1) {
-        a1 = madd(wb, v128.load(x1 + o, 16), madd(wa, v128.load(x1 + o), a1));
+        a1 = madd(wa, v128.load(x1 + o), a1);
+        b1 = madd(wb, v128.load(x1 + o, 16), b1);
       }
       if (n > 2) {
-        a2 = madd(wb, v128.load(x2 + o, 16), madd(wa, v128.load(x2 + o), a2));
-      }
-      if (n > 3) {
-        a3 = madd(wb, v128.load(x3 + o, 16), madd(wa, v128.load(x3 + o), a3));
+        a2 = madd(wa, v128.load(x2 + o), a2);
+        b2 = madd(wb, v128.load(x2 + o, 16), b2);
       }
     }
-    d0 = widenSum(d0, a0);
-    if (n > 1) d1 = widenSum(d1, a1);
-    if (n > 2) d2 = widenSum(d2, a2);
-    if (n > 3) d3 = widenSum(d3, a3);
+    d0 = widenSum(d0, f32x4.add(a0, b0));
+    if (n > 1) d1 = widenSum(d1, f32x4.add(a1, b1));
+    if (n > 2) d2 = widenSum(d2, f32x4.add(a2, b2));
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2);
   for (let c = n8; c < cols; c++) {
     const wc = <f64>scalar(wr, c, dt);
     const o = <usize>c << 2;
     s0 += wc * <f64>load<f32>(x0 + o);
     if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
     if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
-    if (n > 3) s3 += wc * <f64>load<f32>(x3 + o);
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
   if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
-  if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
+}
+
+/**
+ * Row wr of W times four tokens, one chain per token (both halves summed into it): for F16 weights, whose
+ * widening (f16Bits, about eight operations) costs more than the multiply-add latency, one widening per
+ * four tokens beats one per three (1.1-1.2x at T = 16). A lane's float32 sum holds 16 products, each rounded
+ * at most 17 times.
+ */
+// @ts-ignore: decorator
+@inline function rowTokens4(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
+  const es = esize(dt);
+  const n8 = cols & ~7;
+  const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
+  for (let c0 = 0; c0 < n8; c0 += BLOCK) {
+    const cEnd = min(c0 + BLOCK, n8);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let c = c0; c < cEnd; c += 8) {
+      const p = wr + <usize>c * es;
+      const wa = lo(p, dt), wb = hi(p, dt);
+      const o = <usize>c << 2;
+      a0 = madd(wb, v128.load(x0 + o, 16), madd(wa, v128.load(x0 + o), a0));
+      a1 = madd(wb, v128.load(x1 + o, 16), madd(wa, v128.load(x1 + o), a1));
+      a2 = madd(wb, v128.load(x2 + o, 16), madd(wa, v128.load(x2 + o), a2));
+      a3 = madd(wb, v128.load(x3 + o, 16), madd(wa, v128.load(x3 + o), a3));
+    }
+    d0 = widenSum(d0, a0);
+    d1 = widenSum(d1, a1);
+    d2 = widenSum(d2, a2);
+    d3 = widenSum(d3, a3);
+  }
+  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+  for (let c = n8; c < cols; c++) {
+    const wc = <f64>scalar(wr, c, dt);
+    const o = <usize>c << 2;
+    s0 += wc * <f64>load<f32>(x0 + o);
+    s1 += wc * <f64>load<f32>(x1 + o);
+    s2 += wc * <f64>load<f32>(x2 + o);
+    s3 += wc * <f64>load<f32>(x3 + o);
+  }
+  store<f32>(yp, <f32>s0);
+  store<f32>(yp + ys, <f32>s1);
+  store<f32>(yp + 2 * ys, <f32>s2);
+  store<f32>(yp + 3 * ys, <f32>s3);
 }
 
 // @ts-ignore: decorator
@@ -195,16 +237,18 @@ const BLOCK: i32 = 64;
   const stride = <usize>cols * esize(dt);
   const xs = <usize>cols << 2;
   const ys = <usize>rows << 2;
-  const t4 = t & ~3, rest = t - t4;
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
-    // Four tokens at a time, then the last one to three together: each weight block is widened once per group.
-    for (let tk = 0; tk < t4; tk += 4) rowTokens(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 4);
-    const xt = x + <usize>t4 * xs, yt = yr + <usize>t4 * ys;
-    if (rest == 3) rowTokens(wr, xt, xs, yt, ys, cols, dt, 3);
-    else if (rest == 2) rowTokens(wr, xt, xs, yt, ys, cols, dt, 2);
-    else if (rest == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
+    // Three tokens at a time (F16: four, then up to one three), then the last two together or the last one
+    // alone: each weight block is widened once per group, and the row (one sequential stream from memory)
+    // stays in L1 for the later groups.
+    let tk = 0;
+    if (dt == DT_F16) for (; tk + 4 <= t; tk += 4) rowTokens4(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt);
+    for (; tk + 3 <= t; tk += 3) rowTokens(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 3);
+    const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
+    if (t - tk == 2) rowTokens(wr, xt, xs, yt, ys, cols, dt, 2);
+    else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
   }
 }
 

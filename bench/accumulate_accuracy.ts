@@ -9,7 +9,7 @@
  * teacher-forced through the model: a `prefill`-token prompt in one call (the matrix-matrix kernels), then
  * `decode` tokens one at a time (the matrix-vector kernels). Against the exact path (`--accumulate f64`:
  * exact products summed in float64, the plain build; the relaxed build is bit-identical there), for each of
- *   f32 sums, plain SIMD build      (products and sums in float32, folded into float64 every 64 columns)
+ *   f32 sums, plain SIMD build      (products and sums in float32, folded into float64 every 128 columns for one token, 64 for several)
  *   f32 sums, relaxed SIMD build    (the same with fused multiply-adds: one rounding less per term)
  * it reports the largest logit difference, top-1 agreement and mean KL(exact || fast), prompt and decode
  * positions apart. Writes bench/accumulate-accuracy-results.json.

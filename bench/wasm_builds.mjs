@@ -4,6 +4,8 @@
 // matmulBF16Exact (TOKENS 1 calls the matvec of the same kind): BF16 or F16 kernels, random BF16 words, x = sin(i).
 // Small in-cache shapes measure the arithmetic; on a busy machine take many REPS (the fastest run is the one
 // that was not preempted). The first output values are printed to check that the builds agree.
+// CHUNK=n (a divisor of ROWS): each timed run calls the kernel on ROWS/n consecutive n-row matrices, as decode
+// reads the experts (e.g. 64 matrices of 2048x512 from memory: `CHUNK=2048 ... matmulBF16 131072 512 1 ...`).
 import { readFileSync } from "node:fs";
 import v8 from "node:v8";
 v8.setFlagsFromString("--experimental-wasm-relaxed-simd"); // Node 20: relaxed SIMD is behind this flag
@@ -24,7 +26,16 @@ for (let i = 0; i < x.length; i++) x[i] = Math.sin(i);
 const exact = fn.endsWith("Exact");
 if (exact) insts[0].widenF64(xOff, xdOff, t * C);
 const xp = exact ? xdOff : xOff;
-const call = (e) => (t === 1 ? e[fn.replace("matmul", "matvec")](base, xp, yOff, C, 0, R) : e[fn](base, xp, yOff, t, R, C, 0, R));
+const CH = +(process.env.CHUNK ?? R);
+if (!(CH >= 1 && R % CH === 0)) throw new Error(`CHUNK=${CH} does not divide ROWS=${R}`);
+const eb = fn.includes("F32") ? 4 : 2;
+const call = (e) => {
+  for (let r0 = 0; r0 < R; r0 += CH) {
+    const w = base + r0 * C * eb, y = yOff + r0 * t * 4;
+    if (t === 1) e[fn.replace("matmul", "matvec")](w, xp, y, C, 0, CH);
+    else e[fn](w, xp, y, t, CH, C, 0, CH);
+  }
+};
 const best = files.map(() => Infinity);
 const outs = [];
 for (let rep = 0; rep < +(process.env.REPS ?? 7); rep++) for (let i = 0; i < insts.length; i++) {

@@ -1,0 +1,87 @@
+/**
+ * The float32-sum products over float weights (`accumulate: "f32"`; generate's default for BF16 / F16 / F32)
+ * against float64 dot products computed here from the weights' bits, for the shapes the kernels split on:
+ * cols around the 8- / 32- / 128-column steps and folds (tails of every length), one token (decode's one-row
+ * matvec) and 2..9 tokens (groups of four, then three, two or one), rows split over two threads.
+ *
+ * Bound: every product w x is exact in float64; the kernels round it at most n times in float32 before
+ * float64 takes over, then round the float64 total once to float32, so |y - sum| <= n u sum |w x| + u |sum|
+ * (u = 2^-24), plus float64 rounding (1e-12 sum |w x| covers it). n = 11 (one token: the multiply, a chain of
+ * 8 multiply-adds, two pairwise sums; tokens in groups of two or three: the multiply, 8, one sum), except for
+ * F16 weights in groups of four tokens: n = 17 (the multiply and a chain of 16).
+ */
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/dtype.js";
+import type { WeightDType } from "../../src/kernels/types.js";
+import { createWasmKernels, type WasmKernels } from "../../src/kernels/wasm/kernels.js";
+import { rng, uniform } from "../helpers/random.js";
+
+const U = 2 ** -24;
+
+/** BF16 bits -> value: the top half of a float32. */
+const bf16Value = (h: number): number => new Float32Array(Uint32Array.of(h << 16).buffer)[0];
+
+/** F16 bits -> value: (-1)^s 2^(e-15) (1 + m/1024), subnormal 2^-14 m/1024, e = 31 inf/NaN. */
+function f16Value(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return e === 0 ? s * 2 ** -14 * (m / 1024) : s * 2 ** (e - 15) * (1 + m / 1024);
+}
+
+let k: WasmKernels;
+beforeAll(async () => {
+  k = await createWasmKernels({ threads: 2, minParallelBytes: 0, accumulate: "f32" });
+});
+afterAll(async () => {
+  await k.close();
+});
+
+// Around every step: 8-column steps, 32-column steps, 64- and 128-column folds, and the scalar tail.
+const COLS = [1, 5, 7, 8, 9, 15, 16, 24, 31, 32, 33, 40, 63, 64, 65, 95, 127, 128, 129, 135, 136, 160, 191, 255, 256, 257, 300, 383, 511, 512, 517, 700];
+
+describe("float32-sum products of float weights", () => {
+  it("stay within the float32 summation bound of float64 dot products (one to nine tokens, two threads)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 37 }), fc.constantFrom(...COLS), fc.integer({ min: 1, max: 9 }),
+        fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(),
+        (rows, cols, T, dtype, seed) => {
+          const rand = rng(seed);
+          const values = uniform(rand, rows * cols);
+          const w = k.allocWeight("w", dtype, [rows, cols]);
+          const wv = new Float64Array(rows * cols);
+          if (dtype === "F32") {
+            (w.data as Float32Array).set(values);
+            wv.set(w.data as Float32Array);
+          } else {
+            const bits = dtype === "BF16" ? f32ArrayToBf16(values) : f32ArrayToF16(values);
+            (w.data as Uint16Array).set(bits);
+            for (let i = 0; i < bits.length; i++) wv[i] = dtype === "BF16" ? bf16Value(bits[i]) : f16Value(bits[i]);
+          }
+          const x = k.vec(T * cols);
+          x.set(uniform(rand, T * cols));
+          const y = k.vec(T * rows);
+          k.linear(w, x, T, y);
+          const n = dtype === "F16" && T >= 4 ? 17 : 11;
+          for (let t = 0; t < T; t++) {
+            for (let r = 0; r < rows; r++) {
+              let sum = 0, abs = 0;
+              for (let c = 0; c < cols; c++) {
+                const p = wv[r * cols + c] * x[t * cols + c];
+                sum += p;
+                abs += Math.abs(p);
+              }
+              const got = y[t * rows + r];
+              expect(Math.abs(got - sum), `row ${r} token ${t}`).toBeLessThanOrEqual(n * U * abs + U * Math.abs(sum) + 1e-12 * abs);
+            }
+          }
+          k.freeWeight(w);
+          k.free(x);
+          k.free(y);
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+});
