@@ -32,7 +32,7 @@ import { f16, f16Even } from "./widen";
 import { promoteLo, promoteHi, hsum64 } from "./mem";
 import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16 } from "./quant_blocks";
 import { relaxedFor, dotWide, dotBytes, hsumI32 } from "./quant_dot";
-import { rowKOne, kBlock } from "./quant_k";
+import { rowK } from "./quant_k";
 
 /** Activation kinds (quantizeActs). */
 const ACT_Q8_0: i32 = 0;
@@ -320,104 +320,44 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 }
 
 /**
- * Row wr of W times n tokens (n = 1..4, a constant where inlined): token 0's quantized activations at a0, the
- * others as apart; outputs at yp, ys apart.
+ * Row wr of W times n tokens (n = 1..4, a constant where inlined) for the types with blocks of 32: token 0's
+ * quantized activations at a0, the others as apart; outputs at yp, ys apart. (K-quants: rowK, asm/quant_k.ts.)
  */
 // @ts-ignore: decorator
 @inline function rowTokens(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
   const R = relaxedFor(dt);
   const sg = signedQ(dt) && !R;
-  const bs = blockSize(dt), sb = subSize(dt), ns = bs / sb;
   const q8 = <usize>cols << 1, meta = <usize>cols * 3;
   const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
   let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
-  const nb = cols / bs;
+  const nb = cols >> 5;
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * typeSize(dt);
     const dw = <f64>blockD(p, dt);
-    // Integer sums of the block: k (Q8_0-kind types: the plain sum; K-quants: sum_j sc_j sum_{i in j}), and the
-    // K-quants' scalar corrections m (Q4_K / Q5_K: sum_j m_j bsums; relaxed Q6_K: sum_j sc_j bsum_j).
-    let k0 = i32x4.splat(0), k1 = i32x4.splat(0), k2 = i32x4.splat(0), k3 = i32x4.splat(0);
-    let m0: i32 = 0, m1: i32 = 0, m2: i32 = 0, m3: i32 = 0;
-    const mb = meta + (<usize>b << 6); // Q8_K metadata of this block (K-quants)
-    // Q4_K / Q5_K: the eight 6-bit scales and mins unpacked from their 12 bytes into bytes of four words (as
-    // ggml's kmask shuffle): scales 0-3, 4-7 in u0, u1; mins 0-3, 4-7 in u2, u3.
-    let u0: u32 = 0, u1: u32 = 0, u2: u32 = 0, u3: u32 = 0;
-    if (dt == Q4_K || dt == Q5_K) {
-      const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
-      u0 = w0 & 0x3f3f3f3f;
-      u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
-      u2 = w1 & 0x3f3f3f3f;
-      u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
-    }
-    for (let s = 0; s < ns; s++) {
-      let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
-      for (let grp = 0; grp < (sb >> 4); grp++) {
-        const q = quants16(p, s, grp, dt, R);
-        const c = <usize>(b * bs + s * sb + (grp << 4));
-        if (R) {
-          j0 = dotBytes(q, a0 + q8 + c, j0);
-          if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
-          if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
-          if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
-        } else {
-          const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-          const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-          j0 = dotWide(lo, hi, a0 + (c << 1), j0);
-          if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
-          if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
-          if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
-        }
-      }
-      if (small(dt)) {
-        k0 = j0;
-        k1 = j1;
-        k2 = j2;
-        k3 = j3;
+    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+    for (let grp = 0; grp < 2; grp++) {
+      const q = quants16(p, 0, grp, dt, R);
+      const c = <usize>((b << 5) + (grp << 4));
+      if (R) {
+        j0 = dotBytes(q, a0 + q8 + c, j0);
+        if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
+        if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
+        if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
       } else {
-        const sc = dt == Q6_K ? <i32>load<i8>(p + 192 + s) : <i32>(((s < 4 ? u0 : u1) >> ((<u32>s & 3) << 3)) & 0xff);
-        const scv = i32x4.splat(sc);
-        k0 = i32x4.add(k0, i32x4.mul(j0, scv));
-        if (n > 1) k1 = i32x4.add(k1, i32x4.mul(j1, scv));
-        if (n > 2) k2 = i32x4.add(k2, i32x4.mul(j2, scv));
-        if (n > 3) k3 = i32x4.add(k3, i32x4.mul(j3, scv));
+        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+        j0 = dotWide(lo, hi, a0 + (c << 1), j0);
+        if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
+        if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
+        if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
       }
     }
-    if (dt == Q4_K || dt == Q5_K) {
-      // sum_j m_j (bsum_2j + bsum_2j+1): the mins as 16-bit lanes times the sums of 32.
-      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
-      m0 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a0 + mb, 48)));
-      if (n > 1) m1 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a1 + mb, 48)));
-      if (n > 2) m2 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a2 + mb, 48)));
-      if (n > 3) m3 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a3 + mb, 48)));
-    } else if (dt == Q6_K && R) {
-      // Q6_K without its offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
-      const scs = v128.load(p + 192);
-      const lo = i16x8.extend_low_i8x16_s(scs), hi = i16x8.extend_high_i8x16_s(scs);
-      m0 = hsumI32(dotWide(lo, hi, a0 + mb + 16, i32x4.splat(0)));
-      if (n > 1) m1 = hsumI32(dotWide(lo, hi, a1 + mb + 16, i32x4.splat(0)));
-      if (n > 2) m2 = hsumI32(dotWide(lo, hi, a2 + mb + 16, i32x4.splat(0)));
-      if (n > 3) m3 = hsumI32(dotWide(lo, hi, a3 + mb + 16, i32x4.splat(0)));
-    }
-    if (small(dt)) {
-      const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-      const bm = meta + (<usize>b << 2), nbu = <usize>nb;
-      s0 += block32(k0, a0 + bm, nbu, dw, mw, dt);
-      if (n > 1) s1 += block32(k1, a1 + bm, nbu, dw, mw, dt);
-      if (n > 2) s2 += block32(k2, a2 + bm, nbu, dw, mw, dt);
-      if (n > 3) s3 += block32(k3, a3 + bm, nbu, dw, mw, dt);
-    } else if (dt == Q6_K) {
-      s0 += dw * <f64>load<f32>(a0 + mb) * <f64>(hsumI32(k0) - (m0 << 5));
-      if (n > 1) s1 += dw * <f64>load<f32>(a1 + mb) * <f64>(hsumI32(k1) - (m1 << 5));
-      if (n > 2) s2 += dw * <f64>load<f32>(a2 + mb) * <f64>(hsumI32(k2) - (m2 << 5));
-      if (n > 3) s3 += dw * <f64>load<f32>(a3 + mb) * <f64>(hsumI32(k3) - (m3 << 5));
-    } else {
-      const dmin = <f64>f16(<u32>load<u16>(p + 2));
-      s0 += kBlock(k0, m0, a0 + mb, dw, dmin);
-      if (n > 1) s1 += kBlock(k1, m1, a1 + mb, dw, dmin);
-      if (n > 2) s2 += kBlock(k2, m2, a2 + mb, dw, dmin);
-      if (n > 3) s3 += kBlock(k3, m3, a3 + mb, dw, dmin);
-    }
+    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+    const bm = meta + (<usize>b << 2), nbu = <usize>nb;
+    s0 += block32(j0, a0 + bm, nbu, dw, mw, dt);
+    if (n > 1) s1 += block32(j1, a1 + bm, nbu, dw, mw, dt);
+    if (n > 2) s2 += block32(j2, a2 + bm, nbu, dw, mw, dt);
+    if (n > 3) s3 += block32(j3, a3 + bm, nbu, dw, mw, dt);
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
@@ -430,7 +370,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
   for (let r = r0; r < r1; r++) {
     if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
-    else rowKOne(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
+    else rowK(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
   }
 }
 
@@ -445,12 +385,18 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     const yr = y + (<usize>r << 2);
     for (let tk = 0; tk < t4; tk += 4) {
       if (small(dt)) row32Tokens4(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, dt);
-      else rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+      else rowK(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
     }
     const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
-    if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
-    else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
-    else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+    if (small(dt)) {
+      if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
+      else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
+      else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+    } else {
+      if (rest == 3) rowK(wr, at, as, yt, ys, cols, 3, dt);
+      else if (rest == 2) rowK(wr, at, as, yt, ys, cols, 2, dt);
+      else if (rest == 1) rowK(wr, at, as, yt, ys, cols, 1, dt);
+    }
   }
 }
 

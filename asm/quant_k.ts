@@ -1,111 +1,222 @@
 // Integer dot products of the K-quants (Q4_K, Q5_K, Q6_K: blocks of 256) with Q8_K activations, the layouts and
 // block terms of asm/quant_int.ts's header.
+//
+// Every sub-block's sum is taken in two steps, the same in both builds:
+//   1. 16-bit sums of products of the weights' raw quants (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63: Q6_K's offset 32
+//      is taken off at the block's end as 32 sum_j sc_j bsum_j) with the activation quants (|q_a| <= 127):
+//        relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s, pairs of neighbours (the quant is the 7-bit operand);
+//        plain build:   the quants widened to 16 bits, i16x8.mul with the 16-bit activations, values i and i + 8
+//                       added.
+//      A lane holds at most 4 products of 31 * 127 (Q4_K / Q5_K: the 32 values of a sub-block) or 2 of 63 * 127
+//      (Q6_K: 16 values): below 2^15, no wrap.
+//   2. i32x4.dot_i16x8_s of those sums with the sub-block's scale in every 16-bit lane: widened, paired and
+//      scaled in one instruction.
+// The lanes are grouped differently in the two builds, but the integer sums are the same, so the outputs are too.
+// Tokens (n = 1..4, a constant) share each block's decoded quants and scales.
 
 import { f16 } from "./widen";
-import { Q4_K, Q5_K, Q6_K, typeSize, blockD, nibbles } from "./quant_blocks";
-import { relaxedFor, dotWide, dotBytes, hsumI32 } from "./quant_dot";
+import { Q4_K, Q5_K, Q6_K, typeSize, blockD } from "./quant_blocks";
+import { hsumI32 } from "./quant_dot";
 
 /**
- * Sub-block 2c + par (32 values, par a constant: the low or high nibbles) of the Q4_K / Q5_K block at p times one
- * token's activations (values from col): i32 lanes.
+ * 16-bit sums of the products of 16 unsigned quants q (0..63) with one token's activation quants from value c
+ * (bytes at a + q8, 16-bit at a): pairs of neighbours (relaxed) or values i, i + 8 (plain).
  */
 // @ts-ignore: decorator
-@inline function subK(p: usize, c: usize, par: i32, a: usize, q8: usize, col: usize, dt: i32): v128 {
-  const R = relaxedFor(dt);
-  const at: usize = dt == Q4_K ? 16 : 48;
-  let j = i32x4.splat(0);
-  for (let grp = 0; grp < 2; grp++) {
-    const g = <usize>grp << 4;
-    let q = nibbles(v128.load(p + at + (c << 5) + g), par << 2);
-    if (dt == Q5_K) {
-      const h = v128.and(v128.load(p + 16 + g), i8x16.splat(<i8>(<i32>1 << ((<i32>c << 1) + par))));
-      q = v128.or(q, v128.andnot(i8x16.splat(16), i8x16.eq(h, i8x16.splat(0))));
-    }
-    if (R) j = dotBytes(q, a + q8 + col + g, j);
-    else j = dotWide(i16x8.extend_low_i8x16_u(q), i16x8.extend_high_i8x16_u(q), a + ((col + g) << 1), j);
+@inline function pairs(q: v128, a: usize, q8: usize, c: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a + q8 + c), q);
+  } else {
+    const ac = a + (c << 1);
+    return i16x8.add(i16x8.mul(i16x8.extend_low_i8x16_u(q), v128.load(ac)), i16x8.mul(i16x8.extend_high_i8x16_u(q), v128.load(ac, 16)));
   }
-  return j;
+}
+
+/** k + the 16-bit lanes x times the scale in every 16-bit lane of sc: i32 lanes. */
+// @ts-ignore: decorator
+@inline function scaled(k: v128, x: v128, sc: v128): v128 {
+  return i32x4.add(k, i32x4.dot_i16x8_s(x, sc));
+}
+
+/** A Q4_K / Q5_K block's contribution: d_w d_a k - dmin_w d_a m. */
+// @ts-ignore: decorator
+@inline function kBlock(k: v128, m: v128, meta: usize, dw: f64, dmin: f64): f64 {
+  const da = <f64>load<f32>(meta);
+  return dw * da * <f64>hsumI32(k) - dmin * da * <f64>hsumI32(m);
 }
 
 /**
- * Sub-block 8 half + 2 qd + l / 16 (16 values; qd and l constants) of the Q6_K block at p times one token's
- * activations (values from col), the quant's offset 32 left in when relaxed: i32 lanes.
+ * The quants of sub-block 2c + par (par a constant) of the Q4_K / Q5_K block at p, values 16 grp.. (16 bytes):
+ * the low (par 0) or high nibbles of qs (at 16 for Q4_K, 48 for Q5_K) from 32 c; Q5_K adds 16 where bit 2c + par of
+ * qh (the 32 bytes at 16) is set, hb being qh's 16 bytes shifted right by 2c in 16-bit lanes.
  */
 // @ts-ignore: decorator
-@inline function sub6(p: usize, half: usize, qd: i32, l: usize, a: usize, q8: usize, col: usize, dt: i32): v128 {
-  const R = relaxedFor(dt);
-  const lo4 = nibbles(v128.load(p + (half << 6) + (<usize>(qd & 1) << 5) + l), (qd >> 1) << 2);
-  const hi2 = v128.and(i16x8.shl(i16x8.shr_u(v128.load(p + 128 + (half << 5) + l), qd << 1), 4), i8x16.splat(48));
-  const q = v128.or(lo4, hi2);
-  if (R) return dotBytes(q, a + q8 + col, i32x4.splat(0));
-  const qs = i8x16.sub(q, i8x16.splat(32));
-  return dotWide(i16x8.extend_low_i8x16_s(qs), i16x8.extend_high_i8x16_s(qs), a + (col << 1), i32x4.splat(0));
-}
-
-/** k + j times the sub-block scale sc. */
-// @ts-ignore: decorator
-@inline function scaled(k: v128, j: v128, sc: i32): v128 {
-  return i32x4.add(k, i32x4.mul(j, i32x4.splat(sc)));
+@inline function quantsK(p: usize, c: usize, par: i32, grp: usize, hb: v128, dt: i32): v128 {
+  const b = v128.load(p + (dt == Q4_K ? 16 : 48) + (c << 5) + (grp << 4));
+  let q = par == 0 ? v128.and(b, i8x16.splat(15)) : v128.and(i16x8.shr_u(b, 4), i8x16.splat(15));
+  // Bit 2c + par of each byte to bit 4 (shifting 16-bit lanes moves bits within each byte's own position here).
+  if (dt == Q5_K) q = v128.or(q, v128.and(i16x8.shl(hb, 4 - par), i8x16.splat(16)));
+  return q;
 }
 
 /**
- * Row wr times one token (decode) for the K-quants: the sub-block loops written out so that every shift and offset
- * within a block is a constant.
+ * The raw quants (0..63) of Q6_K values 16 l.. of quarter qd (qd, l constants) of a half: low 4 bits from the low
+ * (qd < 2) or high nibbles of ql (the half's 32 bytes at 32 (qd & 1), passed in as lo = those bytes), top 2 bits
+ * from bits 2 qd of qh (the half's bytes at l) moved to bits 4, 5.
  */
 // @ts-ignore: decorator
-@inline export function rowKOne(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
-  const R = relaxedFor(dt);
+@inline function quants6(lo: v128, qh: v128, qd: i32): v128 {
+  const lo4 = qd < 2 ? v128.and(lo, i8x16.splat(15)) : v128.and(i16x8.shr_u(lo, 4), i8x16.splat(15));
+  // (qh >> 2 qd) << 4 per byte, in one 16-bit lane shift (the bits crossing bytes are masked off).
+  const hi = qd == 0 ? i16x8.shl(qh, 4) : qd == 1 ? i16x8.shl(qh, 2) : qd == 2 ? qh : i16x8.shr_u(qh, 2);
+  return v128.or(lo4, v128.and(hi, i8x16.splat(48)));
+}
+
+/** 16-bit lane j (a constant: the branches fold away) of v in every lane. */
+// @ts-ignore: decorator
+@inline function lane16(v: v128, j: i32): v128 {
+  if (j == 0) return i8x16.shuffle(v, v, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+  if (j == 1) return i8x16.shuffle(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  if (j == 2) return i8x16.shuffle(v, v, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5);
+  if (j == 3) return i8x16.shuffle(v, v, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7);
+  if (j == 4) return i8x16.shuffle(v, v, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9);
+  if (j == 5) return i8x16.shuffle(v, v, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11);
+  if (j == 6) return i8x16.shuffle(v, v, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13);
+  return i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
+}
+
+/**
+ * Row wr of a K-quant weight times n tokens (n = 1..4, a constant where inlined): token 0's quantized activations
+ * at a0, the others as apart; outputs at yp, ys apart. Each block's quants and scales are decoded once for the n
+ * tokens; each output is the float64 sum over blocks, in block order, of its block terms (asm/quant_int.ts).
+ */
+// @ts-ignore: decorator
+@inline export function rowK(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
   const ts = typeSize(dt);
-  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
-  let sum: f64 = 0;
+  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
+  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
+  let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
   for (let b = 0; b < (cols >> 8); b++) {
     const p = wr + <usize>b * ts;
     const mb = meta + (<usize>b << 6);
     const col = <usize>(b << 8);
     const dw = <f64>blockD(p, dt);
-    const da = <f64>load<f32>(mb);
-    let k = i32x4.splat(0);
+    const z = i32x4.splat(0);
+    let k0 = z, k1 = z, k2 = z, k3 = z;
     if (dt == Q6_K) {
+      const scs = v128.load(p + 192);
+      const scLo = i16x8.extend_low_i8x16_s(scs), scHi = i16x8.extend_high_i8x16_s(scs);
       for (let half: usize = 0; half < 2; half++) {
-        const sc = p + 192 + (half << 3), c = col + (half << 7);
-        k = scaled(k, sub6(p, half, 0, 0, a, q8, c, dt), <i32>load<i8>(sc));
-        k = scaled(k, sub6(p, half, 0, 16, a, q8, c + 16, dt), <i32>load<i8>(sc, 1));
-        k = scaled(k, sub6(p, half, 1, 0, a, q8, c + 32, dt), <i32>load<i8>(sc, 2));
-        k = scaled(k, sub6(p, half, 1, 16, a, q8, c + 48, dt), <i32>load<i8>(sc, 3));
-        k = scaled(k, sub6(p, half, 2, 0, a, q8, c + 64, dt), <i32>load<i8>(sc, 4));
-        k = scaled(k, sub6(p, half, 2, 16, a, q8, c + 80, dt), <i32>load<i8>(sc, 5));
-        k = scaled(k, sub6(p, half, 3, 0, a, q8, c + 96, dt), <i32>load<i8>(sc, 6));
-        k = scaled(k, sub6(p, half, 3, 16, a, q8, c + 112, dt), <i32>load<i8>(sc, 7));
+        // Sub-blocks 8 half + 2 qd + l / 16 (16 values each, from value 128 half + 32 qd + l).
+        const sv = half == 0 ? scLo : scHi;
+        const ql = p + (half << 6), qh = p + 128 + (half << 5), c = col + (half << 7);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+        const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+        // qd 0: ql bytes 0..31 low nibbles; 1: 32..63 low; 2: 0..31 high; 3: 32..63 high.
+        let q = quants6(l0, h0, 0), sc = lane16(sv, 0);
+        k0 = scaled(k0, pairs(q, a0, q8, c), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c), sc);
+        q = quants6(l1, h1, 0); sc = lane16(sv, 1);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 16), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 16), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 16), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 16), sc);
+        q = quants6(l2, h0, 1); sc = lane16(sv, 2);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 32), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 32), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 32), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 32), sc);
+        q = quants6(l3, h1, 1); sc = lane16(sv, 3);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 48), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 48), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 48), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 48), sc);
+        q = quants6(l0, h0, 2); sc = lane16(sv, 4);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 64), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 64), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 64), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 64), sc);
+        q = quants6(l1, h1, 2); sc = lane16(sv, 5);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 80), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 80), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 80), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 80), sc);
+        q = quants6(l2, h0, 3); sc = lane16(sv, 6);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 96), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 96), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 96), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 96), sc);
+        q = quants6(l3, h1, 3); sc = lane16(sv, 7);
+        k0 = scaled(k0, pairs(q, a0, q8, c + 112), sc);
+        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 112), sc);
+        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 112), sc);
+        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 112), sc);
       }
-      let m: i32 = 0;
-      if (R) {
-        const scs = v128.load(p + 192);
-        m = hsumI32(dotWide(i16x8.extend_low_i8x16_s(scs), i16x8.extend_high_i8x16_s(scs), mb + 16, i32x4.splat(0)));
+      // The offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
+      k0 = q6Offset(k0, scLo, scHi, a0 + mb);
+      s0 += dw * <f64>load<f32>(a0 + mb) * <f64>hsumI32(k0);
+      if (n > 1) {
+        k1 = q6Offset(k1, scLo, scHi, a1 + mb);
+        s1 += dw * <f64>load<f32>(a1 + mb) * <f64>hsumI32(k1);
       }
-      sum += dw * da * <f64>(hsumI32(k) - (m << 5));
+      if (n > 2) {
+        k2 = q6Offset(k2, scLo, scHi, a2 + mb);
+        s2 += dw * <f64>load<f32>(a2 + mb) * <f64>hsumI32(k2);
+      }
+      if (n > 3) {
+        k3 = q6Offset(k3, scLo, scHi, a3 + mb);
+        s3 += dw * <f64>load<f32>(a3 + mb) * <f64>hsumI32(k3);
+      }
     } else {
-      // Scales 0-3, 4-7 in the bytes of u0, u1; mins in u2, u3 (ggml's kmask shuffle).
+      // The eight 6-bit scales and mins from their 12 bytes (ggml's kmask shuffle) as 16-bit lanes.
       const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
       const u0 = w0 & 0x3f3f3f3f;
       const u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
       const u2 = w1 & 0x3f3f3f3f;
       const u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
+      const sm = i32x4(<i32>u0, <i32>u1, <i32>u2, <i32>u3);
+      let sv = i16x8.extend_low_i8x16_u(sm);
+      const mins = i16x8.extend_high_i8x16_u(sm);
+      const qh0 = v128.load(p + 16), qh1 = v128.load(p + 32);
       for (let c: usize = 0; c < 4; c++) {
-        const sw = (c < 2 ? u0 : u1) >> (<u32>(c & 1) << 4);
-        k = scaled(k, subK(p, c, 0, a, q8, col + (c << 6), dt), <i32>(sw & 0xff));
-        k = scaled(k, subK(p, c, 1, a, q8, col + (c << 6) + 32, dt), <i32>((sw >> 8) & 0xff));
+        // Chunk c: sub-blocks 2c (low nibbles), 2c + 1 (high), scales in sv's lanes 0, 1.
+        const sh = <i32>c << 1;
+        const hb0 = i16x8.shr_u(qh0, sh), hb1 = i16x8.shr_u(qh1, sh);
+        const cc = col + (c << 6);
+        let qa = quantsK(p, c, 0, 0, hb0, dt), qb = quantsK(p, c, 0, 1, hb1, dt);
+        let sc = lane16(sv, 0);
+        k0 = scaled(k0, i16x8.add(pairs(qa, a0, q8, cc), pairs(qb, a0, q8, cc + 16)), sc);
+        if (n > 1) k1 = scaled(k1, i16x8.add(pairs(qa, a1, q8, cc), pairs(qb, a1, q8, cc + 16)), sc);
+        if (n > 2) k2 = scaled(k2, i16x8.add(pairs(qa, a2, q8, cc), pairs(qb, a2, q8, cc + 16)), sc);
+        if (n > 3) k3 = scaled(k3, i16x8.add(pairs(qa, a3, q8, cc), pairs(qb, a3, q8, cc + 16)), sc);
+        qa = quantsK(p, c, 1, 0, hb0, dt);
+        qb = quantsK(p, c, 1, 1, hb1, dt);
+        sc = lane16(sv, 1);
+        k0 = scaled(k0, i16x8.add(pairs(qa, a0, q8, cc + 32), pairs(qb, a0, q8, cc + 48)), sc);
+        if (n > 1) k1 = scaled(k1, i16x8.add(pairs(qa, a1, q8, cc + 32), pairs(qb, a1, q8, cc + 48)), sc);
+        if (n > 2) k2 = scaled(k2, i16x8.add(pairs(qa, a2, q8, cc + 32), pairs(qb, a2, q8, cc + 48)), sc);
+        if (n > 3) k3 = scaled(k3, i16x8.add(pairs(qa, a3, q8, cc + 32), pairs(qb, a3, q8, cc + 48)), sc);
+        sv = i8x16.shuffle(sv, sv, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3);
       }
-      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
-      const m = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(mb, 48)));
-      sum += kBlock(k, m, mb, dw, <f64>f16(<u32>load<u16>(p + 2)));
+      // sum_j m_j (bsum_2j + bsum_2j+1): the mins times the sums of 32.
+      const dmin = <f64>f16(<u32>load<u16>(p + 2));
+      s0 += kBlock(k0, i32x4.dot_i16x8_s(mins, v128.load(a0 + mb, 48)), a0 + mb, dw, dmin);
+      if (n > 1) s1 += kBlock(k1, i32x4.dot_i16x8_s(mins, v128.load(a1 + mb, 48)), a1 + mb, dw, dmin);
+      if (n > 2) s2 += kBlock(k2, i32x4.dot_i16x8_s(mins, v128.load(a2 + mb, 48)), a2 + mb, dw, dmin);
+      if (n > 3) s3 += kBlock(k3, i32x4.dot_i16x8_s(mins, v128.load(a3 + mb, 48)), a3 + mb, dw, dmin);
     }
   }
-  store<f32>(yp, <f32>sum);
+  store<f32>(yp, <f32>s0);
+  if (n > 1) store<f32>(yp + ys, <f32>s1);
+  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+  if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
 }
 
-/** A Q4_K / Q5_K block's contribution: d_w d_a k - dmin_w d_a m. */
+/** k - 32 sum_j sc_j bsum_j (Q6_K's offset; the 16 scales as 16-bit lanes lo, hi, the token's bsums at mb + 16). */
 // @ts-ignore: decorator
-@inline export function kBlock(k: v128, m: i32, meta: usize, dw: f64, dmin: f64): f64 {
-  const da = <f64>load<f32>(meta);
-  return dw * da * <f64>hsumI32(k) - dmin * da * <f64>m;
+@inline function q6Offset(k: v128, lo: v128, hi: v128, mb: usize): v128 {
+  const m = i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(mb, 16)), i32x4.dot_i16x8_s(hi, v128.load(mb, 32)));
+  return i32x4.sub(k, i32x4.shl(m, 5));
 }

@@ -326,6 +326,33 @@ describe("integer matrix products", () => {
     }
   });
 
+  it("hold the largest quants times activations of 127 (no 16-bit partial sum wraps), 1-6 tokens", () => {
+    // Every quant byte 0xff (Q4_K 15, Q5_K 31, Q6_K 63 before its offset; the largest 6-bit scales and mins, Q6_K
+    // scales -1), activations constant per token with alternating sign, so every q_a is +-127.
+    for (const dt of QUANT_DTYPES) {
+      for (const T of [1, 2, 3, 4, 5, 6]) {
+        const [rows, cols] = [3, 512];
+        const x = Float32Array.from({ length: T * cols }, (_, i) => (Math.floor(i / cols) % 2 ? -1.5 : 0.75));
+        const w = randomBlocks(one, dt, rows, cols, rng(T));
+        const b = w.data as Uint8Array;
+        const { typeSize } = quantBlock(dt);
+        for (let o = 0; o < b.length; o += typeSize) for (let i = 0; i < typeSize; i++) if (!SCALES[dt].some((at) => i === at || i === at + 1)) b[o + i] = 0xff;
+        const { y: want, mag } = expected(w, x, T);
+        const xv = one.vec(T * cols);
+        xv.set(x);
+        const y = one.vec(T * rows);
+        one.linear(w, xv, T, y);
+        for (let i = 0; i < y.length; i++) {
+          const eps = 64 * 2 ** -53 * mag[i];
+          expect(Math.abs(y[i] - want[i]), `${dt} T=${T}`).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
+        }
+        one.free(xv);
+        one.free(y);
+        one.freeWeight(w);
+      }
+    }
+  });
+
   it("the plain and relaxed-SIMD builds give the same bits (the integer sums are exact either way)", async () => {
     const builds = await Promise.all((["plain", "relaxed"] as const).map((simd) => createWasmKernels({ threads: 1, accumulate: "q8", simd })));
     expect(builds.map((k) => k.simd)).toEqual(["plain", "relaxed"]);
