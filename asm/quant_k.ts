@@ -54,15 +54,16 @@ import { hsumI32 } from "./quant_dot";
 @inline function quantsK(p: usize, c: usize, par: i32, grp: usize, hb: v128, dt: i32): v128 {
   const b = v128.load(p + (dt == Q4_K ? 16 : 48) + (c << 5) + (grp << 4));
   let q = par == 0 ? v128.and(b, i8x16.splat(15)) : v128.and(i16x8.shr_u(b, 4), i8x16.splat(15));
-  // Bit 2c + par of each byte to bit 4 (shifting 16-bit lanes moves bits within each byte's own position here).
+  // (hb << (4 - par)) & 16: bit 2c + par of each byte lands on its bit 4 (bits that cross into the next byte land
+  // on its bits 0-3 and are masked off).
   if (dt == Q5_K) q = v128.or(q, v128.and(i16x8.shl(hb, 4 - par), i8x16.splat(16)));
   return q;
 }
 
 /**
- * The raw quants (0..63) of Q6_K values 16 l.. of quarter qd (qd, l constants) of a half: low 4 bits from the low
- * (qd < 2) or high nibbles of ql (the half's 32 bytes at 32 (qd & 1), passed in as lo = those bytes), top 2 bits
- * from bits 2 qd of qh (the half's bytes at l) moved to bits 4, 5.
+ * The raw quants (0..63) of 16 Q6_K values of quarter qd (a constant) of a half: the low 4 bits are the low (qd < 2)
+ * or high nibbles of lo (their 16 bytes of ql), the top 2 bits are bits 2 qd, 2 qd + 1 of qh (their 16 bytes of qh)
+ * moved to bits 4, 5.
  */
 // @ts-ignore: decorator
 @inline function quants6(lo: v128, qh: v128, qd: i32): v128 {
