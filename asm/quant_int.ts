@@ -30,7 +30,9 @@
 
 import { f16, f16Even } from "./widen";
 import { promoteLo, promoteHi, hsum64 } from "./mem";
-import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16, nibbles } from "./quant_blocks";
+import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16 } from "./quant_blocks";
+import { relaxedFor, dotWide, dotBytes, hsumI32 } from "./quant_dot";
+import { rowK } from "./quant_k";
 
 /** Activation kinds (quantizeActs). */
 const ACT_Q8_0: i32 = 0;
@@ -143,40 +145,6 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
       else quantBlock256(xr + (c << 2), ar + (c << 1), ar + (<usize>n << 1) + c, ar + 3 * <usize>n + (<usize>b << 6));
     }
   }
-}
-
-/** Whether type dt's products take the relaxed int8 dot (a relaxed-SIMD build; every type but Q8_0). */
-// @ts-ignore: decorator
-@inline function relaxedFor(dt: i32): bool {
-  return ASC_FEATURE_RELAXED_SIMD && dt != Q8_0;
-}
-
-/** acc + the products of 16 quants widened to 16 bits (lo, hi) with the 16-bit activation quants at a. */
-// @ts-ignore: decorator
-@inline function dotWide(lo: v128, hi: v128, a: usize, acc: v128): v128 {
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(a)), i32x4.dot_i16x8_s(hi, v128.load(a, 16))));
-}
-
-/**
- * acc + the products of 16 quants q (0..127) with the byte activation quants at a: pairs summed to 16 bits
- * (|sum| <= 2 * 128 * 127, no saturation), then pairs of those to 32. Not `i32x4.relaxed_dot_i8x16_i7x16_add_s`:
- * Node 20's V8 (11.3) returns twice the dot product from it on x64 (measured: [-3, 5, -100, 127] . [1, 2, 3, 4]
- * gives 430, not 215), while the 16-bit form is right.
- */
-// @ts-ignore: decorator
-@inline function dotBytes(q: v128, a: usize, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(a), q)));
-  } else {
-    unreachable();
-    return acc;
-  }
-}
-
-// @ts-ignore: decorator
-@inline function hsumI32(v: v128): i32 {
-  const s = i32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
 }
 
 /**
@@ -352,104 +320,44 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 }
 
 /**
- * Row wr of W times n tokens (n = 1..4, a constant where inlined): token 0's quantized activations at a0, the
- * others as apart; outputs at yp, ys apart.
+ * Row wr of W times n tokens (n = 1..4, a constant where inlined) for the types with blocks of 32: token 0's
+ * quantized activations at a0, the others as apart; outputs at yp, ys apart. (K-quants: rowK, asm/quant_k.ts.)
  */
 // @ts-ignore: decorator
 @inline function rowTokens(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
   const R = relaxedFor(dt);
   const sg = signedQ(dt) && !R;
-  const bs = blockSize(dt), sb = subSize(dt), ns = bs / sb;
   const q8 = <usize>cols << 1, meta = <usize>cols * 3;
   const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
   let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
-  const nb = cols / bs;
+  const nb = cols >> 5;
   for (let b = 0; b < nb; b++) {
     const p = wr + <usize>b * typeSize(dt);
     const dw = <f64>blockD(p, dt);
-    // Integer sums of the block: k (Q8_0-kind types: the plain sum; K-quants: sum_j sc_j sum_{i in j}), and the
-    // K-quants' scalar corrections m (Q4_K / Q5_K: sum_j m_j bsums; relaxed Q6_K: sum_j sc_j bsum_j).
-    let k0 = i32x4.splat(0), k1 = i32x4.splat(0), k2 = i32x4.splat(0), k3 = i32x4.splat(0);
-    let m0: i32 = 0, m1: i32 = 0, m2: i32 = 0, m3: i32 = 0;
-    const mb = meta + (<usize>b << 6); // Q8_K metadata of this block (K-quants)
-    // Q4_K / Q5_K: the eight 6-bit scales and mins unpacked from their 12 bytes into bytes of four words (as
-    // ggml's kmask shuffle): scales 0-3, 4-7 in u0, u1; mins 0-3, 4-7 in u2, u3.
-    let u0: u32 = 0, u1: u32 = 0, u2: u32 = 0, u3: u32 = 0;
-    if (dt == Q4_K || dt == Q5_K) {
-      const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
-      u0 = w0 & 0x3f3f3f3f;
-      u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
-      u2 = w1 & 0x3f3f3f3f;
-      u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
-    }
-    for (let s = 0; s < ns; s++) {
-      let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
-      for (let grp = 0; grp < (sb >> 4); grp++) {
-        const q = quants16(p, s, grp, dt, R);
-        const c = <usize>(b * bs + s * sb + (grp << 4));
-        if (R) {
-          j0 = dotBytes(q, a0 + q8 + c, j0);
-          if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
-          if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
-          if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
-        } else {
-          const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-          const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-          j0 = dotWide(lo, hi, a0 + (c << 1), j0);
-          if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
-          if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
-          if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
-        }
-      }
-      if (small(dt)) {
-        k0 = j0;
-        k1 = j1;
-        k2 = j2;
-        k3 = j3;
+    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+    for (let grp = 0; grp < 2; grp++) {
+      const q = quants16(p, 0, grp, dt, R);
+      const c = <usize>((b << 5) + (grp << 4));
+      if (R) {
+        j0 = dotBytes(q, a0 + q8 + c, j0);
+        if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
+        if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
+        if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
       } else {
-        const sc = dt == Q6_K ? <i32>load<i8>(p + 192 + s) : <i32>(((s < 4 ? u0 : u1) >> ((<u32>s & 3) << 3)) & 0xff);
-        const scv = i32x4.splat(sc);
-        k0 = i32x4.add(k0, i32x4.mul(j0, scv));
-        if (n > 1) k1 = i32x4.add(k1, i32x4.mul(j1, scv));
-        if (n > 2) k2 = i32x4.add(k2, i32x4.mul(j2, scv));
-        if (n > 3) k3 = i32x4.add(k3, i32x4.mul(j3, scv));
+        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+        j0 = dotWide(lo, hi, a0 + (c << 1), j0);
+        if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
+        if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
+        if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
       }
     }
-    if (dt == Q4_K || dt == Q5_K) {
-      // sum_j m_j (bsum_2j + bsum_2j+1): the mins as 16-bit lanes times the sums of 32.
-      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
-      m0 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a0 + mb, 48)));
-      if (n > 1) m1 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a1 + mb, 48)));
-      if (n > 2) m2 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a2 + mb, 48)));
-      if (n > 3) m3 = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(a3 + mb, 48)));
-    } else if (dt == Q6_K && R) {
-      // Q6_K without its offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
-      const scs = v128.load(p + 192);
-      const lo = i16x8.extend_low_i8x16_s(scs), hi = i16x8.extend_high_i8x16_s(scs);
-      m0 = hsumI32(dotWide(lo, hi, a0 + mb + 16, i32x4.splat(0)));
-      if (n > 1) m1 = hsumI32(dotWide(lo, hi, a1 + mb + 16, i32x4.splat(0)));
-      if (n > 2) m2 = hsumI32(dotWide(lo, hi, a2 + mb + 16, i32x4.splat(0)));
-      if (n > 3) m3 = hsumI32(dotWide(lo, hi, a3 + mb + 16, i32x4.splat(0)));
-    }
-    if (small(dt)) {
-      const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-      const bm = meta + (<usize>b << 2), nbu = <usize>nb;
-      s0 += block32(k0, a0 + bm, nbu, dw, mw, dt);
-      if (n > 1) s1 += block32(k1, a1 + bm, nbu, dw, mw, dt);
-      if (n > 2) s2 += block32(k2, a2 + bm, nbu, dw, mw, dt);
-      if (n > 3) s3 += block32(k3, a3 + bm, nbu, dw, mw, dt);
-    } else if (dt == Q6_K) {
-      s0 += dw * <f64>load<f32>(a0 + mb) * <f64>(hsumI32(k0) - (m0 << 5));
-      if (n > 1) s1 += dw * <f64>load<f32>(a1 + mb) * <f64>(hsumI32(k1) - (m1 << 5));
-      if (n > 2) s2 += dw * <f64>load<f32>(a2 + mb) * <f64>(hsumI32(k2) - (m2 << 5));
-      if (n > 3) s3 += dw * <f64>load<f32>(a3 + mb) * <f64>(hsumI32(k3) - (m3 << 5));
-    } else {
-      const dmin = <f64>f16(<u32>load<u16>(p + 2));
-      s0 += kBlock(k0, m0, a0 + mb, dw, dmin);
-      if (n > 1) s1 += kBlock(k1, m1, a1 + mb, dw, dmin);
-      if (n > 2) s2 += kBlock(k2, m2, a2 + mb, dw, dmin);
-      if (n > 3) s3 += kBlock(k3, m3, a3 + mb, dw, dmin);
-    }
+    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+    const bm = meta + (<usize>b << 2), nbu = <usize>nb;
+    s0 += block32(j0, a0 + bm, nbu, dw, mw, dt);
+    if (n > 1) s1 += block32(j1, a1 + bm, nbu, dw, mw, dt);
+    if (n > 2) s2 += block32(j2, a2 + bm, nbu, dw, mw, dt);
+    if (n > 3) s3 += block32(j3, a3 + bm, nbu, dw, mw, dt);
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
@@ -457,117 +365,12 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
 }
 
-/**
- * Sub-block 2c + par (32 values, par a constant: the low or high nibbles) of the Q4_K / Q5_K block at p times one
- * token's activations (values from col): i32 lanes.
- */
-// @ts-ignore: decorator
-@inline function subK(p: usize, c: usize, par: i32, a: usize, q8: usize, col: usize, dt: i32): v128 {
-  const R = relaxedFor(dt);
-  const at: usize = dt == Q4_K ? 16 : 48;
-  let j = i32x4.splat(0);
-  for (let grp = 0; grp < 2; grp++) {
-    const g = <usize>grp << 4;
-    let q = nibbles(v128.load(p + at + (c << 5) + g), par << 2);
-    if (dt == Q5_K) {
-      const h = v128.and(v128.load(p + 16 + g), i8x16.splat(<i8>(<i32>1 << ((<i32>c << 1) + par))));
-      q = v128.or(q, v128.andnot(i8x16.splat(16), i8x16.eq(h, i8x16.splat(0))));
-    }
-    if (R) j = dotBytes(q, a + q8 + col + g, j);
-    else j = dotWide(i16x8.extend_low_i8x16_u(q), i16x8.extend_high_i8x16_u(q), a + ((col + g) << 1), j);
-  }
-  return j;
-}
-
-/**
- * Sub-block 8 half + 2 qd + l / 16 (16 values; qd and l constants) of the Q6_K block at p times one token's
- * activations (values from col), the quant's offset 32 left in when relaxed: i32 lanes.
- */
-// @ts-ignore: decorator
-@inline function sub6(p: usize, half: usize, qd: i32, l: usize, a: usize, q8: usize, col: usize, dt: i32): v128 {
-  const R = relaxedFor(dt);
-  const lo4 = nibbles(v128.load(p + (half << 6) + (<usize>(qd & 1) << 5) + l), (qd >> 1) << 2);
-  const hi2 = v128.and(i16x8.shl(i16x8.shr_u(v128.load(p + 128 + (half << 5) + l), qd << 1), 4), i8x16.splat(48));
-  const q = v128.or(lo4, hi2);
-  if (R) return dotBytes(q, a + q8 + col, i32x4.splat(0));
-  const qs = i8x16.sub(q, i8x16.splat(32));
-  return dotWide(i16x8.extend_low_i8x16_s(qs), i16x8.extend_high_i8x16_s(qs), a + (col << 1), i32x4.splat(0));
-}
-
-/** k + j times the sub-block scale sc. */
-// @ts-ignore: decorator
-@inline function scaled(k: v128, j: v128, sc: i32): v128 {
-  return i32x4.add(k, i32x4.mul(j, i32x4.splat(sc)));
-}
-
-/**
- * Row wr times one token (decode) for the K-quants: the sub-block loops written out so that every shift and offset
- * within a block is a constant.
- */
-// @ts-ignore: decorator
-@inline function rowKOne(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
-  const R = relaxedFor(dt);
-  const ts = typeSize(dt);
-  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
-  let sum: f64 = 0;
-  for (let b = 0; b < (cols >> 8); b++) {
-    const p = wr + <usize>b * ts;
-    const mb = meta + (<usize>b << 6);
-    const col = <usize>(b << 8);
-    const dw = <f64>blockD(p, dt);
-    const da = <f64>load<f32>(mb);
-    let k = i32x4.splat(0);
-    if (dt == Q6_K) {
-      for (let half: usize = 0; half < 2; half++) {
-        const sc = p + 192 + (half << 3), c = col + (half << 7);
-        k = scaled(k, sub6(p, half, 0, 0, a, q8, c, dt), <i32>load<i8>(sc));
-        k = scaled(k, sub6(p, half, 0, 16, a, q8, c + 16, dt), <i32>load<i8>(sc, 1));
-        k = scaled(k, sub6(p, half, 1, 0, a, q8, c + 32, dt), <i32>load<i8>(sc, 2));
-        k = scaled(k, sub6(p, half, 1, 16, a, q8, c + 48, dt), <i32>load<i8>(sc, 3));
-        k = scaled(k, sub6(p, half, 2, 0, a, q8, c + 64, dt), <i32>load<i8>(sc, 4));
-        k = scaled(k, sub6(p, half, 2, 16, a, q8, c + 80, dt), <i32>load<i8>(sc, 5));
-        k = scaled(k, sub6(p, half, 3, 0, a, q8, c + 96, dt), <i32>load<i8>(sc, 6));
-        k = scaled(k, sub6(p, half, 3, 16, a, q8, c + 112, dt), <i32>load<i8>(sc, 7));
-      }
-      let m: i32 = 0;
-      if (R) {
-        const scs = v128.load(p + 192);
-        m = hsumI32(dotWide(i16x8.extend_low_i8x16_s(scs), i16x8.extend_high_i8x16_s(scs), mb + 16, i32x4.splat(0)));
-      }
-      sum += dw * da * <f64>(hsumI32(k) - (m << 5));
-    } else {
-      // Scales 0-3, 4-7 in the bytes of u0, u1; mins in u2, u3 (ggml's kmask shuffle).
-      const w0 = load<u32>(p + 4), w1 = load<u32>(p + 8), w2 = load<u32>(p + 12);
-      const u0 = w0 & 0x3f3f3f3f;
-      const u1 = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
-      const u2 = w1 & 0x3f3f3f3f;
-      const u3 = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
-      for (let c: usize = 0; c < 4; c++) {
-        const sw = (c < 2 ? u0 : u1) >> (<u32>(c & 1) << 4);
-        k = scaled(k, subK(p, c, 0, a, q8, col + (c << 6), dt), <i32>(sw & 0xff));
-        k = scaled(k, subK(p, c, 1, a, q8, col + (c << 6) + 32, dt), <i32>((sw >> 8) & 0xff));
-      }
-      const mins = i16x8.extend_low_i8x16_u(i32x4(<i32>u2, <i32>u3, 0, 0));
-      const m = hsumI32(i32x4.dot_i16x8_s(mins, v128.load(mb, 48)));
-      sum += kBlock(k, m, mb, dw, <f64>f16(<u32>load<u16>(p + 2)));
-    }
-  }
-  store<f32>(yp, <f32>sum);
-}
-
-/** A Q4_K / Q5_K block's contribution: d_w d_a k - dmin_w d_a m. */
-// @ts-ignore: decorator
-@inline function kBlock(k: v128, m: i32, meta: usize, dw: f64, dmin: f64): f64 {
-  const da = <f64>load<f32>(meta);
-  return dw * da * <f64>hsumI32(k) - dmin * da * <f64>m;
-}
-
 // @ts-ignore: decorator
 @inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
   for (let r = r0; r < r1; r++) {
     if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
-    else rowKOne(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
+    else rowK(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
   }
 }
 
@@ -582,12 +385,18 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     const yr = y + (<usize>r << 2);
     for (let tk = 0; tk < t4; tk += 4) {
       if (small(dt)) row32Tokens4(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, dt);
-      else rowTokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
+      else rowK(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
     }
     const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
-    if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
-    else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
-    else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+    if (small(dt)) {
+      if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
+      else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
+      else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+    } else {
+      if (rest == 3) rowK(wr, at, as, yt, ys, cols, 3, dt);
+      else if (rest == 2) rowK(wr, at, as, yt, ys, cols, 2, dt);
+      else if (rest == 1) rowK(wr, at, as, yt, ys, cols, 1, dt);
+    }
   }
 }
 

@@ -45,10 +45,15 @@
   return reinterpret<f32>(bits << 16);
 }
 
-/** Scalar F16 -> f32, same algorithm as the vector form. */
+/**
+ * Scalar F16 -> f32, the vector form's values without its float32 multiply: subnormal F16 as the integer times
+ * 2^-24, the others by rebiasing the exponent (+112). A subnormal float32 operand (em << 13 of a subnormal F16, as
+ * the vector form multiplies) costs a slow assist on this CPU, and the block scales of K-quants are often subnormal
+ * F16 (Q6_K's d whenever a block's largest weight is below about 0.25): Q6_K's integer products took 1.8x the time.
+ */
 export function f16(h: u32): f32 {
   const em = h & 0x7fff;
-  let f = reinterpret<f32>(em << 13) * reinterpret<f32>(0x77800000);
+  let f: f32 = em < 0x400 ? <f32><i32>em * <f32>5.9604644775390625e-8 : reinterpret<f32>((em << 13) + 0x38000000);
   if ((em & 0x7c00) == 0x7c00) f = reinterpret<f32>(reinterpret<u32>(f) | 0x7f800000);
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
