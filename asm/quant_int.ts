@@ -28,7 +28,7 @@
 //          Q8_K:        block b's f32 d at +3n + 64 b, its bsums (sums of 16 quants) as i16[16] at +3n + 64 b + 16,
 //                       the sums of 32 (bsum_2j + bsum_2j+1) as i16[8] at +3n + 64 b + 48
 
-import { f16, f16Even } from "./widen";
+import { f16 } from "./widen";
 import { promoteLo, promoteHi, hsum64 } from "./mem";
 import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16, nibbles } from "./quant_blocks";
 
@@ -173,6 +173,27 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   }
 }
 
+/**
+ * Orders the code: TurboFan keeps loads and stores in program order but floats arithmetic down to its use, so
+ * written-out blocks would load everything first and spill. A store of one lane of this block's sums to the
+ * output (overwritten at the end) makes them computed before the next block's loads.
+ */
+// @ts-ignore: decorator
+@inline function fence(yp: usize, j: v128): void {
+  store<i32>(yp, i32x4.extract_lane(j, 0));
+}
+
+/** dotBytes's products alone, the activation quants already loaded (xb). */
+// @ts-ignore: decorator
+@inline function dotBytesV(q: v128, xb: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(xb, q));
+  } else {
+    unreachable();
+    return q;
+  }
+}
+
 // @ts-ignore: decorator
 @inline function hsumI32(v: v128): i32 {
   const s = i32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
@@ -220,57 +241,95 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   return r;
 }
 
+/** F16 -> f32 constants (f16Lanes): 2^112, the largest em << 13 below inf (0x7c00 << 13), the f32 inf exponent. */
+const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000], 16);
+
+/**
+ * F16 bits h (i32 lanes below 2^16) -> f32, the algorithm of asm/widen.ts's f16 (exact for zero, subnormals, inf,
+ * NaN): (h & 0x7fff) << 13 times 2^112, the inf exponent forced where the f16's is all ones, h's sign to bit 31.
+ * Its constants are loaded from F16C: TurboFan rebuilds a splatted constant at each use in a loop (3 instructions).
+ */
+// @ts-ignore: decorator
+@inline function f16Lanes(h: v128): v128 {
+  const em13 = i32x4.shr_u(i32x4.shl(h, 17), 4);
+  const mag = f32x4.mul(em13, v128.load(F16C));
+  const fixed = v128.or(mag, v128.and(i32x4.gt_s(em13, v128.load(F16C, 16)), v128.load(F16C, 32)));
+  return v128.or(fixed, i32x4.shl(i32x4.shr_u(h, 15), 31));
+}
+
 /** The f16 at byte o of four consecutive blocks (ts bytes apart) from p, as float32 lanes. */
 // @ts-ignore: decorator
 @inline function f16x4(p: usize, o: usize, ts: usize): v128 {
-  let h = i32x4.splat(<i32>load<u16>(p + o));
-  h = i32x4.replace_lane(h, 1, <i32>load<u16>(p + ts + o));
-  h = i32x4.replace_lane(h, 2, <i32>load<u16>(p + 2 * ts + o));
-  h = i32x4.replace_lane(h, 3, <i32>load<u16>(p + 3 * ts + o));
-  return f16Even(h);
+  let h = v128.load16_lane(p + o, i32x4.splat(0), 0);
+  h = v128.load16_lane(p + ts + o, h, 2);
+  h = v128.load16_lane(p + 2 * ts + o, h, 4);
+  h = v128.load16_lane(p + 3 * ts + o, h, 6);
+  return f16Lanes(h);
 }
 
-/** The integer sum (i32 lanes) of block p (32 values) times token activations: Q8_0-kind types. */
+/**
+ * The products of 16 quants q of a block with one token's activations for the same 16 values, pairs and pairs
+ * of those summed (i32 lanes): x0, x1 its 16-bit quants (the 16-bit path), or xb its byte quants (relaxed: q
+ * without offset, 0..127).
+ */
 // @ts-ignore: decorator
-@inline function dot32(p: usize, a: usize, q8: usize, c: usize, dt: i32): v128 {
-  const R = relaxedFor(dt);
-  const sg = signedQ(dt) && !R;
-  let j = i32x4.splat(0);
-  for (let grp = 0; grp < 2; grp++) {
-    const q = quants16(p, 0, grp, dt, R);
-    const cc = c + (<usize>grp << 4);
-    if (R) {
-      j = dotBytes(q, a + q8 + cc, j);
-    } else {
-      const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-      const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-      j = dotWide(lo, hi, a + (cc << 1), j);
-    }
-  }
-  return j;
+@inline function dot16(q: v128, x0: v128, x1: v128, xb: v128, dt: i32): v128 {
+  if (relaxedFor(dt)) return dotBytesV(q, xb);
+  const sg = signedQ(dt);
+  const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+  const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+  return i32x4.add(i32x4.dot_i16x8_s(lo, x0), i32x4.dot_i16x8_s(hi, x1));
 }
 
-/** Row wr times one token (decode) for the types with blocks of 32: four blocks at a time. */
+/**
+ * The integer sum (i32 lanes) of block p (32 values; Q8_0-kind types) times one token's activations for its 32
+ * columns: 16-bit quants at x16 (the 16-bit path) or byte quants at x8 (relaxed). Both groups of 16 written out.
+ */
+// @ts-ignore: decorator
+@inline function dot32(p: usize, x16: usize, x8: usize, dt: i32): v128 {
+  const R = relaxedFor(dt);
+  const z = i32x4.splat(0);
+  const j = dot16(quants16(p, 0, 0, dt, R), R ? z : v128.load(x16), R ? z : v128.load(x16, 16), R ? v128.load(x8) : z, dt);
+  return i32x4.add(j, dot16(quants16(p, 0, 1, dt, R), R ? z : v128.load(x16, 32), R ? z : v128.load(x16, 48), R ? v128.load(x8, 16) : z, dt));
+}
+
+/**
+ * Row wr times one token (decode) for the types with blocks of 32, four blocks at a time, written out: their
+ * integer sums transposed into one vector (sums4) and scaled together (blocks4). (Two rows per pass, sharing each
+ * activation load, took 0.95x the time with the weights in cache but 1.8x with them streamed from memory: measured
+ * [512, 2048] Q8_0, 60 copies cycled.)
+ */
 // @ts-ignore: decorator
 @inline function row32One(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
+  const R = relaxedFor(dt);
   const ts = typeSize(dt);
   const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
   const nb = cols >> 5, nbu = <usize>nb;
+  const z = i32x4.splat(0);
   let acc = f64x2.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const p = wr + <usize>b * ts;
-    const c = <usize>(b << 5);
-    const si = sums4(dot32(p, a, q8, c, dt), dot32(p + ts, a, q8, c + 32, dt), dot32(p + 2 * ts, a, q8, c + 64, dt), dot32(p + 3 * ts, a, q8, c + 96, dt));
-    const dw = f16x4(p, 0, ts);
-    const mw = hasM(dt) ? f16x4(p, 2, ts) : f32x4.splat(0);
-    acc = f64x2.add(acc, blocks4(si, meta + (<usize>b << 2), nbu, dw, mw, dt));
+    const x16 = a + (<usize>b << 6), x8 = a + q8 + (<usize>b << 5);
+    const j0 = i32x4.add(dot16(quants16(p + 0 * ts, 0, 0, dt, R), R ? z : v128.load(x16, 0), R ? z : v128.load(x16, 16), R ? v128.load(x8, 0) : z, dt),
+                         dot16(quants16(p + 0 * ts, 0, 1, dt, R), R ? z : v128.load(x16, 32), R ? z : v128.load(x16, 48), R ? v128.load(x8, 16) : z, dt));
+    fence(yp, j0);
+    const j1 = i32x4.add(dot16(quants16(p + 1 * ts, 0, 0, dt, R), R ? z : v128.load(x16, 64), R ? z : v128.load(x16, 80), R ? v128.load(x8, 32) : z, dt),
+                         dot16(quants16(p + 1 * ts, 0, 1, dt, R), R ? z : v128.load(x16, 96), R ? z : v128.load(x16, 112), R ? v128.load(x8, 48) : z, dt));
+    fence(yp, j1);
+    const j2 = i32x4.add(dot16(quants16(p + 2 * ts, 0, 0, dt, R), R ? z : v128.load(x16, 128), R ? z : v128.load(x16, 144), R ? v128.load(x8, 64) : z, dt),
+                         dot16(quants16(p + 2 * ts, 0, 1, dt, R), R ? z : v128.load(x16, 160), R ? z : v128.load(x16, 176), R ? v128.load(x8, 80) : z, dt));
+    fence(yp, j2);
+    const j3 = i32x4.add(dot16(quants16(p + 3 * ts, 0, 0, dt, R), R ? z : v128.load(x16, 192), R ? z : v128.load(x16, 208), R ? v128.load(x8, 96) : z, dt),
+                         dot16(quants16(p + 3 * ts, 0, 1, dt, R), R ? z : v128.load(x16, 224), R ? z : v128.load(x16, 240), R ? v128.load(x8, 112) : z, dt));
+    fence(yp, j3);
+    acc = f64x2.add(acc, blocks4(sums4(j0, j1, j2, j3), meta + (<usize>b << 2), nbu, f16x4(p, 0, ts), hasM(dt) ? f16x4(p, 2, ts) : z, dt));
   }
   let s = hsum64(acc);
   for (; b < nb; b++) {
     const p = wr + <usize>b * ts;
     const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-    s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
+    s += block32(dot32(p, a + (<usize>b << 6), a + q8 + (<usize>b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
   }
   store<f32>(yp, <f32>s);
 }
