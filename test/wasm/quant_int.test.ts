@@ -324,6 +324,35 @@ describe("integer matrix products", () => {
     }
   });
 
+  it("blocks of 32: each token's output has the same bits whether it is decoded alone or among 2-9 tokens (odd rows, 1 and 2 threads)", () => {
+    const rand = rng(21);
+    const cols = 32 * 11, rows = 7;
+    for (const dt of QUANT_DTYPES.filter((d) => quantBlock(d).blockSize === 32)) {
+      for (const kern of [one, two]) {
+        const w = randomBlocks(kern, dt, rows, cols, rand);
+        const T = 9;
+        const xv = kern.vec(T * cols);
+        xv.set(activations(rand, T * cols, 32));
+        const alone = kern.vec(rows);
+        const xt = kern.vec(cols);
+        const want = new Float32Array(T * rows);
+        for (let t = 0; t < T; t++) {
+          xt.set(xv.subarray(t * cols, (t + 1) * cols));
+          kern.linear(w, xt, 1, alone);
+          want.set(alone, t * rows);
+        }
+        for (let n = 2; n <= T; n++) {
+          const y = kern.vec(n * rows);
+          kern.linear(w, xv.subarray(0, n * cols), n, y);
+          expect(Array.from(y)).toEqual(Array.from(want.subarray(0, n * rows)));
+          kern.free(y);
+        }
+        for (const v of [xv, alone, xt]) kern.free(v);
+        kern.freeWeight(w);
+      }
+    }
+  });
+
   it("one input serves several products (a remembered quantized row); an input changed in place or a new kind is quantized again", () => {
     const rand = rng(11);
     const cols = 512, rows = 5;
