@@ -28,10 +28,10 @@
 //          Q8_K:        block b's f32 d at +3n + 64 b, its bsums (sums of 16 quants) as i16[16] at +3n + 64 b + 16,
 //                       the sums of 32 (bsum_2j + bsum_2j+1) as i16[8] at +3n + 64 b + 48
 
-import { f16, f16Even } from "./widen";
+import { f16 } from "./widen";
 import { promoteLo, promoteHi, hsum64 } from "./mem";
-import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, subSize, blockD, signedQ, quants16 } from "./quant_blocks";
-import { relaxedFor, dotWide, dotBytes, hsumI32 } from "./quant_dot";
+import { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, small, hasM, blockSize, typeSize, blockD, signedQ, quants16 } from "./quant_blocks";
+import { relaxedFor, dotBytes, hsumI32 } from "./quant_dot";
 import { rowK } from "./quant_k";
 
 /** Activation kinds (quantizeActs). */
@@ -148,6 +148,27 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 }
 
 /**
+ * Orders the code: TurboFan keeps loads and stores in program order but floats arithmetic down to its use, so
+ * written-out blocks would load everything first and spill. A store of one lane of this block's sums to the
+ * output (overwritten at the end) makes them computed before the next block's loads.
+ */
+// @ts-ignore: decorator
+@inline function fence(yp: usize, j: v128): void {
+  store<i32>(yp, i32x4.extract_lane(j, 0));
+}
+
+/** dotBytes's products alone, the activation quants already loaded (xb). */
+// @ts-ignore: decorator
+@inline function dotBytesV(q: v128, xb: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(xb, q));
+  } else {
+    unreachable();
+    return q;
+  }
+}
+
+/**
  * One block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): its contribution for the token whose d of this block is at
  * meta (s and the sum of quants 4 nb and 8 nb bytes on).
  */
@@ -160,12 +181,10 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   return hasM(dt) ? r + mw * <f64>load<f32>(meta + (nb << 2)) : r;
 }
 
-/** [sum of a, sum of b, sum of c, sum of d] (the lanes of each). */
+/** [a0 + a1, a2 + a3, b0 + b1, b2 + b3]: pairSums(pairSums(a, b), pairSums(c, d)) is [sum of a, of b, of c, of d]. */
 // @ts-ignore: decorator
-@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+@inline function pairSums(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
 }
 
 /**
@@ -188,176 +207,164 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
   return r;
 }
 
+/** F16 -> f32 constants (f16Lanes): 2^112, the largest em << 13 below inf (0x7c00 << 13), the f32 inf exponent. */
+const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000], 16);
+
+/**
+ * F16 bits h (i32 lanes below 2^16) -> f32, the algorithm of asm/widen.ts's f16 (exact for zero, subnormals, inf,
+ * NaN): (h & 0x7fff) << 13 times 2^112, the inf exponent forced where the f16's is all ones, h's sign to bit 31.
+ * Its constants are loaded from F16C: TurboFan rebuilds a splatted constant at each use in a loop (3 instructions).
+ */
+// @ts-ignore: decorator
+@inline function f16Lanes(h: v128): v128 {
+  const em13 = i32x4.shr_u(i32x4.shl(h, 17), 4);
+  const mag = f32x4.mul(em13, v128.load(F16C));
+  const fixed = v128.or(mag, v128.and(i32x4.gt_s(em13, v128.load(F16C, 16)), v128.load(F16C, 32)));
+  return v128.or(fixed, i32x4.shl(i32x4.shr_u(h, 15), 31));
+}
+
 /** The f16 at byte o of four consecutive blocks (ts bytes apart) from p, as float32 lanes. */
 // @ts-ignore: decorator
 @inline function f16x4(p: usize, o: usize, ts: usize): v128 {
-  let h = i32x4.splat(<i32>load<u16>(p + o));
-  h = i32x4.replace_lane(h, 1, <i32>load<u16>(p + ts + o));
-  h = i32x4.replace_lane(h, 2, <i32>load<u16>(p + 2 * ts + o));
-  h = i32x4.replace_lane(h, 3, <i32>load<u16>(p + 3 * ts + o));
-  return f16Even(h);
+  let h = v128.load16_lane(p + o, i32x4.splat(0), 0);
+  h = v128.load16_lane(p + ts + o, h, 2);
+  h = v128.load16_lane(p + 2 * ts + o, h, 4);
+  h = v128.load16_lane(p + 3 * ts + o, h, 6);
+  return f16Lanes(h);
 }
 
-/** The integer sum (i32 lanes) of block p (32 values) times token activations: Q8_0-kind types. */
+/**
+ * The products of 16 quants q of a block with one token's activations for the same 16 values, pairs and pairs
+ * of those summed (i32 lanes): x0, x1 its 16-bit quants (the 16-bit path), or xb its byte quants (relaxed: q
+ * without offset, 0..127).
+ */
 // @ts-ignore: decorator
-@inline function dot32(p: usize, a: usize, q8: usize, c: usize, dt: i32): v128 {
+@inline function dot16(q: v128, x0: v128, x1: v128, xb: v128, dt: i32): v128 {
+  if (relaxedFor(dt)) return dotBytesV(q, xb);
+  const sg = signedQ(dt);
+  const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+  const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+  return i32x4.add(i32x4.dot_i16x8_s(lo, x0), i32x4.dot_i16x8_s(hi, x1));
+}
+
+/**
+ * The integer sum (i32 lanes) of block p (32 values; Q8_0-kind types) times one token's activations for its 32
+ * columns: 16-bit quants at x16 (the 16-bit path) or byte quants at x8 (relaxed). Both groups of 16 written out.
+ */
+// @ts-ignore: decorator
+@inline function dot32(p: usize, x16: usize, x8: usize, dt: i32): v128 {
+  const R = relaxedFor(dt);
+  const z = i32x4.splat(0);
+  const j = dot16(quants16(p, 0, 0, dt, R), R ? z : v128.load(x16), R ? z : v128.load(x16, 16), R ? v128.load(x8) : z, dt);
+  return i32x4.add(j, dot16(quants16(p, 0, 1, dt, R), R ? z : v128.load(x16, 32), R ? z : v128.load(x16, 48), R ? v128.load(x8, 16) : z, dt));
+}
+
+/**
+ * One block's integer sums (i32 lanes) for one token: w0..w3 the block's quants (values 0-7, 8-15, 16-23, 24-31,
+ * widened to 16 bits; relaxed: w0 = w1 = values 0-15 and w2 = w3 = values 16-31 as bytes, without offset), the
+ * token's activation quants at x16 (16-bit) or x8 (bytes).
+ */
+// @ts-ignore: decorator
+@inline function tokDot(w0: v128, w1: v128, w2: v128, w3: v128, x16: usize, x8: usize, dt: i32): v128 {
+  if (relaxedFor(dt)) return i32x4.add(dotBytesV(w0, v128.load(x8)), dotBytesV(w2, v128.load(x8, 16)));
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x16)), i32x4.dot_i16x8_s(w1, v128.load(x16, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x16, 32)), i32x4.dot_i16x8_s(w3, v128.load(x16, 48))));
+}
+
+/**
+ * Row wr times n tokens (n = 1..4, a constant where inlined; token 0's quantized activations at a0, the others as
+ * apart; outputs at yp, ys apart) for the types with blocks of 32: four blocks at a time, written out, each
+ * block's quants decoded once for the n tokens; per token the four blocks' integer sums transposed into one
+ * vector (pairSums of pairSums) and scaled together (blocks4), so each token's output has the same bits
+ * whatever n is (decode n = 1, prefill and verify n = 4 then the rest). The blocks past the last four one by one
+ * (block32). Two rows per pass, sharing each activation load, took 0.95x the time with the weights in cache but
+ * 1.8x with them streamed from memory (measured [512, 2048] Q8_0 decode, 60 copies cycled): not taken.
+ */
+// @ts-ignore: decorator
+@inline function row32Tokens(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
   const R = relaxedFor(dt);
   const sg = signedQ(dt) && !R;
-  let j = i32x4.splat(0);
-  for (let grp = 0; grp < 2; grp++) {
-    const q = quants16(p, 0, grp, dt, R);
-    const cc = c + (<usize>grp << 4);
-    if (R) {
-      j = dotBytes(q, a + q8 + cc, j);
-    } else {
-      const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-      const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-      j = dotWide(lo, hi, a + (cc << 1), j);
-    }
-  }
-  return j;
-}
-
-/** Row wr times one token (decode) for the types with blocks of 32: four blocks at a time. */
-// @ts-ignore: decorator
-@inline function row32One(wr: usize, a: usize, yp: usize, cols: i32, dt: i32): void {
   const ts = typeSize(dt);
-  const q8 = <usize>cols << 1, meta = a + <usize>cols * 3;
+  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
+  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
   const nb = cols >> 5, nbu = <usize>nb;
-  let acc = f64x2.splat(0);
+  const z = i32x4.splat(0);
+  let c0 = f64x2.splat(0), c1 = f64x2.splat(0), c2 = f64x2.splat(0), c3 = f64x2.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const p = wr + <usize>b * ts;
-    const c = <usize>(b << 5);
-    const si = sums4(dot32(p, a, q8, c, dt), dot32(p + ts, a, q8, c + 32, dt), dot32(p + 2 * ts, a, q8, c + 64, dt), dot32(p + 3 * ts, a, q8, c + 96, dt));
-    const dw = f16x4(p, 0, ts);
-    const mw = hasM(dt) ? f16x4(p, 2, ts) : f32x4.splat(0);
-    acc = f64x2.add(acc, blocks4(si, meta + (<usize>b << 2), nbu, dw, mw, dt));
+    const o16 = <usize>b << 6, o8 = q8 + (<usize>b << 5), mo = meta + (<usize>b << 2);
+    const q00 = quants16(p + 0 * ts, 0, 0, dt, R), q01 = quants16(p + 0 * ts, 0, 1, dt, R);
+    const w00 = R ? q00 : sg ? i16x8.extend_low_i8x16_s(q00) : i16x8.extend_low_i8x16_u(q00);
+    const w01 = R ? q00 : sg ? i16x8.extend_high_i8x16_s(q00) : i16x8.extend_high_i8x16_u(q00);
+    const w02 = R ? q01 : sg ? i16x8.extend_low_i8x16_s(q01) : i16x8.extend_low_i8x16_u(q01);
+    const w03 = R ? q01 : sg ? i16x8.extend_high_i8x16_s(q01) : i16x8.extend_high_i8x16_u(q01);
+    const j00 = tokDot(w00, w01, w02, w03, a0 + o16 + 0, a0 + o8 + 0, dt);
+    const j10 = n <= 1 ? z : tokDot(w00, w01, w02, w03, a1 + o16 + 0, a1 + o8 + 0, dt);
+    const j20 = n <= 2 ? z : tokDot(w00, w01, w02, w03, a2 + o16 + 0, a2 + o8 + 0, dt);
+    const j30 = n <= 3 ? z : tokDot(w00, w01, w02, w03, a3 + o16 + 0, a3 + o8 + 0, dt);
+    fence(yp + 0 * ys, j00);
+    if (n > 1) fence(yp + 1 * ys, j10);
+    if (n > 2) fence(yp + 2 * ys, j20);
+    if (n > 3) fence(yp + 3 * ys, j30);
+    const q10 = quants16(p + 1 * ts, 0, 0, dt, R), q11 = quants16(p + 1 * ts, 0, 1, dt, R);
+    const w10 = R ? q10 : sg ? i16x8.extend_low_i8x16_s(q10) : i16x8.extend_low_i8x16_u(q10);
+    const w11 = R ? q10 : sg ? i16x8.extend_high_i8x16_s(q10) : i16x8.extend_high_i8x16_u(q10);
+    const w12 = R ? q11 : sg ? i16x8.extend_low_i8x16_s(q11) : i16x8.extend_low_i8x16_u(q11);
+    const w13 = R ? q11 : sg ? i16x8.extend_high_i8x16_s(q11) : i16x8.extend_high_i8x16_u(q11);
+    const j01 = tokDot(w10, w11, w12, w13, a0 + o16 + 64, a0 + o8 + 32, dt);
+    const j11 = n <= 1 ? z : tokDot(w10, w11, w12, w13, a1 + o16 + 64, a1 + o8 + 32, dt);
+    const j21 = n <= 2 ? z : tokDot(w10, w11, w12, w13, a2 + o16 + 64, a2 + o8 + 32, dt);
+    const j31 = n <= 3 ? z : tokDot(w10, w11, w12, w13, a3 + o16 + 64, a3 + o8 + 32, dt);
+    fence(yp + 0 * ys, j01);
+    if (n > 1) fence(yp + 1 * ys, j11);
+    if (n > 2) fence(yp + 2 * ys, j21);
+    if (n > 3) fence(yp + 3 * ys, j31);
+    const e0 = pairSums(j00, j01);
+    const e1 = pairSums(j10, j11);
+    const e2 = pairSums(j20, j21);
+    const e3 = pairSums(j30, j31);
+    const q20 = quants16(p + 2 * ts, 0, 0, dt, R), q21 = quants16(p + 2 * ts, 0, 1, dt, R);
+    const w20 = R ? q20 : sg ? i16x8.extend_low_i8x16_s(q20) : i16x8.extend_low_i8x16_u(q20);
+    const w21 = R ? q20 : sg ? i16x8.extend_high_i8x16_s(q20) : i16x8.extend_high_i8x16_u(q20);
+    const w22 = R ? q21 : sg ? i16x8.extend_low_i8x16_s(q21) : i16x8.extend_low_i8x16_u(q21);
+    const w23 = R ? q21 : sg ? i16x8.extend_high_i8x16_s(q21) : i16x8.extend_high_i8x16_u(q21);
+    const j02 = tokDot(w20, w21, w22, w23, a0 + o16 + 128, a0 + o8 + 64, dt);
+    const j12 = n <= 1 ? z : tokDot(w20, w21, w22, w23, a1 + o16 + 128, a1 + o8 + 64, dt);
+    const j22 = n <= 2 ? z : tokDot(w20, w21, w22, w23, a2 + o16 + 128, a2 + o8 + 64, dt);
+    const j32 = n <= 3 ? z : tokDot(w20, w21, w22, w23, a3 + o16 + 128, a3 + o8 + 64, dt);
+    fence(yp + 0 * ys, j02);
+    if (n > 1) fence(yp + 1 * ys, j12);
+    if (n > 2) fence(yp + 2 * ys, j22);
+    if (n > 3) fence(yp + 3 * ys, j32);
+    const q30 = quants16(p + 3 * ts, 0, 0, dt, R), q31 = quants16(p + 3 * ts, 0, 1, dt, R);
+    const w30 = R ? q30 : sg ? i16x8.extend_low_i8x16_s(q30) : i16x8.extend_low_i8x16_u(q30);
+    const w31 = R ? q30 : sg ? i16x8.extend_high_i8x16_s(q30) : i16x8.extend_high_i8x16_u(q30);
+    const w32 = R ? q31 : sg ? i16x8.extend_low_i8x16_s(q31) : i16x8.extend_low_i8x16_u(q31);
+    const w33 = R ? q31 : sg ? i16x8.extend_high_i8x16_s(q31) : i16x8.extend_high_i8x16_u(q31);
+    const j03 = tokDot(w30, w31, w32, w33, a0 + o16 + 192, a0 + o8 + 96, dt);
+    const j13 = n <= 1 ? z : tokDot(w30, w31, w32, w33, a1 + o16 + 192, a1 + o8 + 96, dt);
+    const j23 = n <= 2 ? z : tokDot(w30, w31, w32, w33, a2 + o16 + 192, a2 + o8 + 96, dt);
+    const j33 = n <= 3 ? z : tokDot(w30, w31, w32, w33, a3 + o16 + 192, a3 + o8 + 96, dt);
+    fence(yp + 0 * ys, j03);
+    if (n > 1) fence(yp + 1 * ys, j13);
+    if (n > 2) fence(yp + 2 * ys, j23);
+    if (n > 3) fence(yp + 3 * ys, j33);
+    const dw = f16x4(p, 0, ts), mw = hasM(dt) ? f16x4(p, 2, ts) : z;
+    c0 = f64x2.add(c0, blocks4(pairSums(e0, pairSums(j02, j03)), a0 + mo, nbu, dw, mw, dt));
+    if (n > 1) c1 = f64x2.add(c1, blocks4(pairSums(e1, pairSums(j12, j13)), a1 + mo, nbu, dw, mw, dt));
+    if (n > 2) c2 = f64x2.add(c2, blocks4(pairSums(e2, pairSums(j22, j23)), a2 + mo, nbu, dw, mw, dt));
+    if (n > 3) c3 = f64x2.add(c3, blocks4(pairSums(e3, pairSums(j32, j33)), a3 + mo, nbu, dw, mw, dt));
   }
-  let s = hsum64(acc);
+  let s0 = hsum64(c0), s1 = hsum64(c1), s2 = hsum64(c2), s3 = hsum64(c3);
   for (; b < nb; b++) {
     const p = wr + <usize>b * ts;
-    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-    s += block32(dot32(p, a, q8, <usize>(b << 5), dt), meta + (<usize>b << 2), nbu, <f64>blockD(p, dt), mw, dt);
-  }
-  store<f32>(yp, <f32>s);
-}
-
-/** The f32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
-// @ts-ignore: decorator
-@inline function f32x4At(a: usize, as: usize, o: usize): v128 {
-  let v = f32x4.splat(load<f32>(a + o));
-  v = f32x4.replace_lane(v, 1, load<f32>(a + as + o));
-  v = f32x4.replace_lane(v, 2, load<f32>(a + 2 * as + o));
-  return f32x4.replace_lane(v, 3, load<f32>(a + 3 * as + o));
-}
-
-/** The i32 at byte o of four tokens' quantized rows (as apart) from a, as lanes. */
-// @ts-ignore: decorator
-@inline function i32x4At(a: usize, as: usize, o: usize): v128 {
-  let v = i32x4.splat(load<i32>(a + o));
-  v = i32x4.replace_lane(v, 1, load<i32>(a + as + o));
-  v = i32x4.replace_lane(v, 2, load<i32>(a + 2 * as + o));
-  return i32x4.replace_lane(v, 3, load<i32>(a + 3 * as + o));
-}
-
-/**
- * Row wr times four tokens (activations at a0, as apart; outputs at yp, ys apart) for the types with blocks of 32:
- * each block's quants decoded once, the four tokens' integer sums transposed into one vector (one lane a token)
- * and scaled together as in blocks4 (the block's d_w, m_w splatted; the tokens' d_a, s_a as lanes). Each output is
- * the float64 sum over blocks in block order of the same terms as rowTokens', so the same bits.
- */
-// @ts-ignore: decorator
-@inline function row32Tokens4(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
-  const R = relaxedFor(dt);
-  const sg = signedQ(dt) && !R;
-  const ts = typeSize(dt);
-  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
-  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
-  const nb = cols >> 5, nbu = <usize>nb;
-  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const p = wr + <usize>b * ts;
-    const c = <usize>(b << 5);
-    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
-    for (let grp = 0; grp < 2; grp++) {
-      const q = quants16(p, 0, grp, dt, R);
-      const cc = c + (<usize>grp << 4);
-      if (R) {
-        j0 = dotBytes(q, a0 + q8 + cc, j0);
-        j1 = dotBytes(q, a1 + q8 + cc, j1);
-        j2 = dotBytes(q, a2 + q8 + cc, j2);
-        j3 = dotBytes(q, a3 + q8 + cc, j3);
-      } else {
-        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-        j0 = dotWide(lo, hi, a0 + (cc << 1), j0);
-        j1 = dotWide(lo, hi, a1 + (cc << 1), j1);
-        j2 = dotWide(lo, hi, a2 + (cc << 1), j2);
-        j3 = dotWide(lo, hi, a3 + (cc << 1), j3);
-      }
-    }
-    let si = sums4(j0, j1, j2, j3);
-    const mo = meta + (<usize>b << 2);
-    if (R && dt == Q4_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 3));
-    if (R && dt == Q5_0) si = i32x4.sub(si, i32x4.shl(i32x4At(a0, as, mo + (nbu << 3)), 4));
-    const sf = f32x4.convert_i32x4_s(si);
-    const dd = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p))), f32x4At(a0, as, mo));
-    let tl = f64x2.mul(promoteLo(dd), promoteLo(sf)), th = f64x2.mul(promoteHi(dd), promoteHi(sf));
-    if (hasM(dt)) {
-      // The block's m_w s_a joins its own term first, as block32 has it.
-      const ms = f32x4.mul(f32x4.splat(f16(<u32>load<u16>(p + 2))), f32x4At(a0, as, mo + (nbu << 2)));
-      tl = f64x2.add(tl, promoteLo(ms));
-      th = f64x2.add(th, promoteHi(ms));
-    }
-    lo2 = f64x2.add(lo2, tl);
-    hi2 = f64x2.add(hi2, th);
-  }
-  store<f32>(yp, <f32>f64x2.extract_lane(lo2, 0));
-  store<f32>(yp + ys, <f32>f64x2.extract_lane(lo2, 1));
-  store<f32>(yp + 2 * ys, <f32>f64x2.extract_lane(hi2, 0));
-  store<f32>(yp + 3 * ys, <f32>f64x2.extract_lane(hi2, 1));
-}
-
-/**
- * Row wr of W times n tokens (n = 1..4, a constant where inlined) for the types with blocks of 32: token 0's
- * quantized activations at a0, the others as apart; outputs at yp, ys apart. (K-quants: rowK, asm/quant_k.ts.)
- */
-// @ts-ignore: decorator
-@inline function rowTokens(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
-  const R = relaxedFor(dt);
-  const sg = signedQ(dt) && !R;
-  const q8 = <usize>cols << 1, meta = <usize>cols * 3;
-  const a1 = a0 + as, a2 = a1 + as, a3 = a2 + as;
-  let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
-  const nb = cols >> 5;
-  for (let b = 0; b < nb; b++) {
-    const p = wr + <usize>b * typeSize(dt);
-    const dw = <f64>blockD(p, dt);
-    let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
-    for (let grp = 0; grp < 2; grp++) {
-      const q = quants16(p, 0, grp, dt, R);
-      const c = <usize>((b << 5) + (grp << 4));
-      if (R) {
-        j0 = dotBytes(q, a0 + q8 + c, j0);
-        if (n > 1) j1 = dotBytes(q, a1 + q8 + c, j1);
-        if (n > 2) j2 = dotBytes(q, a2 + q8 + c, j2);
-        if (n > 3) j3 = dotBytes(q, a3 + q8 + c, j3);
-      } else {
-        const lo = sg ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
-        const hi = sg ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
-        j0 = dotWide(lo, hi, a0 + (c << 1), j0);
-        if (n > 1) j1 = dotWide(lo, hi, a1 + (c << 1), j1);
-        if (n > 2) j2 = dotWide(lo, hi, a2 + (c << 1), j2);
-        if (n > 3) j3 = dotWide(lo, hi, a3 + (c << 1), j3);
-      }
-    }
-    const mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
-    const bm = meta + (<usize>b << 2), nbu = <usize>nb;
-    s0 += block32(j0, a0 + bm, nbu, dw, mw, dt);
-    if (n > 1) s1 += block32(j1, a1 + bm, nbu, dw, mw, dt);
-    if (n > 2) s2 += block32(j2, a2 + bm, nbu, dw, mw, dt);
-    if (n > 3) s3 += block32(j3, a3 + bm, nbu, dw, mw, dt);
+    const dw = <f64>blockD(p, dt), mw = hasM(dt) ? <f64>f16(<u32>load<u16>(p + 2)) : <f64>0;
+    const o16 = <usize>b << 6, o8 = q8 + (<usize>b << 5), mo = meta + (<usize>b << 2);
+    s0 += block32(dot32(p, a0 + o16, a0 + o8, dt), a0 + mo, nbu, dw, mw, dt);
+    if (n > 1) s1 += block32(dot32(p, a1 + o16, a1 + o8, dt), a1 + mo, nbu, dw, mw, dt);
+    if (n > 2) s2 += block32(dot32(p, a2 + o16, a2 + o8, dt), a2 + mo, nbu, dw, mw, dt);
+    if (n > 3) s3 += block32(dot32(p, a3 + o16, a3 + o8, dt), a3 + mo, nbu, dw, mw, dt);
   }
   store<f32>(yp, <f32>s0);
   if (n > 1) store<f32>(yp + ys, <f32>s1);
@@ -369,7 +376,7 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 @inline function matvecBody(w: usize, a: usize, y: usize, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>(cols / blockSize(dt)) * typeSize(dt);
   for (let r = r0; r < r1; r++) {
-    if (small(dt)) row32One(w + <usize>r * stride, a, y + (<usize>r << 2), cols, dt);
+    if (small(dt)) row32Tokens(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
     else rowK(w + <usize>r * stride, a, 0, y + (<usize>r << 2), 0, cols, 1, dt);
   }
 }
@@ -384,14 +391,14 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
     for (let tk = 0; tk < t4; tk += 4) {
-      if (small(dt)) row32Tokens4(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, dt);
+      if (small(dt)) row32Tokens(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
       else rowK(wr, a + <usize>tk * as, as, yr + <usize>tk * ys, ys, cols, 4, dt);
     }
     const at = a + <usize>t4 * as, yt = yr + <usize>t4 * ys;
     if (small(dt)) {
-      if (rest == 3) rowTokens(wr, at, as, yt, ys, cols, 3, dt);
-      else if (rest == 2) rowTokens(wr, at, as, yt, ys, cols, 2, dt);
-      else if (rest == 1) rowTokens(wr, at, as, yt, ys, cols, 1, dt);
+      if (rest == 3) row32Tokens(wr, at, as, yt, ys, cols, 3, dt);
+      else if (rest == 2) row32Tokens(wr, at, as, yt, ys, cols, 2, dt);
+      else if (rest == 1) row32Tokens(wr, at, as, yt, ys, cols, 1, dt);
     } else {
       if (rest == 3) rowK(wr, at, as, yt, ys, cols, 3, dt);
       else if (rest == 2) rowK(wr, at, as, yt, ys, cols, 2, dt);

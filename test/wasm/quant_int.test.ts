@@ -206,14 +206,14 @@ describe("activation quantizers", () => {
 const SCALES: Record<QuantDType, number[]> = { Q8_0: [0], Q4_0: [0], Q5_0: [0], Q4_1: [0, 2], Q5_1: [0, 2], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
 
 /** A [rows, cols] weight of random blocks: random bytes, each f16 scale a random finite value of moderate size. */
-function randomBlocks(k: WasmKernels, dt: QuantDType, rows: number, cols: number, rand: () => number): Weight {
+function randomBlocks(k: WasmKernels, dt: QuantDType, rows: number, cols: number, rand: () => number, scale?: (i: number) => number): Weight {
   const w = k.allocWeight("w", dt, [rows, cols]);
   const b = w.data as Uint8Array;
   for (let i = 0; i < b.length; i++) b[i] = Math.floor(rand() * 256);
   const { typeSize } = quantBlock(dt);
-  for (let o = 0; o < b.length; o += typeSize) {
+  for (let o = 0, i = 0; o < b.length; o += typeSize) {
     for (const at of SCALES[dt]) {
-      const h = (rand() < 0.5 ? 0x8000 : 0) | ((8 + Math.floor(rand() * 14)) << 10) | Math.floor(rand() * 1024);
+      const h = scale ? scale(i++) : (rand() < 0.5 ? 0x8000 : 0) | ((8 + Math.floor(rand() * 14)) << 10) | Math.floor(rand() * 1024);
       b[o + at] = h & 0xff;
       b[o + at + 1] = h >> 8;
     }
@@ -296,6 +296,61 @@ describe("integer matrix products", () => {
       ),
       { numRuns: 120 },
     );
+  });
+
+  it("read f16 scales of every finite kind: zero, -0, subnormal, normal, the largest (blocks of 32, 1 and 5 tokens)", () => {
+    const rand = rng(7);
+    const special = [0x0000, 0x8000, 0x0001, 0x83ff, 0x0200, 0x0400, 0x3c00, 0xbc01, 0x7bff, 0xfbff, 0x1234, 0x9abc];
+    const cols = 32 * 13, rows = 3;
+    for (const dt of QUANT_DTYPES.filter((d) => quantBlock(d).blockSize === 32)) {
+      for (const T of [1, 5]) {
+        const x = activations(rand, T * cols, 32);
+        for (const kern of [one, two]) {
+          const w = randomBlocks(kern, dt, rows, cols, rand, (i) => special[(i * 7) % special.length]);
+          const { y: want, mag } = expected(w, x, T);
+          const xv = kern.vec(T * cols);
+          xv.set(x);
+          const y = kern.vec(T * rows);
+          kern.linear(w, xv, T, y);
+          for (let i = 0; i < y.length; i++) {
+            const eps = 64 * 2 ** -53 * mag[i];
+            expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
+          }
+          kern.free(xv);
+          kern.free(y);
+          kern.freeWeight(w);
+        }
+      }
+    }
+  });
+
+  it("blocks of 32: each token's output has the same bits whether it is decoded alone or among 2-9 tokens (odd rows, 1 and 2 threads)", () => {
+    const rand = rng(21);
+    const cols = 32 * 11, rows = 7;
+    for (const dt of QUANT_DTYPES.filter((d) => quantBlock(d).blockSize === 32)) {
+      for (const kern of [one, two]) {
+        const w = randomBlocks(kern, dt, rows, cols, rand);
+        const T = 9;
+        const xv = kern.vec(T * cols);
+        xv.set(activations(rand, T * cols, 32));
+        const alone = kern.vec(rows);
+        const xt = kern.vec(cols);
+        const want = new Float32Array(T * rows);
+        for (let t = 0; t < T; t++) {
+          xt.set(xv.subarray(t * cols, (t + 1) * cols));
+          kern.linear(w, xt, 1, alone);
+          want.set(alone, t * rows);
+        }
+        for (let n = 2; n <= T; n++) {
+          const y = kern.vec(n * rows);
+          kern.linear(w, xv.subarray(0, n * cols), n, y);
+          expect(Array.from(y)).toEqual(Array.from(want.subarray(0, n * rows)));
+          kern.free(y);
+        }
+        for (const v of [xv, alone, xt]) kern.free(v);
+        kern.freeWeight(w);
+      }
+    }
   });
 
   it("one input serves several products (a remembered quantized row); an input changed in place or a new kind is quantized again", () => {
