@@ -5,7 +5,7 @@ export { permute8, permute8Rows } from "./widen";
 export * from "./matvec";
 export * from "./quant";
 export * from "./quant_int";
-export { axpy, sameBytes, copyBytes } from "./mem";
+export { axpy, gatherRows, scatterAxpyRows, sameBytes, copyBytes } from "./mem";
 export * from "./ops";
 export * from "./attention";
 export * from "./deltanet";

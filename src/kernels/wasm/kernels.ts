@@ -413,8 +413,20 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     addBias: ts.addBias,
     addScalar: ts.addScalar,
     axpyRows: ts.axpyRows,
-    gatherRows: ts.gatherRows,
-    scatterAxpyRows: ts.scatterAxpyRows,
+    // The MoE's per-expert row moves (asm/mem.ts): row copies and float64 axpys, the TypeScript kernels' results.
+    gatherRows(x, width, rows, out) {
+      if (isResidual(x) || isResidual(out)) return ts.gatherRows(x, width, rows, out);
+      const st = new Staging(heap, [out, x]);
+      st.arena.exports.gatherRows(st.ptr(x, "in"), width, st.ptr(rows, "in"), rows.length, st.ptr(out.subarray(0, rows.length * width), "out"));
+      st.done();
+    },
+    scatterAxpyRows(a, x, width, rows, y) {
+      if (isResidual(a) || isResidual(x) || isResidual(y)) return ts.scatterAxpyRows(a, x, width, rows, y);
+      const st = new Staging(heap, [y, x, a]);
+      const e = st.arena.exports;
+      e.scatterAxpyRows(st.ptr(a.subarray(0, rows.length), "in"), st.ptr(x.subarray(0, rows.length * width), "in"), width, st.ptr(rows, "in"), rows.length, st.ptr(y, "io"));
+      st.done();
+    },
     fill: ts.fill,
     copy: ts.copy,
     ropeTables: ts.ropeTables,
