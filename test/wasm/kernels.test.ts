@@ -235,9 +235,9 @@ describe("sequence kernels", () => {
     );
   });
 
-  it("causalConv1d is the float64 sum in tap order, silu'd and rounded once (K = 4 channel pairs and the scalar path)", () => {
+  it("causalConv1d is the float64 sum in tap order, silu'd and rounded once, with the last K-1 rows as the new state", () => {
     fc.assert(
-      fc.property(dim(9), dim(37), fc.constantFrom(4, 4, 2, 3, 5), fc.boolean(), fc.integer(), (T, C, K, resident, seed) => {
+      fc.property(dim(9), dim(37), fc.constantFrom(4, 2, 3, 5), fc.boolean(), fc.integer(), (T, C, K, resident, seed) => {
         const rand = rng(seed);
         const x = Float32Array.from(uniform(rand, T * C, -3, 3)), w = Float32Array.from(uniform(rand, C * K));
         const s = Float32Array.from(uniform(rand, C * (K - 1), -3, 3));

@@ -376,14 +376,16 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     causalConv1d(a: CausalConv1dArgs) {
       const { T, C, K } = a;
       const st = new Staging(heap, [a.out, a.x, a.weight, a.state]);
-      st.arena.exports.causalConv1d(
+      const args = [
         st.ptr(a.x.subarray(0, T * C), "in"),
         st.ptr(a.weight.subarray(0, C * K), "in"),
         st.ptr(a.state.subarray(0, C * (K - 1)), "io"),
         st.ptr(a.out.subarray(0, T * C), "out"),
         st.scratch(C * Math.max(K - 1, 1) * 4),
-        T, C, K,
-      );
+        T, C, K, 0, C,
+      ];
+      // Channels are independent (each its own slice of `next` too): split them when T C K is large.
+      runSplit(st.arena, "causalConv1d", args, 8, C, T * C * K >= 1 << 16);
       st.done();
     },
     deltaRuleRecurrent: (a: DeltaRuleArgs) => deltaRule(a),
