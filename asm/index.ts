@@ -11,6 +11,7 @@ export * from "./attention";
 export * from "./deltanet";
 export * from "./delta_chunked";
 export * from "./router";
+export { expLanes } from "./exp2";
 
 /** First free byte after this module's static data; the host allocator starts above it. */
 export function heapBase(): usize {

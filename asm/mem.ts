@@ -31,6 +31,17 @@
   store<f32>(p + (<usize>i << 2), <f32>v);
 }
 
+// Elements i, i + 1 as an f64x2; an f64x2 stored as two float32s, each rounded once.
+// @ts-ignore: decorator
+@inline export function ld2(p: usize, i: i32): v128 {
+  return f64x2.promote_low_f32x4(v128.load64_zero(p + (<usize>i << 2)));
+}
+
+// @ts-ignore: decorator
+@inline export function st2(p: usize, i: i32, v: v128): void {
+  v128.store64_lane(p + (<usize>i << 2), f32x4.demote_f64x2_zero(v), 0);
+}
+
 // @ts-ignore: decorator
 @inline export function sigmoid(a: f64): f64 {
   return 1.0 / (1.0 + Math.exp(-a));

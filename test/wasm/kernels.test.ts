@@ -199,6 +199,29 @@ describe("row kernels", () => {
   });
 });
 
+describe("two-lane exp (asm/exp2.ts)", () => {
+  it("equals the scalar NativeMath.exp bit for bit: the sigmoid / SiLU range, every table index, and the scalar fallbacks", () => {
+    const n = 1 << 16;
+    const { arena, ptr } = wasm.heap.alloc(n * 8 * 3, "exp test");
+    const x = arena.f64(ptr, n), pairs = arena.f64(ptr + n * 8, n), scalar = arena.f64(ptr + 2 * n * 8, n);
+    const rand = rng(7);
+    const special = [0, -0, 1e-300, -1e-17, 2 ** -54, 2 ** -55, 511.9, 512, -512, 709.7, 710, -745, -746, Infinity, -Infinity, NaN];
+    for (let i = 0; i < n; i++) {
+      // Mostly |x| < 40 (what sigmoid and SiLU see), some anywhere in the exponent range, some special values
+      // next to ordinary ones (a pair with one special lane takes the scalar path for both).
+      const u = rand();
+      x[i] = i % 97 === 0 ? special[(i / 97) % special.length] : u < 0.8 ? (rand() - 0.5) * 80 : (rand() - 0.5) * 2 ** (rand() * 20 - 10) * 2;
+    }
+    arena.exports.expLanes(ptr, ptr + n * 8, n, 1);
+    arena.exports.expLanes(ptr, ptr + 2 * n * 8, n, 0);
+    const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer, a.byteOffset, a.length), (b) => b.toString(16));
+    expect(bits(pairs)).toEqual(bits(scalar));
+    // And the scalar function is exp: within an ulp or two of the host's Math.exp.
+    for (let i = 0; i < n; i++) if (Number.isFinite(x[i]) && Math.abs(x[i]) < 700) expect(Math.abs(scalar[i] / Math.exp(x[i]) - 1)).toBeLessThan(4e-16);
+    arena.release(ptr);
+  });
+});
+
 describe("sequence kernels", () => {
   it("attention matches (GQA, T new queries over L cached positions)", () => {
     fc.assert(
