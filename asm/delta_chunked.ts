@@ -61,7 +61,8 @@ function gemm(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, cin: u
       let bp = at(b, j);
       for (let d = 0; d < ke; d++) {
         const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-        const x0 = f32x4.splat(ld(a0, d)), x1 = f32x4.splat(ld(a1, d)), x2 = f32x4.splat(ld(a2, d)), x3 = f32x4.splat(ld(a3, d));
+        const ad = <usize>d << 2;
+        const x0 = v128.load32_splat(a0 + ad), x1 = v128.load32_splat(a1 + ad), x2 = v128.load32_splat(a2 + ad), x3 = v128.load32_splat(a3 + ad);
         c0 = f32x4.add(c0, f32x4.mul(x0, b0));
         c1 = f32x4.add(c1, f32x4.mul(x1, b0));
         c2 = f32x4.add(c2, f32x4.mul(x2, b0));
@@ -97,7 +98,7 @@ function gemm(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, cin: u
       let c0 = cin ? f32x4.mul(sv, v128.load(at(cin, i * ldcin + j))) : z;
       let bp = at(b, j);
       for (let d = 0; d < ke; d++) {
-        c0 = f32x4.add(c0, f32x4.mul(f32x4.splat(ld(ar, d)), v128.load(bp)));
+        c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(ar + (<usize>d << 2)), v128.load(bp)));
         bp += bs;
       }
       v128.store(at(c, i * ldc + j), c0);

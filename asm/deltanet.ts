@@ -1,31 +1,46 @@
 // Gated DeltaNet pieces: the causal depthwise conv step and the gated delta rule. Operands and the state
 // are float32; arithmetic is float64, each stored result rounded once.
-import { ld64, st64, sigmoid } from "./mem";
+import { ld64, st2, st64, sigmoid } from "./mem";
+import { sigmoidPair } from "./exp2";
 
 /**
  * y[t, c] = silu(sum_{j<K} w[c, j] s[t + j, c]) with s = state (K-1 rows, [C, K-1]) ++ x ([T, C]);
- * then state = the last K-1 rows of s. `next` is scratch [C, K-1] f32.
+ * then state = the last K-1 rows of s; channels c0..c1-1 (threads split channels). `next` is scratch [C, K-1] f32.
+ * The SiLU (its f64 exp most of the time) runs on channel pairs (exp2.ts: the scalar function's bits).
  */
-export function causalConv1d(x: usize, w: usize, state: usize, out: usize, next: usize, t: i32, c: i32, kw: i32): void {
+export function causalConv1d(x: usize, w: usize, state: usize, out: usize, next: usize, t: i32, c: i32, kw: i32, c0: i32, c1: i32): void {
   const p = kw - 1;
   for (let tk = 0; tk < t; tk++) {
-    for (let ch = 0; ch < c; ch++) {
-      let acc = 0.0;
-      for (let j = 0; j < kw; j++) {
-        const r = tk + j;
-        const s = r < p ? ld64(state, ch * p + r) : ld64(x, (r - p) * c + ch);
-        acc += ld64(w, ch * kw + j) * s;
-      }
+    let ch = c0;
+    for (; ch + 2 <= c1; ch += 2) {
+      const acc = f64x2.replace_lane(f64x2.splat(convSum(x, w, state, tk, c, kw, ch)), 1, convSum(x, w, state, tk, c, kw, ch + 1));
+      st2(out, tk * c + ch, f64x2.mul(acc, sigmoidPair(acc)));
+    }
+    if (ch < c1) {
+      const acc = convSum(x, w, state, tk, c, kw, ch);
       st64(out, tk * c + ch, acc * sigmoid(acc));
     }
   }
-  for (let ch = 0; ch < c; ch++) {
+  for (let ch = c0; ch < c1; ch++) {
     for (let r = 0; r < p; r++) {
       const i = t + r;
       store<f32>(next + (<usize>(ch * p + r) << 2), i < p ? load<f32>(state + (<usize>(ch * p + i) << 2)) : load<f32>(x + (<usize>((i - p) * c + ch) << 2)));
     }
   }
-  memory.copy(state, next, <usize>(c * p) << 2);
+  memory.copy(state + (<usize>(c0 * p) << 2), next + (<usize>(c0 * p) << 2), <usize>((c1 - c0) * p) << 2);
+}
+
+/** sum_{j<K} w[ch, j] s[tk + j, ch] in float64, taps in order. */
+// @ts-ignore: decorator
+@inline function convSum(x: usize, w: usize, state: usize, tk: i32, c: i32, kw: i32, ch: i32): f64 {
+  const p = kw - 1;
+  let acc = 0.0;
+  for (let j = 0; j < kw; j++) {
+    const r = tk + j;
+    const s = r < p ? ld64(state, ch * p + r) : ld64(x, (r - p) * c + ch);
+    acc += ld64(w, ch * kw + j) * s;
+  }
+  return acc;
 }
 
 /**

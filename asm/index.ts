@@ -5,12 +5,13 @@ export { permute8, permute8Rows } from "./widen";
 export * from "./matvec";
 export * from "./quant";
 export * from "./quant_int";
-export { axpy, sameBytes, copyBytes } from "./mem";
+export { axpy, gatherRows, scatterAxpyRows, sameBytes, copyBytes } from "./mem";
 export * from "./ops";
 export * from "./attention";
 export * from "./deltanet";
 export * from "./delta_chunked";
 export * from "./router";
+export { expLanes } from "./exp2";
 
 /** First free byte after this module's static data; the host allocator starts above it. */
 export function heapBase(): usize {

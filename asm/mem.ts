@@ -31,6 +31,17 @@
   store<f32>(p + (<usize>i << 2), <f32>v);
 }
 
+// Elements i, i + 1 as an f64x2; an f64x2 stored as two float32s, each rounded once.
+// @ts-ignore: decorator
+@inline export function ld2(p: usize, i: i32): v128 {
+  return f64x2.promote_low_f32x4(v128.load64_zero(p + (<usize>i << 2)));
+}
+
+// @ts-ignore: decorator
+@inline export function st2(p: usize, i: i32, v: v128): void {
+  v128.store64_lane(p + (<usize>i << 2), f32x4.demote_f64x2_zero(v), 0);
+}
+
 // @ts-ignore: decorator
 @inline export function sigmoid(a: f64): f64 {
   return 1.0 / (1.0 + Math.exp(-a));
@@ -85,6 +96,33 @@ export function dot(a: usize, b: usize, n: i32): f64 {
 /** y[i] += a x[i] over n floats (each result rounded once from float64). */
 export function axpy(a: f64, x: usize, y: usize, n: i32): void {
   for (let i = 0; i < n; i++) st64(y, i, ld64(y, i) + a * ld64(x, i));
+}
+
+/** out[j] = x[rows[j]] for j < n, rows of `width` floats (rows: i32 indices). */
+export function gatherRows(x: usize, width: i32, rows: usize, n: i32, out: usize): void {
+  const bytes = <usize>width << 2;
+  for (let j = 0; j < n; j++) memory.copy(out + <usize>j * bytes, x + <usize>load<i32>(rows + (<usize>j << 2)) * bytes, bytes);
+}
+
+/**
+ * y[rows[j]] += a[j] x[j] for j < n in order (a repeated row accumulates), rows of `width` floats, each
+ * result rounded once from float64 as axpy (four at a time in two f64x2 halves: the same bits).
+ */
+export function scatterAxpyRows(a: usize, x: usize, width: i32, rows: usize, n: i32, y: usize): void {
+  const w4 = width & ~3;
+  for (let j = 0; j < n; j++) {
+    const s = ld64(a, j);
+    const sv = f64x2.splat(s);
+    const xr = x + <usize>(j * width) * 4;
+    const yr = y + <usize>load<i32>(rows + (<usize>j << 2)) * (<usize>width << 2);
+    for (let i = 0; i < w4; i += 4) {
+      const xv = vld(xr, i), yv = vld(yr, i);
+      const lo = f64x2.add(promoteLo(yv), f64x2.mul(sv, promoteLo(xv)));
+      const hi = f64x2.add(promoteHi(yv), f64x2.mul(sv, promoteHi(xv)));
+      vst(yr, i, v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5));
+    }
+    for (let i = w4; i < width; i++) st64(yr, i, ld64(yr, i) + s * ld64(xr, i));
+  }
 }
 
 /** 1 when the n bytes at a and b are equal, else 0 (16 bytes a step). */

@@ -1,7 +1,8 @@
 // Row normalisations, elementwise activations, softmax and RoPE, rows of width n. Operands are float32;
 // each result is computed in float64 and rounded once (the model amplifies float32 rounding noise, and
 // these kernels are cheap next to the matrix products).
-import { ld64, st64, sigmoid, sumSquares } from "./mem";
+import { ld2, ld64, st2, st64, sigmoid, sumSquares } from "./mem";
+import { sigmoidPair } from "./exp2";
 import { f16 } from "./widen";
 
 /** out = x / sqrt(mean(x^2) + eps) * w, per row. In place allowed. */
@@ -18,7 +19,13 @@ export function gatedRmsNorm(x: usize, z: usize, w: usize, out: usize, n: i32, r
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     const inv = 1.0 / Math.sqrt(sumSquares(x + (<usize>o << 2), n) / <f64>n + eps);
-    for (let i = 0; i < n; i++) {
+    const iv = f64x2.splat(inv);
+    let i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const zi = ld2(z, o + i);
+      st2(out, o + i, f64x2.mul(f64x2.mul(f64x2.mul(f64x2.mul(ld2(x, o + i), iv), ld2(w, i)), zi), sigmoidPair(zi)));
+    }
+    for (; i < n; i++) {
       const zi = ld64(z, o + i);
       st64(out, o + i, ld64(x, o + i) * inv * ld64(w, i) * zi * sigmoid(zi));
     }
@@ -36,7 +43,12 @@ export function l2Normalize(x: usize, n: i32, rows: i32, eps: f64, scale: f64): 
 
 /** out = silu(gate) * up. */
 export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const g = ld2(gate, i);
+    st2(out, i, f64x2.mul(f64x2.mul(g, sigmoidPair(g)), ld2(up, i)));
+  }
+  for (; i < n; i++) {
     const g = ld64(gate, i);
     st64(out, i, g * sigmoid(g) * ld64(up, i));
   }
@@ -44,7 +56,9 @@ export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
 
 /** x = x * sigmoid(gate). */
 export function sigmoidMul(x: usize, gate: usize, n: i32): void {
-  for (let i = 0; i < n; i++) st64(x, i, ld64(x, i) * sigmoid(ld64(gate, i)));
+  let i = 0;
+  for (; i + 2 <= n; i += 2) st2(x, i, f64x2.mul(ld2(x, i), sigmoidPair(ld2(gate, i))));
+  for (; i < n; i++) st64(x, i, ld64(x, i) * sigmoid(ld64(gate, i)));
 }
 
 /** Per row, in place: x = exp(x - max) / sum(exp(x - max)). `tmp`: scratch [n] f64. */

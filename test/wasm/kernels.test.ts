@@ -199,6 +199,29 @@ describe("row kernels", () => {
   });
 });
 
+describe("two-lane exp (asm/exp2.ts)", () => {
+  it("equals the scalar NativeMath.exp bit for bit: the sigmoid / SiLU range, every table index, and the scalar fallbacks", () => {
+    const n = 1 << 16;
+    const { arena, ptr } = wasm.heap.alloc(n * 8 * 3, "exp test");
+    const x = arena.f64(ptr, n), pairs = arena.f64(ptr + n * 8, n), scalar = arena.f64(ptr + 2 * n * 8, n);
+    const rand = rng(7);
+    const special = [0, -0, 1e-300, -1e-17, 2 ** -54, 2 ** -55, 511.9, 512, -512, 709.7, 710, -745, -746, Infinity, -Infinity, NaN];
+    for (let i = 0; i < n; i++) {
+      // Mostly |x| < 40 (what sigmoid and SiLU see), some anywhere in the exponent range, some special values
+      // next to ordinary ones (a pair with one special lane takes the scalar path for both).
+      const u = rand();
+      x[i] = i % 97 === 0 ? special[(i / 97) % special.length] : u < 0.8 ? (rand() - 0.5) * 80 : (rand() - 0.5) * 2 ** (rand() * 20 - 10) * 2;
+    }
+    arena.exports.expLanes(ptr, ptr + n * 8, n, 1);
+    arena.exports.expLanes(ptr, ptr + 2 * n * 8, n, 0);
+    const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer, a.byteOffset, a.length), (b) => b.toString(16));
+    expect(bits(pairs)).toEqual(bits(scalar));
+    // And the scalar function is exp: within an ulp or two of the host's Math.exp.
+    for (let i = 0; i < n; i++) if (Number.isFinite(x[i]) && Math.abs(x[i]) < 700) expect(Math.abs(scalar[i] / Math.exp(x[i]) - 1)).toBeLessThan(4e-16);
+    arena.release(ptr);
+  });
+});
+
 describe("sequence kernels", () => {
   it("attention matches (GQA, T new queries over L cached positions)", () => {
     fc.assert(
@@ -230,6 +253,59 @@ describe("sequence kernels", () => {
         ts.causalConv1d({ x: Float32Array.from(x), weight: Float32Array.from(w), state: st, T, C, K, out: want });
         close(got, want);
         close(sw, st);
+      }),
+      RUNS,
+    );
+  });
+
+  it("causalConv1d is the float64 sum in tap order, silu'd and rounded once, with the last K-1 rows as the new state", () => {
+    fc.assert(
+      fc.property(dim(9), dim(37), fc.constantFrom(4, 2, 3, 5), fc.boolean(), fc.integer(), (T, C, K, resident, seed) => {
+        const rand = rng(seed);
+        const x = Float32Array.from(uniform(rand, T * C, -3, 3)), w = Float32Array.from(uniform(rand, C * K));
+        const s = Float32Array.from(uniform(rand, C * (K - 1), -3, 3));
+        // s[r, c] of the window: the K-1 state rows, then x.
+        const win = (r: number, c: number) => (r < K - 1 ? s[c * (K - 1) + r] : x[(r - K + 1) * C + c]);
+        const want = new Float32Array(T * C);
+        for (let t = 0; t < T; t++) {
+          for (let c = 0; c < C; c++) {
+            let acc = 0;
+            for (let j = 0; j < K; j++) acc += w[c * K + j] * win(t + j, c);
+            want[t * C + c] = acc * (1 / (1 + Math.exp(-acc)));
+          }
+        }
+        const wantState = Float32Array.from({ length: C * (K - 1) }, (_, i) => win(T + (i % (K - 1)), Math.floor(i / (K - 1))));
+        const state = vecOf(s, resident), out = resident ? wasm.vec(T * C) : new Float32Array(T * C);
+        wasm.causalConv1d({ x: vecOf(x, resident), weight: vecOf(w, resident), state, T, C, K, out });
+        // f64 exp may differ from Math.exp in its last bit; rounded to float32 that shows up ~once in 2^28.
+        expect(Array.from(out)).toEqual(Array.from(want));
+        expect(Array.from(state)).toEqual(Array.from(wantState));
+      }),
+      RUNS,
+    );
+  });
+
+  it("gatherRows and scatterAxpyRows: row copies and float64 axpys rounded once, in slot order, staged or resident", () => {
+    fc.assert(
+      fc.property(dim(9), dim(70), fc.array(fc.nat(), { minLength: 1, maxLength: 12 }), fc.boolean(), fc.integer(), (N, width, picks, resident, seed) => {
+        const rand = rng(seed);
+        const rows = Int32Array.from(picks, (p) => p % N);
+        const x = vecOf(uniform(rand, N * width), resident);
+        const g = resident ? wasm.vec(rows.length * width + 3) : new Float32Array(rows.length * width + 3);
+        g.fill(7);
+        wasm.gatherRows(x, width, rows, g);
+        const wantG = new Float32Array(rows.length * width + 3).fill(7);
+        rows.forEach((r, j) => wantG.set(x.subarray(r * width, (r + 1) * width), j * width));
+        expect(Array.from(g)).toEqual(Array.from(wantG));
+        const a = vecOf(uniform(rand, rows.length, -2, 2), resident);
+        const y0 = uniform(rand, N * width);
+        const y = vecOf(y0, resident);
+        wasm.scatterAxpyRows(a, g, width, rows, y);
+        const want = Float32Array.from(y0);
+        rows.forEach((r, j) => {
+          for (let i = 0; i < width; i++) want[r * width + i] = want[r * width + i] + a[j] * g[j * width + i];
+        });
+        expect(Array.from(y)).toEqual(Array.from(want));
       }),
       RUNS,
     );

@@ -75,6 +75,27 @@ describe("two threads equal one", () => {
       { numRuns: 25 },
     );
   });
+
+  it("causalConv1d splits channels (odd widths, K = 4 and 5)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 8, max: 12 }), fc.integer({ min: 2048, max: 2101 }), fc.constantFrom(4, 4, 5), fc.integer(), (T, C, K, seed) => {
+        const rand = rng(seed);
+        const x = uniform(rand, T * C), w = uniform(rand, C * K), s0 = uniform(rand, C * (K - 1));
+        const outs = [one, two].map((k) => {
+          const vec = (a: Float64Array) => {
+            const r = k.vec(a.length);
+            r.set(a);
+            return r;
+          };
+          const state = vec(s0), out = k.vec(T * C);
+          k.causalConv1d({ x: vec(x), weight: vec(w), state, T, C, K, out });
+          return [Array.from(out), Array.from(state)];
+        });
+        expect(outs[1]).toEqual(outs[0]);
+      }),
+      { numRuns: 10 },
+    );
+  });
 });
 
 describe("thread pool failures", () => {

@@ -376,14 +376,16 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     causalConv1d(a: CausalConv1dArgs) {
       const { T, C, K } = a;
       const st = new Staging(heap, [a.out, a.x, a.weight, a.state]);
-      st.arena.exports.causalConv1d(
+      const args = [
         st.ptr(a.x.subarray(0, T * C), "in"),
         st.ptr(a.weight.subarray(0, C * K), "in"),
         st.ptr(a.state.subarray(0, C * (K - 1)), "io"),
         st.ptr(a.out.subarray(0, T * C), "out"),
         st.scratch(C * Math.max(K - 1, 1) * 4),
-        T, C, K,
-      );
+        T, C, K, 0, C,
+      ];
+      // Channels are independent (each its own slice of `next` too): split them when T C K is large.
+      runSplit(st.arena, "causalConv1d", args, 8, C, T * C * K >= 1 << 16);
       st.done();
     },
     deltaRuleRecurrent: (a: DeltaRuleArgs) => deltaRule(a),
@@ -413,8 +415,20 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     addBias: ts.addBias,
     addScalar: ts.addScalar,
     axpyRows: ts.axpyRows,
-    gatherRows: ts.gatherRows,
-    scatterAxpyRows: ts.scatterAxpyRows,
+    // The MoE's per-expert row moves (asm/mem.ts): row copies and float64 axpys, the TypeScript kernels' results.
+    gatherRows(x, width, rows, out) {
+      if (isResidual(x) || isResidual(out)) return ts.gatherRows(x, width, rows, out);
+      const st = new Staging(heap, [out, x]);
+      st.arena.exports.gatherRows(st.ptr(x, "in"), width, st.ptr(rows, "in"), rows.length, st.ptr(out.subarray(0, rows.length * width), "out"));
+      st.done();
+    },
+    scatterAxpyRows(a, x, width, rows, y) {
+      if (isResidual(a) || isResidual(x) || isResidual(y)) return ts.scatterAxpyRows(a, x, width, rows, y);
+      const st = new Staging(heap, [y, x, a]);
+      const e = st.arena.exports;
+      e.scatterAxpyRows(st.ptr(a.subarray(0, rows.length), "in"), st.ptr(x.subarray(0, rows.length * width), "in"), width, st.ptr(rows, "in"), rows.length, st.ptr(y, "io"));
+      st.done();
+    },
     fill: ts.fill,
     copy: ts.copy,
     ropeTables: ts.ropeTables,
