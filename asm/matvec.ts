@@ -1,16 +1,18 @@
 // Matrix-vector and matrix-matrix products over BF16 / F16 / F32 weights.
 //
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
-//   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode; tokens go in
-//                                             groups of up to three sharing each widened weight block;
-//                                             exact: two rows by four tokens per register tile)
+//   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode, speculative
+//                                             verify; tokens go in groups of up to three sharing each
+//                                             widened weight block; exact: two rows by four tokens per
+//                                             register tile)
 //
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
 // split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
 // Columns go eight at a time as two f32x4 halves (a, b) matched with x halves (xa, xb); the cols % 8 tail
 // is scalar. Two arithmetics:
 //   matvecBF16 ...       float32 products and sums, folded into float64 every ROW_BLOCK / BLOCK columns
-//                        (fastest);
+//                        (fastest); up to AS_ONE_TOKENS tokens, each token's output has the bits of its
+//                        one-token product, beyond that the sums go in another order;
 //   matvecBF16Exact ...  exact products summed in float64, one rounding per output (the reference's
 //                        accuracy, about twice the instructions).
 // Sums are multiply-adds (fma.ts): fused in the relaxed build, a multiply then an add in the plain one.
@@ -21,8 +23,14 @@ import { madd, madd64 } from "./fma";
 
 /** Columns summed in float32 before folding into the float64 total: one-row products (`dotRow`). */
 const ROW_BLOCK: i32 = 128;
-/** The same for the row-by-tokens products (`rowTokens`: two chains per token). */
+/** Columns summed in float32 before folding into the float64 total: the faster row-by-tokens products
+ * (`rowTokensFast`: two chains per token). */
 const BLOCK: i32 = 64;
+/**
+ * Products of at most this many tokens give each token `dotRow`'s bits (`rowTokensAsOne`): speculative
+ * decoding's verify step (K + 1 <= 5 tokens) then computes what plain decoding computes.
+ */
+const AS_ONE_TOKENS: i32 = 5;
 
 /**
  * Software prefetch for the exact four-row matvec: while rows r..r+3 stream, each step of eight columns
@@ -71,23 +79,42 @@ const BLOCK: i32 = 64;
 }
 
 /**
- * Eight columns k (0..3) of a 32-column step: weights at p + 8 k elements, x at q + 32 k bytes, added into acc
- * (two multiply-adds). Offsets are immediates, so no address arithmetic per load.
+ * Eight columns k (0..3) of a 32-column step at weights p: `wRaw` loads the block (16-bit: the eight
+ * columns; F32: the first four), `wEven` / `wOdd` give its halves wa, wb as f32x4; `xStep` adds wa xa + wb xb
+ * (x at q + 32 k bytes) into acc (two multiply-adds). Offsets are immediates, so no address arithmetic per load.
  */
 // @ts-ignore: decorator
-@inline function step8(p: usize, q: usize, dt: i32, k: i32, acc: v128): v128 {
-  let wa: v128, wb: v128, xa: v128, xb: v128;
-  if (dt == DT_BF16 || dt == DT_F16) {
-    const v = k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 16) : k == 2 ? v128.load(p, 32) : v128.load(p, 48);
-    wa = dt == DT_BF16 ? bf16Even(v) : f16Even(v);
-    wb = dt == DT_BF16 ? bf16Odd(v) : f16Odd(v);
-  } else {
-    wa = k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 32) : k == 2 ? v128.load(p, 64) : v128.load(p, 96);
-    wb = k == 0 ? v128.load(p, 16) : k == 1 ? v128.load(p, 48) : k == 2 ? v128.load(p, 80) : v128.load(p, 112);
-  }
-  xa = k == 0 ? v128.load(q) : k == 1 ? v128.load(q, 32) : k == 2 ? v128.load(q, 64) : v128.load(q, 96);
-  xb = k == 0 ? v128.load(q, 16) : k == 1 ? v128.load(q, 48) : k == 2 ? v128.load(q, 80) : v128.load(q, 112);
+@inline function wRaw(p: usize, dt: i32, k: i32): v128 {
+  if (dt == DT_BF16 || dt == DT_F16) return k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 16) : k == 2 ? v128.load(p, 32) : v128.load(p, 48);
+  return k == 0 ? v128.load(p) : k == 1 ? v128.load(p, 32) : k == 2 ? v128.load(p, 64) : v128.load(p, 96);
+}
+
+// @ts-ignore: decorator
+@inline function wEven(v: v128, dt: i32): v128 {
+  if (dt == DT_BF16) return bf16Even(v);
+  if (dt == DT_F16) return f16Even(v);
+  return v;
+}
+
+// @ts-ignore: decorator
+@inline function wOdd(v: v128, p: usize, dt: i32, k: i32): v128 {
+  if (dt == DT_BF16) return bf16Odd(v);
+  if (dt == DT_F16) return f16Odd(v);
+  return k == 0 ? v128.load(p, 16) : k == 1 ? v128.load(p, 48) : k == 2 ? v128.load(p, 80) : v128.load(p, 112);
+}
+
+// @ts-ignore: decorator
+@inline function xStep(wa: v128, wb: v128, q: usize, k: i32, acc: v128): v128 {
+  const xa = k == 0 ? v128.load(q) : k == 1 ? v128.load(q, 32) : k == 2 ? v128.load(q, 64) : v128.load(q, 96);
+  const xb = k == 0 ? v128.load(q, 16) : k == 1 ? v128.load(q, 48) : k == 2 ? v128.load(q, 80) : v128.load(q, 112);
   return madd(wb, xb, madd(wa, xa, acc));
+}
+
+/** `dotRow`'s step: eight columns k of weights p and x q added into acc. */
+// @ts-ignore: decorator
+@inline function step8(p: usize, q: usize, dt: i32, k: i32, acc: v128): v128 {
+  const v = wRaw(p, dt, k);
+  return xStep(wEven(v, dt), wOdd(v, p, dt, k), q, k, acc);
 }
 
 /**
@@ -138,6 +165,77 @@ const BLOCK: i32 = 64;
 }
 
 /**
+ * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away), each
+ * token summed exactly as `dotRow` sums it alone: the same four chains per token (step8's two multiply-adds
+ * per eight columns), the same folds every ROW_BLOCK columns, the same eight-column and scalar tails, so a
+ * token's output has the same bits whatever the number of tokens that share the product (speculative
+ * decoding's verify step equals plain decoding). Each weight block is widened once for the n tokens. x0 is
+ * token 0's x (tokens xs bytes apart), yp token 0's output (outputs ys bytes apart).
+ */
+// @ts-ignore: decorator
+@inline function rowTokensAsOne(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
+  const es = esize(dt);
+  const n32 = cols & ~31, n8 = cols & ~7;
+  const x1 = x0 + xs, x2 = x1 + xs;
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0);
+  for (let c0 = 0; c0 < n32; c0 += ROW_BLOCK) {
+    const cEnd = min(c0 + ROW_BLOCK, n32);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    for (let c = c0; c < cEnd; c += 32) {
+      const p = wr + <usize>c * es;
+      const o = <usize>c << 2;
+      const q0 = x0 + o, q1 = x1 + o, q2 = x2 + o;
+      let v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
+      a0 = xStep(wa, wb, q0, 0, a0);
+      if (n > 1) b0 = xStep(wa, wb, q1, 0, b0);
+      if (n > 2) e0 = xStep(wa, wb, q2, 0, e0);
+      v = wRaw(p, dt, 1); wa = wEven(v, dt); wb = wOdd(v, p, dt, 1);
+      a1 = xStep(wa, wb, q0, 1, a1);
+      if (n > 1) b1 = xStep(wa, wb, q1, 1, b1);
+      if (n > 2) e1 = xStep(wa, wb, q2, 1, e1);
+      v = wRaw(p, dt, 2); wa = wEven(v, dt); wb = wOdd(v, p, dt, 2);
+      a2 = xStep(wa, wb, q0, 2, a2);
+      if (n > 1) b2 = xStep(wa, wb, q1, 2, b2);
+      if (n > 2) e2 = xStep(wa, wb, q2, 2, e2);
+      v = wRaw(p, dt, 3); wa = wEven(v, dt); wb = wOdd(v, p, dt, 3);
+      a3 = xStep(wa, wb, q0, 3, a3);
+      if (n > 1) b3 = xStep(wa, wb, q1, 3, b3);
+      if (n > 2) e3 = xStep(wa, wb, q2, 3, e3);
+    }
+    d0 = widenSum(d0, f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+    if (n > 1) d1 = widenSum(d1, f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3)));
+    if (n > 2) d2 = widenSum(d2, f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3)));
+  }
+  if (n32 < n8) {
+    let a = f32x4.splat(0), b = f32x4.splat(0), e = f32x4.splat(0);
+    for (let c = n32; c < n8; c += 8) {
+      const p = wr + <usize>c * es;
+      const o = <usize>c << 2;
+      const v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
+      a = xStep(wa, wb, x0 + o, 0, a);
+      if (n > 1) b = xStep(wa, wb, x1 + o, 0, b);
+      if (n > 2) e = xStep(wa, wb, x2 + o, 0, e);
+    }
+    d0 = widenSum(d0, a);
+    if (n > 1) d1 = widenSum(d1, b);
+    if (n > 2) d2 = widenSum(d2, e);
+  }
+  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2);
+  for (let c = n8; c < cols; c++) {
+    const wc = <f64>scalar(wr, c, dt);
+    const o = <usize>c << 2;
+    s0 += wc * <f64>load<f32>(x0 + o);
+    if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
+    if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
+  }
+  store<f32>(yp, <f32>s0);
+  if (n > 1) store<f32>(yp + ys, <f32>s1);
+  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+}
+
+/**
  * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away): each
  * weight block is widened once and used n times. x0 is token 0's x (tokens xs bytes apart), yp token 0's
  * output (outputs ys bytes apart). Two accumulators per token (the block's halves a and b), so six
@@ -147,7 +245,7 @@ const BLOCK: i32 = 64;
  * three were 1.0-1.3x faster at every T in 2..64.)
  */
 // @ts-ignore: decorator
-@inline function rowTokens(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
+@inline function rowTokensFast(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
   const n8 = cols & ~7;
   const x1 = x0 + xs, x2 = x1 + xs;
@@ -240,14 +338,26 @@ const BLOCK: i32 = 64;
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * stride;
     const yr = y + (<usize>r << 2);
+    let tk = 0;
+    if (t <= AS_ONE_TOKENS) {
+      // Each token's bits as alone (1.0-1.5x slower than rowTokensFast in cache, BF16): three, then two
+      // tokens, or one alone.
+      if (t >= 3) {
+        rowTokensAsOne(wr, x, xs, yr, ys, cols, dt, 3);
+        tk = 3;
+      }
+      const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
+      if (t - tk == 2) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 2);
+      else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
+      continue;
+    }
     // Three tokens at a time (F16: four, then up to one three), then the last two together or the last one
     // alone: each weight block is widened once per group, and the row (one sequential stream from memory)
     // stays in L1 for the later groups.
-    let tk = 0;
     if (dt == DT_F16) for (; tk + 4 <= t; tk += 4) rowTokens4(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt);
-    for (; tk + 3 <= t; tk += 3) rowTokens(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 3);
+    for (; tk + 3 <= t; tk += 3) rowTokensFast(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 3);
     const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
-    if (t - tk == 2) rowTokens(wr, xt, xs, yt, ys, cols, dt, 2);
+    if (t - tk == 2) rowTokensFast(wr, xt, xs, yt, ys, cols, dt, 2);
     else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
   }
 }

@@ -12,6 +12,7 @@ import { generate, type GenerateResult } from "../../src/generate/generate.js";
 import { AdaptiveDraftLength, MAX_BACKOFF, MIN_BACKOFF } from "../../src/generate/speculative.js";
 import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
+import { createWasmKernels } from "../../src/kernels/wasm/kernels.js";
 import type { WeightDType } from "../../src/kernels/types.js";
 import { Qwen3NextForCausalLM } from "../../src/model/qwen3_next_for_causal_lm.js";
 import { bundledTokenizerDir, QwenTokenizer } from "../../src/tokenizer/tokenizer.js";
@@ -95,6 +96,34 @@ describe("speculative decoding (MTP), greedy", () => {
         expect(r.acceptedTokens).toBe(r.draftTokens);
       }),
       { numRuns: 10 },
+    );
+  });
+});
+
+describe("speculative decoding (MTP), greedy, WASM kernels with float32 sums", () => {
+  // generate's default arithmetic for BF16 weights: the verify step's K + 1 tokens share one product, which
+  // gives each token the bits of its one-token product (asm/matvec.ts), so near-ties go the same way.
+  it("gives plain greedy's tokens for K = 1..4 on random BF16 models", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        anyTinyConfig, fc.integer(), fc.constantFrom(1, 2), fc.constantFrom<"f32" | "q8">("f32", "q8"), fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 1, max: 14 }), fc.constantFrom(null, 0.1, 0.7),
+        async (raw, seed, mtpLayers, accumulate, promptLength, maxTokens, noise) => {
+          const parsed = parseTiny(raw);
+          const cfg = { ...parsed, mtp_num_hidden_layers: mtpLayers, tie_word_embeddings: noise === null ? parsed.tie_word_embeddings : false };
+          const src = noise === null ? randomWeights(cfg, seed, "BF16") : acceptingWeights(cfg, seed, { noise, dtype: "BF16" });
+          const k = await createWasmKernels({ threads: 1, accumulate });
+          try {
+            const model = Qwen3NextForCausalLM.fromCheckpoint(src, k);
+            const prompt = tokens(seed ^ 0x5eed, promptLength, model.config.vocab_size);
+            const plain = await run(model, prompt, maxTokens, GREEDY);
+            for (const K of [1, 2, 3, 4]) expect((await run(model, prompt, maxTokens, GREEDY, K)).tokens, `K=${K}`).toEqual(plain.tokens);
+          } finally {
+            await k.close();
+          }
+        },
+      ),
+      { numRuns: 40 },
     );
   });
 });

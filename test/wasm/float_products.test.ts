@@ -8,7 +8,11 @@
  * float64 takes over, then round the float64 total once to float32, so |y - sum| <= n u sum |w x| + u |sum|
  * (u = 2^-24), plus float64 rounding (1e-12 sum |w x| covers it). n = 11 (one token: the multiply, a chain of
  * 8 multiply-adds, two pairwise sums; tokens in groups of two or three: the multiply, 8, one sum), except for
- * F16 weights in groups of four tokens: n = 17 (the multiply and a chain of 16).
+ * F16 weights in groups of four tokens (products of 6 tokens or more): n = 17 (the multiply and a chain of 16;
+ * the test takes it from T = 4, which also holds).
+ *
+ * Invariant: a product of up to five tokens (speculative decoding's verify step, K <= 4) gives each token the
+ * bits of its one-token product, whatever the kernels' internals.
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,5 +87,43 @@ describe("float32-sum products of float weights", () => {
       ),
       { numRuns: 120 },
     );
+  });
+
+  it("give each token of a product of up to five tokens the bits of its one-token product (one and two threads)", async () => {
+    // Speculative decoding verifies K + 1 <= 5 tokens in one product; plain decoding computes them one at a time.
+    const one = await createWasmKernels({ threads: 1, minParallelBytes: 0, accumulate: "f32" });
+    try {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 37 }), fc.constantFrom(...COLS), fc.integer({ min: 1, max: 5 }),
+          fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.boolean(), fc.integer(),
+          (rows, cols, T, dtype, twoThreads, seed) => {
+            const kk = twoThreads ? k : one;
+            const rand = rng(seed);
+            const values = uniform(rand, rows * cols);
+            const w = kk.allocWeight("w", dtype, [rows, cols]);
+            if (dtype === "F32") (w.data as Float32Array).set(values);
+            else (w.data as Uint16Array).set(dtype === "BF16" ? f32ArrayToBf16(values) : f32ArrayToF16(values));
+            const x = kk.vec(T * cols);
+            x.set(uniform(rand, T * cols));
+            const y = kk.vec(T * rows);
+            kk.linear(w, x, T, y);
+            const y1 = kk.vec(rows);
+            for (let t = 0; t < T; t++) {
+              kk.linear(w, x.subarray(t * cols, (t + 1) * cols), 1, y1);
+              const bits = (v: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(v).buffer));
+              expect(bits(y.subarray(t * rows, (t + 1) * rows)), `token ${t} of ${T}`).toEqual(bits(y1));
+            }
+            kk.freeWeight(w);
+            kk.free(x);
+            kk.free(y);
+            kk.free(y1);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    } finally {
+      await one.close();
+    }
   });
 });
