@@ -19,6 +19,25 @@ import { Q4_K, Q5_K, Q6_K, typeSize, blockD } from "./quant_blocks";
 import { hsumI32 } from "./quant_dot";
 
 /**
+ * Byte masks 15, 16, 48 (16 bytes each), loaded from memory: TurboFan rebuilds a splatted constant at each use in a
+ * loop (3 instructions).
+ */
+const KC = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48], 16);
+
+/**
+ * Orders the code (as asm/quant_int.ts's fence): one lane of each token's sums stored to its output (overwritten
+ * at the end), so that Q6_K's sub-blocks' arithmetic comes before the next ones' loads instead of sinking to its use
+ * after all of them (spills). Not in Q4_K / Q5_K: their spills stayed and their decode took 1.1-1.2x the time.
+ */
+// @ts-ignore: decorator
+@inline function fenceK(yp: usize, ys: usize, n: i32, k0: v128, k1: v128, k2: v128, k3: v128): void {
+  store<i32>(yp, i32x4.extract_lane(k0, 0));
+  if (n > 1) store<i32>(yp + ys, i32x4.extract_lane(k1, 0));
+  if (n > 2) store<i32>(yp + 2 * ys, i32x4.extract_lane(k2, 0));
+  if (n > 3) store<i32>(yp + 3 * ys, i32x4.extract_lane(k3, 0));
+}
+
+/**
  * 16-bit sums of the products of 16 unsigned quants q (0..63) with one token's activation quants from value c
  * (bytes at a + q8, 16-bit at a): pairs of neighbours (relaxed) or values i, i + 8 (plain).
  */
@@ -53,10 +72,10 @@ import { hsumI32 } from "./quant_dot";
 // @ts-ignore: decorator
 @inline function quantsK(p: usize, c: usize, par: i32, grp: usize, hb: v128, dt: i32): v128 {
   const b = v128.load(p + (dt == Q4_K ? 16 : 48) + (c << 5) + (grp << 4));
-  let q = par == 0 ? v128.and(b, i8x16.splat(15)) : v128.and(i16x8.shr_u(b, 4), i8x16.splat(15));
+  let q = par == 0 ? v128.and(b, v128.load(KC)) : v128.and(i16x8.shr_u(b, 4), v128.load(KC));
   // (hb << (4 - par)) & 16: bit 2c + par of each byte lands on its bit 4 (bits that cross into the next byte land
   // on its bits 0-3 and are masked off).
-  if (dt == Q5_K) q = v128.or(q, v128.and(i16x8.shl(hb, 4 - par), i8x16.splat(16)));
+  if (dt == Q5_K) q = v128.or(q, v128.and(i16x8.shl(hb, 4 - par), v128.load(KC, 16)));
   return q;
 }
 
@@ -67,10 +86,10 @@ import { hsumI32 } from "./quant_dot";
  */
 // @ts-ignore: decorator
 @inline function quants6(lo: v128, qh: v128, qd: i32): v128 {
-  const lo4 = qd < 2 ? v128.and(lo, i8x16.splat(15)) : v128.and(i16x8.shr_u(lo, 4), i8x16.splat(15));
+  const lo4 = qd < 2 ? v128.and(lo, v128.load(KC)) : v128.and(i16x8.shr_u(lo, 4), v128.load(KC));
   // (qh >> 2 qd) << 4 per byte, in one 16-bit lane shift (the bits crossing bytes are masked off).
   const hi = qd == 0 ? i16x8.shl(qh, 4) : qd == 1 ? i16x8.shl(qh, 2) : qd == 2 ? qh : i16x8.shr_u(qh, 2);
-  return v128.or(lo4, v128.and(hi, i8x16.splat(48)));
+  return v128.or(lo4, v128.and(hi, v128.load(KC, 32)));
 }
 
 /** 16-bit lane j (a constant: the branches fold away) of v in every lane. */
@@ -122,6 +141,7 @@ import { hsumI32 } from "./quant_dot";
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 16), sc);
         if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 16), sc);
         if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 16), sc);
+        fenceK(yp, ys, n, k0, k1, k2, k3);
         q = quants6(v128.load(ql, 32), v128.load(qh), 1); sc = lane16(sv, 2);
         k0 = scaled(k0, pairs(q, a0, q8, c + 32), sc);
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 32), sc);
@@ -132,6 +152,7 @@ import { hsumI32 } from "./quant_dot";
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 48), sc);
         if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 48), sc);
         if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 48), sc);
+        fenceK(yp, ys, n, k0, k1, k2, k3);
         q = quants6(v128.load(ql), v128.load(qh), 2); sc = lane16(sv, 4);
         k0 = scaled(k0, pairs(q, a0, q8, c + 64), sc);
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 64), sc);
@@ -142,6 +163,7 @@ import { hsumI32 } from "./quant_dot";
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 80), sc);
         if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 80), sc);
         if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 80), sc);
+        fenceK(yp, ys, n, k0, k1, k2, k3);
         q = quants6(v128.load(ql, 32), v128.load(qh), 3); sc = lane16(sv, 6);
         k0 = scaled(k0, pairs(q, a0, q8, c + 96), sc);
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 96), sc);
@@ -152,6 +174,7 @@ import { hsumI32 } from "./quant_dot";
         if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 112), sc);
         if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 112), sc);
         if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 112), sc);
+        fenceK(yp, ys, n, k0, k1, k2, k3);
       }
       // The offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
       k0 = q6Offset(k0, scLo, scHi, a0 + mb);

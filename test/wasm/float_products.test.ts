@@ -126,4 +126,39 @@ describe("float32-sum products of float weights", () => {
       await one.close();
     }
   });
+
+  it("widen every F16 word exactly in the 8-column SIMD steps (subnormals included), f32 and f64 sums", async () => {
+    // Row r holds the words 8r .. 8r + 7 (rows of inf / NaN only from 0x7c00 on), then a row of +inf and one of -inf.
+    const rows = 8192 + 2, cols = 8;
+    const exact = await createWasmKernels({ threads: 1, accumulate: "f64" });
+    try {
+      for (const kk of [k, exact]) {
+        const w = kk.allocWeight("w", "F16", [rows, cols]);
+        const bits = w.data as Uint16Array;
+        for (let i = 0; i < 65536; i++) bits[i] = i;
+        bits.fill(0x7c00, 65536, 65544);
+        bits.fill(0xfc00, 65544);
+        const x = kk.vec(cols), y = kk.vec(rows);
+        for (let j = 0; j < cols; j++) {
+          x.fill(0);
+          x[j] = 1;
+          kk.linear(w, x, 1, y);
+          for (let r = 0; r < 8192; r++) {
+            const want = f16Value(8 * r + j);
+            // A row with inf / NaN gives NaN (inf times 0); the others give the word's value (+-0 alike).
+            if (r >= 0x7c00 / 8 && r < 0x8000 / 8 || r >= 0xfc00 / 8) expect(Number.isNaN(y[r]), `word ${8 * r + j}`).toBe(true);
+            else if (y[r] !== want) expect(y[r], `word ${(8 * r + j).toString(16)}`).toBe(want);
+          }
+        }
+        x.fill(1);
+        kk.linear(w, x, 1, y);
+        expect([y[8192], y[8193]]).toEqual([Infinity, -Infinity]);
+        kk.freeWeight(w);
+        kk.free(x);
+        kk.free(y);
+      }
+    } finally {
+      await exact.close();
+    }
+  });
 });

@@ -83,6 +83,22 @@ describe("linear", () => {
     );
   });
 
+  it("exact accumulation on long rows (read one row at a time) equals a float64 dot product rounded once", () => {
+    fc.assert(
+      fc.property(dim(9), fc.constantFrom(513, 519, 1024, 1025, 1031, 2048, 2053, 4096), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, dtype, seed) => {
+        const rand = rng(seed);
+        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
+        const x = vecOf(uniform(rand, cols), true);
+        const want = new Float32Array(rows);
+        createTsKernels("f64").linear(w, Float64Array.from(x), 1, want); // float64 sums, then one rounding
+        const got = wasm.vec(rows);
+        wasm.linear(w, x, 1, got);
+        for (let r = 0; r < rows; r++) expect(Math.abs(got[r] - want[r])).toBeLessThanOrEqual(Math.abs(want[r]) * 2 ** -23 + 1e-30);
+      }),
+      { numRuns: 24 },
+    );
+  });
+
   it("exact accumulation stays exact for every token of a batch (groups of four, three, two, one)", () => {
     fc.assert(
       fc.property(dim(12), dim(90), dim(11), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, T, dtype, seed) => {
