@@ -45,8 +45,13 @@ const arg = (name: string, dflt?: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
+/** Bad arguments: one line on stderr, exit 2 (no stack trace). */
+function fail(message: string): never {
+  process.stderr.write(`vs_llama_cpp: ${message}\n`);
+  process.exit(2);
+}
 const models = arg("model")?.split(",");
-if (!models) throw new Error("--model FILE.gguf[,FILE2.gguf] is required");
+if (!models) fail("--model FILE.gguf[,FILE2.gguf] is required");
 const threadList = (arg("threads") ?? [...new Set([1, Math.min(2, availableParallelism())])].join(",")).split(",").map(Number);
 const pp = Number(arg("pp", "64"));
 const tg = Number(arg("tg", "32"));
@@ -56,8 +61,24 @@ const simd = arg("simd", "auto") as "auto" | "plain" | "relaxed";
 const out = arg("out") ?? fileURLToPath(new URL("./vs-llama-cpp-results.json", import.meta.url));
 const cpuVariant = arg("llama-cpu");
 const nlcHome = process.env.NODE_LLAMA_CPP;
-if (!nlcHome) throw new Error("set NODE_LLAMA_CPP to a node_modules/node-llama-cpp folder (npm i -E node-llama-cpp@3.21.1 in a scratch folder)");
+if (!nlcHome) fail("set NODE_LLAMA_CPP to a node_modules/node-llama-cpp folder (npm i -E node-llama-cpp@3.21.1 in a scratch folder)");
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** The CPU backend builds under a node_modules folder's @node-llama-cpp prebuilt bins: variant -> files. */
+function cpuBackends(modules: string): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  const scope = path.join(modules, "@node-llama-cpp");
+  for (const pkg of existsSync(scope) ? readdirSync(scope) : []) {
+    const bins = path.join(scope, pkg, "bins");
+    for (const dir of existsSync(bins) ? readdirSync(bins) : []) {
+      for (const f of readdirSync(path.join(bins, dir))) {
+        const m = /^libggml-cpu-(.+)\.so$/.exec(f);
+        if (m) found.set(m[1], [...(found.get(m[1]) ?? []), path.join(pkg, "bins", dir, f)]);
+      }
+    }
+  }
+  return found;
+}
 
 /**
  * node-llama-cpp at `home` with llama.cpp's CPU backend restricted to `variant`: a hard-linked copy of its
@@ -65,6 +86,8 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
  */
 function withOnlyCpuVariant(home: string, variant: string): string {
   const modules = path.dirname(home);
+  const backends = cpuBackends(modules);
+  if (!backends.has(variant)) fail(`--llama-cpu ${variant}: node-llama-cpp ships no libggml-cpu-${variant}.so; expected one of ${[...backends.keys()].sort().join(", ")}`);
   const copy = path.join(tmpdir(), `qwen3-next-bench-llama-cpu-${variant}`, "node_modules");
   if (!existsSync(copy)) {
     const staging = `${copy}.partial`;
@@ -72,24 +95,7 @@ function withOnlyCpuVariant(home: string, variant: string): string {
     mkdirSync(path.dirname(copy), { recursive: true });
     execFileSync("cp", ["-al", modules, staging]);
     const scope = path.join(staging, "@node-llama-cpp");
-    let found = false;
-    const shipped = new Set<string>();
-    for (const pkg of existsSync(scope) ? readdirSync(scope) : []) {
-      const bins = path.join(scope, pkg, "bins");
-      for (const dir of existsSync(bins) ? readdirSync(bins) : []) {
-        for (const f of readdirSync(path.join(bins, dir))) {
-          const m = /^libggml-cpu-(.+)\.so$/.exec(f);
-          if (!m) continue;
-          shipped.add(m[1]);
-          if (m[1] === variant) found = true;
-          else rmSync(path.join(bins, dir, f));
-        }
-      }
-    }
-    if (!found) {
-      rmSync(staging, { recursive: true, force: true });
-      throw new Error(`--llama-cpu ${variant}: node-llama-cpp ships no libggml-cpu-${variant}.so; expected one of ${[...shipped].sort().join(", ")}`);
-    }
+    for (const [name, files] of backends) if (name !== variant) for (const f of files) rmSync(path.join(scope, f));
     execFileSync("mv", [staging, copy]);
   }
   return path.join(copy, path.basename(home));
