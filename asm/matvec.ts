@@ -170,6 +170,28 @@ const EXACT_GROUP_BYTES: usize = 2048;
 }
 
 /**
+ * The end of a row-by-tokens product (n = 1..4 tokens, a constant where inlined): each token's float64 partial
+ * sums d reduced, the scalar tail of columns n8..cols added in float64, the outputs stored (yp, ys apart).
+ */
+// @ts-ignore: decorator
+@inline function finishTokens(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, n8: i32, cols: i32, dt: i32, n: i32, d0: v128, d1: v128, d2: v128, d3: v128): void {
+  const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
+  for (let c = n8; c < cols; c++) {
+    const wc = <f64>scalar(wr, c, dt);
+    const o = <usize>c << 2;
+    s0 += wc * <f64>load<f32>(x0 + o);
+    if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
+    if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
+    if (n > 3) s3 += wc * <f64>load<f32>(x3 + o);
+  }
+  store<f32>(yp, <f32>s0);
+  if (n > 1) store<f32>(yp + ys, <f32>s1);
+  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+  if (n > 3) store<f32>(yp + 3 * ys, <f32>s3);
+}
+
+/**
  * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away), each
  * token summed exactly as `dotRow` sums it alone: the same four chains per token (step8's two multiply-adds
  * per eight columns), the same folds every ROW_BLOCK columns, the same eight-column and scalar tails, so a
@@ -227,17 +249,7 @@ const EXACT_GROUP_BYTES: usize = 2048;
     if (n > 1) d1 = widenSum(d1, b);
     if (n > 2) d2 = widenSum(d2, e);
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2);
-  for (let c = n8; c < cols; c++) {
-    const wc = <f64>scalar(wr, c, dt);
-    const o = <usize>c << 2;
-    s0 += wc * <f64>load<f32>(x0 + o);
-    if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
-    if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
-  }
-  store<f32>(yp, <f32>s0);
-  if (n > 1) store<f32>(yp + ys, <f32>s1);
-  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, n, d0, d1, d2, f64x2.splat(0));
 }
 
 /**
@@ -278,17 +290,7 @@ const EXACT_GROUP_BYTES: usize = 2048;
     if (n > 1) d1 = widenSum(d1, f32x4.add(a1, b1));
     if (n > 2) d2 = widenSum(d2, f32x4.add(a2, b2));
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2);
-  for (let c = n8; c < cols; c++) {
-    const wc = <f64>scalar(wr, c, dt);
-    const o = <usize>c << 2;
-    s0 += wc * <f64>load<f32>(x0 + o);
-    if (n > 1) s1 += wc * <f64>load<f32>(x1 + o);
-    if (n > 2) s2 += wc * <f64>load<f32>(x2 + o);
-  }
-  store<f32>(yp, <f32>s0);
-  if (n > 1) store<f32>(yp + ys, <f32>s1);
-  if (n > 2) store<f32>(yp + 2 * ys, <f32>s2);
+  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, n, d0, d1, d2, f64x2.splat(0));
 }
 
 /**
@@ -320,19 +322,7 @@ const EXACT_GROUP_BYTES: usize = 2048;
     d2 = widenSum(d2, a2);
     d3 = widenSum(d3, a3);
   }
-  let s0 = hsum64(d0), s1 = hsum64(d1), s2 = hsum64(d2), s3 = hsum64(d3);
-  for (let c = n8; c < cols; c++) {
-    const wc = <f64>scalar(wr, c, dt);
-    const o = <usize>c << 2;
-    s0 += wc * <f64>load<f32>(x0 + o);
-    s1 += wc * <f64>load<f32>(x1 + o);
-    s2 += wc * <f64>load<f32>(x2 + o);
-    s3 += wc * <f64>load<f32>(x3 + o);
-  }
-  store<f32>(yp, <f32>s0);
-  store<f32>(yp + ys, <f32>s1);
-  store<f32>(yp + 2 * ys, <f32>s2);
-  store<f32>(yp + 3 * ys, <f32>s3);
+  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, 4, d0, d1, d2, d3);
 }
 
 // @ts-ignore: decorator
