@@ -263,6 +263,29 @@ function expected(w: Weight, x: Float32Array, T: number): { y: Float64Array; mag
   return { y, mag };
 }
 
+/**
+ * y within the q8 products' bound of `expected`'s float64 block sums of W X: float64 sums of float64 terms (each
+ * at most two roundings), then one rounding to float32.
+ */
+function expectNearBlockSums(w: Weight, x: Float32Array, T: number, y: ArrayLike<number>, label = ""): void {
+  const { y: want, mag } = expected(w, x, T);
+  for (let i = 0; i < y.length; i++) {
+    const eps = 64 * 2 ** -53 * mag[i];
+    expect(Math.abs(y[i] - want[i]), label).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
+  }
+}
+
+/** kern.linear(w, X) over T tokens of x, checked with expectNearBlockSums. */
+function expectProductNearBlockSums(kern: WasmKernels, w: Weight, x: Float32Array, T: number, label = ""): void {
+  const xv = kern.vec(x.length);
+  xv.set(x);
+  const y = kern.vec(T * w.shape[0]);
+  kern.linear(w, xv, T, y);
+  expectNearBlockSums(w, x, T, y, label);
+  kern.free(xv);
+  kern.free(y);
+}
+
 describe("integer matrix products", () => {
   it("equal a float64 sum of the blocks' scaled integer dot products, to float32 rounding (every type, 1 and 2 threads, 1-9 tokens)", () => {
     fc.assert(
@@ -278,18 +301,7 @@ describe("integer matrix products", () => {
           const x = activations(rand, T * cols, quantBlock(dt).blockSize);
           for (const kern of [one, two]) {
             const w = randomBlocks(kern, dt, rows, cols, rng(seed ^ 0x5bd1e995));
-            const { y: want, mag } = expected(w, x, T);
-            const xv = kern.vec(T * cols);
-            xv.set(x);
-            const y = kern.vec(T * rows);
-            kern.linear(w, xv, T, y);
-            for (let i = 0; i < y.length; i++) {
-              // float64 sums of float64 terms (each at most two roundings), then one rounding to float32.
-              const eps = 64 * 2 ** -53 * mag[i];
-              expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
-            }
-            kern.free(xv);
-            kern.free(y);
+            expectProductNearBlockSums(kern, w, x, T);
             kern.freeWeight(w);
           }
         },
@@ -307,17 +319,7 @@ describe("integer matrix products", () => {
         const x = activations(rand, T * cols, 32);
         for (const kern of [one, two]) {
           const w = randomBlocks(kern, dt, rows, cols, rand, (i) => special[(i * 7) % special.length]);
-          const { y: want, mag } = expected(w, x, T);
-          const xv = kern.vec(T * cols);
-          xv.set(x);
-          const y = kern.vec(T * rows);
-          kern.linear(w, xv, T, y);
-          for (let i = 0; i < y.length; i++) {
-            const eps = 64 * 2 ** -53 * mag[i];
-            expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
-          }
-          kern.free(xv);
-          kern.free(y);
+          expectProductNearBlockSums(kern, w, x, T);
           kern.freeWeight(w);
         }
       }
@@ -367,13 +369,9 @@ describe("integer matrix products", () => {
           if (step % 2) xv[(step * 37) % cols] += 3;
           else xv.set(activations(rand, cols, 32));
         }
-        const { y: want, mag } = expected(w, Float32Array.from(xv), 1);
         const y = kern.vec(rows);
         kern.linear(w, xv, 1, y);
-        for (let i = 0; i < rows; i++) {
-          const eps = 64 * 2 ** -53 * mag[i];
-          expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
-        }
+        expectNearBlockSums(w, Float32Array.from(xv), 1, y);
         kern.free(y);
       }
       for (const w of weights) kern.freeWeight(w);
@@ -392,17 +390,7 @@ describe("integer matrix products", () => {
         const b = w.data as Uint8Array;
         const { typeSize } = quantBlock(dt);
         for (let o = 0; o < b.length; o += typeSize) for (let i = 0; i < typeSize; i++) if (!SCALES[dt].some((at) => i === at || i === at + 1)) b[o + i] = 0xff;
-        const { y: want, mag } = expected(w, x, T);
-        const xv = one.vec(T * cols);
-        xv.set(x);
-        const y = one.vec(T * rows);
-        one.linear(w, xv, T, y);
-        for (let i = 0; i < y.length; i++) {
-          const eps = 64 * 2 ** -53 * mag[i];
-          expect(Math.abs(y[i] - want[i]), `${dt} T=${T}`).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
-        }
-        one.free(xv);
-        one.free(y);
+        expectProductNearBlockSums(one, w, x, T, `${dt} T=${T}`);
         one.freeWeight(w);
       }
     }
@@ -425,17 +413,7 @@ describe("integer matrix products", () => {
             b[o + at + 1] = h >> 8;
           }
         }
-        const { y: want, mag } = expected(w, x, T);
-        const xv = one.vec(T * cols);
-        xv.set(x);
-        const y = one.vec(T * rows);
-        one.linear(w, xv, T, y);
-        for (let i = 0; i < y.length; i++) {
-          const eps = 64 * 2 ** -53 * mag[i];
-          expect(Math.abs(y[i] - want[i]), `${dt} T=${T}`).toBeLessThanOrEqual(2 ** -24 * (Math.abs(want[i]) + eps) + eps + 2 ** -149);
-        }
-        one.free(xv);
-        one.free(y);
+        expectProductNearBlockSums(one, w, x, T, `${dt} T=${T}`);
         one.freeWeight(w);
       }
     }
