@@ -58,7 +58,13 @@ describe.skipIf(!nginx)("scale-out: 3 replicas behind nginx, one stopped mid-loa
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(new Set(results.map(servedBy))).toEqual(new Set(replicas.map((r) => `127.0.0.1:${r.port}`)));
-    const health = (await (await fetch(`${victim.url}/health`)).json()) as { completed: number };
+    // SIGTERM while the victim has a request in flight (its /health counts the active ones), not by luck.
+    let health = { completed: 0, active: 0 };
+    for (let i = 0; i < 500; i++) {
+      health = (await (await fetch(`${victim.url}/health`)).json()) as { completed: number; active: number };
+      if (health.active > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     stopAt = performance.now();
     victim.proc.kill("SIGTERM");
 
