@@ -20,6 +20,7 @@ import { rng } from "../helpers/random.js";
 import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
 import { acceptingWeights, successor } from "../helpers/accepting_model.js";
 import { ToyGrammar } from "../helpers/toy_grammar.js";
+import { hostTensor } from "../helpers/host_tensor.js";
 import type { SequenceState } from "../../src/model/state.js";
 import { Scheduler } from "../../src/server/scheduler.js";
 
@@ -326,9 +327,22 @@ describe("probes (a plain step with one unverified draft)", () => {
         }
         // Plain greedy decoding (no MTP head at all) gives the same tokens.
         expect(out).toEqual((await run(model, prompt, out.length, GREEDY)).tokens);
-        // The MTP head is exactly in step: it has seen every position, its cache one row per real pair.
+        // The MTP head is exactly in step: its cache and waiting hidden states are those of a plain run that
+        // fed the same tokens one per step, each step's pair through the head at once (bit for bit, f64).
         model.mtp!.checkInStep(state);
-        expect(state.mtp[0].length + (state.mtpPending?.rows ?? 0)).toBe(state.position);
+        const plain = model.newState();
+        await model.forward(prompt, plain, { mtp: true });
+        for (const t of out.slice(0, -1)) await model.forward([t], plain, { mtp: true });
+        const ws = (model as unknown as { ws: never }).ws;
+        model.mtp!.run(model, state, ws);
+        model.mtp!.run(model, plain, ws);
+        const H = model.config.hidden_size;
+        const waiting = (st: SequenceState) => Array.from(st.mtpPending ? hostTensor(st.mtpPending.hidden).subarray(0, st.mtpPending.rows * H) : []);
+        expect(state.mtp[0].length).toBe(plain.mtp[0].length);
+        expect(Array.from(hostTensor(state.mtp[0].k))).toEqual(Array.from(hostTensor(plain.mtp[0].k)));
+        expect(Array.from(hostTensor(state.mtp[0].v))).toEqual(Array.from(hostTensor(plain.mtp[0].v)));
+        expect(waiting(state)).toEqual(waiting(plain));
+        plain.free();
         state.free();
       }),
       { numRuns: 12 },
