@@ -6,8 +6,10 @@
  *   --model accepting  the accepting checkpoint (test/helpers/accepting_model.ts): every draft is right;
  *   --model random     random weights (the real slice plus a random MTP head): drafts nearly never right,
  *                      which measures what speculation costs when it does not pay (adaptive draft length on).
- * Plain and speculative runs are interleaved (--reps rounds of plain, K=1, K=2, K=3), each speedup is against
- * the plain run of its own round (median over rounds): the machine may be shared. Per generated token, where
+ * Plain and speculative runs are interleaved (--reps rounds of plain, K=1, K=2, K=3; --ks 2 for plain, K=2 only),
+ * each speedup is against the plain run of its own round (median over rounds): the machine may be shared. As
+ * the load may change between runs too, each run with plain steps is also compared with plain decoding at the
+ * speed of its own plain steps (vsOwnPlainSteps). Per generated token, where
  * a speculative run's time goes: drafting (the MTP head's chain and lm_head), the MTP head over the accepted
  * pairs, the verify step, plain steps, rollback, and the rest (sampling, bookkeeping). Also the cost of the
  * verify step's rollback record (one copy of each DeltaNet state per step) and of a rollback, against a step,
@@ -24,7 +26,7 @@
  * masks applied (one per draft and per verify row: a copy of the row and applyMask, timed on a full row in
  * the same process).
  *
- *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--threads N] [--accumulate f64|f32] [--draft-vocab N] [--grammar json_schema]
+ *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--ks 1,2,3] [--threads N] [--accumulate f64|f32] [--draft-vocab N] [--grammar json_schema]
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -63,6 +65,8 @@ const tokens = int("tokens", 32);
 const reps = int("reps", 3);
 const draftVocab = argv.includes("--draft-vocab") ? int("draft-vocab", 1) : undefined;
 const threads = int("threads", os.availableParallelism());
+const draftLengths = arg("ks", "1,2,3").split(",").map(Number);
+if (!draftLengths.every((K) => Number.isInteger(K) && K >= 1)) throw new Error("--ks expects draft lengths >= 1, comma-separated");
 const accumulate = arg("accumulate", "f64") as Accumulate;
 const grammar = argv.includes("--grammar") ? arg("grammar", "") : undefined;
 if (grammar !== undefined && grammar !== "json_schema") throw new Error(`--grammar is ${grammar}, expected json_schema`);
@@ -143,6 +147,7 @@ async function main(): Promise<void> {
   // Where the time goes: the model's speculative entry points, timed (nested calls counted once, in the inner one).
   const phases = { draft: 0, mtpPairs: 0, verify: 0, step: 0, rollback: 0, observe: 0, prefill: 0 };
   type Phase = keyof typeof phases;
+  const calls = Object.fromEntries(Object.keys(phases).map((p) => [p, 0])) as Record<Phase, number>;
   let inner = 0;
   let current: Phase | null = null;
   const timed = <A extends unknown[], R>(f: (...a: A) => R, phase: (a: A) => Phase | null) => (...a: A): R => {
@@ -151,6 +156,7 @@ async function main(): Promise<void> {
     const t = performance.now();
     const before = inner;
     const outer = current;
+    if (outer !== p) calls[p]++;
     current = p;
     // Async entry points count until they settle (one runs at a time, so the nesting holds across awaits).
     const done = () => {
@@ -179,7 +185,7 @@ async function main(): Promise<void> {
   model.forward = timed(model.forward.bind(model), ([ids]) => (ids.length === 1 ? "step" : "prefill"));
   const constrained = grammar === undefined ? undefined : await constrainedRuns(model, tok);
   const runOnce = async (K: number | null) => {
-    for (const p of Object.keys(phases) as Phase[]) phases[p] = 0;
+    for (const p of Object.keys(phases) as Phase[]) phases[p] = calls[p] = 0;
     let r: Pick<GenerateResult, "tokens" | "completionTokens" | "decodeSeconds" | "tokensPerSecond" | "draftTokens" | "acceptedTokens">;
     if (constrained) r = await constrained.run(K);
     else {
@@ -191,10 +197,14 @@ async function main(): Promise<void> {
     const total = r.decodeSeconds * 1e3;
     const { prefill: _, ...decode } = phases; // the prompt's forward pass (MTP head included) is not decoding
     const msPerToken = Object.fromEntries([...Object.entries(decode).map(([p, ms]) => [p, per(ms)]), ["other", per(total - Object.values(decode).reduce((a, b) => a + b, 0))], ["total", per(total)]]);
-    return { r, msPerToken };
+    // The run's speed against plain decoding at the load of its own plain steps (robust to a load that
+    // changes between runs; a run with no plain steps has none): (steps plain decoding takes) x (this run's
+    // time per plain step) / (this run's time). Plain decoding takes one step per token after the first.
+    const vsOwnSteps = calls.step >= 4 ? ((r.completionTokens - 1) * phases.step) / calls.step / total : null;
+    return { r, msPerToken, plainSteps: calls.step, vsOwnSteps };
   };
   await runOnce(null); // warm up (JIT, workspaces)
-  const Ks = [null, 1, 2, 3];
+  const Ks = [null, ...draftLengths];
   const runs: Awaited<ReturnType<typeof runOnce>>[][] = Ks.map(() => []);
   for (let rep = 0; rep < reps; rep++) {
     for (const [i, K] of Ks.entries()) {
@@ -219,6 +229,9 @@ async function main(): Promise<void> {
       accepted: best.r.acceptedTokens,
       acceptance: best.r.draftTokens > 0 ? best.r.acceptedTokens / best.r.draftTokens : null,
       msPerToken: best.msPerToken,
+      plainSteps: best.plainSteps,
+      // Against the run's own plain steps (see runOnce), every round.
+      vsOwnPlainSteps: mine.map((x) => x.vsOwnSteps),
       ...(constrained && { grammar: constrained.costs(K) }),
     };
     process.stderr.write(`${JSON.stringify(row)}\n`);

@@ -252,7 +252,8 @@ async function run<S extends { free(): void }>(
           fed.push(id, ...ids.slice(0, f));
           return f;
         };
-        const chosen = await speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, feed, spec.vocab);
+        const probe = spec.K.probing ? (accepted: boolean) => spec.K.probed(accepted) : undefined;
+        const chosen = await speculativeRound(spec.model, state, id, K, sampler, view, tokens, context, counts, feed, spec.vocab, probe);
         spec.K.update(K, chosen.length - 1);
       } else {
         logits = await model.forward([id], state, { lastOnly: true });

@@ -18,11 +18,16 @@
  *
  * Draft length (`AdaptiveDraftLength`): one draft at first, one more after each round whose drafts were all
  * accepted (up to K), one fewer after a round with some rejected; after a round in which none was accepted,
- * the next rounds are plain decode steps (2, 4 ... up to 64 of them, doubling while drafts keep failing),
- * then a probe with one draft. A plain step still hands its hidden state to the MTP head, which runs the
- * waiting pairs in one batch at the next draft (the MTP cache stays exactly in step). So a sequence whose
- * drafts are never right pays one draft about every 65 steps, plus the MTP layer over its tokens (batched).
- * The length depends only on what the drafts achieved, never on timings: the same tokens, the same rounds.
+ * the next rounds are plain decode steps (2, then 4 ... up to 64 of them, doubling while probes keep
+ * failing), then a probe. A probe is a plain step that also drafts one token and checks it against the
+ * step's own logits row (`probeMany`, `probeAccepts`): whether a verify step would have accepted it, without
+ * the verify step. A verify step of 2 rows costs about 2 plain steps on one CPU thread, a probe's draft a
+ * quarter of one on the 4-layer bench slice (a tenth on the 80B model), so a sequence whose drafts are never
+ * right pays its first round, a draft about every 65 steps and the MTP layer over its tokens (run in one
+ * batch per draft). A plain step still hands its hidden state to the MTP head, which runs the waiting pairs
+ * in one batch at the next draft (the MTP cache stays exactly in step). A successful probe resumes drafting
+ * at one draft. The length depends only on what the drafts achieved, never on timings: the same tokens, the
+ * same rounds; a probe draws no random number, so it changes no sampled token.
  *
  * Under a grammar (constrained decoding, `DraftGrammar`) each position has its own mask M_j (the ids the
  * grammar allows after y, d_1 .. d_j): d_{j+1} is drawn from the head's logits under M_j, the matcher
@@ -48,6 +53,9 @@ export interface SpeculativeLM<S> {
   draftBatch(requests: readonly { state: S; next: number; K: number; pick: (logits: Vec, j: number) => number | Promise<number>; vocab?: number }[]): Promise<number[][]>;
 }
 
+/** One sequence's request to `draftBatch`. */
+type DraftRequest<S> = Parameters<SpeculativeLM<S>["draftBatch"]>[0][number];
+
 /**
  * A grammar over the output (constrained decoding; the server's XGrammar matcher, see
  * src/server/grammar/grammars.ts), as drafting and verifying under it need it.
@@ -66,42 +74,64 @@ export interface DraftGrammar {
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
 export type LogitsView = (logits: Vec) => Vec;
 
-/** Plain rounds after a failed probe: MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF. */
+/** Plain steps before a probe: MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF. */
 export const MIN_BACKOFF = 2;
 export const MAX_BACKOFF = 64;
 
 /**
  * A sequence's draft length per round, from what its drafts achieved (only those, so runs with the same
  * tokens draft the same): it starts at one draft and grows by one after a round whose drafts were all
- * accepted, up to K; it shrinks by one after a round with some rejected; after a round with none accepted it
- * backs off to plain steps (MIN_BACKOFF, doubling while drafts keep failing, up to MAX_BACKOFF of them) and
- * then probes with one draft.
+ * accepted, up to K; it shrinks by one after a round with some rejected. After a round with none accepted it
+ * backs off to plain steps (MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF of them), then
+ * probes: a plain step that drafts one token unverified (`probing`, reported with `probed`); a probe whose
+ * draft would have been accepted resumes drafting at one draft.
+ *
+ * Why probes and not verify rounds: on the random bench model (drafts never right; f64 sums, one thread) the
+ * first 64 tokens held 5 one-draft verify rounds, each a 2-row verify step of 1.75-2.3 plain steps, about
+ * 10% of the run's time; with probes they hold one verify step (the first round) and 4 probes' drafts (a
+ * quarter of a step each on the bench's 4-layer slice). The drafts still feed the MTP head every pair.
  */
 export class AdaptiveDraftLength {
   private k = 1;
+  /** Plain steps left before the next probe. */
   private skip = 0;
+  /** 0 while drafting; else the plain steps before the last probe. */
   private backoff = 0;
+  private probe = false;
   constructor(readonly K: number) {}
 
-  /** Draft tokens for the next round (0: a plain step). */
+  /** Draft tokens for the next round (0: a plain step, a probe when `probing` then says so). */
   next(): number {
-    if (this.skip > 0) {
-      this.skip--;
-      return 0;
-    }
-    return this.k;
+    this.probe = false;
+    if (this.backoff === 0) return this.k;
+    if (this.skip > 0) this.skip--;
+    else this.probe = true;
+    return 0;
   }
 
-  /** After a round with `drafted` drafts of which `accepted` were accepted. */
+  /** Whether the plain step `next` gave last is a probe: it drafts one token, and `probed` says how it did. */
+  get probing(): boolean {
+    return this.probe;
+  }
+
+  /** After a round with `drafted` drafts of which `accepted` were accepted (a plain step: 0, 0). */
   update(drafted: number, accepted: number): void {
     if (drafted === 0) return;
     if (accepted === 0) {
-      this.skip = this.backoff = Math.min(MAX_BACKOFF, Math.max(MIN_BACKOFF, 2 * this.backoff));
+      this.skip = this.backoff = MIN_BACKOFF;
       this.k = 1;
       return;
     }
-    this.backoff = 0;
     this.k = accepted === drafted ? Math.min(this.K, this.k + 1) : Math.max(1, this.k - 1);
+  }
+
+  /** After a probe: whether a verify step would have accepted its draft. */
+  probed(accepted: boolean): void {
+    this.probe = false;
+    if (accepted) {
+      this.backoff = 0;
+      this.k = 1;
+    } else this.skip = this.backoff = Math.min(MAX_BACKOFF, 2 * this.backoff);
   }
 }
 
@@ -145,14 +175,20 @@ export interface DraftJob<S> {
  * A sequence whose sampler fails gets its Error in place of drafts; the others are unaffected.
  */
 export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[]): Promise<(Drafts | Error)[]> {
+  return (await draftAndProbe(model, jobs, [])).drafts;
+}
+
+/** draftMany for `jobs` and probeMany for `probes`, in one batch (the server's step). */
+export async function draftAndProbe<S>(model: SpeculativeLM<S>, jobs: readonly DraftJob<S>[], probes: readonly ProbeJob<S>[]): Promise<{ drafts: (Drafts | Error)[]; probes: (Float64Array | Error)[] }> {
   const out: (Drafts | Error)[] = jobs.map((job) => ({ tokens: [], q: [], ...(job.grammar ? { grammar: { matcher: job.grammar.matcher, masks: [job.grammar.mask], advanced: 0 } } : {}) }));
   const fail = (i: number, err: unknown) => {
     out[i] = err instanceof Error ? err : new Error(String(err));
     return jobs[i].next; // any token: this sequence's drafts are not used
   };
   const seen: number[][] = [];
-  await model.draftBatch(
-    jobs.map((job, i) => ({
+  const probed: (Float64Array | Error)[] = probes.map(() => new Error("the probe's draft did not run"));
+  await model.draftBatch([
+    ...jobs.map((job, i): DraftRequest<S> => ({
       state: job.state,
       next: job.next,
       K: job.K,
@@ -161,14 +197,10 @@ export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly Draft
         const d = out[i];
         if (d instanceof Error) return job.next; // any token: this sequence's drafts are not used
         try {
-          let z = job.view(logits);
           const g = d.grammar;
           const mask = g?.masks[j];
           // No allowed id among a draft vocabulary's: an unmasked (forbidden) draft, rejected at verify.
-          if (mask && maskAllowsAny(mask, z.length)) {
-            z = z.slice();
-            applyMask(z, mask);
-          }
+          const z = masked(job.view(logits), mask);
           // The penalties see the drafts before this one.
           if (j === 1) seen[i] = [...job.history];
           if (j > 0) seen[i].push(d.tokens[j - 1]);
@@ -194,8 +226,70 @@ export async function draftMany<S>(model: SpeculativeLM<S>, jobs: readonly Draft
         }
       },
     })),
-  );
-  return out;
+    ...probes.map((job, i) => probeRequest(job, (q) => (probed[i] = q))),
+  ]);
+  return { drafts: out, probes: probed };
+}
+
+/** One sequence's probe (see probeMany): the fields of a DraftJob, one draft. */
+export interface ProbeJob<S> {
+  state: S;
+  next: number;
+  sampler: Sampler;
+  view: LogitsView;
+  history: readonly number[];
+  prompt: readonly number[];
+  vocab?: number;
+  /** Constrained decoding: the grammar's mask for the token after `next`. */
+  mask?: Int32Array;
+}
+
+/**
+ * A probe's draft for several sequences in one batch: the distribution q_1 each would draw its first draft
+ * from (under its mask), drawing nothing (a probe takes no random number). Also runs each sequence's waiting
+ * MTP pairs, as any draft does. A sequence whose sampler fails gets its Error.
+ */
+export async function probeMany<S>(model: SpeculativeLM<S>, jobs: readonly ProbeJob<S>[]): Promise<(Float64Array | Error)[]> {
+  return (await draftAndProbe(model, [], jobs)).probes;
+}
+
+/** A probe's draft request: `done` gets q_1 (or the sampler's Error). */
+function probeRequest<S>(job: ProbeJob<S>, done: (q: Float64Array | Error) => void): DraftRequest<S> {
+  return {
+    state: job.state,
+    next: job.next,
+    K: 1,
+    vocab: job.vocab,
+    pick: (logits: Vec) => {
+      try {
+        done(job.sampler.distribution(masked(job.view(logits), job.mask), job.history, job.prompt));
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
+      return job.next; // any token: one draft, nothing chains from it
+    },
+  };
+}
+
+/**
+ * Whether a verify step would accept a probe's draft (drawn from `q`), given the plain step's logits row
+ * `row` for the same position (under the same mask): with probability sum_i min(p_i, q_i), p the row's
+ * distribution; a probe counts as accepted when that is at least 1/2. Greedy: p and q are one-hot, so it is
+ * exactly whether the draft is the step's token.
+ */
+export function probeAccepts(q: Float64Array, row: Vec, sampler: Sampler, view: LogitsView, history: readonly number[], prompt: readonly number[], mask?: Int32Array): boolean {
+  const p = sampler.distribution(masked(view(row), mask), history, prompt);
+  let overlap = 0;
+  for (let i = 0; i < q.length && i < p.length; i++) overlap += Math.min(p[i], q[i]);
+  return overlap >= 0.5;
+}
+
+/** `z` under `mask` (a copy); `z` itself without one, or when it allows none of z's ids (see draftMany). */
+function masked(z: Vec, mask: Int32Array | undefined): Vec {
+  if (!mask || !maskAllowsAny(mask, z.length)) return z;
+  const m = z.slice();
+  applyMask(m, mask);
+  return m;
 }
 
 /** Drafts K tokens after `next` for one sequence (see draftMany). */
@@ -314,7 +408,8 @@ export function finishRound<S>(
 
 /**
  * One whole round for a single sequence (generate's loop): draft, verify in one step, accept, roll back;
- * with K = 0 a plain step whose hidden state goes to the MTP head.
+ * with K = 0 a plain step whose hidden state goes to the MTP head, and with `probe` also a probe (one draft
+ * before the step, told to `probe` after it).
  */
 export async function speculativeRound<S>(
   model: SpeculativeLM<S>,
@@ -328,10 +423,14 @@ export async function speculativeRound<S>(
   counts: SpeculationCounts,
   handOut?: HandOut,
   draftVocab?: number,
+  probe?: (accepted: boolean) => void,
 ): Promise<number[]> {
   if (K === 0) {
+    const [q] = probe ? await probeMany(model, [{ state, next, sampler, view, history, prompt, vocab: draftVocab }]) : [];
+    if (q instanceof Error) throw q;
     const { logits, hidden } = await model.step([{ tokens: [next], state }]);
     model.observeMtp(hidden, [next], state);
+    if (q) probe!(probeAccepts(q, logits, sampler, view, history, prompt));
     const tokens = [sampler.sample(view(logits), history, prompt)];
     handOut?.(tokens);
     return tokens;

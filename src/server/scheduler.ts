@@ -34,7 +34,7 @@ import { PrefixCache, type FreeableState } from "./prefix_cache.js";
 import type { Tensor, Vec } from "../kernels/types.js";
 import type { CausalLM } from "../generate/generate.js";
 import { applyMask, type Sampler } from "../generate/sampler.js";
-import { AdaptiveDraftLength, draftMany, finishRound, roundDraftLength, type DraftGrammar, type DraftJob, type Drafts, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
+import { AdaptiveDraftLength, draftAndProbe, finishRound, probeAccepts, roundDraftLength, type DraftGrammar, type DraftJob, type Drafts, type ProbeJob, type SpeculationCounts, type SpeculativeLM } from "../generate/speculative.js";
 
 /** What the scheduler needs of a per-sequence state (caches of all layers): a snapshot, and `free`. */
 export interface SchedulableState extends FreeableState {
@@ -452,12 +452,15 @@ export class Scheduler<S extends SchedulableState> {
     this.largestBatch = Math.max(this.largestBatch, batch.length);
     const V = this.model.config.vocab_size;
     const drafts = new Map<Sequence<S>, Drafts>();
+    const probes = new Map<Sequence<S>, Float64Array>();
     let logits: Vec;
     let hidden: Tensor | undefined;
     if (this.spec !== null) {
       // Drafts first, for every drafting sequence in one batch per chain step; a sequence whose drafting
       // fails (its sampler) ends alone, not the whole batch.
       const jobs: { seq: Sequence<S>; job: DraftJob<S> }[] = [];
+      // Probes: plain steps that draft one token unverified (AdaptiveDraftLength), in the same batch.
+      const probeJobs: { seq: Sequence<S>; job: ProbeJob<S> }[] = [];
       for (const seq of batch) {
         const req = seq.request;
         if (!seq.draftLength) continue;
@@ -465,19 +468,26 @@ export class Scheduler<S extends SchedulableState> {
         const K = roundDraftLength(seq.draftLength.next(), req.maxTokens - seq.generated.length, Infinity);
         // A grammar's drafts start from the mask fetched for this step.
         const grammar = req.constraint && seq.mask ? { matcher: req.constraint, mask: seq.mask } : undefined;
-        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view: (z) => this.view(seq, z), history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary, grammar } });
+        const view = (z: Vec) => this.view(seq, z);
+        if (K > 0) jobs.push({ seq, job: { state: seq.state!, next: seq.next, K, sampler: req.sampler, view, history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary, grammar } });
+        else if (seq.draftLength.probing) probeJobs.push({ seq, job: { state: seq.state!, next: seq.next, sampler: req.sampler, view, history: seq.generated, prompt: req.prompt, vocab: this.opts.draftVocabulary, mask: grammar?.mask } });
       }
-      if (jobs.length > 0) {
-        let results: (Drafts | Error)[];
+      if (jobs.length > 0 || probeJobs.length > 0) {
+        let results: { drafts: (Drafts | Error)[]; probes: (Float64Array | Error)[] };
         try {
-          results = await draftMany(this.spec, jobs.map((j) => j.job));
+          results = await draftAndProbe(this.spec, jobs.map((j) => j.job), probeJobs.map((j) => j.job));
         } catch (err) {
-          results = jobs.map(() => asError(err));
+          results = { drafts: jobs.map(() => asError(err)), probes: probeJobs.map(() => asError(err)) };
         }
         jobs.forEach(({ seq }, i) => {
-          const r = results[i];
+          const r = results.drafts[i];
           if (r instanceof Error) this.finish(seq, "error", r);
           else drafts.set(seq, r);
+        });
+        probeJobs.forEach(({ seq }, i) => {
+          const r = results.probes[i];
+          if (r instanceof Error) this.finish(seq, "error", r);
+          else probes.set(seq, r);
         });
       }
       batch = batch.filter((seq) => !seq.done);
@@ -510,6 +520,9 @@ export class Scheduler<S extends SchedulableState> {
         if (seq.draftLength) {
           try {
             this.spec!.observeMtp(hidden!, [seq.next], seq.state!, first);
+            const q = probes.get(seq);
+            const req = seq.request;
+            if (q) seq.draftLength.probed(probeAccepts(q, logits.subarray(first * V, (first + 1) * V), req.sampler, (z) => this.view(seq, z), seq.generated, req.prompt, seq.mask));
           } catch (err) {
             this.finish(seq, "error", asError(err));
             continue;

@@ -9,7 +9,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateResult } from "../../src/generate/generate.js";
-import { AdaptiveDraftLength, MAX_BACKOFF, MIN_BACKOFF } from "../../src/generate/speculative.js";
+import { AdaptiveDraftLength, MAX_BACKOFF, MIN_BACKOFF, speculativeRound, type SpeculationCounts } from "../../src/generate/speculative.js";
 import { Sampler, type SamplingParams } from "../../src/generate/sampler.js";
 import { createTsKernels } from "../../src/kernels/ts/index.js";
 import { createWasmKernels } from "../../src/kernels/wasm/kernels.js";
@@ -20,6 +20,7 @@ import { rng } from "../helpers/random.js";
 import { anyTinyConfig, parseTiny, randomWeights, tinyConfig, withTiledValueHeads } from "../helpers/random_model.js";
 import { acceptingWeights, successor } from "../helpers/accepting_model.js";
 import { ToyGrammar } from "../helpers/toy_grammar.js";
+import { hostTensor } from "../helpers/host_tensor.js";
 import type { SequenceState } from "../../src/model/state.js";
 import { Scheduler } from "../../src/server/scheduler.js";
 
@@ -236,44 +237,158 @@ describe("Sampler.distribution (the p and q of speculative sampling)", () => {
 });
 
 describe("adaptive draft length", () => {
-  it("backs off 2, 4 .. 64 plain steps while drafts fail, probing with one draft", () => {
-    const d = new AdaptiveDraftLength(3);
-    const lengths: number[] = [];
-    for (let round = 0; round < 140; round++) {
+  /** Rounds of `d`: "draft k", "plain" or "probe"; `accepts` says how a round or a probe did. */
+  function schedule(d: AdaptiveDraftLength, rounds: number, accepts: (kind: "draft" | "probe", k: number, round: number) => number): string[] {
+    const seen: string[] = [];
+    for (let round = 0; round < rounds; round++) {
       const k = d.next();
-      lengths.push(k);
-      d.update(k, 0); // nothing ever accepted
+      if (k > 0) {
+        seen.push(`draft ${k}`);
+        d.update(k, accepts("draft", k, round));
+      } else if (d.probing) {
+        seen.push("probe");
+        d.probed(accepts("probe", 1, round) > 0);
+      } else seen.push("plain");
     }
-    const probes = lengths.flatMap((k, i) => (k > 0 ? [i] : []));
-    // A probe, then 2, 4, 8, 16, 32, 64 plain steps between probes.
-    expect(probes).toEqual([0, 3, 8, 17, 34, 67, 132]);
-    expect(probes.map((i) => lengths[i])).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    return seen;
+  }
+
+  it("backs off 2, 4 .. 64 plain steps while drafts fail, each back-off ending in a probe (no verify step)", () => {
+    const seen = schedule(new AdaptiveDraftLength(3), 140, () => 0); // nothing ever accepted
+    const at = (kind: string) => seen.flatMap((r, i) => (r === kind ? [i] : []));
+    // One verified round (the first), then probes after 2, 4, 8, 16, 32, 64 plain steps.
+    expect(at("draft 1")).toEqual([0]);
+    expect(at("probe")).toEqual([3, 8, 17, 34, 67, 132]);
+    expect(at("plain").length).toBe(140 - 7);
+    const probes = [0, ...at("probe")];
     expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
     expect(MIN_BACKOFF).toBe(2);
   });
 
-  it("grows by one up to K while every draft is accepted, shrinks by one on a rejection, and a success ends a back-off", () => {
-    const d = new AdaptiveDraftLength(3);
-    const seen: number[] = [];
-    const round = (accepted: (k: number) => number) => {
-      const k = d.next();
-      seen.push(k);
-      d.update(k, accepted(k));
-    };
-    for (let i = 0; i < 4; i++) round((k) => k); // all accepted: 1, 2, 3, 3
-    round(() => 2); // 2 of 3
-    round(() => 1); // 1 of 2
-    round((k) => k); // 1 of 1
-    round(() => 0); // 0 of 2: back off 2 plain steps
-    round(() => 0);
-    round(() => 0);
-    round((k) => k); // the probe (1 draft) is accepted
-    round((k) => k);
-    round(() => 0); // a later failure backs off 2 again, not 4
-    round(() => 0);
-    round(() => 0);
-    round(() => 0);
-    expect(seen).toEqual([1, 2, 3, 3, 3, 2, 1, 2, 0, 0, 1, 2, 3, 0, 0, 1]);
+  it("reaches K after K - 1 rounds when every draft is accepted, and never backs off", () => {
+    expect(schedule(new AdaptiveDraftLength(4), 8, (_, k) => k)).toEqual(["draft 1", "draft 2", "draft 3", "draft 4", "draft 4", "draft 4", "draft 4", "draft 4"]);
+  });
+
+  it("grows by one up to K while every draft is accepted, shrinks by one on a rejection, and a successful probe ends a back-off", () => {
+    // How each round does, in order (a probe: 1 accepted or 0).
+    const plan = [3, 3, 3, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    const seen = schedule(new AdaptiveDraftLength(3), plan.length, (_, k, round) => Math.min(k, plan[round]));
+    expect(seen).toEqual([
+      ...["draft 1", "draft 2", "draft 3", "draft 3", "draft 3"], // all accepted: 1, 2, 3, 3; then 2 of 3
+      ...["draft 2", "draft 1", "draft 2"], // 1 of 2, 1 of 1, 0 of 2: back off
+      ...["plain", "plain", "probe"], // 2 plain steps, a failed probe: back off 4
+      ...["plain", "plain", "plain", "plain", "probe"], // the probe would have been accepted: drafting again
+      ...["draft 1", "draft 2"], // 1 of 1; 0 of 2: a later failure backs off 2 again, not 8
+      ...["plain", "plain", "probe"],
+      ...["plain", "plain", "plain", "plain"],
+    ]);
+  });
+});
+
+describe("probes (a plain step with one unverified draft)", () => {
+  /**
+   * Walks a sequence `steps` tokens on by probing plain steps; before each, a clone of the state runs a real
+   * round of one draft (draft, 2-row verify step, accept). Returns per step the probe's verdict, the real
+   * round's accepted drafts and both rounds' tokens, and the probing sequence's state at the end.
+   */
+  async function probeWalk(model: Qwen3NextForCausalLM, prompt: number[], steps: number, params: SamplingParams, seed: number) {
+    const sampler = new Sampler({ ...params, seed });
+    const view = (z: Float32Array | Float64Array) => z;
+    const counts: SpeculationCounts = { draftTokens: 0, acceptedTokens: 0 };
+    const state = model.newState();
+    const out = [sampler.sample(await model.forward(prompt, state, { lastOnly: true, mtp: true }), [], prompt)];
+    const walk: { verdict: boolean; accepted: number; probeToken: number; roundTokens: number[] }[] = [];
+    for (let i = 0; i < steps; i++) {
+      const y = out[out.length - 1];
+      const clone = state.clone();
+      const round = await speculativeRound(model, clone, y, 1, new Sampler({ ...params, seed: seed + i }), view, out, prompt, { ...counts });
+      clone.free();
+      let verdict: boolean | undefined;
+      const [t] = await speculativeRound(model, state, y, 0, sampler, view, out, prompt, counts, undefined, undefined, (ok) => (verdict = ok));
+      expect(verdict).toBeDefined();
+      walk.push({ verdict: verdict!, accepted: round.length - 1, probeToken: t, roundTokens: round });
+      out.push(t);
+    }
+    return { walk, state, out };
+  }
+
+  it("says exactly whether a verify step would accept the draft (greedy), and changes no token", async () => {
+    const verdicts = new Set<boolean>();
+    await fc.assert(
+      fc.asyncProperty(tinyConfig, fc.integer(), fc.constantFrom(0.1, 0.7, 1.5), async (raw, seed, noise) => {
+        const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: 1, tie_word_embeddings: false });
+        const model = Qwen3NextForCausalLM.fromCheckpoint(acceptingWeights(cfg, seed, { noise }), createTsKernels("f64"));
+        const prompt = tokens(seed, 4, model.config.vocab_size);
+        const { walk, state, out } = await probeWalk(model, prompt, 8, GREEDY, seed);
+        for (const w of walk) {
+          expect(w.verdict).toBe(w.accepted === 1);
+          expect(w.roundTokens[0]).toBe(w.probeToken); // the round's first token is plain greedy's
+          verdicts.add(w.verdict);
+        }
+        // Plain greedy decoding (no MTP head at all) gives the same tokens.
+        expect(out).toEqual((await run(model, prompt, out.length, GREEDY)).tokens);
+        // The MTP head is exactly in step: its cache and waiting hidden states are those of a plain run that
+        // fed the same tokens one per step, each step's pair through the head at once (bit for bit, f64).
+        model.mtp!.checkInStep(state);
+        const plain = model.newState();
+        await model.forward(prompt, plain, { mtp: true });
+        for (const t of out.slice(0, -1)) await model.forward([t], plain, { mtp: true });
+        const ws = (model as unknown as { ws: never }).ws;
+        model.mtp!.run(model, state, ws);
+        model.mtp!.run(model, plain, ws);
+        const H = model.config.hidden_size;
+        const waiting = (st: SequenceState) => Array.from(st.mtpPending ? hostTensor(st.mtpPending.hidden).subarray(0, st.mtpPending.rows * H) : []);
+        expect(state.mtp[0].length).toBe(plain.mtp[0].length);
+        expect(Array.from(hostTensor(state.mtp[0].k))).toEqual(Array.from(hostTensor(plain.mtp[0].k)));
+        expect(Array.from(hostTensor(state.mtp[0].v))).toEqual(Array.from(hostTensor(plain.mtp[0].v)));
+        expect(waiting(state)).toEqual(waiting(plain));
+        plain.free();
+        state.free();
+      }),
+      { numRuns: 12 },
+    );
+    // The noisy checkpoints gave both verdicts.
+    expect([...verdicts].sort()).toEqual([false, true]);
+  });
+
+  it("accepts when sum_i min(p_i, q_i) >= 1/2 (sampling), p and q computed here from the step's and the head's logits", async () => {
+    const verdicts = new Set<boolean>();
+    await fc.assert(
+      fc.asyncProperty(tinyConfig, fc.integer(), fc.constantFrom(0.1, 0.7, 1.5, 3), fc.constantFrom(0.1, 0.3, 1, 2), async (raw, seed, noise, temperature) => {
+        const cfg = parseTiny({ ...raw, mtp_num_hidden_layers: 1, tie_word_embeddings: false });
+        const model = Qwen3NextForCausalLM.fromCheckpoint(acceptingWeights(cfg, seed, { noise }), createTsKernels("f64"));
+        const prompt = tokens(seed, 4, model.config.vocab_size);
+        const params = { ...GREEDY, temperature };
+        const sampler = new Sampler({ ...params, seed });
+        const state = model.newState();
+        const y = sampler.sample(await model.forward(prompt, state, { lastOnly: true, mtp: true }), [], prompt);
+        // The head's logits for the draft after y, on a clone (drafting runs the head's waiting pairs).
+        const clone = state.clone();
+        let head: Float64Array | undefined;
+        await model.draftBatch([{ state: clone, next: y, K: 1, pick: (z) => ((head = Float64Array.from(z)), 0) }]);
+        clone.free();
+        const other = state.clone();
+        const step = Float64Array.from(await model.forward([y], other, { lastOnly: true }));
+        other.free();
+        const softmax = (z: Float64Array) => {
+          const m = Math.max(...z);
+          const e = z.map((x) => Math.exp((x - m) / temperature));
+          const sum = e.reduce((a, b) => a + b, 0);
+          return e.map((x) => x / sum);
+        };
+        const p = softmax(step);
+        const q = softmax(head!);
+        const overlap = p.reduce((a, pi, i) => a + Math.min(pi, q[i]), 0);
+        fc.pre(Math.abs(overlap - 0.5) > 1e-9);
+        let verdict: boolean | undefined;
+        await speculativeRound(model, state, y, 0, sampler, (z) => z, [y], prompt, { draftTokens: 0, acceptedTokens: 0 }, undefined, undefined, (ok) => (verdict = ok));
+        expect(verdict).toBe(overlap >= 0.5);
+        verdicts.add(verdict!);
+        state.free();
+      }),
+      { numRuns: 40 },
+    );
+    expect([...verdicts].sort()).toEqual([false, true]);
   });
 });
 

@@ -51,7 +51,8 @@ async function alone(prompt: number[], maxTokens: number, params: SamplingParams
     const y = out[out.length - 1];
     if (K > 0) {
       const k = roundDraftLength(draftLength.next(), maxTokens - out.length, Infinity);
-      chosen = await speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab);
+      const probe = draftLength.probing ? (accepted: boolean) => draftLength.probed(accepted) : undefined;
+      chosen = await speculativeRound(model, state, y, k, sampler, view, out, prompt, counts, undefined, draftVocab, probe);
       draftLength.update(k, chosen.length - 1);
     } else chosen = plainStep(await model.forward([y], state, { lastOnly: true }));
   }
