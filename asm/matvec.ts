@@ -3,8 +3,8 @@
 //   y[r]      = sum_c W[r, c] x[c]            (matvec, one token: decode)
 //   Y[t, r]   = sum_c W[r, c] X[t, c]         (matmul, T tokens: prefill, batched decode, speculative
 //                                             verify; tokens go in groups of up to three sharing each
-//                                             widened weight block; exact: two rows by four tokens per
-//                                             register tile)
+//                                             widened weight block, BF16 beyond five tokens two rows by
+//                                             two tokens; exact: two rows by four tokens per register tile)
 //
 // W is row-major [rows, cols] in its checkpoint dtype. Each call computes rows r0..r1 so that threads can
 // split the rows. For 16-bit weights x must be `permute8`-ed (see widen.ts); F32 weights take x as is.
@@ -325,6 +325,56 @@ const EXACT_GROUP_BYTES: usize = 2048;
   finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, 4, d0, d1, d2, d3);
 }
 
+/**
+ * BF16 odd half without a mask constant: two shifts instead of `bf16Odd`'s and, whose all-ones mask would hold
+ * a vector register (`rowsPair` needs all fifteen of V8's).
+ */
+// @ts-ignore: decorator
+@inline function bf16OddShifts(v: v128): v128 {
+  return i32x4.shl(i32x4.shr_u(v, 16), 16);
+}
+
+/**
+ * Two rows (w0 and w0 + stride) of BF16 W times two tokens: a 2 x 2 register tile of `rowTokensFast`'s chains
+ * (two per row and token, the block's halves a and b), so each x block is loaded once for both rows and each
+ * widened weight block used for both tokens: per eight columns 2 weight loads, 4 x loads, 8 multiply-adds
+ * (`rowTokensFast`, three tokens: 7 loads for 6). Eight independent chains hide the multiply-add latency, which
+ * bounds three tokens' six (measured at that bound: 6 MAC/cycle); 8 accumulators + 6 loaded vectors + 1
+ * temporary are V8's 15 usable vector registers (V8 issues an iteration's loads first), so the odd half is
+ * widened by shifts (with the and's mask register, one chain spilled and the tile was 0.9x). Each token's sums
+ * have `rowTokensFast`'s order, so its output has the same bits. x0 is token 0's x (tokens xs bytes apart), yp
+ * row 0's output of token 0 (tokens ys bytes apart, rows 4 bytes apart).
+ */
+// @ts-ignore: decorator
+@inline function rowsPair(w0: usize, stride: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
+  const n8 = cols & ~7;
+  const w1 = w0 + stride, x1 = x0 + xs;
+  let d00 = f64x2.splat(0), d01 = f64x2.splat(0), d10 = f64x2.splat(0), d11 = f64x2.splat(0);
+  for (let c0 = 0; c0 < n8; c0 += BLOCK) {
+    const cEnd = min(c0 + BLOCK, n8);
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let b00 = f32x4.splat(0), b01 = f32x4.splat(0), b10 = f32x4.splat(0), b11 = f32x4.splat(0);
+    for (let c = c0; c < cEnd; c += 8) {
+      const v0 = v128.load(w0 + (<usize>c << 1)), v1 = v128.load(w1 + (<usize>c << 1));
+      const wa0 = bf16Even(v0), wb0 = bf16OddShifts(v0), wa1 = bf16Even(v1), wb1 = bf16OddShifts(v1);
+      const o = <usize>c << 2;
+      let xa = v128.load(x0 + o), xb = v128.load(x0 + o, 16);
+      a00 = madd(wa0, xa, a00); b00 = madd(wb0, xb, b00);
+      a10 = madd(wa1, xa, a10); b10 = madd(wb1, xb, b10);
+      xa = v128.load(x1 + o); xb = v128.load(x1 + o, 16);
+      a01 = madd(wa0, xa, a01); b01 = madd(wb0, xb, b01);
+      a11 = madd(wa1, xa, a11); b11 = madd(wb1, xb, b11);
+    }
+    d00 = widenSum(d00, f32x4.add(a00, b00));
+    d01 = widenSum(d01, f32x4.add(a01, b01));
+    d10 = widenSum(d10, f32x4.add(a10, b10));
+    d11 = widenSum(d11, f32x4.add(a11, b11));
+  }
+  const z = f64x2.splat(0);
+  finishTokens(w0, x0, xs, yp, ys, n8, cols, dt, 2, d00, d01, z, z);
+  finishTokens(w1, x0, xs, yp + 4, ys, n8, cols, dt, 2, d10, d11, z, z);
+}
+
 // @ts-ignore: decorator
 @inline function matmulBody(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32, dt: i32): void {
   const stride = <usize>cols * esize(dt);
@@ -346,9 +396,28 @@ const EXACT_GROUP_BYTES: usize = 2048;
       else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
       continue;
     }
+    if (dt == DT_BF16 && r + 1 < r1) {
+      // BF16, two rows: the first two or three tokens (leaving an even count) row by row, so that the
+      // weights come from memory in one sequential stream (the two rows' streams at once, 1 KiB rows, were
+      // 0.87x from memory), then the two rows (now in L1) by two tokens at a time (`rowsPair`).
+      const yr1 = yr + 4, wr1 = wr + stride;
+      if (t & 1) {
+        rowTokensFast(wr, x, xs, yr, ys, cols, dt, 3);
+        rowTokensFast(wr1, x, xs, yr1, ys, cols, dt, 3);
+        tk = 3;
+      } else {
+        rowTokensFast(wr, x, xs, yr, ys, cols, dt, 2);
+        rowTokensFast(wr1, x, xs, yr1, ys, cols, dt, 2);
+        tk = 2;
+      }
+      for (; tk < t; tk += 2) rowsPair(wr, stride, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt);
+      r++;
+      continue;
+    }
     // Three tokens at a time (F16: four, then up to one three), then the last two together or the last one
     // alone: each weight block is widened once per group, and the row (one sequential stream from memory)
-    // stays in L1 for the later groups.
+    // stays in L1 for the later groups. (F16 and F32 in `rowsPair`'s 2 x 2 tiles: F16's widening needs more
+    // registers, F32's four weight loads too: 0.84x and 0.9x in cache.)
     if (dt == DT_F16) for (; tk + 4 <= t; tk += 4) rowTokens4(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt);
     for (; tk + 3 <= t; tk += 3) rowTokensFast(wr, x + <usize>tk * xs, xs, yr + <usize>tk * ys, ys, cols, dt, 3);
     const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;

@@ -150,7 +150,10 @@ export function quantizeActs(x: usize, a: usize, n: i32, t: i32, kind: i32): voi
 /**
  * Orders the code: TurboFan keeps loads and stores in program order but floats arithmetic down to its use, so
  * written-out blocks would load everything first and spill. A store of one lane of this block's sums to the
- * output (overwritten at the end) makes them computed before the next block's loads.
+ * output (overwritten at the end) makes them computed before the next loads. `row32Tokens` fences each token's
+ * block right after its products, so only one token's activations are loaded at a time (fenced after all four
+ * tokens of a block, the 16-bit path's 16 activation vectors and 4 weight vectors spilled: Q8_0 prefill 1.1x
+ * slower).
  */
 // @ts-ignore: decorator
 @inline function fence(yp: usize, j: v128): void {
@@ -276,7 +279,8 @@ const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0
  * apart; outputs at yp, ys apart) for the types with blocks of 32: four blocks at a time, written out, each
  * block's quants decoded once for the n tokens; per token the four blocks' integer sums transposed into one
  * vector (pairSums of pairSums) and scaled together (blocks4), so each token's output has the same bits
- * whatever n is (decode n = 1, prefill and verify n = 4 then the rest). The blocks past the last four one by one
+ * whatever n is (decode n = 1, prefill and verify n = 4 then the rest); each token's block sums fenced as soon as
+ * computed (`fence`). The blocks past the last four one by one
  * (block32). Two rows per pass, sharing each activation load, took 0.95x the time with the weights in cache but
  * 1.8x with them streamed from memory (measured [512, 2048] Q8_0 decode, 60 copies cycled): not taken.
  */
@@ -300,12 +304,12 @@ const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0
     const w02 = R ? q01 : sg ? i16x8.extend_low_i8x16_s(q01) : i16x8.extend_low_i8x16_u(q01);
     const w03 = R ? q01 : sg ? i16x8.extend_high_i8x16_s(q01) : i16x8.extend_high_i8x16_u(q01);
     const j00 = tokDot(w00, w01, w02, w03, a0 + o16 + 0, a0 + o8 + 0, dt);
-    const j10 = n <= 1 ? z : tokDot(w00, w01, w02, w03, a1 + o16 + 0, a1 + o8 + 0, dt);
-    const j20 = n <= 2 ? z : tokDot(w00, w01, w02, w03, a2 + o16 + 0, a2 + o8 + 0, dt);
-    const j30 = n <= 3 ? z : tokDot(w00, w01, w02, w03, a3 + o16 + 0, a3 + o8 + 0, dt);
     fence(yp + 0 * ys, j00);
+    const j10 = n <= 1 ? z : tokDot(w00, w01, w02, w03, a1 + o16 + 0, a1 + o8 + 0, dt);
     if (n > 1) fence(yp + 1 * ys, j10);
+    const j20 = n <= 2 ? z : tokDot(w00, w01, w02, w03, a2 + o16 + 0, a2 + o8 + 0, dt);
     if (n > 2) fence(yp + 2 * ys, j20);
+    const j30 = n <= 3 ? z : tokDot(w00, w01, w02, w03, a3 + o16 + 0, a3 + o8 + 0, dt);
     if (n > 3) fence(yp + 3 * ys, j30);
     const q10 = quants16(p + 1 * ts, 0, 0, dt, R), q11 = quants16(p + 1 * ts, 0, 1, dt, R);
     const w10 = R ? q10 : sg ? i16x8.extend_low_i8x16_s(q10) : i16x8.extend_low_i8x16_u(q10);
@@ -313,12 +317,12 @@ const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0
     const w12 = R ? q11 : sg ? i16x8.extend_low_i8x16_s(q11) : i16x8.extend_low_i8x16_u(q11);
     const w13 = R ? q11 : sg ? i16x8.extend_high_i8x16_s(q11) : i16x8.extend_high_i8x16_u(q11);
     const j01 = tokDot(w10, w11, w12, w13, a0 + o16 + 64, a0 + o8 + 32, dt);
-    const j11 = n <= 1 ? z : tokDot(w10, w11, w12, w13, a1 + o16 + 64, a1 + o8 + 32, dt);
-    const j21 = n <= 2 ? z : tokDot(w10, w11, w12, w13, a2 + o16 + 64, a2 + o8 + 32, dt);
-    const j31 = n <= 3 ? z : tokDot(w10, w11, w12, w13, a3 + o16 + 64, a3 + o8 + 32, dt);
     fence(yp + 0 * ys, j01);
+    const j11 = n <= 1 ? z : tokDot(w10, w11, w12, w13, a1 + o16 + 64, a1 + o8 + 32, dt);
     if (n > 1) fence(yp + 1 * ys, j11);
+    const j21 = n <= 2 ? z : tokDot(w10, w11, w12, w13, a2 + o16 + 64, a2 + o8 + 32, dt);
     if (n > 2) fence(yp + 2 * ys, j21);
+    const j31 = n <= 3 ? z : tokDot(w10, w11, w12, w13, a3 + o16 + 64, a3 + o8 + 32, dt);
     if (n > 3) fence(yp + 3 * ys, j31);
     const e0 = pairSums(j00, j01);
     const e1 = pairSums(j10, j11);
@@ -330,12 +334,12 @@ const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0
     const w22 = R ? q21 : sg ? i16x8.extend_low_i8x16_s(q21) : i16x8.extend_low_i8x16_u(q21);
     const w23 = R ? q21 : sg ? i16x8.extend_high_i8x16_s(q21) : i16x8.extend_high_i8x16_u(q21);
     const j02 = tokDot(w20, w21, w22, w23, a0 + o16 + 128, a0 + o8 + 64, dt);
-    const j12 = n <= 1 ? z : tokDot(w20, w21, w22, w23, a1 + o16 + 128, a1 + o8 + 64, dt);
-    const j22 = n <= 2 ? z : tokDot(w20, w21, w22, w23, a2 + o16 + 128, a2 + o8 + 64, dt);
-    const j32 = n <= 3 ? z : tokDot(w20, w21, w22, w23, a3 + o16 + 128, a3 + o8 + 64, dt);
     fence(yp + 0 * ys, j02);
+    const j12 = n <= 1 ? z : tokDot(w20, w21, w22, w23, a1 + o16 + 128, a1 + o8 + 64, dt);
     if (n > 1) fence(yp + 1 * ys, j12);
+    const j22 = n <= 2 ? z : tokDot(w20, w21, w22, w23, a2 + o16 + 128, a2 + o8 + 64, dt);
     if (n > 2) fence(yp + 2 * ys, j22);
+    const j32 = n <= 3 ? z : tokDot(w20, w21, w22, w23, a3 + o16 + 128, a3 + o8 + 64, dt);
     if (n > 3) fence(yp + 3 * ys, j32);
     const q30 = quants16(p + 3 * ts, 0, 0, dt, R), q31 = quants16(p + 3 * ts, 0, 1, dt, R);
     const w30 = R ? q30 : sg ? i16x8.extend_low_i8x16_s(q30) : i16x8.extend_low_i8x16_u(q30);
@@ -343,12 +347,12 @@ const F16C = memory.data<u32>([0x77800000, 0x77800000, 0x77800000, 0x77800000, 0
     const w32 = R ? q31 : sg ? i16x8.extend_low_i8x16_s(q31) : i16x8.extend_low_i8x16_u(q31);
     const w33 = R ? q31 : sg ? i16x8.extend_high_i8x16_s(q31) : i16x8.extend_high_i8x16_u(q31);
     const j03 = tokDot(w30, w31, w32, w33, a0 + o16 + 192, a0 + o8 + 96, dt);
-    const j13 = n <= 1 ? z : tokDot(w30, w31, w32, w33, a1 + o16 + 192, a1 + o8 + 96, dt);
-    const j23 = n <= 2 ? z : tokDot(w30, w31, w32, w33, a2 + o16 + 192, a2 + o8 + 96, dt);
-    const j33 = n <= 3 ? z : tokDot(w30, w31, w32, w33, a3 + o16 + 192, a3 + o8 + 96, dt);
     fence(yp + 0 * ys, j03);
+    const j13 = n <= 1 ? z : tokDot(w30, w31, w32, w33, a1 + o16 + 192, a1 + o8 + 96, dt);
     if (n > 1) fence(yp + 1 * ys, j13);
+    const j23 = n <= 2 ? z : tokDot(w30, w31, w32, w33, a2 + o16 + 192, a2 + o8 + 96, dt);
     if (n > 2) fence(yp + 2 * ys, j23);
+    const j33 = n <= 3 ? z : tokDot(w30, w31, w32, w33, a3 + o16 + 192, a3 + o8 + 96, dt);
     if (n > 3) fence(yp + 3 * ys, j33);
     const dw = f16x4(p, 0, ts), mw = hasM(dt) ? f16x4(p, 2, ts) : z;
     c0 = f64x2.add(c0, blocks4(pairSums(e0, pairSums(j02, j03)), a0 + mo, nbu, dw, mw, dt));

@@ -25,19 +25,6 @@ import { hsumI32 } from "./quant_dot";
 const KC = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48], 16);
 
 /**
- * Orders the code (as asm/quant_int.ts's fence): one lane of each token's sums stored to its output (overwritten
- * at the end), so that Q6_K's sub-blocks' arithmetic comes before the next ones' loads instead of sinking to its use
- * after all of them (spills). Not in Q4_K / Q5_K: their spills stayed and their decode took 1.1-1.2x the time.
- */
-// @ts-ignore: decorator
-@inline function fenceK(yp: usize, ys: usize, n: i32, k0: v128, k1: v128, k2: v128, k3: v128): void {
-  store<i32>(yp, i32x4.extract_lane(k0, 0));
-  if (n > 1) store<i32>(yp + ys, i32x4.extract_lane(k1, 0));
-  if (n > 2) store<i32>(yp + 2 * ys, i32x4.extract_lane(k2, 0));
-  if (n > 3) store<i32>(yp + 3 * ys, i32x4.extract_lane(k3, 0));
-}
-
-/**
  * 16-bit sums of the products of 16 unsigned quants q (0..63) with one token's activation quants from value c
  * (bytes at a + q8, 16-bit at a): pairs of neighbours (relaxed) or values i, i + 8 (plain).
  */
@@ -106,9 +93,40 @@ const KC = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 
 }
 
 /**
+ * Orders the code (as asm/quant_int.ts's fence): TurboFan keeps loads and stores in program order but floats
+ * arithmetic down to its use, so the products of all n tokens would wait until all their activations were loaded
+ * (spills). A token's sums updated, one lane is stored to its output (overwritten at the end), so the next
+ * token's loads come after them. Q6_K: after every two sub-blocks, token by token (fenced after all n tokens'
+ * two sub-blocks, the earlier order, it was 1.08x slower in the relaxed build and 1.16-1.25x in the plain one at
+ * T = 4, 10). Q4_K / Q5_K: in the plain build only (there 1.2-1.3x faster at T = 4, 10 and 1.04x at T = 1; in the
+ * relaxed build the same speed at T = 4, 10 and a 1.17x slower decode, T = 1).
+ */
+const FENCE_K: bool = !ASC_FEATURE_RELAXED_SIMD;
+
+/** One token's Q6_K sums k plus two sub-blocks (quants qa, qb, scales sa, sb; values c.. and c + 16..), fenced. */
+// @ts-ignore: decorator
+@inline function tok6(k: v128, qa: v128, sa: v128, qb: v128, sb: v128, a: usize, q8: usize, c: usize, yp: usize): v128 {
+  const r = scaled(scaled(k, pairs(qa, a, q8, c), sa), pairs(qb, a, q8, c + 16), sb);
+  store<i32>(yp, i32x4.extract_lane(r, 0));
+  return r;
+}
+
+/**
+ * One token's Q4_K / Q5_K sums k plus one sub-block (values c..c + 31: quants qa for the first 16, qb for the
+ * rest; scale sc), fenced where FENCE_K.
+ */
+// @ts-ignore: decorator
+@inline function tokK(k: v128, qa: v128, qb: v128, sc: v128, a: usize, q8: usize, c: usize, yp: usize): v128 {
+  const r = scaled(k, i16x8.add(pairs(qa, a, q8, c), pairs(qb, a, q8, c + 16)), sc);
+  if (FENCE_K) store<i32>(yp, i32x4.extract_lane(r, 0));
+  return r;
+}
+
+/**
  * Row wr of a K-quant weight times n tokens (n = 1..4, a constant where inlined): token 0's quantized activations
  * at a0, the others as apart; outputs at yp, ys apart. Each block's quants and scales are decoded once for the n
  * tokens; each output is the float64 sum over blocks, in block order, of its block terms (asm/quant_int.ts).
+ * Tokens go one after the other through each group of sub-blocks (`tok6`, `tokK`).
  */
 // @ts-ignore: decorator
 @inline export function rowK(wr: usize, a0: usize, as: usize, yp: usize, ys: usize, cols: i32, n: i32, dt: i32): void {
@@ -130,51 +148,32 @@ const KC = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 
         // Sub-blocks 8 half + 2 qd + l / 16 (16 values each, from value 128 half + 32 qd + l).
         const sv = half == 0 ? scLo : scHi;
         const ql = p + (half << 6), qh = p + 128 + (half << 5), c = col + (half << 7);
-        // qd 0: ql bytes 0..31 low nibbles; 1: 32..63 low; 2: 0..31 high; 3: 32..63 high.
-        let q = quants6(v128.load(ql), v128.load(qh), 0), sc = lane16(sv, 0);
-        k0 = scaled(k0, pairs(q, a0, q8, c), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c), sc);
-        q = quants6(v128.load(ql, 16), v128.load(qh, 16), 0); sc = lane16(sv, 1);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 16), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 16), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 16), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 16), sc);
-        fenceK(yp, ys, n, k0, k1, k2, k3);
-        q = quants6(v128.load(ql, 32), v128.load(qh), 1); sc = lane16(sv, 2);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 32), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 32), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 32), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 32), sc);
-        q = quants6(v128.load(ql, 48), v128.load(qh, 16), 1); sc = lane16(sv, 3);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 48), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 48), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 48), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 48), sc);
-        fenceK(yp, ys, n, k0, k1, k2, k3);
-        q = quants6(v128.load(ql), v128.load(qh), 2); sc = lane16(sv, 4);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 64), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 64), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 64), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 64), sc);
-        q = quants6(v128.load(ql, 16), v128.load(qh, 16), 2); sc = lane16(sv, 5);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 80), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 80), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 80), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 80), sc);
-        fenceK(yp, ys, n, k0, k1, k2, k3);
-        q = quants6(v128.load(ql, 32), v128.load(qh), 3); sc = lane16(sv, 6);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 96), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 96), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 96), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 96), sc);
-        q = quants6(v128.load(ql, 48), v128.load(qh, 16), 3); sc = lane16(sv, 7);
-        k0 = scaled(k0, pairs(q, a0, q8, c + 112), sc);
-        if (n > 1) k1 = scaled(k1, pairs(q, a1, q8, c + 112), sc);
-        if (n > 2) k2 = scaled(k2, pairs(q, a2, q8, c + 112), sc);
-        if (n > 3) k3 = scaled(k3, pairs(q, a3, q8, c + 112), sc);
-        fenceK(yp, ys, n, k0, k1, k2, k3);
+        // qd 0: ql bytes 0..31 low nibbles; 1: 32..63 low; 2: 0..31 high; 3: 32..63 high. Sub-blocks two at a
+        // time, token by token (`tok6`).
+        let qa = quants6(v128.load(ql), v128.load(qh), 0), qb = quants6(v128.load(ql, 16), v128.load(qh, 16), 0);
+        let sa = lane16(sv, 0), sb = lane16(sv, 1);
+        k0 = tok6(k0, qa, sa, qb, sb, a0, q8, c, yp);
+        if (n > 1) k1 = tok6(k1, qa, sa, qb, sb, a1, q8, c, yp + ys);
+        if (n > 2) k2 = tok6(k2, qa, sa, qb, sb, a2, q8, c, yp + 2 * ys);
+        if (n > 3) k3 = tok6(k3, qa, sa, qb, sb, a3, q8, c, yp + 3 * ys);
+        qa = quants6(v128.load(ql, 32), v128.load(qh), 1); qb = quants6(v128.load(ql, 48), v128.load(qh, 16), 1);
+        sa = lane16(sv, 2); sb = lane16(sv, 3);
+        k0 = tok6(k0, qa, sa, qb, sb, a0, q8, c + 32, yp);
+        if (n > 1) k1 = tok6(k1, qa, sa, qb, sb, a1, q8, c + 32, yp + ys);
+        if (n > 2) k2 = tok6(k2, qa, sa, qb, sb, a2, q8, c + 32, yp + 2 * ys);
+        if (n > 3) k3 = tok6(k3, qa, sa, qb, sb, a3, q8, c + 32, yp + 3 * ys);
+        qa = quants6(v128.load(ql), v128.load(qh), 2); qb = quants6(v128.load(ql, 16), v128.load(qh, 16), 2);
+        sa = lane16(sv, 4); sb = lane16(sv, 5);
+        k0 = tok6(k0, qa, sa, qb, sb, a0, q8, c + 64, yp);
+        if (n > 1) k1 = tok6(k1, qa, sa, qb, sb, a1, q8, c + 64, yp + ys);
+        if (n > 2) k2 = tok6(k2, qa, sa, qb, sb, a2, q8, c + 64, yp + 2 * ys);
+        if (n > 3) k3 = tok6(k3, qa, sa, qb, sb, a3, q8, c + 64, yp + 3 * ys);
+        qa = quants6(v128.load(ql, 32), v128.load(qh), 3); qb = quants6(v128.load(ql, 48), v128.load(qh, 16), 3);
+        sa = lane16(sv, 6); sb = lane16(sv, 7);
+        k0 = tok6(k0, qa, sa, qb, sb, a0, q8, c + 96, yp);
+        if (n > 1) k1 = tok6(k1, qa, sa, qb, sb, a1, q8, c + 96, yp + ys);
+        if (n > 2) k2 = tok6(k2, qa, sa, qb, sb, a2, q8, c + 96, yp + 2 * ys);
+        if (n > 3) k3 = tok6(k3, qa, sa, qb, sb, a3, q8, c + 96, yp + 3 * ys);
       }
       // The offset 32: sum_j sc_j sum (q + 32) q_a = the sum wanted + 32 sum_j sc_j bsum_j.
       k0 = q6Offset(k0, scLo, scHi, a0 + mb);
@@ -209,17 +208,17 @@ const KC = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 
         const cc = col + (c << 6);
         let qa = quantsK(p, c, 0, 0, hb0, dt), qb = quantsK(p, c, 0, 1, hb1, dt);
         let sc = lane16(sv, 0);
-        k0 = scaled(k0, i16x8.add(pairs(qa, a0, q8, cc), pairs(qb, a0, q8, cc + 16)), sc);
-        if (n > 1) k1 = scaled(k1, i16x8.add(pairs(qa, a1, q8, cc), pairs(qb, a1, q8, cc + 16)), sc);
-        if (n > 2) k2 = scaled(k2, i16x8.add(pairs(qa, a2, q8, cc), pairs(qb, a2, q8, cc + 16)), sc);
-        if (n > 3) k3 = scaled(k3, i16x8.add(pairs(qa, a3, q8, cc), pairs(qb, a3, q8, cc + 16)), sc);
+        k0 = tokK(k0, qa, qb, sc, a0, q8, cc, yp);
+        if (n > 1) k1 = tokK(k1, qa, qb, sc, a1, q8, cc, yp + ys);
+        if (n > 2) k2 = tokK(k2, qa, qb, sc, a2, q8, cc, yp + 2 * ys);
+        if (n > 3) k3 = tokK(k3, qa, qb, sc, a3, q8, cc, yp + 3 * ys);
         qa = quantsK(p, c, 1, 0, hb0, dt);
         qb = quantsK(p, c, 1, 1, hb1, dt);
         sc = lane16(sv, 1);
-        k0 = scaled(k0, i16x8.add(pairs(qa, a0, q8, cc + 32), pairs(qb, a0, q8, cc + 48)), sc);
-        if (n > 1) k1 = scaled(k1, i16x8.add(pairs(qa, a1, q8, cc + 32), pairs(qb, a1, q8, cc + 48)), sc);
-        if (n > 2) k2 = scaled(k2, i16x8.add(pairs(qa, a2, q8, cc + 32), pairs(qb, a2, q8, cc + 48)), sc);
-        if (n > 3) k3 = scaled(k3, i16x8.add(pairs(qa, a3, q8, cc + 32), pairs(qb, a3, q8, cc + 48)), sc);
+        k0 = tokK(k0, qa, qb, sc, a0, q8, cc + 32, yp);
+        if (n > 1) k1 = tokK(k1, qa, qb, sc, a1, q8, cc + 32, yp + ys);
+        if (n > 2) k2 = tokK(k2, qa, qb, sc, a2, q8, cc + 32, yp + 2 * ys);
+        if (n > 3) k3 = tokK(k3, qa, qb, sc, a3, q8, cc + 32, yp + 3 * ys);
         sv = i8x16.shuffle(sv, sv, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3);
       }
       // sum_j m_j (bsum_2j + bsum_2j+1): the mins times the sums of 32.

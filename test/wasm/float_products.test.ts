@@ -2,7 +2,8 @@
  * The float32-sum products over float weights (`accumulate: "f32"`; generate's default for BF16 / F16 / F32)
  * against float64 dot products computed here from the weights' bits, for the shapes the kernels split on:
  * cols around the 8- / 32- / 128-column steps and folds (tails of every length), one token (decode's one-row
- * matvec) and 2..9 tokens (groups of four, then three, two or one), rows split over two threads.
+ * matvec) and 2..9 tokens (groups of four, then three, two or one; BF16 from six tokens: two rows by two tokens
+ * after the first two or three, same bound), rows split over two threads (odd row counts: a row left alone).
  *
  * Bound: every product w x is exact in float64; the kernels round it at most n times in float32 before
  * float64 takes over, then round the float64 total once to float32, so |y - sum| <= n u sum |w x| + u |sum|
