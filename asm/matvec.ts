@@ -28,11 +28,10 @@ const ROW_BLOCK: i32 = 128;
 const BLOCK: i32 = 64;
 /**
  * Products of at most this many tokens give each token `dotRow`'s bits (`rowTokensAsOne`): speculative
- * decoding's verify step (K + 1 <= 5 tokens) then computes what plain decoding computes. That order costs:
- * at T = 2..5, one thread, relaxed build, BF16 and F32 take 1.3-1.7x `rowTokensFast`'s time in cache
- * (512x2048) and 1.25-1.4x from memory (BF16 32768x2048 in 2048-row matrices); F16 1.0-1.4x (T = 4 loses
- * rowTokens4). About T times `dotRow`'s time: sharing the widened weights gains little in this order.
- * Beyond 5 tokens (prefill) the faster order is kept.
+ * decoding's verify step (K + 1 <= 5 tokens) then computes what plain decoding computes. Measured (one
+ * thread, BF16, relaxed build, `REPS=150 node bench/wasm_builds.mjs matmulBF16 256 2048 T`): T tokens cost
+ * 1.5x (T = 2), 2.4x (3), 3.2x (4), 4.0x (5) one token's `dotRow` in cache; from memory (65536x2048 in
+ * 8192-row matrices) 2.2x at T = 2. Beyond 5 tokens (prefill) the faster order is kept.
  */
 const AS_ONE_TOKENS: i32 = 5;
 /** Exact matvec: rows of at most this many bytes go four at a time (`matvecExact4`), longer ones one by one. */
@@ -192,64 +191,82 @@ const EXACT_GROUP_BYTES: usize = 2048;
 }
 
 /**
- * Row wr of W times n tokens (n = 1..3, a constant where inlined: the unused token slots fold away), each
- * token summed exactly as `dotRow` sums it alone: the same four chains per token (step8's two multiply-adds
- * per eight columns), the same folds every ROW_BLOCK columns, the same eight-column and scalar tails, so a
- * token's output has the same bits whatever the number of tokens that share the product (speculative
- * decoding's verify step equals plain decoding). Each weight block is widened once for the n tokens. x0 is
- * token 0's x (tokens xs bytes apart), yp token 0's output (outputs ys bytes apart).
+ * Row wr of W times n tokens (n = 2..4, a constant where inlined: the unused token slots fold away), each
+ * token summed exactly as `dotRow` sums it alone, so a token's output has the same bits whatever the number
+ * of tokens that share the product (speculative decoding's verify step equals plain decoding). x0 is token
+ * 0's x (tokens xs bytes apart), yp token 0's output (outputs ys bytes apart).
+ *
+ * dotRow's chain k (0..3) of a ROW_BLOCK-column block sums only columns 8k..8k+7 of each 32-column step, so
+ * the chains can run one after another: the block goes in passes over its columns, each pass running g
+ * chains (g = 2 for two tokens, 1 for three or four) for all n tokens, widening each weight block once for
+ * the n tokens; the passes' sums are then added as dotRow adds them, (a0 + a1) + (a2 + a3), and folded into
+ * the float64 total. The same for the eight-column and scalar tails. All four chains of every token at once
+ * (the earlier order: 4n accumulators, 12 for three tokens) ran out of V8's 16 vector registers and spilled:
+ * two tokens then cost as much as two `dotRow`s. Measured (one thread, relaxed build, BF16 256x2048 in
+ * cache, against that order): T = 2 0.67-0.75x, 3 0.75-0.85x, 4 0.68-0.75x, 5 (three, then two) 0.78x;
+ * see AS_ONE_TOKENS.
  */
 // @ts-ignore: decorator
 @inline function rowTokensAsOne(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
+  const g = n > 2 ? 1 : 2;
   const n32 = cols & ~31, n8 = cols & ~7;
-  const x1 = x0 + xs, x2 = x1 + xs;
-  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0);
+  const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+  const z = f32x4.splat(0);
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0), d2 = f64x2.splat(0), d3 = f64x2.splat(0);
   for (let c0 = 0; c0 < n32; c0 += ROW_BLOCK) {
     const cEnd = min(c0 + ROW_BLOCK, n32);
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
-    for (let c = c0; c < cEnd; c += 32) {
-      const p = wr + <usize>c * es;
-      const o = <usize>c << 2;
-      const q0 = x0 + o, q1 = x1 + o, q2 = x2 + o;
-      let v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
-      a0 = xStep(wa, wb, q0, 0, a0);
-      if (n > 1) b0 = xStep(wa, wb, q1, 0, b0);
-      if (n > 2) e0 = xStep(wa, wb, q2, 0, e0);
-      v = wRaw(p, dt, 1); wa = wEven(v, dt); wb = wOdd(v, p, dt, 1);
-      a1 = xStep(wa, wb, q0, 1, a1);
-      if (n > 1) b1 = xStep(wa, wb, q1, 1, b1);
-      if (n > 2) e1 = xStep(wa, wb, q2, 1, e1);
-      v = wRaw(p, dt, 2); wa = wEven(v, dt); wb = wOdd(v, p, dt, 2);
-      a2 = xStep(wa, wb, q0, 2, a2);
-      if (n > 1) b2 = xStep(wa, wb, q1, 2, b2);
-      if (n > 2) e2 = xStep(wa, wb, q2, 2, e2);
-      v = wRaw(p, dt, 3); wa = wEven(v, dt); wb = wOdd(v, p, dt, 3);
-      a3 = xStep(wa, wb, q0, 3, a3);
-      if (n > 1) b3 = xStep(wa, wb, q1, 3, b3);
-      if (n > 2) e3 = xStep(wa, wb, q2, 3, e3);
+    // Per token: p = a0 + a1, q = a2 + a3 (g = 1: a0, then p + a1, a2, then q + a3).
+    let p0 = z, p1 = z, p2 = z, p3 = z, q0 = z, q1 = z, q2 = z, q3 = z;
+    for (let k = 0; k < 4; k += g) {
+      // Chains k (a) and, g = 2, k + 1 (b): columns 8k.. of each 32-column step.
+      let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+      for (let c = c0 + (k << 3); c < cEnd; c += 32) {
+        const p = wr + <usize>c * es, o = <usize>c << 2;
+        let v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
+        a0 = xStep(wa, wb, x0 + o, 0, a0);
+        if (n > 1) a1 = xStep(wa, wb, x1 + o, 0, a1);
+        if (n > 2) a2 = xStep(wa, wb, x2 + o, 0, a2);
+        if (n > 3) a3 = xStep(wa, wb, x3 + o, 0, a3);
+        if (g == 2) {
+          v = wRaw(p, dt, 1); wa = wEven(v, dt); wb = wOdd(v, p, dt, 1);
+          b0 = xStep(wa, wb, x0 + o, 1, b0);
+          if (n > 1) b1 = xStep(wa, wb, x1 + o, 1, b1);
+          if (n > 2) b2 = xStep(wa, wb, x2 + o, 1, b2);
+          if (n > 3) b3 = xStep(wa, wb, x3 + o, 1, b3);
+        }
+      }
+      if (g == 2) {
+        a0 = f32x4.add(a0, b0); a1 = f32x4.add(a1, b1); a2 = f32x4.add(a2, b2); a3 = f32x4.add(a3, b3);
+      } else if (k == 1 || k == 3) {
+        // Chain k - 1's sum (p or q) plus chain k's.
+        const f = k == 1;
+        a0 = f32x4.add(f ? p0 : q0, a0); a1 = f32x4.add(f ? p1 : q1, a1); a2 = f32x4.add(f ? p2 : q2, a2); a3 = f32x4.add(f ? p3 : q3, a3);
+      }
+      if (k < 2) { p0 = a0; p1 = a1; p2 = a2; p3 = a3; } else { q0 = a0; q1 = a1; q2 = a2; q3 = a3; }
     }
-    d0 = widenSum(d0, f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-    if (n > 1) d1 = widenSum(d1, f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3)));
-    if (n > 2) d2 = widenSum(d2, f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3)));
+    d0 = widenSum(d0, f32x4.add(p0, q0));
+    if (n > 1) d1 = widenSum(d1, f32x4.add(p1, q1));
+    if (n > 2) d2 = widenSum(d2, f32x4.add(p2, q2));
+    if (n > 3) d3 = widenSum(d3, f32x4.add(p3, q3));
   }
   if (n32 < n8) {
-    let a = f32x4.splat(0), b = f32x4.splat(0), e = f32x4.splat(0);
+    let a0 = z, a1 = z, a2 = z, a3 = z;
     for (let c = n32; c < n8; c += 8) {
       const p = wr + <usize>c * es;
       const o = <usize>c << 2;
       const v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
-      a = xStep(wa, wb, x0 + o, 0, a);
-      if (n > 1) b = xStep(wa, wb, x1 + o, 0, b);
-      if (n > 2) e = xStep(wa, wb, x2 + o, 0, e);
+      a0 = xStep(wa, wb, x0 + o, 0, a0);
+      if (n > 1) a1 = xStep(wa, wb, x1 + o, 0, a1);
+      if (n > 2) a2 = xStep(wa, wb, x2 + o, 0, a2);
+      if (n > 3) a3 = xStep(wa, wb, x3 + o, 0, a3);
     }
-    d0 = widenSum(d0, a);
-    if (n > 1) d1 = widenSum(d1, b);
-    if (n > 2) d2 = widenSum(d2, e);
+    d0 = widenSum(d0, a0);
+    if (n > 1) d1 = widenSum(d1, a1);
+    if (n > 2) d2 = widenSum(d2, a2);
+    if (n > 3) d3 = widenSum(d3, a3);
   }
-  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, n, d0, d1, d2, f64x2.splat(0));
+  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, n, d0, d1, d2, d3);
 }
 
 /**
@@ -385,15 +402,16 @@ const EXACT_GROUP_BYTES: usize = 2048;
     const yr = y + (<usize>r << 2);
     let tk = 0;
     if (t <= AS_ONE_TOKENS) {
-      // Each token's bits as alone (1.0-1.5x slower than rowTokensFast in cache, BF16): three, then two
-      // tokens, or one alone.
-      if (t >= 3) {
+      // Each token's bits as alone: up to four tokens together (five: three, then two), one alone.
+      if (t == 5) {
         rowTokensAsOne(wr, x, xs, yr, ys, cols, dt, 3);
         tk = 3;
       }
       const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
-      if (t - tk == 2) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 2);
-      else if (t - tk == 1) store<f32>(yt, dotRow(wr, xt, cols, dt));
+      if (t - tk == 4) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 4);
+      else if (t - tk == 3) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 3);
+      else if (t - tk == 2) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 2);
+      else store<f32>(yt, dotRow(wr, xt, cols, dt));
       continue;
     }
     if (dt == DT_BF16 && r + 1 < r1) {
@@ -739,3 +757,6 @@ export function matmulF16Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, 
 export function matmulF32Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   matmulExactBody(w, x, y, t, rows, cols, r0, r1, 0);
 }
+
+
+
