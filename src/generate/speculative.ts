@@ -19,15 +19,16 @@
  * Draft length (`AdaptiveDraftLength`): one draft at first, one more after each round whose drafts were all
  * accepted (up to K), one fewer after a round with some rejected; after a round in which none was accepted,
  * the next rounds are plain decode steps (2, then 4 ... up to 64 of them, doubling while probes keep
- * failing), then a probe. A probe is a plain step that also drafts one token and checks it against the
- * step's own logits row (`probeMany`, `probeAccepts`): whether a verify step would have accepted it, without
- * the verify step. A verify step of 2 rows costs about 2 plain steps on one CPU thread, a probe's draft a
- * quarter of one on the 4-layer bench slice (a tenth on the 80B model), so a sequence whose drafts are never
- * right pays its first round, a draft about every 65 steps and the MTP layer over its tokens (run in one
- * batch per draft). A plain step still hands its hidden state to the MTP head, which runs the waiting pairs
- * in one batch at the next draft (the MTP cache stays exactly in step). A successful probe resumes drafting
- * at one draft. The length depends only on what the drafts achieved, never on timings: the same tokens, the
- * same rounds; a probe draws no random number, so it changes no sampled token.
+ * failing; 2, 8, 32, 64 while no draft of the sequence has ever been accepted), then a probe. A probe is a
+ * plain step that also drafts one token and checks it against the step's own logits row (`probeMany`,
+ * `probeAccepts`): whether a verify step would have accepted it, without the verify step. A verify step of
+ * 2 rows costs about 2 plain steps on one CPU thread, a probe's draft a quarter of one on the 4-layer bench
+ * slice (a tenth on the 80B model), so a sequence whose drafts are never right pays its first round, a
+ * draft about every 65 steps and the MTP layer over its tokens. A plain step still hands its hidden state to
+ * the MTP head, which runs the waiting pairs in one batch at the next draft (the MTP cache stays exactly in
+ * step). A successful probe resumes drafting at one draft. The length depends only on what the drafts
+ * achieved, never on timings: the same tokens, the same rounds; a probe draws no random number, so it
+ * changes no sampled token.
  *
  * Under a grammar (constrained decoding, `DraftGrammar`) each position has its own mask M_j (the ids the
  * grammar allows after y, d_1 .. d_j): d_{j+1} is drawn from the head's logits under M_j, the matcher
@@ -74,7 +75,10 @@ export interface DraftGrammar {
 /** How a sequence turns a logits row into what it samples from (the tokenizer's ids, a logit bias...). */
 export type LogitsView = (logits: Vec) => Vec;
 
-/** Plain steps before a probe: MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF. */
+/**
+ * Plain steps before a probe: MIN_BACKOFF, doubling while probes keep failing (quadrupling while the
+ * sequence has never had a draft accepted), up to MAX_BACKOFF.
+ */
 export const MIN_BACKOFF = 2;
 export const MAX_BACKOFF = 64;
 
@@ -84,7 +88,10 @@ export const MAX_BACKOFF = 64;
  * accepted, up to K; it shrinks by one after a round with some rejected. After a round with none accepted it
  * backs off to plain steps (MIN_BACKOFF, doubling while probes keep failing, up to MAX_BACKOFF of them), then
  * probes: a plain step that drafts one token unverified (`probing`, reported with `probed`); a probe whose
- * draft would have been accepted resumes drafting at one draft.
+ * draft would have been accepted resumes drafting at one draft. While none of the sequence's drafts has ever
+ * been accepted (a head that does not fit the model, a draft vocabulary that misses the text's ids), the
+ * back-off quadruples instead: probes after 2, 8, 32, 64 ... plain steps, so 2 probe drafts in the first 32
+ * tokens instead of 3, 3 in 64 instead of 4 (each about 0.3 of a plain step on the bench slice).
  *
  * Why probes and not verify rounds: on the random bench model (drafts never right; f64 sums, one thread) the
  * first 64 tokens held 5 one-draft verify rounds, each a 2-row verify step of 1.75-2.3 plain steps, about
@@ -98,6 +105,8 @@ export class AdaptiveDraftLength {
   /** 0 while drafting; else the plain steps before the last probe. */
   private backoff = 0;
   private probe = false;
+  /** Whether a draft of this sequence has ever been accepted (a probe's included). */
+  private accepted = false;
   constructor(readonly K: number) {}
 
   /** Draft tokens for the next round (0: a plain step, a probe when `probing` then says so). */
@@ -122,6 +131,7 @@ export class AdaptiveDraftLength {
       this.k = 1;
       return;
     }
+    this.accepted = true;
     this.k = accepted === drafted ? Math.min(this.K, this.k + 1) : Math.max(1, this.k - 1);
   }
 
@@ -129,9 +139,10 @@ export class AdaptiveDraftLength {
   probed(accepted: boolean): void {
     this.probe = false;
     if (accepted) {
+      this.accepted = true;
       this.backoff = 0;
       this.k = 1;
-    } else this.skip = this.backoff = Math.min(MAX_BACKOFF, 2 * this.backoff);
+    } else this.skip = this.backoff = Math.min(MAX_BACKOFF, (this.accepted ? 2 : 4) * this.backoff);
   }
 }
 

@@ -253,16 +253,25 @@ describe("adaptive draft length", () => {
     return seen;
   }
 
-  it("backs off 2, 4 .. 64 plain steps while drafts fail, each back-off ending in a probe (no verify step)", () => {
-    const seen = schedule(new AdaptiveDraftLength(3), 140, () => 0); // nothing ever accepted
+  it("backs off 2, 8, 32, 64 plain steps while no draft has ever been accepted, each back-off ending in a probe (no verify step)", () => {
+    const seen = schedule(new AdaptiveDraftLength(3), 180, () => 0); // nothing ever accepted
     const at = (kind: string) => seen.flatMap((r, i) => (r === kind ? [i] : []));
-    // One verified round (the first), then probes after 2, 4, 8, 16, 32, 64 plain steps.
+    // One verified round (the first), then probes after 2, 8, 32, 64, 64 plain steps.
     expect(at("draft 1")).toEqual([0]);
-    expect(at("probe")).toEqual([3, 8, 17, 34, 67, 132]);
-    expect(at("plain").length).toBe(140 - 7);
+    expect(at("probe")).toEqual([3, 12, 45, 110, 175]);
+    expect(at("plain").length).toBe(180 - 6);
     const probes = [0, ...at("probe")];
     expect(Math.max(...probes.slice(1).map((p, i) => p - probes[i] - 1))).toBe(MAX_BACKOFF);
     expect(MIN_BACKOFF).toBe(2);
+  });
+
+  it("backs off 2, 4 .. 64 plain steps once a draft has been accepted", () => {
+    const seen = schedule(new AdaptiveDraftLength(3), 150, (_, k, round) => (round === 0 ? k : 0)); // the first round only
+    const at = (kind: string) => seen.flatMap((r, i) => (r === kind ? [i] : []));
+    expect(at("draft 1")).toEqual([0]);
+    expect(at("draft 2")).toEqual([1]);
+    // Probes after 2, 4, 8, 16, 32, 64 plain steps.
+    expect(at("probe")).toEqual([4, 9, 18, 35, 68, 133]);
   });
 
   it("reaches K after K - 1 rounds when every draft is accepted, and never backs off", () => {
