@@ -198,18 +198,20 @@ const EXACT_GROUP_BYTES: usize = 2048;
  *
  * dotRow's chain k (0..3) of a ROW_BLOCK-column block sums only columns 8k..8k+7 of each 32-column step, so
  * the chains can run one after another: the block goes in passes over its columns, each pass running g
- * chains (g = 2 for two tokens, 1 for three or four) for all n tokens, widening each weight block once for
- * the n tokens; the passes' sums are then added as dotRow adds them, (a0 + a1) + (a2 + a3), and folded into
+ * chains for all n tokens (g = 2 for two tokens, 1 for three or four; F16, whose widening is the larger
+ * cost: 2 for three tokens, 1 otherwise: measured fastest), widening each weight block once for the n
+ * tokens; the passes' sums are then added as dotRow adds them, (a0 + a1) + (a2 + a3), and folded into
  * the float64 total. The same for the eight-column and scalar tails. All four chains of every token at once
  * (the earlier order: 4n accumulators, 12 for three tokens) ran out of V8's 16 vector registers and spilled:
- * two tokens then cost as much as two `dotRow`s. Measured (one thread, relaxed build, BF16 256x2048 in
- * cache, against that order): T = 2 0.67-0.75x, 3 0.75-0.85x, 4 0.68-0.75x, 5 (three, then two) 0.78x;
- * see AS_ONE_TOKENS.
+ * two tokens then cost as much as two `dotRow`s. Measured against that order (one thread, 256x2048, F32
+ * 256x1024, in cache, relaxed build): BF16 T = 2 0.79x, 3 0.78x, 4 0.72x, 5 (three, then two) 0.85x; F32
+ * 0.76-0.78x; F16 0.93x, 1.04x, 0.78x, 0.97x; plain build BF16 0.83-0.87x. Keeping all of a token's
+ * chains in one pass over the block but two blocks at once, or a block fully unrolled, was slower.
  */
 // @ts-ignore: decorator
 @inline function rowTokensAsOne(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
-  const g = n > 2 ? 1 : 2;
+  const g = dt == DT_F16 ? (n == 3 ? 2 : 1) : (n > 2 ? 1 : 2);
   const n32 = cols & ~31, n8 = cols & ~7;
   const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
   const z = f32x4.splat(0);
