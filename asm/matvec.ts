@@ -30,8 +30,9 @@ const BLOCK: i32 = 64;
  * Products of at most this many tokens give each token `dotRow`'s bits (`rowTokensAsOne`): speculative
  * decoding's verify step (K + 1 <= 5 tokens) then computes what plain decoding computes. Measured (one
  * thread, BF16, relaxed build, `REPS=150 node bench/wasm_builds.mjs matmulBF16 256 2048 T`): T tokens cost
- * 1.5x (T = 2), 2.4x (3), 3.2x (4), 4.0x (5) one token's `dotRow` in cache; from memory (65536x2048 in
- * 8192-row matrices) 2.2x at T = 2. Beyond 5 tokens (prefill) the faster order is kept.
+ * 1.3-1.45x (T = 2), 2.4x (3), 3.2x (4), 3.8x (5) one token's `dotRow` in cache (the all-chains order this
+ * replaced: 2.0x, 3.0x, 4.3x, 5.0x); from memory (65536x2048 in 8192-row matrices) 1.9-2.0x at T = 2.
+ * Beyond 5 tokens (prefill) the faster order is kept.
  */
 const AS_ONE_TOKENS: i32 = 5;
 /** Exact matvec: rows of at most this many bytes go four at a time (`matvecExact4`), longer ones one by one. */
