@@ -30,8 +30,9 @@ const BLOCK: i32 = 64;
  * Products of at most this many tokens give each token `dotRow`'s bits (`rowTokensAsOne`): speculative
  * decoding's verify step (K + 1 <= 5 tokens) then computes what plain decoding computes. Measured (one
  * thread, BF16, relaxed build, `REPS=150 node bench/wasm_builds.mjs matmulBF16 256 2048 T`): T tokens cost
- * 1.5x (T = 2), 2.4x (3), 3.2x (4), 4.0x (5) one token's `dotRow` in cache; from memory (65536x2048 in
- * 8192-row matrices) 2.2x at T = 2. Beyond 5 tokens (prefill) the faster order is kept.
+ * 1.3-1.45x (T = 2), 2.4x (3), 3.2x (4), 3.8x (5) one token's `dotRow` in cache (the all-chains order this
+ * replaced: 2.0x, 3.0x, 4.3x, 5.0x); from memory (65536x2048 in 8192-row matrices) 1.9-2.0x at T = 2.
+ * Beyond 5 tokens (prefill) the faster order is kept.
  */
 const AS_ONE_TOKENS: i32 = 5;
 /** Exact matvec: rows of at most this many bytes go four at a time (`matvecExact4`), longer ones one by one. */
@@ -198,18 +199,20 @@ const EXACT_GROUP_BYTES: usize = 2048;
  *
  * dotRow's chain k (0..3) of a ROW_BLOCK-column block sums only columns 8k..8k+7 of each 32-column step, so
  * the chains can run one after another: the block goes in passes over its columns, each pass running g
- * chains (g = 2 for two tokens, 1 for three or four) for all n tokens, widening each weight block once for
- * the n tokens; the passes' sums are then added as dotRow adds them, (a0 + a1) + (a2 + a3), and folded into
+ * chains for all n tokens (g = 1; F16 weights, whose widening is the larger cost: 2 for three tokens;
+ * measured fastest; two BF16 / F32 tokens go through `rowTwoTokensAsOne`, the same order with g = 2),
+ * widening each weight block once for the n tokens; the passes' sums are then added as dotRow adds them, (a0 + a1) + (a2 + a3), and folded into
  * the float64 total. The same for the eight-column and scalar tails. All four chains of every token at once
  * (the earlier order: 4n accumulators, 12 for three tokens) ran out of V8's 16 vector registers and spilled:
- * two tokens then cost as much as two `dotRow`s. Measured (one thread, relaxed build, BF16 256x2048 in
- * cache, against that order): T = 2 0.67-0.75x, 3 0.75-0.85x, 4 0.68-0.75x, 5 (three, then two) 0.78x;
- * see AS_ONE_TOKENS.
+ * two tokens then cost as much as two `dotRow`s. Measured against that order (one thread, 256x2048, F32
+ * 256x1024, in cache, relaxed build): BF16 T = 2 (rowTwoTokensAsOne) 0.72x, 3 0.78x, 4 0.72x, 5 (three,
+ * then two) 0.85x; F32 0.76-0.81x; F16 0.93x, 1.04x, 0.78x, 0.97x; plain build BF16 0.83-0.87x. Keeping all of a token's
+ * chains in one pass over the block but two blocks at once, or a block fully unrolled, was slower.
  */
 // @ts-ignore: decorator
 @inline function rowTokensAsOne(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32, n: i32): void {
   const es = esize(dt);
-  const g = n > 2 ? 1 : 2;
+  const g = dt == DT_F16 && n == 3 ? 2 : 1;
   const n32 = cols & ~31, n8 = cols & ~7;
   const x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
   const z = f32x4.splat(0);
@@ -267,6 +270,62 @@ const EXACT_GROUP_BYTES: usize = 2048;
     if (n > 3) d3 = widenSum(d3, a3);
   }
   finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, n, d0, d1, d2, d3);
+}
+
+/**
+ * `rowTokensAsOne` for two tokens of BF16 or F32 weights, its two passes written out: chains 0 and 1 of both
+ * tokens (four accumulators), then chains 2 and 3, each pass its own loop with its weights and x at
+ * immediate offsets. Same operations in the same order as `dotRow` for each token, so the same bits.
+ * Measured against the generic pass loop (one loop run per pass, offsets from the pass index): 0.84-0.86x
+ * in cache (BF16 256x2048, F32 0.94x), 0.89x from memory (BF16 65536x2048): the two-token verify step
+ * (K = 1) is the common one.
+ */
+// @ts-ignore: decorator
+@inline function rowTwoTokensAsOne(wr: usize, x0: usize, xs: usize, yp: usize, ys: usize, cols: i32, dt: i32): void {
+  const es = esize(dt);
+  const n32 = cols & ~31, n8 = cols & ~7;
+  const x1 = x0 + xs;
+  const z = f32x4.splat(0);
+  let d0 = f64x2.splat(0), d1 = f64x2.splat(0);
+  for (let c0 = 0; c0 < n32; c0 += ROW_BLOCK) {
+    const cEnd = min(c0 + ROW_BLOCK, n32);
+    // Token 0's chains a0..a3, token 1's b0..b3.
+    let a0 = z, a1 = z, b0 = z, b1 = z;
+    for (let c = c0; c < cEnd; c += 32) {
+      const p = wr + <usize>c * es, o = <usize>c << 2;
+      let v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
+      a0 = xStep(wa, wb, x0 + o, 0, a0);
+      b0 = xStep(wa, wb, x1 + o, 0, b0);
+      v = wRaw(p, dt, 1); wa = wEven(v, dt); wb = wOdd(v, p, dt, 1);
+      a1 = xStep(wa, wb, x0 + o, 1, a1);
+      b1 = xStep(wa, wb, x1 + o, 1, b1);
+    }
+    const pa = f32x4.add(a0, a1), pb = f32x4.add(b0, b1);
+    let a2 = z, a3 = z, b2 = z, b3 = z;
+    for (let c = c0; c < cEnd; c += 32) {
+      const p = wr + <usize>c * es, o = <usize>c << 2;
+      let v = wRaw(p, dt, 2), wa = wEven(v, dt), wb = wOdd(v, p, dt, 2);
+      a2 = xStep(wa, wb, x0 + o, 2, a2);
+      b2 = xStep(wa, wb, x1 + o, 2, b2);
+      v = wRaw(p, dt, 3); wa = wEven(v, dt); wb = wOdd(v, p, dt, 3);
+      a3 = xStep(wa, wb, x0 + o, 3, a3);
+      b3 = xStep(wa, wb, x1 + o, 3, b3);
+    }
+    d0 = widenSum(d0, f32x4.add(pa, f32x4.add(a2, a3)));
+    d1 = widenSum(d1, f32x4.add(pb, f32x4.add(b2, b3)));
+  }
+  if (n32 < n8) {
+    let a = z, b = z;
+    for (let c = n32; c < n8; c += 8) {
+      const p = wr + <usize>c * es, o = <usize>c << 2;
+      const v = wRaw(p, dt, 0), wa = wEven(v, dt), wb = wOdd(v, p, dt, 0);
+      a = xStep(wa, wb, x0 + o, 0, a);
+      b = xStep(wa, wb, x1 + o, 0, b);
+    }
+    d0 = widenSum(d0, a);
+    d1 = widenSum(d1, b);
+  }
+  finishTokens(wr, x0, xs, yp, ys, n8, cols, dt, 2, d0, d1, d1, d1);
 }
 
 /**
@@ -410,7 +469,10 @@ const EXACT_GROUP_BYTES: usize = 2048;
       const xt = x + <usize>tk * xs, yt = yr + <usize>tk * ys;
       if (t - tk == 4) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 4);
       else if (t - tk == 3) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 3);
-      else if (t - tk == 2) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 2);
+      else if (t - tk == 2) {
+        if (dt == DT_F16) rowTokensAsOne(wr, xt, xs, yt, ys, cols, dt, 2);
+        else rowTwoTokensAsOne(wr, xt, xs, yt, ys, cols, dt);
+      }
       else store<f32>(yt, dotRow(wr, xt, cols, dt));
       continue;
     }
