@@ -14,7 +14,7 @@ import { mlpParams, Qwen3NextMLP } from "./mlp.js";
 import type { Params } from "./params.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import { Qwen3NextSparseMoeBlock, sparseMoeParams } from "./sparse_moe_block.js";
-import type { LayerState } from "./state.js";
+import type { KVCache, LayerState } from "./state.js";
 
 /**
  * The parameters of a decoder layer under `p` (e.g. `model.layers.3`, `mtp.layers.0`) with this mixer;
@@ -75,5 +75,17 @@ export class Qwen3NextDecoderLayer {
     this.post_attention_layernorm.forward(h, normed);
     this.mlp.forward(normed, N, ws, y, this.traceName !== null ? batch.trace : undefined);
     this.k.axpy(1, y, h);
+  }
+
+  /**
+   * What later rows read of h [N, hidden] when nobody reads this layer's outputs for them: the attention's keys
+   * and values of input_layernorm(h), appended to `states[s]` as `forward` appends them (h is left as it is).
+   * A full-attention layer only (a DeltaNet state needs the whole mixer).
+   */
+  forwardCacheOnly(h: Tensor, batch: Batch, states: LayerState[]): void {
+    if (!this.self_attn) throw new Error("forwardCacheOnly: only a full-attention layer keeps what later rows read in a cache");
+    const normed = batch.ws.get("layer.normed", h.length);
+    this.input_layernorm.forward(h, normed);
+    this.self_attn.appendKeysValues(normed, batch, states as KVCache[]);
   }
 }

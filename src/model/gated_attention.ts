@@ -9,7 +9,7 @@
  */
 import { rotaryDim, type Qwen3NextConfig } from "../config.js";
 import type { Kernels, Tensor, Weight } from "../kernels/types.js";
-import type { Batch } from "./batch.js";
+import type { Batch, Segment } from "./batch.js";
 import { Qwen3NextRMSNorm } from "./rms_norm.js";
 import type { Mixer } from "./mixer.js";
 import type { Params } from "./params.js";
@@ -74,30 +74,20 @@ export class Qwen3NextAttention implements Mixer<KVCache> {
     const qg = ws.get("attn.qg", N * H * 2 * d);
     const q = ws.get("attn.q", N * H * d);
     const gate = ws.get("attn.gate", N * H * d);
-    const kk = ws.get("attn.k", N * Hkv * d);
-    const vv = ws.get("attn.v", N * Hkv * d);
     const o = ws.get("attn.o", N * H * d);
     k.linear(this.q_proj, x, N, qg);
-    k.linear(this.k_proj, x, N, kk);
-    k.linear(this.v_proj, x, N, vv);
-    if (this.bias) {
-      k.addBias(qg, this.bias.q);
-      k.addBias(kk, this.bias.k);
-      k.addBias(vv, this.bias.v);
-    }
+    if (this.bias) k.addBias(qg, this.bias.q);
     k.splitColumns(qg, [d, d], [q, gate]); // q_proj rows are per head [query (d) | gate (d)]
     this.q_norm.forward(q, q);
-    this.k_norm.forward(kk, kk);
     k.rope(q, N, H, d, rd, batch.cos, batch.sin);
-    k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
+    const { kk, vv } = this.keysValues(x, batch);
     batch.trace?.rows("attention.q", [H, d], q);
     batch.trace?.rows("attention.k", [Hkv, d], kk);
     batch.trace?.rows("attention.gate", [H, d], gate);
     batch.segments.forEach((seg, s) => {
       const cache = caches[s];
-      cache.verifyFrom = seg.verify ? cache.length : null;
       const rows = (buf: Tensor, width: number) => k.view(buf, seg.start * width, (seg.start + seg.T) * width);
-      cache.append(rows(kk, Hkv * d), rows(vv, Hkv * d), seg.T);
+      this.append(cache, seg, kk, vv);
       k.attention({
         q: rows(q, H * d),
         k: cache.k,
@@ -117,6 +107,40 @@ export class Qwen3NextAttention implements Mixer<KVCache> {
     k.linear(this.o_proj, o, N, out);
     if (this.bias) k.addBias(out, this.bias.o);
     batch.trace?.rows("attention.out", [out.length / N], out);
+  }
+
+  /**
+   * Only what later rows read of x [N, hidden]: its keys and values, appended to `caches[s]` (segment s's
+   * cache) exactly as `forward` appends them; no queries, no attention, no output.
+   */
+  appendKeysValues(x: Tensor, batch: Batch, caches: KVCache[]): void {
+    const { kk, vv } = this.keysValues(x, batch);
+    batch.segments.forEach((seg, s) => this.append(caches[s], seg, kk, vv));
+  }
+
+  /** k = rope(k_norm(k_proj(x))), v = v_proj(x) for the batch's rows (workspace views). */
+  private keysValues(x: Tensor, batch: Batch): { kk: Tensor; vv: Tensor } {
+    const { k, Hkv, d, rd } = this;
+    const { N, ws } = batch;
+    const kk = ws.get("attn.k", N * Hkv * d);
+    const vv = ws.get("attn.v", N * Hkv * d);
+    k.linear(this.k_proj, x, N, kk);
+    k.linear(this.v_proj, x, N, vv);
+    if (this.bias) {
+      k.addBias(kk, this.bias.k);
+      k.addBias(vv, this.bias.v);
+    }
+    this.k_norm.forward(kk, kk);
+    k.rope(kk, N, Hkv, d, rd, batch.cos, batch.sin);
+    return { kk, vv };
+  }
+
+  /** Appends segment `seg`'s rows of kk, vv to its cache (a verify step records where it starts). */
+  private append(cache: KVCache, seg: Segment, kk: Tensor, vv: Tensor): void {
+    const w = this.Hkv * this.d;
+    const rows = (buf: Tensor) => this.k.view(buf, seg.start * w, (seg.start + seg.T) * w);
+    cache.verifyFrom = seg.verify ? cache.length : null;
+    cache.append(rows(kk), rows(vv), seg.T);
   }
 
   /** Cuts the last verify step back to its first `keep` tokens: the cache forgets the others. */

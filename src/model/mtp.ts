@@ -8,7 +8,10 @@
  *
  * Pairing: the main model hands every final hidden state it computes to `observe`; a pair runs once its next
  * token is known (`run`, or `draft` with the token just chosen). So the MTP cache holds one row per pair
- * (h_t, x_{t+1}) of the sequence's real tokens, position t at row t.
+ * (h_t, x_{t+1}) of the sequence's real tokens, position t at row t. Only the pairs whose outputs are read (each
+ * drafting sequence's last pair; all of them when traced) run the whole layer: the others only leave their keys
+ * and values in the layer's cache for later rows to attend to (fc, input_layernorm, k_proj, v_proj), as the
+ * whole layer would leave them.
  *
  * Drafting K tokens after x_{t+1} (speculative decoding): step 1 is the pair (h_t, x_{t+1}) and proposes d_1;
  * step j > 1 takes the head's own output of step j-1 in place of h and d_{j-1} as the token, at position
@@ -53,6 +56,11 @@ export class Qwen3NextMTP {
   readonly fc: Weight;
   readonly layers: Qwen3NextDecoderLayer[];
   readonly norm: Qwen3NextRMSNorm;
+  /**
+   * Runs every pair through the whole layer, whatever outputs are asked for (the outputs of all rows): the path
+   * that the cache-only rows are compared with.
+   */
+  allRows = false;
   /** lm_head views for draft vocabularies (see headRows). */
   private readonly heads = new Map<number, Weight>();
 
@@ -72,7 +80,8 @@ export class Qwen3NextMTP {
   /**
    * Rows of one or more sequences through MTP layer `layer`: `parts` says whose rows come in order (n rows of
    * `state` at consecutive positions from `position`), hidden [N, H] their h_t, nextIds [N] the tokens
-   * x_{t+1}. Writes the normed outputs [N, H] into `out`; appends each part's rows to its cache of that layer.
+   * x_{t+1}. Writes the normed outputs [N, H] into `out` (only those of each part's last `outputs` rows when
+   * given: the other rows of `out` are left as they were); appends each part's rows to its cache of that layer.
    */
   forward(model: Qwen3NextModel, parts: readonly MtpRows[], hidden: Tensor, nextIds: readonly number[], ws: Workspace, out: Tensor, layer = 0): void {
     const H = this.cfg.hidden_size;
@@ -86,15 +95,56 @@ export class Qwen3NextMTP {
     this.k.concatColumns([emb, hid], [H, H], cat);
     const u = ws.get("mtp.u", n * H);
     this.k.linear(this.fc, cat, n, u);
+    const decoder = this.layers[layer];
+    const caches = (ps: readonly MtpRows[]) => ps.map((p) => p.state.mtp[layer]);
+    if (this.allRows || parts.every((p) => (p.outputs ?? p.n) === p.n)) {
+      decoder.forward(u, this.batch(model, parts, ws), caches(parts));
+      this.norm.forward(u, this.k.view(out, 0, n * H));
+      return;
+    }
+    // Each part's first rows only leave keys and values in the cache; then its last `outputs` rows attend to them.
+    const cacheOnly: MtpRows[] = [];
+    const whole: MtpRows[] = [];
+    const cacheRows: number[] = [];
+    const wholeRows: number[] = [];
+    let row = 0;
+    for (const p of parts) {
+      const m = p.outputs ?? p.n;
+      if (!(Number.isInteger(m) && m >= 0 && m <= p.n)) throw new Error(`MTP rows: ${m} outputs of ${p.n} rows`);
+      const c = p.n - m;
+      if (c > 0) cacheOnly.push({ state: p.state, n: c, position: p.position });
+      if (m > 0) whole.push({ state: p.state, n: m, position: p.position + c });
+      for (let t = 0; t < p.n; t++) (t < c ? cacheRows : wholeRows).push(row + t);
+      row += p.n;
+    }
+    if (cacheOnly.length > 0) decoder.forwardCacheOnly(this.rows(u, cacheRows, ws, "mtp.u_cache"), this.batch(model, cacheOnly, ws), caches(cacheOnly));
+    if (whole.length === 0) return;
+    const x = this.rows(u, wholeRows, ws, "mtp.u_whole");
+    decoder.forward(x, this.batch(model, whole, ws), caches(whole));
+    const y = ws.get("mtp.y", wholeRows.length * H);
+    this.norm.forward(x, y);
+    wholeRows.forEach((r, i) => this.k.copy(this.k.view(y, i * H, (i + 1) * H), this.k.view(out, r * H, (r + 1) * H)));
+  }
+
+  /** The batch of `parts`' rows (each part's positions in order). */
+  private batch(model: Qwen3NextModel, parts: readonly MtpRows[], ws: Workspace) {
     const positions: number[] = [];
     const segments = parts.map((p) => {
       const seg = { state: p.state, start: positions.length, T: p.n };
       for (let t = 0; t < p.n; t++) positions.push(p.position + t);
       return seg;
     });
-    const batch = model.batch(segments, positions, ws);
-    this.layers[layer].forward(u, batch, parts.map((p) => p.state.mtp[layer]));
-    this.norm.forward(u, this.k.view(out, 0, n * H));
+    return model.batch(segments, positions, ws);
+  }
+
+  /** Rows `rows` (ascending) of x [*, H]: a view when they are consecutive, else gathered into workspace `name`. */
+  private rows(x: Tensor, rows: readonly number[], ws: Workspace, name: string): Tensor {
+    const H = this.cfg.hidden_size;
+    const m = rows.length;
+    if (rows[m - 1] - rows[0] === m - 1) return this.k.view(x, rows[0] * H, (rows[0] + m) * H);
+    const g = ws.get(name, m * H);
+    rows.forEach((r, i) => this.k.copy(this.k.view(x, r * H, (r + 1) * H), this.k.view(g, i * H, (i + 1) * H)));
+    return g;
   }
 
   /**
@@ -143,27 +193,29 @@ export class Qwen3NextMTP {
 
   /**
    * Runs every waiting pair whose next token is known, with `next` as the token after the last hidden state
-   * when given. Returns the normed outputs [pairs, H] (a workspace view) and how many pairs ran.
+   * when given. Returns the normed outputs [pairs, H] (a workspace view; only the last `outputs` rows when
+   * given, the others only fill the cache) and how many pairs ran.
    */
-  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number): { out: Tensor; n: number } {
-    const { out, ends } = this.runMany(host, [{ state, next }], ws);
+  run(host: MtpHost, state: SequenceState, ws: Workspace, next?: number, outputs?: number): { out: Tensor; n: number } {
+    const { out, ends } = this.runMany(host, [{ state, next, outputs }], ws);
     return { out, n: ends[0] };
   }
 
   /**
-   * `run` for several sequences in one batch: item i's pairs are rows ends[i-1] .. ends[i] of `out`. Checks
-   * every item before running any.
+   * `run` for several sequences in one batch: item i's pairs are rows ends[i-1] .. ends[i] of `out`, of which
+   * the last `outputs` (all when not given) are computed. Checks every item before running any.
    */
-  runMany(host: MtpHost, items: readonly { state: SequenceState; next?: number }[], ws: Workspace): { out: Tensor; ends: number[] } {
+  runMany(host: MtpHost, items: readonly { state: SequenceState; next?: number; outputs?: number }[], ws: Workspace): { out: Tensor; ends: number[] } {
     const H = this.cfg.hidden_size;
     const ids: number[] = [];
     const parts: MtpRows[] = [];
     const ends: number[] = [];
-    for (const { state, next } of items) {
+    for (const { state, next, outputs } of items) {
       const p = state.mtpPending;
       if ((!p || p.rows === 0) && next !== undefined) throw new Error("the MTP head has no hidden state to pair with the next token: run the main model first");
       const pairs = !p || p.rows === 0 ? [] : next === undefined ? p.next : [...p.next, next];
-      if (pairs.length > 0) parts.push({ state, n: pairs.length, position: state.mtp[0].length });
+      const n = pairs.length;
+      if (n > 0) parts.push({ state, n, position: state.mtp[0].length, outputs: outputs === undefined ? n : Math.min(outputs, n) });
       ids.push(...pairs);
       ends.push(ids.length);
     }
@@ -200,7 +252,8 @@ export class Qwen3NextMTP {
   async draft(host: MtpHost, ws: Workspace, requests: readonly DraftRequest[]): Promise<number[][]> {
     const H = this.cfg.hidden_size;
     const V = this.cfg.vocab_size;
-    const { out, ends } = this.runMany(host, requests, ws);
+    // Only each drafting sequence's last pair's output is read (step 1 of its chain).
+    const { out, ends } = this.runMany(host, requests.map((r) => ({ state: r.state, next: r.next, outputs: r.K > 0 ? 1 : 0 })), ws);
     const lens = requests.map((r) => r.state.mtp.map((c) => c.length));
     // Row r of u is the chain's hidden state of live[r], the requests still drafting.
     let live = requests.flatMap((r, i) => (r.K > 0 ? [i] : []));
@@ -252,6 +305,8 @@ export interface MtpRows {
   state: SequenceState;
   n: number;
   position: number;
+  /** The last `outputs` rows' outputs are read (default all n); the others only leave keys and values in the cache. */
+  outputs?: number;
 }
 
 /** One sequence's drafts (see Qwen3NextMTP.draft). */

@@ -161,7 +161,7 @@ export class Qwen3NextForCausalLM {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state, first);
     // Plain steps between drafts leave hidden states waiting; past a bound they run in one batch.
-    if (state.mtpPending!.rows > MTP_MAX_WAITING) withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
+    if (state.mtpPending!.rows > MTP_MAX_WAITING) withDraftSums(this.kernels, () => mtp.run(this, state, this.ws, undefined, 0));
   }
 
   /**
@@ -206,8 +206,9 @@ export class Qwen3NextForCausalLM {
   private followMtp(hidden: Tensor, tokens: readonly number[], state: SequenceState, trace?: Trace): void {
     const mtp = this.requireMtp();
     mtp.observe(hidden, tokens, state);
-    // Untraced, the head only ever feeds drafts: the fastest products (see withDraftSums).
-    const { out, n } = trace ? mtp.run(this, state, this.ws) : withDraftSums(this.kernels, () => mtp.run(this, state, this.ws));
+    // Untraced, the head only ever feeds drafts: the fastest products (see withDraftSums), and nobody reads these
+    // outputs (the pairs only fill the head's cache).
+    const { out, n } = trace ? mtp.run(this, state, this.ws) : withDraftSums(this.kernels, () => mtp.run(this, state, this.ws, undefined, 0));
     if (!trace || n === 0) return;
     const V = this.config.vocab_size;
     const logits = this.ws.get("lm.mtp_logits", n * V);
