@@ -819,6 +819,3 @@ export function matmulF16Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, 
 export function matmulF32Exact(w: usize, x: usize, y: usize, t: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   matmulExactBody(w, x, y, t, rows, cols, r0, r1, 0);
 }
-
-
-
