@@ -16,6 +16,12 @@
  * drafting for 4 sequences in one batch (the server) against one by one, and the bytes of weights each phase reads (what bounds it when memory-bound). Writes
  * bench/speculative-results.json (one entry per model, layer count and sums).
  *
+ * With --dtype q8_0 every 2-D matrix weight whose column count is a multiple of 32 is stored as Q8_0, quantized
+ * (src/io/ggml_quants.ts) from the values the BF16 run stores; norms and the rest stay as they are. With
+ * `--accumulate q8` (generate's default for GGUF files) quantized products use integer dot products over
+ * activations quantized per block (float weights take the f32 path). The results' key and weightBytes
+ * (bytes as stored) include the dtype.
+ *
  * With --draft-vocab N the drafts choose among the first N ids (the accepting model's tokens count up from
  * 1260, inside them); the results then say which share of README.md's tokens lie below N.
  *
@@ -26,7 +32,7 @@
  * masks applied (one per draft and per verify row: a copy of the row and applyMask, timed on a full row in
  * the same process).
  *
- *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--ks 1,2,3] [--threads N] [--accumulate f64|f32] [--draft-vocab N] [--grammar json_schema]
+ *   node --import tsx bench/speculative.ts --model accepting [--layers 4] [--experts 64] [--tokens 32] [--reps 3] [--ks 1,2,3] [--threads N] [--accumulate f64|f32|q8] [--dtype bf16|q8_0] [--draft-vocab N] [--grammar json_schema]
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -35,7 +41,8 @@ import { generate, type GenerateResult } from "../src/generate/generate.js";
 import { applyMask, Sampler, type SamplingParams } from "../src/generate/sampler.js";
 import { Grammars } from "../src/server/grammar/grammars.js";
 import { Scheduler, type TokenConstraint } from "../src/server/scheduler.js";
-import { f32ArrayToBf16 } from "../src/io/dtype.js";
+import { bf16ArrayToF32, f32ArrayToBf16 } from "../src/io/dtype.js";
+import { quantizeRow, quantRowBytes } from "../src/io/ggml_quants.js";
 import { opaque, type Accumulate, type Weight } from "../src/kernels/types.js";
 import { createWasmKernels, type WasmKernels } from "../src/kernels/wasm/kernels.js";
 import { expectedTensors } from "../src/loading/expected.js";
@@ -70,18 +77,46 @@ if (!draftLengths.every((K) => Number.isInteger(K) && K >= 1)) throw new Error("
 const accumulate = arg("accumulate", "f64") as Accumulate;
 const grammar = argv.includes("--grammar") ? arg("grammar", "") : undefined;
 if (grammar !== undefined && grammar !== "json_schema") throw new Error(`--grammar is ${grammar}, expected json_schema`);
-if (accumulate !== "f64" && accumulate !== "f32") throw new Error(`--accumulate is ${accumulate}, expected f64 or f32`);
+if (accumulate !== "f64" && accumulate !== "f32" && accumulate !== "q8") throw new Error(`--accumulate is ${accumulate}, expected f64, f32 or q8`);
+const dtype = arg("dtype", "bf16");
+if (dtype !== "bf16" && dtype !== "q8_0") throw new Error(`--dtype is ${dtype}, expected bf16 or q8_0`);
+/** Whether a tensor of this shape is stored as Q8_0 (with --dtype q8_0: 2-D matrices of whole 32-blocks per row). */
+const quantized = (shape: readonly number[]) => dtype === "q8_0" && shape.length === 2 && shape[1] % 32 === 0;
+/** Bytes a tensor takes as stored. */
+const storedBytes = (shape: readonly number[]) => (quantized(shape) ? shape[0] * quantRowBytes("Q8_0", shape[1]) : shape.reduce((a, b) => a * b, 1) * 2);
 
 function config(): Qwen3NextConfig {
   const raw = JSON.parse(readFileSync(PUBLISHED_CONFIG, "utf8"));
   return parseConfig({ ...raw, num_hidden_layers: layers, num_experts: experts, mtp_num_hidden_layers: 1, tie_word_embeddings: false }, "speculative bench config");
 }
 
-/** Every tensor in the kernels' memory: random BF16 as in the real slice, the accepting checkpoint's where it differs. */
+/**
+ * `fillBf16`'s values (bench/matvec.ts: the same xorshift sequence from the same seed), a chunk at a time: the
+ * random BF16 values as float32, for quantizing a tensor row by row without holding it whole.
+ */
+function bf16Stream(seed: number) {
+  let s = seed >>> 0 || 1;
+  return (out: Float32Array) => {
+    const bits = new Uint16Array(out.length);
+    for (let i = 0; i < bits.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      bits[i] = (s & 0x807f) | 0x3c00 | ((s >>> 8) & 0x0080);
+    }
+    bf16ArrayToF32(bits, out);
+  };
+}
+
+/**
+ * Every tensor in the kernels' memory: random BF16 as in the real slice, the accepting checkpoint's where it
+ * differs; with --dtype q8_0, matrices quantized to Q8_0 from those BF16 values.
+ */
 function weights(k: WasmKernels, c: Qwen3NextConfig): Map<string, Weight> {
   const map = new Map<string, Weight>();
   const chunk = new Float32Array(1024 * 2 * c.hidden_size);
   expectedTensors(c).forEach((t, i) => {
+    if (quantized(t.shape)) return void map.set(t.name, quantizedWeight(k, c, t.name, t.shape, i + 1, chunk));
     const w = k.allocWeight(t.name, "BF16", t.shape);
     const data = w.data as Uint16Array;
     const rows = t.shape.length > 1 ? t.shape[0] : 1;
@@ -102,6 +137,35 @@ function weights(k: WasmKernels, c: Qwen3NextConfig): Map<string, Weight> {
   return map;
 }
 
+/** A Q8_0 matrix: each row quantized from the BF16 values `weights` would store (accepting rows, else fillBf16's with `seed`). */
+function quantizedWeight(k: WasmKernels, c: Qwen3NextConfig, name: string, shape: readonly number[], seed: number, chunk: Float32Array): Weight {
+  const [rows, cols] = shape;
+  const w = k.allocWeight(name, "Q8_0", shape);
+  const data = w.data as Uint8Array;
+  const rowBytes = quantRowBytes("Q8_0", cols);
+  const per = Math.max(1, Math.floor(chunk.length / cols));
+  const bits = new Uint16Array(chunk.length);
+  const fill = (fromRows: (r0: number, r1: number, out: Float32Array) => boolean) => {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const r1 = Math.min(rows, r0 + per);
+      const out = chunk.subarray(0, (r1 - r0) * cols);
+      if (!fromRows(r0, r1, out)) return false;
+      for (let r = r0; r < r1; r++) quantizeRow("Q8_0", out, (r - r0) * cols, data, r * rowBytes, cols);
+    }
+    return true;
+  };
+  const accepting = kind === "accepting" && fill((r0, r1, out) => {
+    if (!acceptingRows(c, name, shape, r0, r1, out)) return false;
+    bf16ArrayToF32(f32ArrayToBf16(out, bits.subarray(0, out.length)), out); // the values BF16 stores
+    return true;
+  });
+  if (!accepting) {
+    const next = bf16Stream(seed);
+    fill((_r0, _r1, out) => (next(out), true));
+  }
+  return w;
+}
+
 /**
  * Bytes of weights a step reads, by phase, when every tensor is read once per step and each row reads its
  * top-k experts (distinct experts for distinct rows): the memory-bound view of the costs. `bound[K - 1]` is
@@ -116,7 +180,7 @@ function weightBytes(c: Qwen3NextConfig, draftVocab = c.vocab_size) {
   let mtpDense = 0;
   let mtpExpertsPerRow = 0;
   for (const t of expectedTensors(c)) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 2;
+    const bytes = storedBytes(t.shape);
     const expert = /\.experts\.\d+\./.test(t.name) ? c.num_experts_per_tok / c.num_experts : 0;
     if (t.name === "lm_head.weight") lmHead = bytes;
     else if (t.name.includes("embed_tokens")) continue; // one row per token
@@ -140,7 +204,7 @@ const GREEDY: SamplingParams = { temperature: 0, top_k: 0, top_p: 1, min_p: 0, p
 async function main(): Promise<void> {
   const c = config();
   const k = await createWasmKernels({ threads, accumulate });
-  process.stderr.write(`building the ${kind} model (${layers} layers, ${experts} experts)...\n`);
+  process.stderr.write(`building the ${kind} model (${layers} layers, ${experts} experts, ${dtype})...\n`);
   const model = sliceModel(k, c, weights(k, c));
   const tok = await QwenTokenizer.load(bundledTokenizerDir());
   const prompt = Array.from({ length: 8 }, (_, i) => 1000 + 37 * i);
@@ -313,8 +377,8 @@ async function main(): Promise<void> {
   // How much of real text a draft vocabulary covers: README.md's tokens below it.
   const readme = draftVocab === undefined ? null : tok.encode(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
   const draftVocabulary = readme && { ids: draftVocab, readmeTokensCovered: readme.filter((id) => id < draftVocab!).length / readme.length };
-  const key = `${kind}-${layers}layers-${experts}experts-${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}${grammar ? `-${grammar}` : ""}`;
-  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, grammar, rows, overhead, weightBytes: bytes };
+  const key = `${kind}-${layers}layers-${experts}experts-${dtype === "bf16" ? "" : `${dtype}-`}${accumulate}${draftVocab ? `-vocab${draftVocab}` : ""}${grammar ? `-${grammar}` : ""}`;
+  all.runs[key] = { date: new Date().toISOString(), machine: machineFacts(), loadAverage: load, threads, dtype, accumulate, tokens, promptTokens: prompt.length, reps, draftVocabulary, grammar, rows, overhead, weightBytes: bytes };
   writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
   await k.close();
 }
