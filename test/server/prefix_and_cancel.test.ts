@@ -79,21 +79,30 @@ describe("server: cancellation", () => {
 
   it("drops a queued request whose client aborts before it starts", async () => {
     const one = await startTestServer({ session, maxConcurrency: 1, maxQueue: 4 });
+    let running: Promise<{ choices: { finish_reason: string | null }[] }> | undefined;
     try {
       // The running request is long enough (300 steps) that the second one is still queued while we poll; the
-      // poll is bounded so a missed window fails with a message instead of hanging the file.
-      const running = one.client.completions.create({ model: one.model, prompt: "first", max_tokens: 300, seed: 1 });
+      // polls are bounded so a missed window fails with a message instead of hanging the file. The second is
+      // sent once the first runs: sent together, their prompts go through the prompt workers in parallel and
+      // the second could reach the scheduler first (then it ran, finished, and nothing was cancelled).
+      running = one.client.completions.create({ model: one.model, prompt: "first", max_tokens: 300, seed: 1 });
+      const until = async (what: string, ok: (h: Record<string, unknown>) => boolean) => {
+        const deadline = Date.now() + 20_000;
+        while (!ok(await one.health())) {
+          if (Date.now() > deadline) throw new Error(`never seen: ${what}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await until("the first request running", (h) => h.active === 1);
       const ac = new AbortController();
       const queued = one.client.completions.create({ model: one.model, prompt: "second", max_tokens: 30 }, { signal: ac.signal });
-      const deadline = Date.now() + 20_000;
-      while (((await one.health()).queued as number) === 0) {
-        if (Date.now() > deadline) throw new Error("the second request was never seen queued behind the first");
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until("the second request queued behind the first", (h) => (h.queued as number) > 0);
       ac.abort();
       await expect(queued).rejects.toThrow();
+      // The client rejects at once; the server cancels when it sees the connection close (between two decode
+      // steps of the running request): wait, bounded, for its counters.
       let h = await one.health();
-      for (let i = 0; i < 100 && h.queued !== 0; i++) {
+      for (let i = 0; i < 250 && (h.queued !== 0 || h.cancelled !== 1); i++) {
         await new Promise((r) => setTimeout(r, 20));
         h = await one.health();
       }
@@ -101,6 +110,7 @@ describe("server: cancellation", () => {
       expect(h.cancelled).toBe(1);
       expect((await running).choices[0].finish_reason).toBe("length");
     } finally {
+      running?.catch(() => {}); // a failed assertion above closes the server under it: not a second error
       await one.server.close(1000);
     }
   });
