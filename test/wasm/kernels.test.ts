@@ -67,34 +67,28 @@ describe("linear", () => {
     );
   });
 
+  /** The WASM exact matvec of random rows x cols weights equals the float64 dot product (the TS kernels' f64 sums) rounded once. */
+  const exactOnce = (rows: number, cols: number, dtype: WeightDType, seed: number) => {
+    const rand = rng(seed);
+    const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
+    const x = vecOf(uniform(rand, cols), true);
+    const want = new Float32Array(rows);
+    createTsKernels("f64").linear(w, Float64Array.from(x), 1, want); // float64 sums, then one rounding
+    const got = wasm.vec(rows);
+    wasm.linear(w, x, 1, got);
+    for (let r = 0; r < rows; r++) expect(Math.abs(got[r] - want[r])).toBeLessThanOrEqual(Math.abs(want[r]) * 2 ** -23 + 1e-30);
+  };
+
   it("exact accumulation equals a float64 dot product rounded once", () => {
     fc.assert(
-      fc.property(dim(40), dim(300), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, dtype, seed) => {
-        const rand = rng(seed);
-        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
-        const x = vecOf(uniform(rand, cols), true);
-        const want = new Float32Array(rows);
-        createTsKernels("f64").linear(w, Float64Array.from(x), 1, want); // float64 sums, then one rounding
-        const got = wasm.vec(rows);
-        wasm.linear(w, x, 1, got);
-        for (let r = 0; r < rows; r++) expect(Math.abs(got[r] - want[r])).toBeLessThanOrEqual(Math.abs(want[r]) * 2 ** -23 + 1e-30);
-      }),
+      fc.property(dim(40), dim(300), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), exactOnce),
       RUNS,
     );
   });
 
   it("exact accumulation on long rows (read one row at a time) equals a float64 dot product rounded once", () => {
     fc.assert(
-      fc.property(dim(9), fc.constantFrom(513, 519, 1024, 1025, 1031, 2048, 2053, 4096), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), (rows, cols, dtype, seed) => {
-        const rand = rng(seed);
-        const w = weightOf(dtype, [rows, cols], uniform(rand, rows * cols), true);
-        const x = vecOf(uniform(rand, cols), true);
-        const want = new Float32Array(rows);
-        createTsKernels("f64").linear(w, Float64Array.from(x), 1, want); // float64 sums, then one rounding
-        const got = wasm.vec(rows);
-        wasm.linear(w, x, 1, got);
-        for (let r = 0; r < rows; r++) expect(Math.abs(got[r] - want[r])).toBeLessThanOrEqual(Math.abs(want[r]) * 2 ** -23 + 1e-30);
-      }),
+      fc.property(dim(9), fc.constantFrom(513, 519, 1024, 1025, 1031, 2048, 2053, 4096), fc.constantFrom<WeightDType>("BF16", "F16", "F32"), fc.integer(), exactOnce),
       { numRuns: 24 },
     );
   });
