@@ -26,13 +26,20 @@ export interface MatvecResult {
 
 /** Random BF16 words in about ±0.03 (no subnormals, no NaN). */
 export function fillBf16(data: Uint16Array, seed: number): void {
+  bf16Words(seed)(data);
+}
+
+/** `fillBf16`'s sequence a chunk at a time: each call fills `data` with the next words (one xorshift stream). */
+export function bf16Words(seed: number): (data: Uint16Array) => void {
   let s = seed >>> 0 || 1;
-  for (let i = 0; i < data.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    data[i] = (s & 0x807f) | 0x3c00 | ((s >>> 8) & 0x0080);
-  }
+  return (data) => {
+    for (let i = 0; i < data.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      data[i] = (s & 0x807f) | 0x3c00 | ((s >>> 8) & 0x0080);
+    }
+  };
 }
 
 export function benchMatvec(k: WasmKernels, ms: number, withTs: boolean): MatvecResult[] {

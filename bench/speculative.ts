@@ -51,7 +51,7 @@ import { Workspace } from "../src/model/weights.js";
 import { bundledTokenizerDir, QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { acceptingRows } from "../test/helpers/accepting_model.js";
 import { machineFacts } from "./machine.js";
-import { fillBf16 } from "./matvec.js";
+import { bf16Words, fillBf16 } from "./matvec.js";
 import { PUBLISHED_CONFIG, sliceModel } from "./real_slice.js";
 
 const argv = process.argv;
@@ -91,19 +91,14 @@ function config(): Qwen3NextConfig {
 }
 
 /**
- * `fillBf16`'s values (bench/matvec.ts: the same xorshift sequence from the same seed), a chunk at a time: the
+ * `fillBf16`'s values (`bf16Words`: the same sequence from the same seed), a chunk at a time: the
  * random BF16 values as float32, for quantizing a tensor row by row without holding it whole.
  */
 function bf16Stream(seed: number) {
-  let s = seed >>> 0 || 1;
+  const words = bf16Words(seed);
   return (out: Float32Array) => {
     const bits = new Uint16Array(out.length);
-    for (let i = 0; i < bits.length; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      bits[i] = (s & 0x807f) | 0x3c00 | ((s >>> 8) & 0x0080);
-    }
+    words(bits);
     bf16ArrayToF32(bits, out);
   };
 }
