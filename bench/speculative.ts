@@ -59,13 +59,18 @@ const arg = (name: string, dflt: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
+/** Bad arguments: one line on stderr, exit 2 (no stack trace). */
+function fail(message: string): never {
+  process.stderr.write(`speculative: ${message}\n`);
+  process.exit(2);
+}
 const int = (name: string, dflt: number): number => {
   const v = Number(arg(name, String(dflt)));
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} expects an integer >= 1`);
+  if (!Number.isInteger(v) || v < 1) fail(`--${name} expects an integer >= 1`);
   return v;
 };
 const kind = arg("model", "accepting");
-if (kind !== "accepting" && kind !== "random") throw new Error(`--model is ${kind}, expected accepting or random`);
+if (kind !== "accepting" && kind !== "random") fail(`--model is ${kind}, expected accepting or random`);
 const layers = int("layers", 4);
 const experts = int("experts", 64);
 const tokens = int("tokens", 32);
@@ -73,13 +78,13 @@ const reps = int("reps", 3);
 const draftVocab = argv.includes("--draft-vocab") ? int("draft-vocab", 1) : undefined;
 const threads = int("threads", os.availableParallelism());
 const draftLengths = arg("ks", "1,2,3").split(",").map(Number);
-if (!draftLengths.every((K) => Number.isInteger(K) && K >= 1)) throw new Error("--ks expects draft lengths >= 1, comma-separated");
+if (!draftLengths.every((K) => Number.isInteger(K) && K >= 1)) fail("--ks expects draft lengths >= 1, comma-separated");
 const accumulate = arg("accumulate", "f64") as Accumulate;
 const grammar = argv.includes("--grammar") ? arg("grammar", "") : undefined;
-if (grammar !== undefined && grammar !== "json_schema") throw new Error(`--grammar is ${grammar}, expected json_schema`);
-if (accumulate !== "f64" && accumulate !== "f32" && accumulate !== "q8") throw new Error(`--accumulate is ${accumulate}, expected f64, f32 or q8`);
+if (grammar !== undefined && grammar !== "json_schema") fail(`--grammar is ${grammar}, expected json_schema`);
+if (accumulate !== "f64" && accumulate !== "f32" && accumulate !== "q8") fail(`--accumulate is ${accumulate}, expected f64, f32 or q8`);
 const dtype = arg("dtype", "bf16");
-if (dtype !== "bf16" && dtype !== "q8_0") throw new Error(`--dtype is ${dtype}, expected bf16 or q8_0`);
+if (dtype !== "bf16" && dtype !== "q8_0") fail(`--dtype is ${dtype}, expected bf16 or q8_0`);
 /** Whether a tensor of this shape is stored as Q8_0 (with --dtype q8_0: 2-D matrices of whole 32-blocks per row). */
 const quantized = (shape: readonly number[]) => dtype === "q8_0" && shape.length === 2 && shape[1] % 32 === 0;
 /** Bytes a tensor takes as stored. */
